@@ -1,0 +1,330 @@
+"""Dataclass schemas for every config group, registered in Hydra's ConfigStore.
+
+The primary config (`conf/config.yaml`) extends `RunConfig`, so every option file of every group is
+checked against these types when Hydra composes: an unknown key (`model.num_layrs=2`) or a wrong type
+(`train.steps=1.5`) fails before anything runs. Cross-field rules live in `nemotron.config.validate`.
+
+Field names follow Megatron-Core where a Megatron concept exists (`num_layers`, `num_attention_heads`,
+`tensor_model_parallel_size`), so a Megatron user can read a config without a dictionary.
+Each field carries a docstring (the line below it); a test checks that none is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Dict, List, Optional
+
+
+class Arch(Enum):
+    """Model family a recipe builds."""
+
+    gpt = "gpt"
+    hybrid = "hybrid"
+
+
+class Normalization(Enum):
+    """Normalization layer (Megatron `normalization`)."""
+
+    LayerNorm = "LayerNorm"
+    RMSNorm = "RMSNorm"
+
+
+class Activation(Enum):
+    """MLP activation."""
+
+    gelu = "gelu"
+    swiglu = "swiglu"
+    squared_relu = "squared_relu"
+
+
+class PositionEmbedding(Enum):
+    """Position embedding (Megatron `position_embedding_type`)."""
+
+    rope = "rope"
+    learned_absolute = "learned_absolute"
+    none = "none"
+
+
+class Launch(Enum):
+    """How the recipe script is started (runspec `run.launch`)."""
+
+    torchrun = "torchrun"
+    ray = "ray"
+    direct = "direct"
+
+
+class Executor(Enum):
+    """Where a cluster option runs jobs."""
+
+    local = "local"
+    slurm = "slurm"
+
+
+class DecayStyle(Enum):
+    """Learning-rate decay after warmup."""
+
+    cosine = "cosine"
+    linear = "linear"
+    constant = "constant"
+    WSD = "WSD"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the model (group `model`)."""
+
+    arch: Arch = Arch.gpt
+    """Model family: `gpt` (dense/MoE transformer) or `hybrid` (Mamba/attention/MLP/MoE layers)."""
+    num_layers: int = 2
+    """Number of layers (for `hybrid`, must equal the length of `hybrid_layer_pattern`)."""
+    hidden_size: int = 64
+    """Width of the residual stream."""
+    num_attention_heads: int = 4
+    """Query heads per attention layer; must divide `hidden_size`."""
+    num_query_groups: Optional[int] = None
+    """Key/value heads for grouped-query attention; null means one per query head (MHA)."""
+    kv_channels: Optional[int] = None
+    """Per-head dimension; null means hidden_size / num_attention_heads."""
+    ffn_hidden_size: Optional[int] = None
+    """Dense MLP width; null means 4 * hidden_size."""
+    seq_length: int = 128
+    """Tokens per training sample (also the maximum position)."""
+    vocab_size: Optional[int] = None
+    """Vocabulary size; null takes it from the tokenizer (padded, see below)."""
+    make_vocab_size_divisible_by: int = 128
+    """Pad the tokenizer vocabulary up to a multiple of this (times tensor parallel size)."""
+    normalization: Normalization = Normalization.RMSNorm
+    """Normalization layer type."""
+    activation: Activation = Activation.swiglu
+    """MLP activation function."""
+    position_embedding_type: PositionEmbedding = PositionEmbedding.rope
+    """Position embedding type."""
+    rotary_base: int = 10000
+    """RoPE base frequency."""
+    add_bias_linear: bool = False
+    """Add biases to linear layers."""
+    share_embeddings_and_output_weights: bool = True
+    """Tie input embedding and output projection."""
+    init_method_std: float = 0.02
+    """Standard deviation of the weight initialisation."""
+    hidden_dropout: float = 0.0
+    """Dropout on the residual stream."""
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities."""
+    hybrid_layer_pattern: Optional[str] = None
+    """Hybrid layer string, one symbol a layer: M=Mamba, *=attention, -=MLP, E=MoE (arch=hybrid)."""
+    num_moe_experts: Optional[int] = None
+    """Routed experts per MoE layer; null means no MoE."""
+    moe_router_topk: int = 2
+    """Experts each token is routed to."""
+    moe_ffn_hidden_size: Optional[int] = None
+    """Width of each expert's MLP; null means ffn_hidden_size."""
+    moe_aux_loss_coeff: float = 0.0
+    """Load-balancing auxiliary loss weight."""
+    mamba_num_heads: Optional[int] = None
+    """Mamba-2 heads per Mamba layer (arch=hybrid with M layers)."""
+    mamba_head_dim: int = 64
+    """Mamba-2 head dimension."""
+    mamba_state_dim: int = 128
+    """Mamba-2 SSM state size."""
+    mamba_num_groups: int = 8
+    """Mamba-2 B/C groups."""
+
+
+@dataclass
+class DataConfig:
+    """Training data (group `data`)."""
+
+    name: str = "tiny"
+    """Display name of the data option."""
+    generate_tiny: bool = True
+    """Generate the embedded tiny corpus, train its BPE tokenizer and write .bin/.idx if missing."""
+    prefixes: List[str] = field(default_factory=list)
+    """Megatron indexed-dataset path prefixes (without .bin/.idx); empty with generate_tiny=true."""
+    weights: Optional[List[float]] = None
+    """Blend weights, one per prefix; null means proportional to size."""
+    tokenizer_path: Optional[str] = None
+    """A `tokenizers` JSON file; null with generate_tiny=true uses the generated tokenizer."""
+    split: str = "98,1,1"
+    """Train/valid/test split of each prefix, in parts."""
+    cache_dir: str = "${paths.cache_dir}/data/${data.name}"
+    """Where generated data, tokenizer and Megatron index caches are written."""
+    num_documents: int = 2000
+    """Documents in the generated tiny corpus."""
+    tokenizer_vocab_size: int = 512
+    """Vocabulary of the BPE tokenizer trained for the tiny corpus."""
+    seed: int = 1234
+    """Seed of the generated corpus and of Megatron's sample shuffling."""
+
+
+@dataclass
+class TrainConfig:
+    """Training loop settings (top-level `train`)."""
+
+    steps: int = 30
+    """Optimizer steps to run (Megatron `train_iters`)."""
+    micro_batch_size: int = 4
+    """Samples per forward/backward on one data-parallel rank."""
+    global_batch_size: int = 8
+    """Samples per optimizer step over all data-parallel ranks (gradient accumulation fills the gap)."""
+    seed: int = 1234
+    """Seed of parameter initialisation and dropout."""
+    log_interval: int = 5
+    """Steps between progress lines."""
+    eval_interval: int = 0
+    """Steps between validation-loss evaluations; 0 disables."""
+    eval_iters: int = 2
+    """Validation batches per evaluation."""
+    num_threads: int = 0
+    """CPU threads per rank for torch; 0 divides the machine's cores among local ranks."""
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (top-level `optim`)."""
+
+    lr: float = 3e-3
+    """Peak learning rate."""
+    min_lr: float = 3e-4
+    """Learning rate at the end of decay."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    adam_beta1: float = 0.9
+    """Adam beta1."""
+    adam_beta2: float = 0.95
+    """Adam beta2."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    clip_grad: float = 1.0
+    """Gradient-norm clipping threshold; 0 disables."""
+    warmup_steps: int = 5
+    """Linear warmup steps."""
+    decay_style: DecayStyle = DecayStyle.cosine
+    """Decay after warmup."""
+
+
+@dataclass
+class ParallelConfig:
+    """Model parallel layout (top-level `parallel`); data parallel fills the rest of the world."""
+
+    tensor_model_parallel_size: int = 1
+    """Tensor parallel ranks (TP)."""
+    pipeline_model_parallel_size: int = 1
+    """Pipeline stages (PP)."""
+    context_parallel_size: int = 1
+    """Context (sequence-split attention) parallel ranks (CP)."""
+    expert_model_parallel_size: int = 1
+    """Expert parallel ranks for MoE layers (EP); carved out of data x context parallel ranks."""
+    data_parallel_size: Optional[int] = None
+    """Data parallel replicas (DP); null derives world_size / (TP x PP x CP)."""
+    sequence_parallel: bool = False
+    """Megatron sequence parallelism (needs TP > 1)."""
+    use_distributed_optimizer: bool = False
+    """Shard optimizer state over data parallel ranks."""
+
+
+@dataclass
+class ResourcesConfig:
+    """What the job asks for; defaults come from the recipe's runspec, the cluster option may cap them."""
+
+    nodes: int = 1
+    """Nodes the job runs on."""
+    gpus_per_node: int = 0
+    """GPUs per node; 0 trains on CPU."""
+    procs_per_node: Optional[int] = None
+    """Ranks per node; null means one per GPU, or 1 on CPU."""
+
+
+@dataclass
+class ClusterConfig:
+    """Where jobs run (group `cluster`)."""
+
+    name: str = "local"
+    """Name of the cluster option."""
+    executor: Executor = Executor.local
+    """Executor that starts the job."""
+    gpus_per_node: int = 0
+    """GPUs a node of this cluster has (an upper bound on resources.gpus_per_node)."""
+    max_nodes: Optional[int] = 1
+    """Most nodes a job may ask for; null means no limit known."""
+    env: Dict[str, str] = field(default_factory=dict)
+    """Environment variables set for every job on this cluster (override the runspec's env)."""
+
+
+@dataclass
+class TrackerConfig:
+    """Experiment tracking (group `tracker`)."""
+
+    kind: str = "none"
+    """Backend: `none` or `jsonl` (metrics appended to a JSON-lines file)."""
+    path: Optional[str] = None
+    """File the jsonl backend writes; null means <run_dir>/metrics.jsonl."""
+
+
+@dataclass
+class RecipeConfig:
+    """The selected recipe, filled from its runspec block by `+recipe=<name>`."""
+
+    name: str = ""
+    """Runspec name, e.g. `nano3/pretrain`; empty means no recipe was selected."""
+    script: str = ""
+    """Absolute path of the recipe script."""
+    launch: Launch = Launch.torchrun
+    """How the script is started."""
+    cmd: Optional[str] = None
+    """Command template with {script} and {config}; null uses the launch mode's default."""
+    workdir: Optional[str] = None
+    """Working directory inside the container (remote runs)."""
+    image: Optional[str] = None
+    """Default container image for remote runs."""
+    setup: str = ""
+    """Note on what the image provides."""
+    nodes: int = 1
+    """Default node count from the runspec."""
+    gpus_per_node: int = 8
+    """Default GPUs per node from the runspec."""
+    env: Dict[str, str] = field(default_factory=dict)
+    """Environment variables the runspec sets at run time."""
+    dependencies: List[str] = field(default_factory=list)
+    """PEP 723 dependencies declared by the script (recorded, not installed)."""
+
+
+@dataclass
+class PathsConfig:
+    """Where outputs and caches go (top-level `paths`)."""
+
+    output_root: str = "outputs"
+    """Root of run directories."""
+    cache_dir: str = ".cache/nemotron"
+    """Root of generated data and other reusable artifacts."""
+
+
+@dataclass
+class RunConfig:
+    """The whole composed run."""
+
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    """Selected recipe (see RecipeConfig)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Model architecture."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training loop."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and schedule."""
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """Parallel layout."""
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    """Requested resources."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """Cluster option."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracking backend."""
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    """Output and cache locations."""
+    run_dir: str = "."
+    """This run's directory (set to Hydra's output dir by the primary config)."""
+    dry_run: bool = False
+    """Print the resolved config and the exact command lines, then exit without running."""
