@@ -1,0 +1,58 @@
+"""Key names the schema allows, the keys a composed config has beyond them, and the closest match."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Iterator, List, Optional
+
+from omegaconf import DictConfig
+
+from nemotron.config.schema import RunConfig
+
+
+def closest(word: str, choices: List[str]) -> str:
+    """' (did you mean X?)' for the closest choice, or ''."""
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
+def schema_node(dotted: str) -> Optional[type]:
+    """The dataclass at `dotted` in RunConfig ('model' -> ModelConfig), or None."""
+    node: type = RunConfig
+    for part in [p for p in dotted.split(".") if p]:
+        hints = typing.get_type_hints(node)
+        if part not in hints or not dataclasses.is_dataclass(hints[part]):
+            return None
+        node = hints[part]
+    return node
+
+
+def schema_keys(dotted: str) -> Optional[List[str]]:
+    """Field names of the schema node at `dotted`, if it is a dataclass."""
+    node = schema_node(dotted)
+    return None if node is None else [f.name for f in dataclasses.fields(node)]
+
+
+def unknown_keys(cfg: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted keys present in `cfg` but absent from the schema (e.g. added with `+model.x=1`)."""
+    allowed = schema_keys(prefix)
+    if allowed is None or not isinstance(cfg, DictConfig):
+        return
+    for key in cfg.keys():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in allowed:
+            yield dotted
+        else:
+            yield from unknown_keys(cfg._get_node(key), dotted)
+
+
+def describe_unknown(dotted: str) -> Optional[str]:
+    """'model.num_layrs: unknown key (did you mean num_layers?); valid keys in 'model': ...'."""
+    parent, _, key = dotted.rpartition(".")
+    keys = schema_keys(parent)
+    if not key or keys is None:
+        return None
+    where = f"'{parent}'" if parent else "the top level"
+    return f"{dotted}: unknown key{closest(key, keys)}; valid keys in {where}: {', '.join(keys)}"

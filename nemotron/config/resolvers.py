@@ -1,0 +1,51 @@
+"""OmegaConf resolvers the shipped configs use; registering them imports nothing heavy.
+
+- `${nemotron.local_gpus:}`: GPUs this machine exposes, counted without importing torch
+  (CUDA_VISIBLE_DEVICES when set, else the NVIDIA driver's /proc entries, else 0).
+- `${nemotron.min:a,b}`: the smaller of two integers.
+- `${nemotron.recipes_help:}`: one line per discovered recipe, for `--help`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+NVIDIA_PROC_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def local_gpus() -> int:
+    """GPUs visible to processes started from here."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        return len(ids)
+    if NVIDIA_PROC_GPUS.is_dir():
+        return sum(1 for _ in NVIDIA_PROC_GPUS.iterdir())
+    return 0
+
+
+def recipes_help() -> str:
+    """'  nano3/pretrain    recipes/nano3/pretrain/train.py (torchrun, 1 node x 8 GPUs)' lines."""
+    from nemotron.paths import recipe_roots
+    from nemotron.runspec.parser import discover
+
+    found = discover([r for r in recipe_roots() if r.is_dir()])
+    width = max((len(n) for n in found), default=0) + 2
+    lines = [
+        f"  {name:<{width}}{spec.script} ({spec.launch}, {spec.nodes} node(s) x {spec.gpus_per_node} GPUs)"
+        for name, spec in sorted(found.items())
+    ]
+    return "\n".join(lines) or "  (none found)"
+
+
+def register_resolvers() -> None:
+    """Register the resolvers once per process (idempotent)."""
+    if not OmegaConf.has_resolver("nemotron.local_gpus"):
+        OmegaConf.register_new_resolver("nemotron.local_gpus", local_gpus)
+    if not OmegaConf.has_resolver("nemotron.min"):
+        OmegaConf.register_new_resolver("nemotron.min", lambda a, b: min(int(a), int(b)))
+    if not OmegaConf.has_resolver("nemotron.recipes_help"):
+        OmegaConf.register_new_resolver("nemotron.recipes_help", recipes_help)

@@ -1,0 +1,205 @@
+"""Cross-field rules, checked right after Hydra composes and before anything runs or is submitted.
+
+Each rule is a small function taking the composed config and returning an error line (naming the keys
+and their values, and what would be right) or None. `validate(cfg)` runs them all and raises one
+`ConfigError` listing every broken rule, one per line. Types and unknown keys are already checked by
+the schemas at compose time; these are the rules no single field can check.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from nemotron.config.keys import describe_unknown, unknown_keys
+from nemotron.config.schema import Arch
+
+HYBRID_SYMBOLS = "M*-E"
+"""Layer symbols of a hybrid pattern: Mamba, attention, MLP, MoE."""
+
+
+class ConfigError(ValueError):
+    """A composed config breaks a cross-field rule; str() has one line per broken rule."""
+
+
+def ranks_per_node(cfg: Any) -> int:
+    """Ranks started on each node: resources.procs_per_node, else one per GPU, else 1 (CPU)."""
+    res = cfg.resources
+    if res.procs_per_node is not None:
+        return int(res.procs_per_node)
+    return int(res.gpus_per_node) or 1
+
+
+def world_size(cfg: Any) -> int:
+    """Total ranks of the job."""
+    return int(cfg.resources.nodes) * ranks_per_node(cfg)
+
+
+def model_parallel_size(cfg: Any) -> int:
+    """TP x PP x CP: ranks one data-parallel replica spans."""
+    p = cfg.parallel
+    return p.tensor_model_parallel_size * p.pipeline_model_parallel_size * p.context_parallel_size
+
+
+def data_parallel_size(cfg: Any) -> int:
+    """DP as configured, or derived from the world size."""
+    if cfg.parallel.data_parallel_size is not None:
+        return int(cfg.parallel.data_parallel_size)
+    return max(1, world_size(cfg) // model_parallel_size(cfg))
+
+
+def keys_known(cfg: Any) -> Optional[str]:
+    """Keys added past the schema (`+model.x=1`) would be silently ignored by the recipe: refuse them."""
+    extra = list(unknown_keys(cfg))
+    return describe_unknown(extra[0]) if extra else None
+
+
+def heads_divide_hidden(cfg: Any) -> Optional[str]:
+    m = cfg.model
+    if m.kv_channels is None and m.hidden_size % m.num_attention_heads:
+        return (
+            f"model.num_attention_heads={m.num_attention_heads} must divide "
+            f"model.hidden_size={m.hidden_size} (or set model.kv_channels)"
+        )
+    return None
+
+
+def query_groups_divide_heads(cfg: Any) -> Optional[str]:
+    m = cfg.model
+    if m.num_query_groups is not None and m.num_attention_heads % m.num_query_groups:
+        return (
+            f"model.num_query_groups={m.num_query_groups} must divide "
+            f"model.num_attention_heads={m.num_attention_heads}"
+        )
+    return None
+
+
+def tensor_parallel_divides_heads(cfg: Any) -> Optional[str]:
+    tp, m = cfg.parallel.tensor_model_parallel_size, cfg.model
+    groups = m.num_query_groups or m.num_attention_heads
+    if m.num_attention_heads % tp or groups % tp:
+        return (
+            f"parallel.tensor_model_parallel_size={tp} must divide model.num_attention_heads="
+            f"{m.num_attention_heads} and the key/value heads ({groups})"
+        )
+    return None
+
+
+def layout_matches_world(cfg: Any) -> Optional[str]:
+    p, world, mp = cfg.parallel, world_size(cfg), model_parallel_size(cfg)
+    dp = p.data_parallel_size
+    layout = (
+        f"TP {p.tensor_model_parallel_size} x PP {p.pipeline_model_parallel_size} x "
+        f"CP {p.context_parallel_size}"
+    )
+    where = f"world size {world} = resources.nodes={cfg.resources.nodes} x {ranks_per_node(cfg)} ranks per node"
+    if dp is None and world % mp:
+        return f"parallel: {layout} = {mp} does not divide the {where}"
+    if dp is not None and mp * dp != world:
+        return f"parallel: {layout} x DP {dp} = {mp * dp} does not match the {where}"
+    return None
+
+
+def expert_parallel_fits(cfg: Any) -> Optional[str]:
+    ep, m = cfg.parallel.expert_model_parallel_size, cfg.model
+    if ep == 1:
+        return None
+    if not m.num_moe_experts:
+        return f"parallel.expert_model_parallel_size={ep} needs a MoE model (model.num_moe_experts is null)"
+    if m.num_moe_experts % ep:
+        return f"parallel.expert_model_parallel_size={ep} must divide model.num_moe_experts={m.num_moe_experts}"
+    dp_cp = data_parallel_size(cfg) * cfg.parallel.context_parallel_size
+    if dp_cp % ep:
+        return f"parallel.expert_model_parallel_size={ep} must divide data x context parallel ranks ({dp_cp})"
+    return None
+
+
+def router_topk_fits(cfg: Any) -> Optional[str]:
+    m = cfg.model
+    if m.num_moe_experts and m.moe_router_topk > m.num_moe_experts:
+        return f"model.moe_router_topk={m.moe_router_topk} exceeds model.num_moe_experts={m.num_moe_experts}"
+    return None
+
+
+def hybrid_pattern_fits(cfg: Any) -> Optional[str]:
+    m = cfg.model
+    if getattr(m.arch, "name", m.arch) != Arch.hybrid.name:
+        return None
+    pattern = m.hybrid_layer_pattern or ""
+    bad = sorted(set(pattern) - set(HYBRID_SYMBOLS))
+    if not pattern or bad:
+        return f"model.hybrid_layer_pattern={pattern!r} must be a non-empty string of {HYBRID_SYMBOLS!r}"
+    if len(pattern) != m.num_layers:
+        return f"model.hybrid_layer_pattern has {len(pattern)} layers but model.num_layers={m.num_layers}"
+    if "E" in pattern and not m.num_moe_experts:
+        return "model.hybrid_layer_pattern has MoE layers (E) but model.num_moe_experts is null"
+    return None
+
+
+def gpus_fit_cluster(cfg: Any) -> Optional[str]:
+    asked, has = cfg.resources.gpus_per_node, cfg.cluster.gpus_per_node
+    if asked > has:
+        return (
+            f"resources.gpus_per_node={asked} exceeds cluster.gpus_per_node={has} "
+            f"of cluster={cfg.cluster.name}"
+        )
+    return None
+
+
+def nodes_fit_cluster(cfg: Any) -> Optional[str]:
+    asked, most = cfg.resources.nodes, cfg.cluster.max_nodes
+    if asked < 1 or (most is not None and asked > most):
+        return f"resources.nodes={asked} must be between 1 and cluster.max_nodes={most} of cluster={cfg.cluster.name}"
+    return None
+
+
+def batch_divides(cfg: Any) -> Optional[str]:
+    t, dp = cfg.train, data_parallel_size(cfg)
+    if t.micro_batch_size < 1 or t.global_batch_size % (t.micro_batch_size * dp):
+        return (
+            f"train.global_batch_size={t.global_batch_size} must be a multiple of "
+            f"train.micro_batch_size={t.micro_batch_size} x data parallel size {dp}"
+        )
+    return None
+
+
+def sequence_parallel_needs_tp(cfg: Any) -> Optional[str]:
+    p = cfg.parallel
+    if p.sequence_parallel and p.tensor_model_parallel_size == 1:
+        return "parallel.sequence_parallel=true needs parallel.tensor_model_parallel_size > 1"
+    return None
+
+
+def steps_positive(cfg: Any) -> Optional[str]:
+    if cfg.train.steps < 1:
+        return f"train.steps={cfg.train.steps} must be at least 1"
+    return None
+
+
+RULES: List[Callable[[Any], Optional[str]]] = [
+    keys_known,
+    heads_divide_hidden,
+    query_groups_divide_heads,
+    tensor_parallel_divides_heads,
+    layout_matches_world,
+    expert_parallel_fits,
+    router_topk_fits,
+    hybrid_pattern_fits,
+    gpus_fit_cluster,
+    nodes_fit_cluster,
+    batch_divides,
+    sequence_parallel_needs_tp,
+    steps_positive,
+]
+"""Every cross-field rule, in the order errors are reported."""
+
+
+def problems(cfg: Any) -> List[str]:
+    """Error lines of every broken rule (empty when the config is valid)."""
+    return [line for line in (rule(cfg) for rule in RULES) if line]
+
+
+def validate(cfg: Any) -> None:
+    """Raise ConfigError listing every broken rule."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("\n".join(found))

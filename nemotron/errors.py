@@ -1,0 +1,100 @@
+"""One clear line for each kind of bad input, instead of a stack trace.
+
+`python -m nemotron.train` asks Hydra to raise composition errors (HYDRA_FULL_ERROR) and passes them
+through `explain`, which names the key, the valid choices and the closest match. Errors it does not
+recognise (a bug, a training failure) keep their full traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterator, List, Optional
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from nemotron.config.keys import closest, describe_unknown
+from nemotron.config.validate import ConfigError
+from nemotron.runspec.parser import RunspecError
+from nemotron.runspec.source import GROUP as RECIPE_GROUP
+from nemotron.runspec.source import RecipeConfigError
+
+OWN_FULL_ERROR = "NEMOTRON_OWNS_HYDRA_FULL_ERROR"
+"""Set when our entry point (not the user) turned on HYDRA_FULL_ERROR."""
+
+
+def child_environ() -> Dict[str, str]:
+    """The environment for processes we start, without the switches our entry point set for itself."""
+    env = dict(os.environ)
+    if env.pop(OWN_FULL_ERROR, None):
+        env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def explain_unknown_key(err: OmegaConfBaseException) -> Optional[str]:
+    return describe_unknown(getattr(err, "full_key", None) or "")
+
+
+def explain_missing_option(err: MissingConfigException) -> Optional[str]:
+    group, _, option = (err.missing_cfg_file or "").rpartition("/")
+    if group.split("/")[0] == RECIPE_GROUP:
+        return explain_missing_recipe(err.missing_cfg_file[len(RECIPE_GROUP) + 1 :])
+    if not group:
+        return None
+    options = list(err.options or [])
+    return f"{group}={option}: no such option{closest(option, options)}; valid choices: {', '.join(options)}"
+
+
+def explain_missing_recipe(name: str) -> str:
+    names = recipe_names()
+    return f"+recipe={name}: no such recipe{closest(name, names)}; available: {', '.join(names)}"
+
+
+def recipe_names() -> List[str]:
+    """Names of every recipe on the recipe roots."""
+    from nemotron.paths import recipe_roots
+    from nemotron.runspec.parser import discover
+
+    return sorted(discover([r for r in recipe_roots() if r.is_dir()]))
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes/contexts, outermost first."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def explain(exc: BaseException) -> Optional[str]:
+    """A short message for bad input, or None when `exc` is not about the user's input."""
+    chain = list(causes(exc))
+    for err in chain:
+        if isinstance(err, (ConfigError, RunspecError, RecipeConfigError)):
+            return str(err)
+        if isinstance(err, MissingConfigException):
+            return explain_missing_option(err) or first_lines(err)
+        if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+            message = explain_unknown_key(err)
+            if message:
+                return message
+    for err in chain:
+        if isinstance(err, OverrideParseException):
+            return f"override {err.override!r}: {first_lines(err)}"
+        if isinstance(err, OmegaConfBaseException):
+            return f"{getattr(err, 'full_key', '') or 'config'}: {first_lines(err)}"
+    if isinstance(exc, HydraException):
+        return first_lines(exc)
+    return None
+
+
+def first_lines(err: BaseException) -> str:
+    """The exception's message up to OmegaConf's detail block, joined onto one line."""
+    lines = []
+    for line in str(err).strip().splitlines():
+        if line.strip().startswith(("full_key:", "object_type=", "reference_type=")):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    return " ".join(lines)

@@ -1,0 +1,98 @@
+"""Turn a validated config into the exact command lines of a local run, print them or run them.
+
+The recipe script runs in its own process (or one per rank through PyTorch's elastic launcher,
+`torch.distributed.run`), reading the resolved config this module wrote into the run directory.
+This process never imports torch: it composes, validates, writes files and waits.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List
+
+from nemotron.config.validate import ConfigError, ranks_per_node
+from nemotron.errors import child_environ
+
+DEFAULT_CMD = "python {script} --config {config}"
+"""Per-process command when the runspec gives no `run.cmd`."""
+STOP_GRACE_S = 20
+"""Seconds a training process gets to exit after Ctrl-C before it is killed."""
+
+
+@dataclass
+class LaunchPlan:
+    """Everything needed to start a run: command line, extra environment, files."""
+
+    argv: List[str]
+    """The command line, first element an executable."""
+    env: Dict[str, str] = field(default_factory=dict)
+    """Variables added to the caller's environment (runspec env, then cluster env)."""
+    log_path: Path = Path("train.log")
+    """Where the run's combined stdout/stderr is written."""
+
+    def describe(self) -> str:
+        """Shell lines that reproduce the run."""
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
+        return "\n".join([*lines, shlex.join(self.argv)])
+
+
+def process_argv(cfg: Any, config_path: Path) -> List[str]:
+    """One rank's command line from the runspec `cmd` template (placeholders {script}, {config})."""
+    template = cfg.recipe.cmd or DEFAULT_CMD
+    try:
+        text = template.format(script=shlex.quote(cfg.recipe.script), config=shlex.quote(str(config_path)))
+    except (KeyError, IndexError) as exc:
+        raise ConfigError(f"recipe.cmd={template!r}: unknown placeholder {exc}; use {{script}} and {{config}}")
+    argv = shlex.split(text)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv
+
+
+def plan_local(cfg: Any, config_path: Path) -> LaunchPlan:
+    """The command line for cluster=local: the script directly, or under torchrun for >1 rank."""
+    launch = getattr(cfg.recipe.launch, "name", cfg.recipe.launch)
+    ranks = ranks_per_node(cfg)
+    argv = process_argv(cfg, config_path)
+    if launch == "ray":
+        raise ConfigError("recipe.launch=ray is not supported on cluster=local; use torchrun or direct")
+    if launch == "direct" and ranks > 1:
+        raise ConfigError(f"recipe.launch=direct starts one process but {ranks} ranks per node were asked for")
+    if ranks > 1:
+        elastic = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
+        argv = [*elastic, f"--nproc-per-node={ranks}", "--no-python", *argv]
+    env = {**dict(cfg.recipe.env), **dict(cfg.cluster.env), "PYTHONUNBUFFERED": "1"}
+    return LaunchPlan(argv=argv, env=env, log_path=Path(cfg.run_dir) / "train.log")
+
+
+def run_local(plan: LaunchPlan) -> int:
+    """Run the plan, streaming output to the terminal and to the log file; return the exit code."""
+    plan.log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**child_environ(), **plan.env}
+    with plan.log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                sys.stdout.write(line)
+                log.write(line)
+            return proc.wait()
+        except KeyboardInterrupt:
+            return stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """Stop the process we started (by its PID): SIGINT, then SIGKILL after a grace period."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()

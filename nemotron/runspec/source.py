@@ -1,0 +1,155 @@
+"""A Hydra ConfigSource that serves every runspec-carrying recipe script as a `recipe` config.
+
+`+recipe=nano3/pretrain` makes Hydra load the config `recipe/nano3/pretrain`; this source answers it
+from the script's `[tool.runspec]` block and the recipe's own default config file, so no recipe YAML
+is written by hand. The generated config is a `_global_` package:
+
+    defaults: <the recipe config's own defaults list, e.g. `override /model: nano3_tiny`>
+    recipe: {name, script, launch, cmd, image, nodes, gpus_per_node, env, ...}   # from the runspec
+    train/optim/parallel: ...                                                     # the recipe's config
+
+Precedence (low -> high): runspec defaults < the recipe's own config < config groups < command line.
+The recipe's config may choose group options (in `defaults`) but may not set group values
+(`model.*`, `data.*`, `cluster.*`, `tracker.*`): those belong to a group option, so the groups
+always win over the recipe and there is one place to look for each value.
+
+Search-path entries look like `runspec:///abs/recipes:/abs/more_recipes` (roots joined by os.pathsep).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from omegaconf import OmegaConf
+
+from nemotron.runspec.parser import Runspec, discover
+
+GROUP = "recipe"
+"""The config group recipes are selected in."""
+RECIPE_CONFIG_KEYS = ("defaults", "train", "optim", "parallel")
+"""Top-level keys a recipe's own config may set."""
+GROUP_KEYS = ("model", "data", "cluster", "tracker", "resources", "recipe")
+"""Keys owned by config groups (or the runspec): a recipe config setting them is an error."""
+
+
+class RecipeConfigError(ValueError):
+    """A recipe's own config file sets something it may not; str() is one line naming file and key."""
+
+
+def recipe_node(spec: Runspec) -> Dict[str, Any]:
+    """The config a recipe contributes: runspec fields under `recipe`, plus its own config."""
+    own = load_recipe_config(spec)
+    node: Dict[str, Any] = {"defaults": list(own.pop("defaults", [])) + ["_self_"]}
+    node["recipe"] = {
+        "name": spec.name,
+        "script": str(spec.script),
+        "launch": spec.launch,
+        "cmd": spec.cmd,
+        "workdir": spec.workdir,
+        "image": spec.image,
+        "setup": spec.setup,
+        "nodes": spec.nodes,
+        "gpus_per_node": spec.gpus_per_node,
+        "env": dict(spec.env),
+        "dependencies": list(spec.dependencies),
+    }
+    node.update(own)
+    return node
+
+
+def load_recipe_config(spec: Runspec) -> Dict[str, Any]:
+    """The recipe's default config file as a dict (empty when it has none), keys checked."""
+    path = spec.config_file()
+    if path is None:
+        return {}
+    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    if not isinstance(loaded, dict):
+        raise RecipeConfigError(f"{path}: expected a mapping at the top level")
+    for key in loaded:
+        if key in GROUP_KEYS:
+            raise RecipeConfigError(
+                f"{path}: key '{key}' is owned by the '{key}' group or the runspec; "
+                f"select an option in `defaults` (e.g. `override /{key}: <option>`) instead"
+            )
+        if key not in RECIPE_CONFIG_KEYS:
+            raise RecipeConfigError(
+                f"{path}: unknown key '{key}'; a recipe config may set {', '.join(RECIPE_CONFIG_KEYS)}"
+            )
+    return loaded
+
+
+class RunspecConfigSource(ConfigSource):
+    """Serves `recipe/<runspec name>` configs from recipe scripts under one or more roots."""
+
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider=provider, path=path)
+        self.roots = [Path(p) for p in path.split(os.pathsep) if p]
+
+    @staticmethod
+    def scheme() -> str:
+        return "runspec"
+
+    @cached_property
+    def recipes(self) -> Dict[str, Runspec]:
+        """Runspec name -> parsed block, discovered on first use (strict: a bad block raises)."""
+        return discover([r for r in self.roots if r.is_dir()])
+
+    def available(self) -> bool:
+        return any(r.is_dir() for r in self.roots)
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        name = self._recipe_name(self._normalize_file_name(config_path)[: -len(".yaml")])
+        if name not in self.recipes:
+            raise ConfigLoadError(f"Config not found: {config_path}")
+        return ConfigResult(
+            config=OmegaConf.create(recipe_node(self.recipes[name])),
+            path=f"{self.scheme()}://{self.path}",
+            provider=self.provider,
+            header={"package": "_global_"},
+        )
+
+    def is_group(self, config_path: str) -> bool:
+        path = config_path.strip("/")
+        if path == "":
+            return True
+        name = self._recipe_name(path)
+        if name is None:
+            return False
+        return name == "" or any(n.startswith(name + "/") for n in self.recipes)
+
+    def is_config(self, config_path: str) -> bool:
+        path = config_path.strip("/")
+        if path.endswith(".yaml"):
+            path = path[: -len(".yaml")]
+        name = self._recipe_name(path)
+        return bool(name) and name in self.recipes
+
+    def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:
+        prefix = config_path.strip("/")
+        if prefix == "":
+            children = {GROUP}
+        else:
+            name = self._recipe_name(prefix)
+            if name is None:
+                return []
+            start = name + "/" if name else ""
+            children = {n[len(start):].split("/")[0] for n in self.recipes if n.startswith(start)}
+        files: List[str] = []
+        for child in sorted(children):
+            child_path = f"{prefix}/{child}" if prefix else child
+            self._list_add_result(files, child_path, child, results_filter)
+        return sorted(set(files))
+
+    @staticmethod
+    def _recipe_name(path: str) -> Optional[str]:
+        """'recipe/nano3/pretrain' -> 'nano3/pretrain'; 'recipe' -> ''; other groups -> None."""
+        if path == GROUP:
+            return ""
+        if path.startswith(GROUP + "/"):
+            return path[len(GROUP) + 1 :]
+        return None
