@@ -5,7 +5,8 @@ from the script's `[tool.runspec]` block and the recipe's own default config fil
 is written by hand. The generated config is a `_global_` package:
 
     defaults: <the recipe config's own defaults list, e.g. `override /model: nano3_tiny`>
-    recipe: {name, script, launch, cmd, image, nodes, gpus_per_node, env, ...}   # from the runspec
+    recipe: {name, script, launch, cmd, image, nodes, gpus_per_node, env, ...}   # runspec, then the
+                                                                                  # config's `recipe:`
     train/optim/parallel: ...                                                     # the recipe's config
 
 Precedence (low -> high): runspec defaults < the recipe's own config < config groups < command line.
@@ -31,10 +32,10 @@ from nemotron.runspec.parser import Runspec, discover
 
 GROUP = "recipe"
 """The config group recipes are selected in."""
-RECIPE_CONFIG_KEYS = ("defaults", "train", "optim", "parallel")
-"""Top-level keys a recipe's own config may set."""
-GROUP_KEYS = ("model", "data", "cluster", "tracker", "resources", "recipe")
-"""Keys owned by config groups (or the runspec): a recipe config setting them is an error."""
+RECIPE_CONFIG_KEYS = ("defaults", "recipe", "train", "optim", "parallel")
+"""Top-level keys a recipe's own config may set (`recipe` overrides the runspec's fields)."""
+GROUP_KEYS = ("model", "data", "cluster", "tracker", "resources")
+"""Keys owned by config groups: a recipe config setting them is an error."""
 
 
 class RecipeConfigError(ValueError):
@@ -45,7 +46,7 @@ def recipe_node(spec: Runspec) -> Dict[str, Any]:
     """The config a recipe contributes: runspec fields under `recipe`, plus its own config."""
     own = load_recipe_config(spec)
     node: Dict[str, Any] = {"defaults": list(own.pop("defaults", [])) + ["_self_"]}
-    node["recipe"] = {
+    from_runspec = {
         "name": spec.name,
         "script": str(spec.script),
         "launch": spec.launch,
@@ -54,12 +55,18 @@ def recipe_node(spec: Runspec) -> Dict[str, Any]:
         "image": spec.image,
         "setup": spec.setup,
         "nodes": spec.nodes,
-        "gpus_per_node": spec.gpus_per_node,
+        "gpus_per_node": runspec_gpus(spec.gpus_per_node),
         "env": dict(spec.env),
         "dependencies": list(spec.dependencies),
     }
+    node["recipe"] = OmegaConf.to_container(OmegaConf.merge(from_runspec, own.pop("recipe", {})))
     node.update(own)
     return node
+
+
+def runspec_gpus(value: int | str) -> int | str:
+    """The runspec's GPUs per node; "gpu" (one rank per GPU the node has) follows the cluster option."""
+    return "${cluster.gpus_per_node}" if value == "gpu" else value
 
 
 def load_recipe_config(spec: Runspec) -> Dict[str, Any]:
@@ -73,7 +80,7 @@ def load_recipe_config(spec: Runspec) -> Dict[str, Any]:
     for key in loaded:
         if key in GROUP_KEYS:
             raise RecipeConfigError(
-                f"{path}: key '{key}' is owned by the '{key}' group or the runspec; "
+                f"{path}: key '{key}' is owned by the '{key}' group; "
                 f"select an option in `defaults` (e.g. `override /{key}: <option>`) instead"
             )
         if key not in RECIPE_CONFIG_KEYS:
