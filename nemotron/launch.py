@@ -44,11 +44,8 @@ class LaunchPlan:
 def process_argv(cfg: Any, config_path: Path) -> List[str]:
     """One rank's command line from the runspec `cmd` template (placeholders {script}, {config})."""
     template = cfg.recipe.cmd or DEFAULT_CMD
-    try:
-        text = template.format(script=shlex.quote(cfg.recipe.script), config=shlex.quote(str(config_path)))
-    except (KeyError, IndexError) as exc:
-        raise ConfigError(f"recipe.cmd={template!r}: unknown placeholder {exc}; use {{script}} and {{config}}")
-    argv = shlex.split(text)
+    text = template.replace("{script}", shlex.quote(cfg.recipe.script))
+    argv = shlex.split(text.replace("{config}", shlex.quote(str(config_path))))
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     return argv

@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, explain, recipe_names
@@ -79,6 +80,7 @@ def hydra_main(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
+    sys.argv[1:] = flags_first(sys.argv[1:])
     if os.environ.get("HYDRA_FULL_ERROR"):
         hydra_main()
         return

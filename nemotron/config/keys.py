@@ -41,6 +41,8 @@ def unknown_keys(cfg: Any, prefix: str = "") -> Iterator[str]:
     if allowed is None or not isinstance(cfg, DictConfig):
         return
     for key in cfg.keys():
+        if key == "hydra" and not prefix:
+            continue  # Hydra's own node, present when composed with return_hydra_config
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in allowed:
             yield dotted
@@ -49,10 +51,13 @@ def unknown_keys(cfg: Any, prefix: str = "") -> Iterator[str]:
 
 
 def describe_unknown(dotted: str) -> Optional[str]:
-    """'model.num_layrs: unknown key (did you mean num_layers?); valid keys in 'model': ...'."""
+    """'model.num_layrs: unknown key (did you mean num_layers?)', else the list of valid keys."""
     parent, _, key = dotted.rpartition(".")
     keys = schema_keys(parent)
     if not key or keys is None:
         return None
+    suggestion = closest(key, keys)
+    if suggestion:
+        return f"{dotted}: unknown key{suggestion}"
     where = f"'{parent}'" if parent else "the top level"
-    return f"{dotted}: unknown key{closest(key, keys)}; valid keys in {where}: {', '.join(keys)}"
+    return f"{dotted}: unknown key; valid keys in {where}: {', '.join(keys)}"

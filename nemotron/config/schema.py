@@ -324,7 +324,7 @@ class RunConfig:
     """Tracking backend."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     """Output and cache locations."""
-    run_dir: str = "."
-    """This run's directory (set to Hydra's output dir by the primary config)."""
+    run_dir: Optional[str] = None
+    """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False
     """Print the resolved config and the exact command lines, then exit without running."""

@@ -1,0 +1,63 @@
+"""Bad input on the command line gives short `error:` lines naming the problem, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TESTS
+
+CASES = {
+    "unknown option lists choices": (["model=nope"], "model=nope: no such option; valid choices: gpt_tiny, nano3_tiny"),
+    "typo in key suggests the key": (["model.num_layrs=2"], "model.num_layrs: unknown key (did you mean num_layers?)"),
+    "appended unknown key refused": (["+model.num_layrs=2"], "model.num_layrs: unknown key (did you mean num_layers?)"),
+    "wrong type": (["train.steps=1.5"], "train.steps: Value '1.5' of type 'float' could not be converted to Integer"),
+    "bad enum value": (["model.arch=transformer"], "model.arch: Invalid value 'transformer', expected one of [gpt, hybrid]"),
+    "heads do not divide hidden": (
+        ["model.hidden_size=100", "model.num_attention_heads=3"],
+        "model.num_attention_heads=3 must divide model.hidden_size=100",
+    ),
+    "impossible gpu request": (["resources.gpus_per_node=16"], "resources.gpus_per_node=16 exceeds cluster.gpus_per_node="),
+    "override syntax": (["train.steps=[1"], "override 'train.steps=[1'"),
+}
+
+
+def assert_short_error(result, expected: str, max_lines: int = 2) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= max_lines, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_override_gives_one_clear_error(cli, case):
+    overrides, expected = CASES[case]
+    assert_short_error(cli("+recipe=gpt/pretrain", *overrides, "dry_run=true"), expected)
+
+
+def test_recipe_typo_suggests_closest_name(cli):
+    assert_short_error(cli("+recipe=nano3/pretrian"), "+recipe=nano3/pretrian: no such recipe (did you mean nano3/pretrain?)")
+
+
+def test_no_recipe_lists_available(cli):
+    assert_short_error(cli("dry_run=true"), "no recipe selected: add +recipe=<name>; available: gpt/pretrain, nano3/pretrain")
+
+
+def test_bad_launch_in_runspec_names_file_and_line(cli):
+    root = TESTS / "fixtures" / "bad_launch"
+    result = cli("+recipe=fixture/bad-launch", env={"NEMOTRON_RECIPE_PATH": str(root)})
+    assert_short_error(result, f"{root / 'magic' / 'train.py'}:7: tool.runspec.run.launch:", max_lines=1)
+    assert "slurm-magic" in result.stderr and "torchrun" in result.stderr
+
+
+def test_word_for_node_count_names_file_and_line(cli):
+    root = TESTS / "fixtures" / "bad_nodes"
+    result = cli("+recipe=fixture/bad-nodes", env={"NEMOTRON_RECIPE_PATH": str(root)})
+    assert_short_error(result, f"{root / 'two' / 'train.py'}:7: tool.runspec.resources.nodes:", max_lines=1)
+
+
+def test_full_error_env_keeps_the_traceback(cli):
+    result = cli("+recipe=gpt/pretrain", "model=nope", env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr

@@ -1,0 +1,92 @@
+"""Hydra's conventions work on our entry point: --help, --info, --cfg, --resolve, override grammar, -m."""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from nemotron.paths import RECIPES_DIR
+
+
+def test_help_lists_recipes(cli):
+    out = cli("--help").stdout
+    assert "== Recipes (+recipe=<name>) ==" in out
+    assert "nano3/pretrain" in out and str(RECIPES_DIR / "nano3" / "pretrain" / "train.py") in out
+    assert "model: gpt_tiny, nano3_tiny" in out
+
+
+def test_info_searchpath_shows_recipe_roots(cli):
+    out = cli("--info", "searchpath").stdout
+    assert "nemotron-runspec" in out and f"runspec://{RECIPES_DIR}" in out
+
+
+def test_cfg_job_prints_composed_config(cli):
+    result = cli("+recipe=nano3/pretrain", "--cfg", "job")
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["recipe"]["name"] == "nano3/pretrain"
+    assert cfg["model"]["arch"] == "hybrid"
+    assert cfg["resources"]["gpus_per_node"].startswith("${")  # not resolved without --resolve
+
+
+def test_cfg_resolve_resolves_interpolations(cli):
+    cfg = yaml.safe_load(cli("+recipe=nano3/pretrain", "--cfg", "job", "--resolve").stdout)
+    assert isinstance(cfg["resources"]["gpus_per_node"], int)
+    assert cfg["data"]["cache_dir"] == ".cache/nemotron/data/tiny"
+
+
+def test_cfg_hydra_shows_hydra_node(cli):
+    out = cli("+recipe=nano3/pretrain", "--cfg", "hydra").stdout
+    assert "runtime:" in out and "choices:" in out
+
+
+def test_override_grammar_add_force_delete(cli):
+    cfg = yaml.safe_load(
+        cli("+recipe=gpt/pretrain", "++train.steps=3", "~tracker", "model.ffn_hidden_size=null", "--cfg", "job").stdout
+    )
+    assert cfg["train"]["steps"] == 3
+    assert cfg["tracker"]["kind"] == "none"  # group removed: the schema default applies
+    assert cfg["model"]["ffn_hidden_size"] is None
+
+
+def test_shell_completion_offers_group_options(cli, tmp_path):
+    import os
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(sys.executable), "nemotron-train")
+    env = {**os.environ, "COMP_LINE": "nemotron-train model="}
+    out = subprocess.run([exe, "-sc", "query=bash"], env=env, capture_output=True, text=True).stdout
+    assert "model=gpt_tiny" in out and "model=nano3_tiny" in out
+
+
+def test_dry_run_prints_config_and_command_and_runs_nothing(cli, tmp_path):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true")
+    assert result.returncode == 0, result.stderr
+    assert "# resolved config" in result.stdout and "# would run" in result.stdout
+    command = result.stdout.strip().splitlines()[-1]
+    assert command.startswith(sys.executable)
+    assert str(RECIPES_DIR / "gpt" / "pretrain" / "train.py") in command and "--config" in command
+    written = [p.name for p in (tmp_path / "outputs").rglob("*") if ".hydra" not in p.parts]
+    assert "train.log" not in written and "config.yaml" not in written, written
+
+
+def test_dry_run_with_two_ranks_uses_the_elastic_launcher(cli):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "resources.procs_per_node=2",
+                 "parallel.tensor_model_parallel_size=2")
+    command = result.stdout.strip().splitlines()[-1]
+    assert "-m torch.distributed.run --standalone --nnodes=1 --nproc-per-node=2 --no-python" in command
+
+
+def test_multirun_sweep_runs_each_member(cli):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "-m", "optim.lr=0.001,0.003")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("# would run") == 2
+    assert "lr: 0.001" in result.stdout and "lr: 0.003" in result.stdout
+
+
+def test_compose_path_imports_no_heavy_packages(cli):
+    result = cli("+recipe=nano3/pretrain", "--cfg", "job", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "hydra" in imported  # the measurement works
+    assert not imported & {"torch", "megatron", "mlflow"}, imported & {"torch", "megatron", "mlflow"}

@@ -1,0 +1,73 @@
+"""Each cross-field rule rejects the config that breaks it, and only that config.
+
+The valid baseline passes every rule, so each parametrized case fails if its rule is removed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nemotron.config.validate import RULES, ConfigError, problems, validate
+
+BASE = ["+recipe=gpt/pretrain"]
+
+BROKEN = {
+    "keys_known": (["+model.num_layrs=3"], "model.num_layrs: unknown key (did you mean num_layers?)"),
+    "heads_divide_hidden": (
+        ["model.hidden_size=100", "model.num_attention_heads=3", "model.num_query_groups=null"],
+        "model.num_attention_heads=3 must divide model.hidden_size=100",
+    ),
+    "query_groups_divide_heads": (["model.num_query_groups=3"], "model.num_query_groups=3 must divide"),
+    "tensor_parallel_divides_heads": (
+        ["parallel.tensor_model_parallel_size=4", "resources.procs_per_node=4", "model.num_query_groups=2"],
+        "parallel.tensor_model_parallel_size=4 must divide",
+    ),
+    "layout_matches_world": (
+        ["parallel.tensor_model_parallel_size=2"],
+        "TP 2 x PP 1 x CP 1 = 2 does not divide the world size 1",
+    ),
+    "expert_parallel_fits": (
+        ["parallel.expert_model_parallel_size=2", "resources.procs_per_node=2"],
+        "parallel.expert_model_parallel_size=2 needs a MoE model",
+    ),
+    "router_topk_fits": (["model=nano3_tiny", "model.moe_router_topk=5"], "model.moe_router_topk=5 exceeds"),
+    "hybrid_pattern_fits": (["model=nano3_tiny", "model.num_layers=3"], "has 4 layers but model.num_layers=3"),
+    "gpus_fit_cluster": (["resources.gpus_per_node=64"], "resources.gpus_per_node=64 exceeds cluster.gpus_per_node"),
+    "nodes_fit_cluster": (["resources.nodes=2"], "resources.nodes=2 must be between 1 and cluster.max_nodes=1"),
+    "batch_divides": (["train.global_batch_size=7"], "train.global_batch_size=7 must be a multiple"),
+    "sequence_parallel_needs_tp": (["parallel.sequence_parallel=true"], "parallel.sequence_parallel=true needs"),
+    "steps_positive": (["train.steps=0"], "train.steps=0 must be at least 1"),
+}
+
+
+def test_every_rule_has_a_case():
+    assert sorted(BROKEN) == sorted(rule.__name__ for rule in RULES)
+
+
+def test_baseline_passes_every_rule(compose):
+    assert problems(compose(BASE)) == []
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN))
+def test_rule_rejects_its_broken_config(compose, rule):
+    overrides, expected = BROKEN[rule]
+    with pytest.raises(ConfigError) as err:
+        validate(compose(BASE + overrides))
+    assert expected in str(err.value)
+    assert all(len(line) < 400 for line in str(err.value).splitlines())
+
+
+def test_expert_parallel_must_divide_experts(compose):
+    cfg = compose(BASE + ["model=nano3_tiny", "parallel.expert_model_parallel_size=3", "resources.procs_per_node=3",
+                          "train.global_batch_size=12"])
+    assert any("must divide model.num_moe_experts=4" in p for p in problems(cfg))
+
+
+def test_data_parallel_given_explicitly_must_match_world(compose):
+    cfg = compose(BASE + ["parallel.data_parallel_size=2"])
+    assert any("x DP 2 = 2 does not match the world size 1" in p for p in problems(cfg))
+
+
+def test_two_ranks_with_tp2_is_valid(compose):
+    cfg = compose(BASE + ["parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2"])
+    assert problems(cfg) == []

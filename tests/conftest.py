@@ -1,0 +1,52 @@
+"""Shared fixtures: composing configs the way the CLI does, and running the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURE_RECIPES = TESTS / "fixtures" / "recipes"
+
+
+@pytest.fixture
+def fixture_recipes(monkeypatch):
+    """Put tests/fixtures/recipes on the recipe path (after the shipped recipes)."""
+    monkeypatch.setenv("NEMOTRON_RECIPE_PATH", str(FIXTURE_RECIPES))
+    return FIXTURE_RECIPES
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """compose(overrides) -> the composed config, run_dir under tmp_path."""
+    from nemotron.config.compose import compose_run
+
+    def _compose(overrides=()):
+        return compose_run(list(overrides), run_dir=tmp_path / "run", with_hydra=True)
+
+    return _compose
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 120):
+    """Run `python -m nemotron.train ARGS`; return the CompletedProcess (text, both streams)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "nemotron.train", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """cli(*args) runs the entry point with outputs under tmp_path."""
+
+    def _cli(*args, env=None, timeout=120):
+        return run_cli(f"paths.output_root={tmp_path / 'outputs'}", *args, env=env, timeout=timeout)
+
+    return _cli
