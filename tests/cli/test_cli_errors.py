@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pathlib import Path
 
-from conftest import TESTS
+TESTS = Path(__file__).resolve().parents[1]
 
 CASES = {
     "unknown option lists choices": (["model=nope"], "model=nope: no such option; valid choices: gpt_tiny, nano3_tiny"),

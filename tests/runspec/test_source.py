@@ -5,6 +5,8 @@ runspec defaults < the recipe's own config < config groups < command line.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nemotron.config.validate import problems
@@ -45,7 +47,7 @@ def test_command_line_beats_everything(fixture_recipes, compose):
 
 
 def test_recipe_config_may_not_set_group_values(monkeypatch, compose):
-    from conftest import TESTS
+    TESTS = Path(__file__).resolve().parents[1]
 
     monkeypatch.setenv("NEMOTRON_RECIPE_PATH", str(TESTS / "fixtures" / "bad_recipes"))
     with pytest.raises(RecipeConfigError) as err:

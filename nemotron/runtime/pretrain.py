@@ -1,0 +1,304 @@
+"""The pretraining loop: a thin Megatron-Core loop driven by a resolved run config.
+
+`run(cfg)` is what both recipe scripts call. It follows Megatron-LM's
+examples/run_simple_mcore_train_loop.py: distributed init -> model -> Megatron
+DistributedDataParallel -> get_megatron_optimizer -> OptimizerParamScheduler ->
+get_forward_backward_func(forward_step_func returning (output, partial(loss_func, loss_mask)))
+-> optimizer.step -> scheduler. CPU quirks live in `cpu_compat`, data in `data`, the model in
+`model`. Rank 0 prints one progress line per `train.log_interval` and always a final summary line;
+metrics go through `nemotron.tracking.open_tracker`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from nemotron.runtime import cpu_compat, data, distributed
+from nemotron.runtime.model import build_model
+from nemotron.tracking import open_tracker
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports back (identical on every rank)."""
+
+    losses: List[float]
+    """Training loss of each step, averaged over data-parallel ranks and micro-batches."""
+    tokens_per_s: float
+    """Global training throughput, steps after the first."""
+    steps: int
+    """Optimizer steps run."""
+    val_losses: Dict[int, float] = field(default_factory=dict)
+    """Validation loss by step (when train.eval_interval > 0)."""
+    wall_s: float = 0.0
+    """Seconds from the first step to the last."""
+
+
+@dataclass
+class _Run:
+    """Everything the loop needs, built once by `_setup`."""
+
+    cfg: Any
+    info: distributed.DistInfo
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    train_iter: Iterator
+    valid_iter: Optional[Iterator]
+    num_microbatches: int
+
+
+def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
+    if cfg.train.num_threads > 0:
+        return cfg.train.num_threads
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (Slurm, taskset)
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, info.local_world_size))
+
+
+def num_microbatches(train_cfg: Any, dp_size: int) -> int:
+    """global_batch_size / (micro_batch_size x data-parallel size), which must divide evenly."""
+    per_step = train_cfg.micro_batch_size * dp_size
+    if train_cfg.global_batch_size % per_step:
+        raise ValueError(
+            f"train.global_batch_size={train_cfg.global_batch_size} is not divisible by "
+            f"train.micro_batch_size={train_cfg.micro_batch_size} x data-parallel size {dp_size}"
+        )
+    return train_cfg.global_batch_size // per_step
+
+
+def _set_seed(seed: int) -> None:
+    from megatron.core import parallel_state
+
+    seed = seed + 100 * parallel_state.get_pipeline_model_parallel_rank()
+    random.seed(seed)
+    np.random.seed(seed)
+    cpu_compat.seed_model_parallel(seed)
+
+
+def _build_optimizer(cfg: Any, model: Any) -> Tuple[Any, Any]:
+    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+    o, steps = cfg.optim, cfg.train.steps
+    config = OptimizerConfig(
+        optimizer="adam", lr=o.lr, min_lr=o.min_lr, weight_decay=o.weight_decay,
+        adam_beta1=o.adam_beta1, adam_beta2=o.adam_beta2, adam_eps=o.adam_eps,
+        clip_grad=o.clip_grad, bf16=not cpu_compat.on_cpu(),
+        params_dtype=torch.float32 if cpu_compat.on_cpu() else torch.bfloat16,
+        use_distributed_optimizer=cfg.parallel.use_distributed_optimizer,
+    )
+    with cpu_compat.cuda_as_cpu():
+        optimizer = get_megatron_optimizer(config, [model])
+    style = str(getattr(o.decay_style, "value", o.decay_style))
+    scheduler = OptimizerParamScheduler(
+        optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr,
+        lr_warmup_steps=min(o.warmup_steps, steps - 1), lr_decay_steps=steps, lr_decay_style=style,
+        start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=steps,
+        wd_incr_style="constant", wsd_decay_steps=max(1, steps // 5), lr_wsd_decay_style="linear",
+    )
+    return optimizer, scheduler
+
+
+def _wrap_ddp(cfg: Any, model: Any, config: Any) -> Any:
+    from megatron.core.distributed import (
+        DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads)
+
+    ddp_config = DistributedDataParallelConfig(
+        grad_reduce_in_fp32=True, overlap_grad_reduce=False,
+        use_distributed_optimizer=cfg.parallel.use_distributed_optimizer,
+    )
+    model = DistributedDataParallel(config=config, ddp_config=ddp_config, module=model)
+    config.no_sync_func = model.no_sync
+    config.finalize_model_grads_func = finalize_model_grads
+    return model
+
+
+def _setup(cfg: Any, info: distributed.DistInfo) -> _Run:
+    from megatron.core import parallel_state
+
+    torch.set_num_threads(_num_threads(cfg, info))
+    cpu_compat.install()
+    n_micro = num_microbatches(cfg.train, info.data_parallel_size)
+    tokenizer, prefixes, weights = data.resolve_data(cfg.data)
+    train_ds, valid_ds = data.build_datasets(cfg, tokenizer, prefixes, weights,
+                                             create_attention_mask=cpu_compat.on_cpu())
+    _set_seed(cfg.train.seed)
+    model, config = build_model(cfg, tokenizer.vocab_size)
+    model = _wrap_ddp(cfg, model, config)
+    optimizer, scheduler = _build_optimizer(cfg, model)
+    config.grad_scale_func = optimizer.scale_loss
+    dp_rank, dp = parallel_state.get_data_parallel_rank(), info.data_parallel_size
+    mbs = cfg.train.micro_batch_size
+    train_iter = data.batch_iterator(train_ds, mbs, dp_rank, dp)
+    valid_iter = data.batch_iterator(valid_ds, mbs, dp_rank, dp) if valid_ds is not None else None
+    return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro)
+
+
+# ---- one step ------------------------------------------------------------------------------------
+
+
+def loss_func(loss_mask: torch.Tensor,
+              output_tensor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, dict]:
+    """Masked token-loss sum, token count, and the pair for reporting (Megatron's 3-tuple form)."""
+    losses = output_tensor.float().view(-1)
+    mask = loss_mask.float().view(-1)
+    loss = torch.sum(losses * mask)
+    num_tokens = mask.sum().to(torch.int)
+    return loss, num_tokens, {"lm loss": torch.stack([loss.detach(), num_tokens.float()])}
+
+
+def forward_step(data_iterator: Iterator, model: Any) -> Tuple[torch.Tensor, Callable]:
+    """One micro-batch forward; the schedule calls the returned loss function on its output."""
+    from megatron.core import parallel_state
+    from megatron.core.utils import get_batch_on_this_cp_rank
+
+    batch = next(data_iterator)
+    if torch.cuda.is_available():
+        batch = {k: v.cuda(non_blocking=True) for k, v in batch.items()}
+    if parallel_state.get_context_parallel_world_size() > 1:
+        batch = get_batch_on_this_cp_rank(batch)
+    output = model(batch["tokens"], batch["position_ids"], batch.get("attention_mask"),
+                   labels=batch["labels"])
+    return output, partial(loss_func, batch["loss_mask"])
+
+
+def _run_schedule(run: _Run, data_iter: Iterator, forward_only: bool) -> float:
+    """Forward(-backward) over one global batch; the loss averaged over all ranks' tokens."""
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    losses = get_forward_backward_func()(
+        forward_step_func=forward_step, data_iterator=data_iter, model=run.model,
+        num_microbatches=run.num_microbatches, seq_length=run.cfg.model.seq_length,
+        micro_batch_size=run.cfg.train.micro_batch_size, forward_only=forward_only,
+    )
+    # Only the last pipeline stage has losses; TP/CP copies scale both sums alike.
+    total = torch.zeros(2, dtype=torch.float64)
+    for item in losses:
+        total += item["lm loss"].detach().double().cpu()
+    if torch.cuda.is_available():
+        total = total.cuda()
+    dist.all_reduce(total)
+    return float(total[0] / total[1].clamp(min=1))
+
+
+def train_step(run: _Run) -> Tuple[float, float, float]:
+    """One optimizer step: (loss, learning rate used, grad norm)."""
+    run.model.zero_grad_buffer()
+    run.optimizer.zero_grad()
+    # Advance the schedule first, so step k trains with lr(k): no wasted step at lr 0 in warmup.
+    run.scheduler.step(increment=1)
+    lr = run.optimizer.param_groups[0]["lr"]
+    loss = _run_schedule(run, run.train_iter, forward_only=False)
+    with cpu_compat.cuda_as_cpu():
+        _, grad_norm, _ = run.optimizer.step()
+    return loss, lr, float(grad_norm) if grad_norm is not None else float("nan")
+
+
+def evaluate(run: _Run) -> float:
+    """Mean validation loss over `train.eval_iters` global batches."""
+    run.model.eval()
+    with torch.no_grad():
+        losses = [_run_schedule(run, run.valid_iter, forward_only=True)
+                  for _ in range(run.cfg.train.eval_iters)]
+    run.model.train()
+    return sum(losses) / len(losses)
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+
+
+def _say(rank: int, text: str) -> None:
+    if rank == 0:
+        print(text, flush=True)
+
+
+def _progress_line(step: int, steps: int, loss: float, lr: float, grad_norm: float,
+                   tokens_per_s: float, eta_s: float) -> str:
+    eta = datetime.timedelta(seconds=int(max(0.0, eta_s)))
+    return (f"step {step}/{steps} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
+            f"{tokens_per_s:,.0f} tokens/s | ETA {eta}")
+
+
+def _loop(run: _Run, tracker: Any, result: TrainResult) -> None:
+    cfg, rank = run.cfg, run.info.rank
+    steps, tokens_per_step = cfg.train.steps, cfg.train.global_batch_size * cfg.model.seq_length
+    start = prev = mark = time.perf_counter()
+    first_step_s, mark_step = 0.0, 0
+    for step in range(1, steps + 1):
+        loss, lr, grad_norm = train_step(run)
+        now = time.perf_counter()
+        first_step_s = first_step_s or now - start
+        result.losses.append(loss)
+        tracker.log(step, {"loss": loss, "lr": lr, "grad_norm": grad_norm,
+                           "tokens_per_s": tokens_per_step / (now - prev)})
+        prev = now
+        if step % cfg.train.log_interval == 0 or step == steps:
+            rate = tokens_per_step * (step - mark_step) / (now - mark)
+            eta = (now - start) / step * (steps - step)
+            _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta))
+            mark, mark_step = now, step
+        if cfg.train.eval_interval > 0 and step % cfg.train.eval_interval == 0:
+            result.val_losses[step] = val = evaluate(run)
+            tracker.log(step, {"val_loss": val})
+            _say(rank, f"step {step}/{steps} | validation loss {val:.4f}")
+            prev = mark = time.perf_counter()  # keep evaluation out of the throughput
+            mark_step = step
+    result.wall_s = time.perf_counter() - start
+    later_s = result.wall_s - first_step_s
+    tokens = tokens_per_step * (steps - 1 if steps > 1 and later_s > 0 else steps)
+    result.tokens_per_s = tokens / (later_s if steps > 1 and later_s > 0 else result.wall_s)
+
+
+def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult,
+             error: Optional[BaseException], stage: str) -> str:
+    p = cfg.parallel
+    layout = (f"TP{p.tensor_model_parallel_size} PP{p.pipeline_model_parallel_size} "
+              f"CP{p.context_parallel_size} EP{p.expert_model_parallel_size}")
+    if info is not None:
+        layout = f"world {info.world_size} ({layout} DP{info.data_parallel_size})"
+    losses = result.losses
+    loss = f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss"
+    where = f"at step {len(losses) + 1}" if stage == "train" else "during setup"
+    head = "done" if error is None else f"FAILED {where}: {type(error).__name__}: {error}"
+    return (f"{head} | {len(losses)}/{cfg.train.steps} steps in {result.wall_s:.1f} s | {loss} | "
+            f"{result.tokens_per_s:,.0f} tokens/s | {layout}")
+
+
+def run(cfg: Any) -> TrainResult:
+    """Train `cfg.train.steps` steps of the model `cfg` describes; returns the per-step losses.
+
+    Rank 0 always ends with a summary line (`done | ...` or `FAILED ... | ...`); the tracker is
+    closed with FINISHED or FAILED, and the process groups are torn down either way.
+    """
+    result = TrainResult(losses=[], tokens_per_s=0.0, steps=0)
+    info, tracker, stage, error = None, None, "setup", None
+    try:
+        info = distributed.init(cfg)
+        tracker = open_tracker(cfg, info.rank)
+        state = _setup(cfg, info)
+        stage = "train"
+        _loop(state, tracker, result)
+        result.steps = len(result.losses)
+        return result
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        rank = info.rank if info is not None else int(os.environ.get("RANK", 0))
+        _say(rank, _summary(cfg, info, result, error, stage))
+        if tracker is not None:
+            tracker.close("FINISHED" if error is None else "FAILED")
+        distributed.teardown()

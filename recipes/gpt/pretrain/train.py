@@ -1,0 +1,52 @@
+"""Pretrain a GPT (dense or MoE transformer) with Megatron-Core.
+
+The launcher composes the config (`python -m nemotron.train +recipe=gpt/pretrain`), writes it
+resolved and starts this script; by hand, with a resolved config file:
+
+    python recipes/gpt/pretrain/train.py --config resolved.yaml
+    torchrun --nproc-per-node 2 recipes/gpt/pretrain/train.py --config resolved.yaml
+
+Defaults: ./config/default.yaml (model=gpt_tiny). The loop: nemotron.runtime.pretrain.run.
+"""
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["nemotron"]
+#
+# [tool.runspec]
+# schema = "1"
+# name = "gpt/pretrain"
+# image = "nvcr.io/nvidia/pytorch:25.09-py3"
+# setup = "PyTorch container; nemotron installed with `pip install -e .[gpu]`"
+#
+# [tool.runspec.run]
+# launch = "torchrun"
+#
+# [tool.runspec.config]
+# dir = "./config"
+# default = "default"
+#
+# [tool.runspec.resources]
+# nodes = 1
+# gpus_per_node = 8
+# ///
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the resolved config and train; the exit status says whether it worked."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="resolved run config (YAML)")
+    args = parser.parse_args(argv)
+
+    from omegaconf import OmegaConf
+
+    from nemotron.runtime.pretrain import run
+
+    run(OmegaConf.load(args.config))
+    return 0
+
+
+if __name__ == "__main__":  # dist_checkpointing workers re-import __main__
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The main job end to end: the README's command trains a real Megatron-Core model on this CPU.
+
+Each test starts real training processes (~10 s of imports each), so they are few and marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PROGRESS = re.compile(r"step +(\d+)/(\d+) \| loss ([\d.]+) .*\| ([\d,]+) tokens/s")
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    """One generated tiny dataset for every run in this module."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def metrics(run_root):
+    """Logged step records of the single run under run_root."""
+    files = list(run_root.rglob("metrics.jsonl"))
+    assert len(files) == 1, files
+    return [r for r in map(json.loads, files[0].read_text().splitlines()) if "step" in r]
+
+
+def test_main_command_trains_and_loss_goes_down(cli, data_cache, tmp_path):
+    result = cli("+recipe=nano3/pretrain", f"paths.cache_dir={data_cache}", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    progress = PROGRESS.findall(result.stdout)
+    assert progress, result.stdout[-2000:]
+    assert int(progress[-1][0]) == int(progress[-1][1]) == 30
+    records = metrics(tmp_path / "outputs")
+    assert records[-1]["loss"] < records[0]["loss"] - 0.5
+    run_dir = next((tmp_path / "outputs").rglob("config.yaml")).parent
+    assert (run_dir / "train.log").read_text().count("tokens/s") >= len(progress)
+
+
+def test_failed_training_exits_nonzero_and_names_the_log(cli, data_cache, tmp_path):
+    missing = tmp_path / "no_such_prefix"
+    result = cli("+recipe=gpt/pretrain", f"paths.cache_dir={data_cache}", "data.generate_tiny=false",
+                 f"data.prefixes=[{missing}]", timeout=300)
+    assert result.returncode not in (0, 2)
+    assert "error: training failed with exit code" in result.stderr and "train.log" in result.stderr
+    assert str(missing) in result.stdout  # the runtime's own message names the path
+
+
+def test_two_local_ranks_train_data_parallel(cli, data_cache, tmp_path):
+    result = cli("+recipe=gpt/pretrain", f"paths.cache_dir={data_cache}", "resources.procs_per_node=2",
+                 "train.steps=6", "train.log_interval=3", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "world 2 (TP1 PP1 CP1 EP1 DP2)" in result.stdout
+    assert len(metrics(tmp_path / "outputs")) >= 2  # rank 0 alone writes the tracker

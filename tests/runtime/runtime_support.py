@@ -1,0 +1,45 @@
+"""Fixtures for the runtime tests: one generated tiny dataset per session, and run configs.
+
+Importing megatron costs ~6 s per process, so these tests train in-process; the tiny corpus,
+tokenizer and Megatron index caches are generated once per session and shared. Test modules import
+the fixtures from here (`from runtime_support import run_config, tiny_data_dir`); this is not a
+conftest.py because tests elsewhere import the top-level one as plain `conftest`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+
+_SHARED: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A data cache directory shared by every runtime test of the session (and every module)."""
+    if "data" not in _SHARED:
+        _SHARED["data"] = tmp_path_factory.mktemp("tiny_data")
+    return _SHARED["data"]
+
+
+def resolved_run_config(overrides: list[str], run_dir: Path) -> DictConfig:
+    """Compose like `python -m nemotron.train` does, then resolve, as the recipe script receives it."""
+    from nemotron.config.compose import compose_run
+
+    cfg = compose_run(overrides, run_dir=run_dir)
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+
+
+@pytest.fixture
+def run_config(tiny_data_dir, tmp_path):
+    """run_config(recipe, *overrides): a resolved 1-thread, untracked config on the shared data."""
+
+    def _make(recipe: str, *overrides: str) -> DictConfig:
+        base = [f"+recipe={recipe}", "train.num_threads=1", "tracker=none",
+                f"data.cache_dir={tiny_data_dir}"]
+        return resolved_run_config([*base, *overrides], run_dir=tmp_path / "run")
+
+    return _make

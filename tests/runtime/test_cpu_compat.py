@@ -1,0 +1,109 @@
+"""nemotron.runtime.cpu_compat: idempotent install, and each patched CUDA assumption works on CPU."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from nemotron.runtime import cpu_compat, distributed
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU patches are off with CUDA")
+
+
+@pytest.fixture
+def megatron_world():
+    """World size 1 with TP=PP=1, torn down afterwards."""
+    parallel = SimpleNamespace(tensor_model_parallel_size=1, pipeline_model_parallel_size=1,
+                               context_parallel_size=1, expert_model_parallel_size=1,
+                               data_parallel_size=None)
+    yield distributed.init(SimpleNamespace(parallel=parallel))
+    distributed.teardown()
+
+
+def test_install_is_idempotent_and_reports_each_patch_once():
+    first = cpu_compat.install()
+    second = cpu_compat.install()
+
+    assert first == second == cpu_compat.installed()
+    assert len(set(first)) == len(first)
+    assert "torch.cuda.current_device->cpu" in first
+
+
+def test_cuda_queries_megatron_makes_work_after_install():
+    cpu_compat.install()
+
+    assert torch.cuda.current_device() == "cpu"
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.current_stream().wait_stream(None)
+
+
+def test_schedules_count_tokens_on_cpu():
+    cpu_compat.install()
+    from megatron.core.pipeline_parallel import schedules
+
+    counter = schedules.torch.zeros([], dtype=torch.int, device="cuda")
+    assert counter.device.type == "cpu"
+    assert schedules.torch.no_grad is torch.no_grad  # everything else is plain torch
+
+
+def test_cuda_as_cpu_maps_devices_only_inside_the_block():
+    with cpu_compat.cuda_as_cpu():
+        inside = torch.zeros(2, device="cuda")
+        assert inside.device.type == "cpu"
+        assert inside.cuda() is inside
+        assert inside.type() == "torch.cuda.FloatTensor"
+    assert inside.type() == "torch.FloatTensor"
+    with pytest.raises((AssertionError, RuntimeError)):
+        torch.zeros(2, device="cuda")
+
+
+def test_rng_tracker_fork_restores_the_outer_state(megatron_world):
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    cpu_compat.seed_model_parallel(1234)
+    tracker = get_cuda_rng_tracker()
+    assert isinstance(tracker, cpu_compat.CpuRNGStatesTracker)
+
+    outer = torch.get_rng_state()
+    with tracker.fork():
+        first = torch.rand(3)
+    assert torch.equal(torch.get_rng_state(), outer)
+    with tracker.fork():
+        second = torch.rand(3)
+    assert not torch.equal(first, second)  # the forked stream advances between forks
+    expected_next = torch.rand(3)
+    torch.set_rng_state(outer)
+    assert torch.equal(torch.rand(3), expected_next)  # forks never consumed the outer stream
+
+
+def test_nested_forks_resume_the_outer_named_stream(megatron_world):
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+    from megatron.core.tensor_parallel.random import _EXPERT_PARALLEL_RNG_TRACKER_NAME as EXPERT
+
+    cpu_compat.seed_model_parallel(7)
+    tracker = get_cuda_rng_tracker()
+    with tracker.fork():
+        a = torch.rand(2)
+        with tracker.fork(EXPERT):
+            torch.rand(5)
+        b = torch.rand(2)
+
+    cpu_compat.seed_model_parallel(7)
+    with get_cuda_rng_tracker().fork():
+        assert torch.equal(torch.rand(2), a)
+        assert torch.equal(torch.rand(2), b)
+
+
+def test_rng_tracker_seeds_are_reproducible_and_distinct(megatron_world):
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    draws = []
+    for seed in (1, 1, 2):
+        cpu_compat.seed_model_parallel(seed)
+        with get_cuda_rng_tracker().fork():
+            draws.append(torch.rand(4))
+    assert torch.equal(draws[0], draws[1])
+    assert not torch.equal(draws[0], draws[2])

@@ -1,0 +1,109 @@
+"""nemotron.runtime.data: the generated tiny dataset, the tokenizer adapter, datasets and batches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from nemotron.config.schema import DataConfig
+from nemotron.runtime import data, distributed
+from runtime_support import tiny_data_dir  # noqa: F401 - fixtures
+
+
+def _data_cfg(cache_dir: Path, **overrides):
+    return OmegaConf.merge(OmegaConf.structured(DataConfig), {"cache_dir": str(cache_dir), **overrides})
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """A world-size-1 gloo group (Megatron's dataset builder needs one), destroyed afterwards."""
+    import torch.distributed as dist
+
+    created = distributed.init_process_group()
+    yield
+    if created:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_data_dir, process_group):
+    """(data config, tokenizer, prefix) of the session's generated tiny dataset."""
+    cfg = _data_cfg(tiny_data_dir)
+    tokenizer_path, prefix = data.prepare_tiny(cfg)
+    return cfg, data.TokenizerAdapter(tokenizer_path), prefix
+
+
+def test_tiny_dataset_is_generated_once_and_reused(tmp_path, process_group):
+    cfg = _data_cfg(tmp_path, num_documents=50)
+    tokenizer_path, prefix = data.prepare_tiny(cfg)
+    files = [tokenizer_path, prefix + ".bin", prefix + ".idx"]
+    mtimes = [os.stat(f).st_mtime_ns for f in files]
+
+    assert data.prepare_tiny(cfg) == (tokenizer_path, prefix)
+    assert [os.stat(f).st_mtime_ns for f in files] == mtimes
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_interrupted_generation_without_idx_is_redone(tmp_path, process_group):
+    cfg = _data_cfg(tmp_path, num_documents=50)
+    _, prefix = data.prepare_tiny(cfg)
+    Path(prefix + ".idx").unlink()  # as if killed between writing .bin and .idx
+
+    assert not data.tiny_is_complete(cfg)
+    data.prepare_tiny(cfg)
+    assert data.tiny_is_complete(cfg)
+
+
+def test_corpus_is_deterministic_per_seed():
+    assert data.generate_corpus(20, seed=1) == data.generate_corpus(20, seed=1)
+    assert data.generate_corpus(20, seed=1) != data.generate_corpus(20, seed=2)
+
+
+def test_tokenizer_round_trips_text_and_has_an_eod(tiny):
+    _, tokenizer, _ = tiny
+    text = "About the sea. Anna saw the blue boat near the harbor."
+
+    assert tokenizer.detokenize(tokenizer.tokenize(text)) == text
+    assert tokenizer.vocab_size == 512
+    assert 0 <= tokenizer.eod < tokenizer.vocab_size
+    assert tokenizer.eod not in tokenizer.tokenize(text)
+
+
+def test_missing_prefix_error_names_the_path(tiny, tmp_path):
+    cfg, tokenizer, _ = tiny
+    missing = tmp_path / "nowhere" / "corpus_text_document"
+    bad = _data_cfg(cfg.cache_dir, generate_tiny=False, prefixes=[str(missing)],
+                    tokenizer_path=tokenizer.path)
+
+    with pytest.raises(FileNotFoundError, match=str(missing) + ".bin"):
+        data.resolve_data(bad)
+
+
+def test_missing_tokenizer_error_names_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.tokenizer_path"):
+        data.TokenizerAdapter(str(tmp_path / "tokenizer.json"))
+
+
+def _run_cfg(data_cfg, steps=4):
+    return OmegaConf.create({
+        "data": data_cfg, "model": {"seq_length": 32},
+        "train": {"steps": steps, "global_batch_size": 8, "eval_interval": 0, "eval_iters": 1},
+    })
+
+
+def test_batches_are_shifted_token_windows_split_across_data_parallel_ranks(tiny):
+    cfg, tokenizer, prefix = tiny
+    train_ds, valid_ds = data.build_datasets(_run_cfg(cfg), tokenizer, [prefix], None)
+    assert valid_ds is None and len(train_ds) >= 4 * 8
+
+    whole = next(data.batch_iterator(train_ds, micro_batch_size=4, dp_rank=0, dp_size=1))
+    halves = [next(data.batch_iterator(train_ds, 2, rank, 2)) for rank in (0, 1)]
+
+    assert whole["tokens"].shape == whole["labels"].shape == (4, 32)
+    assert torch.equal(whole["tokens"][:, 1:], whole["labels"][:, :-1])
+    assert torch.equal(torch.cat([h["tokens"] for h in halves]), whole["tokens"])
+    assert set(whole) >= {"tokens", "labels", "loss_mask", "position_ids", "attention_mask"}

@@ -1,0 +1,57 @@
+"""nemotron.runtime.model: config translation and the errors a wrong model config gets."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from nemotron.runtime import model
+from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
+
+
+def test_vocab_is_padded_to_a_multiple_of_divisor_times_tp():
+    m = OmegaConf.create({"vocab_size": None, "make_vocab_size_divisible_by": 128})
+    assert model.padded_vocab_size(m, 512, tp_size=1) == 512
+    assert model.padded_vocab_size(m, 513, tp_size=1) == 640
+    assert model.padded_vocab_size(m, 513, tp_size=2) == 768
+
+
+def test_explicit_vocab_smaller_than_the_tokenizer_is_refused():
+    m = OmegaConf.create({"vocab_size": 100, "make_vocab_size_divisible_by": 128})
+    with pytest.raises(ValueError, match="model.vocab_size=100 is smaller"):
+        model.padded_vocab_size(m, 512, tp_size=1)
+
+
+def test_gpt_tiny_config_maps_to_megatron_fields(run_config):
+    config = model.transformer_config(run_config("gpt/pretrain"))
+
+    assert (config.num_layers, config.hidden_size, config.num_query_groups) == (2, 64, 2)
+    assert config.gated_linear_unit and config.normalization == "RMSNorm"
+    assert config.use_cpu_initialization and not config.bf16
+
+
+def test_nano3_tiny_is_a_local_moe_hybrid(run_config):
+    cfg = run_config("nano3/pretrain")
+    config = model.transformer_config(cfg)
+
+    assert config.num_moe_experts == 4 and not config.moe_grouped_gemm
+    assert config.moe_token_dispatcher_type == "allgather"
+    assert not model.use_te_spec(cfg)
+
+
+def test_mamba_mixer_is_the_pure_pytorch_one_without_mamba_ssm():
+    pytest.importorskip("nemotron.runtime.mamba2")
+    assert model.mamba_mixer_class().__name__ == "TorchMamba2Mixer"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["parallel.tensor_model_parallel_size=2"], "needs parallel.sequence_parallel=true"),
+    (["parallel.tensor_model_parallel_size=2", "parallel.sequence_parallel=true"],
+     "sequence_parallel=true needs the Transformer Engine"),
+    (["model.add_bias_linear=true"], "add_bias_linear=true with MoE"),
+    (["model.hybrid_layer_pattern=*E*"], "must have one symbol per layer"),
+    (["model.num_moe_experts=null"], "has E \\(MoE\\) layers: set model.num_moe_experts"),
+])
+def test_hybrid_settings_that_cannot_train_are_refused_up_front(run_config, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        model.transformer_config(run_config("nano3/pretrain", *overrides))
