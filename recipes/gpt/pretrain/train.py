@@ -30,23 +30,9 @@ Defaults: ./config/default.yaml (model=gpt_tiny). The loop: nemotron.runtime.pre
 # gpus_per_node = 8
 # ///
 
-import argparse
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Load the resolved config and train; the exit status says whether it worked."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="resolved run config (YAML)")
-    args = parser.parse_args(argv)
-
-    from omegaconf import OmegaConf
-
-    from nemotron.runtime.pretrain import run
-
-    run(OmegaConf.load(args.config))
-    return 0
-
+from nemotron.runtime.script import main
 
 if __name__ == "__main__":  # dist_checkpointing workers re-import __main__
-    sys.exit(main())
+    sys.exit(main(__doc__))

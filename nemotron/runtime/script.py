@@ -1,0 +1,25 @@
+"""The command line every training recipe script shares: `<script> --config <resolved.yaml>`.
+
+A recipe script is its runspec block, a docstring and `sys.exit(main(__doc__))`; the launcher starts
+it with the config it resolved. Heavy imports happen inside `main`, so the dist_checkpointing
+workers that re-import a script's `__main__` stay cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import List, Optional
+
+
+def main(doc: Optional[str], argv: Optional[List[str]] = None) -> int:
+    """Load the resolved config named by --config and train; the exit status says whether it worked."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    parser.add_argument("--config", required=True, help="resolved run config (YAML)")
+    args = parser.parse_args(argv)
+
+    from omegaconf import OmegaConf
+
+    from nemotron.runtime.pretrain import run
+
+    run(OmegaConf.load(args.config))
+    return 0
