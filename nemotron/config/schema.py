@@ -46,6 +46,14 @@ class PositionEmbedding(Enum):
     none = "none"
 
 
+class Recompute(Enum):
+    """Activation recomputation (Megatron `recompute_granularity`)."""
+
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
 class Launch(Enum):
     """How the recipe script is started (runspec `run.launch`)."""
 
@@ -178,6 +186,8 @@ class TrainConfig:
     """Validation batches per evaluation."""
     num_threads: int = 0
     """CPU threads per rank for torch; 0 divides the machine's cores among local ranks."""
+    recompute: Recompute = Recompute.none
+    """Activation recomputation: none, selective (attention core) or full (whole layers)."""
 
 
 @dataclass
@@ -202,6 +212,28 @@ class OptimConfig:
     """Linear warmup steps."""
     decay_style: DecayStyle = DecayStyle.cosine
     """Decay after warmup."""
+    wsd_decay_steps: Optional[int] = None
+    """Steps of the final decay phase for decay_style=WSD; null means a fifth of train.steps."""
+
+
+@dataclass
+class CheckpointConfig:
+    """Saving and resuming (top-level `checkpoint`)."""
+
+    dir: str = "${run_dir}/checkpoints"
+    """Where this run saves checkpoints and looks for one to resume from."""
+    save_interval: int = 0
+    """Steps between saves; 0 saves only at the end."""
+    save_at_end: bool = True
+    """Save after the last step."""
+    keep_last: int = 2
+    """Complete checkpoints to keep (older ones are deleted); 0 keeps all."""
+    resume: bool = True
+    """Resume from the latest complete checkpoint in `dir` when one exists."""
+    load_dir: Optional[str] = None
+    """Initialise from the latest checkpoint of another run (weights and, unless finetuning, state)."""
+    timeout_s: int = 600
+    """Upper bound on one save or load; a hung writer fails the run instead of blocking it forever."""
 
 
 @dataclass
@@ -316,6 +348,8 @@ class RunConfig:
     """Optimizer and schedule."""
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     """Parallel layout."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint saving and resuming."""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     """Requested resources."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
