@@ -50,18 +50,23 @@ def recipe_node(spec: Runspec) -> Dict[str, Any]:
         "name": spec.name,
         "script": str(spec.script),
         "launch": spec.launch,
-        "cmd": spec.cmd,
-        "workdir": spec.workdir,
-        "image": spec.image,
-        "setup": spec.setup,
+        "cmd": literal(spec.cmd),
+        "workdir": literal(spec.workdir),
+        "image": literal(spec.image),
+        "setup": literal(spec.setup),
         "nodes": spec.nodes,
         "gpus_per_node": runspec_gpus(spec.gpus_per_node),
-        "env": dict(spec.env),
+        "env": {k: literal(v) for k, v in spec.env.items()},
         "dependencies": list(spec.dependencies),
     }
     node["recipe"] = OmegaConf.to_container(OmegaConf.merge(from_runspec, own.pop("recipe", {})))
     node.update(own)
     return node
+
+
+def literal(text: Optional[str]) -> Optional[str]:
+    """A runspec string as OmegaConf must see it: `${HOME}` is the shell's, not an interpolation."""
+    return None if text is None else text.replace("${", "\\${")
 
 
 def runspec_gpus(value: int | str) -> int | str:
