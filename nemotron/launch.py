@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.errors import child_environ
+from nemotron.tracking.secrets import redact
 
 DEFAULT_CMD = "python {script} --config {config}"
 """Per-process command when the runspec gives no `run.cmd`."""
@@ -35,9 +36,10 @@ class LaunchPlan:
     log_path: Path = Path("train.log")
     """Where the run's combined stdout/stderr is written."""
 
-    def describe(self) -> str:
-        """Shell lines that reproduce the run."""
-        lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
+    def describe(self, redact_secrets: bool = False) -> str:
+        """Shell lines that reproduce the run (secret-named variables hidden when asked)."""
+        env = redact(self.env) if redact_secrets else self.env
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
         return "\n".join([*lines, shlex.join(self.argv)])
 
 

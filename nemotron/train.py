@@ -24,6 +24,7 @@ from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, explain, recipe_names
 from nemotron.launch import plan_local, run_local
 from nemotron.paths import CONF_DIR
+from nemotron.tracking.secrets import redact
 
 register_configs()
 
@@ -58,8 +59,9 @@ def train(cfg: DictConfig) -> int:
     plan = plan_local(cfg, config_path)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if cfg.dry_run:
-        print(f"# resolved config ({config_path})\n{resolved}")
-        print(f"# would run (log: {plan.log_path})\n{plan.describe()}")
+        shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
+        print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
+        print(f"# would run (log: {plan.log_path})\n{plan.describe(redact_secrets=True)}")
         return 0
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(resolved, encoding="utf-8")

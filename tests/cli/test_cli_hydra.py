@@ -6,14 +6,15 @@ import sys
 
 import yaml
 
-from nemotron.paths import RECIPES_DIR
+from nemotron.paths import CONF_DIR, RECIPES_DIR
 
 
 def test_help_lists_recipes(cli):
     out = cli("--help").stdout
     assert "== Recipes (+recipe=<name>) ==" in out
     assert "nano3/pretrain" in out and str(RECIPES_DIR / "nano3" / "pretrain" / "train.py") in out
-    assert "model: gpt_tiny, nano3_tiny" in out
+    models = ", ".join(sorted(p.stem for p in CONF_DIR.glob("model/*.yaml")))
+    assert f"model: {models}" in out
 
 
 def test_info_searchpath_shows_recipe_roots(cli):
@@ -90,3 +91,12 @@ def test_compose_path_imports_no_heavy_packages(cli):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "hydra" in imported  # the measurement works
     assert not imported & {"torch", "megatron", "mlflow"}, imported & {"torch", "megatron", "mlflow"}
+
+
+def test_dry_run_redacts_secrets(cli):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "+cluster.env.HF_TOKEN=hf_abcdef123456",
+                 "+cluster.env.PLAIN=visible")
+    assert result.returncode == 0, result.stderr
+    assert "hf_abcdef123456" not in result.stdout
+    assert "HF_TOKEN: <redacted>" in result.stdout and "export HF_TOKEN='<redacted>'" in result.stdout
+    assert "export PLAIN=visible" in result.stdout
