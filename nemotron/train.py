@@ -32,8 +32,8 @@ register_configs()
 class TrainingFailed(RuntimeError):
     """The recipe process exited non-zero."""
 
-    def __init__(self, code: int, log_path: Path) -> None:
-        super().__init__(f"training failed with exit code {code}; full log: {log_path}")
+    def __init__(self, recipe: str, code: int, log_path: Path) -> None:
+        super().__init__(f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
         self.code = code
 
 
@@ -67,7 +67,7 @@ def train(cfg: DictConfig) -> int:
     config_path.write_text(resolved, encoding="utf-8")
     code = run_local(plan)
     if code != 0:
-        raise TrainingFailed(code, plan.log_path)
+        raise TrainingFailed(cfg.recipe.name, code, plan.log_path)
     return 0
 
 

@@ -4,6 +4,7 @@
   (CUDA_VISIBLE_DEVICES when set, else the NVIDIA driver's /proc entries, else 0).
 - `${nemotron.min:a,b}`: the smaller of two integers.
 - `${nemotron.recipes_help:}`: one line per discovered recipe, for `--help`.
+- `${art:name}`, `${art:name@version}`: a registered artifact's path (nemotron/tracking/registry.py).
 """
 
 from __future__ import annotations
@@ -47,5 +48,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("nemotron.local_gpus", local_gpus)
     if not OmegaConf.has_resolver("nemotron.min"):
         OmegaConf.register_new_resolver("nemotron.min", lambda a, b: min(int(a), int(b)))
+    from nemotron.tracking.registry import register_resolver as register_artifact_resolver
+
+    register_artifact_resolver()  # ${art:name} / ${art:name@version}: light, no mlflow
     if not OmegaConf.has_resolver("nemotron.recipes_help"):
         OmegaConf.register_new_resolver("nemotron.recipes_help", recipes_help)

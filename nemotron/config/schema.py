@@ -78,6 +78,29 @@ class DecayStyle(Enum):
     WSD = "WSD"
 
 
+class RouterScore(Enum):
+    """MoE router score function (Megatron `moe_router_score_function`)."""
+
+    softmax = "softmax"
+    sigmoid = "sigmoid"
+
+
+class LoadBalancing(Enum):
+    """MoE load-balancing loss (Megatron `moe_router_load_balancing_type`)."""
+
+    aux_loss = "aux_loss"
+    seq_aux_loss = "seq_aux_loss"
+    global_aux_loss = "global_aux_loss"
+    none = "none"
+
+
+class RouterDtype(Enum):
+    """Precision of the MoE router's logits and scores (Megatron `moe_router_dtype`)."""
+
+    fp32 = "fp32"
+    fp64 = "fp64"
+
+
 @dataclass
 class ModelConfig:
     """Architecture of the model (group `model`)."""
@@ -138,6 +161,18 @@ class ModelConfig:
     """Mamba-2 SSM state size."""
     mamba_num_groups: int = 8
     """Mamba-2 B/C groups."""
+    moe_router_score_function: RouterScore = RouterScore.softmax
+    """Router score over experts: softmax, or sigmoid (DeepSeek-V3 / Nemotron 3 style)."""
+    moe_router_enable_expert_bias: bool = False
+    """Aux-loss-free balancing: a per-expert bias on routing scores, updated from token counts."""
+    moe_router_topk_scaling_factor: Optional[float] = None
+    """Multiply the selected experts' routing weights by this (Nemotron 3 Nano: 2.5); null: 1."""
+    moe_router_load_balancing_type: Optional[LoadBalancing] = None
+    """Load-balancing loss; null means aux_loss when moe_aux_loss_coeff > 0, else none."""
+    moe_router_dtype: Optional[RouterDtype] = None
+    """Router precision; null means the model's dtype (fp32 on CPU, bf16 on GPU)."""
+    moe_shared_expert_intermediate_size: Optional[int] = None
+    """Width of the shared expert every token passes through in each MoE layer; null: none."""
 
 
 @dataclass
@@ -147,13 +182,27 @@ class DataConfig:
     name: str = "tiny"
     """Display name of the data option."""
     generate_tiny: bool = True
-    """Generate the embedded tiny corpus, train its BPE tokenizer and write .bin/.idx if missing."""
+    """With neither prefixes nor blend_file: generate the embedded tiny corpus and prepare it."""
     prefixes: List[str] = field(default_factory=list)
-    """Megatron indexed-dataset path prefixes (without .bin/.idx); empty with generate_tiny=true."""
+    """Megatron indexed-dataset path prefixes (without .bin/.idx); excludes blend_file."""
     weights: Optional[List[float]] = None
     """Blend weights, one per prefix; null means proportional to size."""
+    blend_file: Optional[str] = None
+    """Blend JSON written by `+recipe=data/prep` (shards beside it): prefixes, weights, tokenizer."""
     tokenizer_path: Optional[str] = None
-    """A `tokenizers` JSON file; null with generate_tiny=true uses the generated tokenizer."""
+    """A `tokenizers` JSON file; null in prep trains a BPE on the sources (blend files name theirs)."""
+    eod_token: str = "<|endoftext|>"
+    """The tokenizer's end-of-document token, appended to every document."""
+    sources: List[str] = field(default_factory=list)
+    """Prep input files or globs: .jsonl (one JSON object a line) or .txt (one document a line)."""
+    source_weights: Optional[List[float]] = None
+    """Prep: blend weight of each `sources` entry; null weighs every source by its token count."""
+    text_key: str = "text"
+    """Prep: the JSONL field holding a document's text."""
+    num_workers: int = 0
+    """Prep: tokenizing worker processes; 0 uses every CPU this process may run on."""
+    docs_per_shard: int = 100000
+    """Prep: documents per .bin/.idx shard (the unit of parallel work and of resume)."""
     split: str = "98,1,1"
     """Train/valid/test split of each prefix, in parts."""
     cache_dir: str = "${paths.cache_dir}/data/${data.name}"
@@ -161,7 +210,7 @@ class DataConfig:
     num_documents: int = 2000
     """Documents in the generated tiny corpus."""
     tokenizer_vocab_size: int = 512
-    """Vocabulary of the BPE tokenizer trained for the tiny corpus."""
+    """Vocabulary of a BPE tokenizer trained here (the tiny corpus, or prep without tokenizer_path)."""
     seed: int = 1234
     """Seed of the generated corpus and of Megatron's sample shuffling."""
 
@@ -289,9 +338,29 @@ class TrackerConfig:
     """Experiment tracking (group `tracker`)."""
 
     kind: str = "none"
-    """Backend: `none` or `jsonl` (metrics appended to a JSON-lines file)."""
+    """Backend: `mlflow`, `jsonl` (metrics appended to a JSON-lines file) or `none`."""
     path: Optional[str] = None
     """File the jsonl backend writes; null means <run_dir>/metrics.jsonl."""
+    uri: Optional[str] = None
+    """MLflow tracking URI; null means $MLFLOW_TRACKING_URI, else sqlite:///<paths.output_root>/mlflow.db."""
+    experiment: Optional[str] = None
+    """MLflow experiment; null means $MLFLOW_EXPERIMENT_NAME (or _ID), else the recipe name."""
+    run_name: Optional[str] = None
+    """MLflow run name; null means the run directory's name (a sweep member: its overrides)."""
+    run_id: Optional[str] = None
+    """MLflow run to continue; null continues the one in <run_dir>/tracking/mlflow_run_id, else a new run."""
+    tags: Dict[str, str] = field(default_factory=dict)
+    """Extra tags set on the MLflow run."""
+    log_artifacts: bool = True
+    """Upload the resolved config, runspec block, sbatch script, train.log and a loss-curve PNG."""
+    flush_interval_s: float = 2.0
+    """Seconds between uploads of buffered metrics by the tracker's background thread."""
+    retry_max_s: float = 60.0
+    """Longest wait between reconnection attempts while the tracking server is unreachable."""
+    close_timeout_s: float = 10.0
+    """After training, how long to keep trying to upload before leaving it to `python -m nemotron.tracking sync`."""
+    registry: str = "${paths.output_root}/artifacts.json"
+    """Artifact registry (checkpoint and data manifests, lineage) that `${art:name}` resolves against."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional
 
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.schema import Arch
+from nemotron.tracking.settings import uri_problem
 
 HYBRID_SYMBOLS = "M*-E"
 """Layer symbols of a hybrid pattern: Mamba, attention, MLP, MoE."""
@@ -45,6 +46,18 @@ def data_parallel_size(cfg: Any) -> int:
     if cfg.parallel.data_parallel_size is not None:
         return int(cfg.parallel.data_parallel_size)
     return max(1, world_size(cfg) // model_parallel_size(cfg))
+
+
+def hybrid_pattern(model: Any) -> str:
+    """The per-layer pattern: `hybrid_layer_pattern` tiled to `num_layers` when that is a multiple of it.
+
+    `model=nano3_tiny model.num_layers=8` turns "M*ME" into "M*MEM*ME", so a tiny proxy scales in depth
+    with one override; a length that is not a multiple is left for `hybrid_pattern_fits` to refuse.
+    """
+    unit = model.hybrid_layer_pattern or ""
+    if unit and model.num_layers % len(unit) == 0:
+        return unit * (model.num_layers // len(unit))
+    return unit
 
 
 def keys_known(cfg: Any) -> Optional[str]:
@@ -128,8 +141,11 @@ def hybrid_pattern_fits(cfg: Any) -> Optional[str]:
     bad = sorted(set(pattern) - set(HYBRID_SYMBOLS))
     if not pattern or bad:
         return f"model.hybrid_layer_pattern={pattern!r} must be a non-empty string of {HYBRID_SYMBOLS!r}"
-    if len(pattern) != m.num_layers:
-        return f"model.hybrid_layer_pattern has {len(pattern)} layers but model.num_layers={m.num_layers}"
+    if len(hybrid_pattern(m)) != m.num_layers:
+        return (
+            f"model.hybrid_layer_pattern has {len(pattern)} layers but model.num_layers={m.num_layers} "
+            f"(use the pattern's length or a multiple of it)"
+        )
     if "E" in pattern and not m.num_moe_experts:
         return "model.hybrid_layer_pattern has MoE layers (E) but model.num_moe_experts is null"
     return None
@@ -169,6 +185,12 @@ def sequence_parallel_needs_tp(cfg: Any) -> Optional[str]:
     return None
 
 
+def tracker_uri_valid(cfg: Any) -> Optional[str]:
+    uri = cfg.tracker.get("uri") if hasattr(cfg.tracker, "get") else None
+    problem = uri_problem(uri) if uri is not None else None
+    return f"tracker.uri: {problem}" if problem else None
+
+
 def steps_positive(cfg: Any) -> Optional[str]:
     if cfg.train.steps < 1:
         return f"train.steps={cfg.train.steps} must be at least 1"
@@ -189,6 +211,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     batch_divides,
     sequence_parallel_needs_tp,
     steps_positive,
+    tracker_uri_valid,
 ]
 """Every cross-field rule, in the order errors are reported."""
 

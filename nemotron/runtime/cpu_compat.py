@@ -71,6 +71,7 @@ def install() -> List[str]:
         _patch_once("torch.cuda.synchronize/empty_cache->no-op", _patch_sync)
         _patch_once("torch.cuda.current_stream->dummy", _patch_stream)
         _patch_once("schedules: device='cuda' factories->cpu", _patch_schedules)
+        _patch_once("recompute: CUDA RNG state save/restore->no-op", _patch_checkpoint_rng)
     if not te_available():
         _patch_once("moe_utils.te_general_gemm=None", _patch_moe_te_gemm)
         _patch_once("hybrid stack TENorm->WrappedTorchNorm", _patch_hybrid_final_norm)
@@ -159,6 +160,14 @@ def _patch_schedules() -> bool:
         return False
     schedules.torch = _TorchOnCpu()
     return True
+
+
+def _patch_checkpoint_rng() -> None:
+    # Activation recomputation (tensor_parallel.checkpoint) saves the CUDA RNG state before the
+    # forward and restores it around the recomputed one. The CPU RNG state and the tracker's named
+    # states, which CPU runs draw from, are saved and restored by the same code untouched.
+    mpu_random._get_cuda_rng_state = lambda *args, **kwargs: None
+    mpu_random._set_cuda_rng_state = lambda *args, **kwargs: None
 
 
 def _patch_moe_te_gemm() -> bool:

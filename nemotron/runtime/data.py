@@ -1,28 +1,29 @@
 """Training data: the embedded tiny corpus, the tokenizer adapter, Megatron GPT datasets, iterators.
 
-`data.generate_tiny=true` (the default) needs no network: `prepare_tiny()` generates a seeded
-English-like corpus, trains a byte-level BPE on it with the `tokenizers` library and writes it as a
-Megatron indexed dataset (.bin/.idx) under `data.cache_dir`, once. Every file is written under a
-temp name and renamed, the .idx last, so an interrupted run never leaves a file that looks finished.
-`build_datasets()` turns `data.prefixes` (or the generated prefix) into train/valid GPTDatasets with
-Megatron's BlendedMegatronDatasetBuilder; `batch_iterator()` yields this data-parallel rank's
-micro-batches.
+`resolve_data()` finds what `data` names, in this order: `data.prefixes` (+ `data.tokenizer_path`),
+a `data.blend_file` written by the prep recipe (nemotron/runtime/prep.py), or, with
+`data.generate_tiny=true` (the default), the embedded tiny data: `prepare_tiny()` writes a seeded
+English-like corpus as `corpus.txt` under `data.cache_dir` and runs the same prep on it in this
+process (one worker, one shard, a BPE trained on it), once; no network needed.
+`build_datasets()` turns the prefixes into train/valid GPTDatasets with Megatron's
+BlendedMegatronDatasetBuilder; `batch_iterator()` yields this data-parallel rank's micro-batches.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import numpy as np
 import torch
 
-EOD_TOKEN = "<|endoftext|>"
-CORPUS_VERSION = 1
-"""Bump when the generator changes: the cache key (and so the file names) change with it."""
+from nemotron.runtime import blend as blend_file
+from nemotron.runtime import prep
+from nemotron.runtime.prep import EOD_TOKEN
+
+CORPUS_VERSION = 2
+"""Bump when the generator or the tiny layout changes: the cache key (and so the folder) changes."""
 
 # ---- the embedded corpus: a small grammar, so a tiny model has structure to learn ----------------
 
@@ -83,7 +84,7 @@ def generate_corpus(num_documents: int, seed: int) -> List[str]:
 class TokenizerAdapter:
     """What Megatron's GPTDataset and our runtime need from a `tokenizers` JSON tokenizer."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, eod_token: str = EOD_TOKEN) -> None:
         from tokenizers import Tokenizer
 
         if not Path(path).is_file():
@@ -91,12 +92,12 @@ class TokenizerAdapter:
         self.path = str(path)
         self._tok = Tokenizer.from_file(self.path)
         self.vocab_size: int = self._tok.get_vocab_size()
-        eod = self._tok.token_to_id(EOD_TOKEN)
+        eod = self._tok.token_to_id(eod_token)
         if eod is None:
-            raise ValueError(f"tokenizer {path} has no {EOD_TOKEN!r} (end-of-document) token")
+            raise ValueError(f"tokenizer {path} has no {eod_token!r} end-of-document token (data.eod_token)")
         self.eod: int = eod
-        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
-        self.unique_identifiers = {"class": "TokenizerAdapter", "path": self.path, "sha1": digest}
+        self.sha1 = hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        self.unique_identifiers = {"class": "TokenizerAdapter", "path": self.path, "sha1": self.sha1[:12]}
 
     def tokenize(self, text: str) -> List[int]:
         return self._tok.encode(text).ids
@@ -105,68 +106,40 @@ class TokenizerAdapter:
         return self._tok.decode(list(ids))
 
 
-def _train_tokenizer(documents: List[str], vocab_size: int, path: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[EOD_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(documents, trainer)
-    tok.save(str(path))
+# ---- the embedded tiny data, prepared by the prep recipe's own code ------------------------------
 
 
-# ---- the generated dataset on disk ---------------------------------------------------------------
-
-
-def tiny_paths(data_cfg: Any) -> Tuple[str, str]:
-    """(tokenizer.json path, indexed-dataset prefix) of the generated tiny data for `data_cfg`."""
+def tiny_blend_path(data_cfg: Any) -> Path:
+    """The blend file of the generated tiny data for `data_cfg` (its shards and corpus beside it)."""
     d = data_cfg
     key = f"v{CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-    root = Path(data_cfg.cache_dir)
-    return str(root / f"tiny-{key}.tokenizer.json"), str(root / f"tiny-{key}_text_document")
-
-
-def _tmp(path: str) -> str:
-    return f"{path}.tmp{os.getpid()}"
-
-
-def _write_indexed(documents: List[str], tokenizer: TokenizerAdapter, prefix: str) -> None:
-    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
-
-    dtype = DType.optimal_dtype(tokenizer.vocab_size)
-    builder = IndexedDatasetBuilder(_tmp(prefix + ".bin"), dtype=dtype)
-    for text in documents:
-        ids = tokenizer.tokenize(text) + [tokenizer.eod]
-        builder.add_document(torch.tensor(ids, dtype=torch.int64), [len(ids)])
-    builder.finalize(_tmp(prefix + ".idx"))
-    os.replace(_tmp(prefix + ".bin"), prefix + ".bin")
-    os.replace(_tmp(prefix + ".idx"), prefix + ".idx")  # last: its presence means "complete"
-
-
-def _generate_tiny(data_cfg: Any) -> None:
-    tokenizer_path, prefix = tiny_paths(data_cfg)
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    documents = generate_corpus(data_cfg.num_documents, data_cfg.seed)
-    if not Path(tokenizer_path).is_file():
-        _train_tokenizer(documents, data_cfg.tokenizer_vocab_size, Path(_tmp(tokenizer_path)))
-        os.replace(_tmp(tokenizer_path), tokenizer_path)
-    _write_indexed(documents, TokenizerAdapter(tokenizer_path), prefix)
+    return Path(d.cache_dir) / f"tiny-{key}" / "blend.json"
 
 
 def tiny_is_complete(data_cfg: Any) -> bool:
-    """True when the generated tokenizer, .bin and .idx for `data_cfg` are all on disk."""
-    tokenizer_path, prefix = tiny_paths(data_cfg)
-    return all(Path(p).is_file() for p in (tokenizer_path, prefix + ".bin", prefix + ".idx"))
+    """True when the tiny blend file and every file it names are on disk."""
+    path = tiny_blend_path(data_cfg)
+    try:
+        return not blend_file.missing_files(blend_file.read_blend(path))
+    except (OSError, ValueError):
+        return False
 
 
-def prepare_tiny(data_cfg: Any) -> Tuple[str, str]:
-    """Generate the tiny data if missing (rank 0; the others wait); return (tokenizer, prefix)."""
+def _generate_tiny(data_cfg: Any) -> None:
+    path = tiny_blend_path(data_cfg)
+    corpus = path.parent / "corpus.txt"
+    if not corpus.is_file():
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        documents = generate_corpus(data_cfg.num_documents, data_cfg.seed)
+        prep.write_atomic(corpus, "".join(d + "\n" for d in documents).encode())
+    spec = prep.PrepSpec(sources=[str(corpus)], blend_file=path, vocab_size=data_cfg.tokenizer_vocab_size,
+                         eod_token=data_cfg.eod_token, num_workers=1,
+                         docs_per_shard=max(1, data_cfg.num_documents))
+    prep.prepare(spec, log=lambda line: None)
+
+
+def prepare_tiny(data_cfg: Any) -> Path:
+    """Generate and prepare the tiny data if missing (rank 0; the others wait); its blend file."""
     import torch.distributed as dist
 
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -174,35 +147,63 @@ def prepare_tiny(data_cfg: Any) -> Tuple[str, str]:
         _generate_tiny(data_cfg)
     if dist.is_initialized():
         dist.barrier()
-    return tiny_paths(data_cfg)
+    return tiny_blend_path(data_cfg)
 
 
-# ---- Megatron datasets ---------------------------------------------------------------------------
+# ---- what the data config names ------------------------------------------------------------------
 
 
-def resolve_data(data_cfg: Any) -> Tuple[TokenizerAdapter, List[str], Optional[List[float]]]:
-    """The tokenizer, prefixes and weights `data_cfg` names, generating the tiny data if asked."""
-    prefixes, tokenizer_path = list(data_cfg.prefixes or []), data_cfg.tokenizer_path
-    if data_cfg.generate_tiny:
-        tiny_tokenizer, tiny_prefix = prepare_tiny(data_cfg)
-        prefixes = prefixes or [tiny_prefix]
-        tokenizer_path = tokenizer_path or tiny_tokenizer
-    if not prefixes:
-        raise ValueError("data.prefixes is empty and data.generate_tiny=false: no training data")
+def _check_prefixes(prefixes: List[str], key: str) -> None:
     for prefix in prefixes:
         missing = [prefix + ext for ext in (".bin", ".idx") if not Path(prefix + ext).is_file()]
         if missing:
             raise FileNotFoundError(
-                f"data.prefixes: {' and '.join(missing)} not found; a prefix names a Megatron "
+                f"{key}: {' and '.join(missing)} not found; a prefix names a Megatron "
                 "indexed dataset (path without .bin/.idx)"
             )
-    if tokenizer_path is None:
-        raise ValueError("data.tokenizer_path is required when data.generate_tiny=false")
+
+
+def _from_prefixes(data_cfg: Any) -> Tuple[TokenizerAdapter, List[str], Optional[List[float]]]:
+    prefixes = list(data_cfg.prefixes)
+    _check_prefixes(prefixes, "data.prefixes")
+    if data_cfg.tokenizer_path is None:
+        raise ValueError("data.tokenizer_path is required with data.prefixes")
     weights = list(data_cfg.weights) if data_cfg.weights is not None else None
     if weights is not None and len(weights) != len(prefixes):
-        raise ValueError(
-            f"data.weights has {len(weights)} entries for {len(prefixes)} data.prefixes")
-    return TokenizerAdapter(tokenizer_path), prefixes, weights
+        raise ValueError(f"data.weights has {len(weights)} entries for {len(prefixes)} data.prefixes")
+    return TokenizerAdapter(data_cfg.tokenizer_path, data_cfg.eod_token), prefixes, weights
+
+
+def _from_blend(data_cfg: Any, path: Any) -> Tuple[TokenizerAdapter, List[str], Optional[List[float]]]:
+    if data_cfg.weights is not None:
+        raise ValueError("data.weights applies to data.prefixes; a blend file carries its own weights "
+                         "(set data.source_weights when preparing it)")
+    blend = blend_file.read_blend(path)
+    _check_prefixes(blend.prefixes, f"data.blend_file {blend.path}")
+    tokenizer = TokenizerAdapter(blend.tokenizer_path, data_cfg.eod_token)
+    if tokenizer.sha1 != blend.tokenizer_sha1:
+        raise ValueError(f"{blend.tokenizer_path} changed after {blend.path} was prepared; prepare again")
+    given = data_cfg.tokenizer_path
+    if given and TokenizerAdapter(given, data_cfg.eod_token).sha1 != tokenizer.sha1:
+        raise ValueError(f"data.tokenizer_path={data_cfg.tokenizer_path} is not the tokenizer "
+                         f"{blend.path} was prepared with ({blend.tokenizer_path}); drop one of them")
+    return tokenizer, blend.prefixes, blend.megatron_weights()
+
+
+def resolve_data(data_cfg: Any) -> Tuple[TokenizerAdapter, List[str], Optional[List[float]]]:
+    """The tokenizer, prefixes and weights `data_cfg` names, preparing the tiny data if asked."""
+    if data_cfg.prefixes and data_cfg.blend_file:
+        raise ValueError("data.prefixes and data.blend_file are both set; use one of them")
+    if data_cfg.prefixes:
+        return _from_prefixes(data_cfg)
+    if data_cfg.blend_file:
+        return _from_blend(data_cfg, data_cfg.blend_file)
+    if data_cfg.generate_tiny:
+        return _from_blend(data_cfg, prepare_tiny(data_cfg))
+    raise ValueError("no training data: set data.prefixes, data.blend_file or data.generate_tiny=true")
+
+
+# ---- Megatron datasets ---------------------------------------------------------------------------
 
 
 def build_datasets(
@@ -251,15 +252,21 @@ def _rank_batches(num_samples: int, micro_batch_size: int, dp_rank: int,
         yield list(range(first, first + micro_batch_size))
 
 
-def batch_iterator(dataset: Any, micro_batch_size: int, dp_rank: int,
-                   dp_size: int) -> Iterator[Dict[str, torch.Tensor]]:
-    """Endless micro-batches (dicts of tokens, labels, loss_mask, position_ids[, attention_mask])."""
+def batch_iterator(dataset: Any, micro_batch_size: int, dp_rank: int, dp_size: int,
+                   start_sample: int = 0) -> Iterator[Dict[str, torch.Tensor]]:
+    """Endless micro-batches (dicts of tokens, labels, loss_mask, position_ids[, attention_mask]),
+    beginning `start_sample` samples into the global order (a resumed run's data position)."""
     from torch.utils.data import DataLoader
 
     batches = list(_rank_batches(len(dataset), micro_batch_size, dp_rank, dp_size))
     if not batches:
         raise ValueError(f"a dataset of {len(dataset)} samples has no full micro-batch of "
                          f"{micro_batch_size} samples x {dp_size} data-parallel ranks")
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=0)
+    skip = start_sample // (micro_batch_size * dp_size) % len(batches)
+    # Each pass over a DataLoader draws a seed from its generator: a private one leaves the global
+    # torch RNG (dropout) alone, so a resumed run's RNG stream matches an uninterrupted one.
+    generator = torch.Generator()
+    yield from DataLoader(dataset, batch_sampler=batches[skip:], num_workers=0, generator=generator)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=0, generator=generator)
     while True:
         yield from loader

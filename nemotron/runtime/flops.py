@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from nemotron.config.validate import hybrid_pattern
+
 PEAK_BF16_TFLOPS: Dict[str, float] = {
     "H200": 989.0,
     "H100": 989.0,
@@ -66,7 +68,7 @@ def attention_layer_count(cfg: Any) -> int:
     """Layers with self-attention: all of a GPT, the `*` layers of a hybrid pattern."""
     m = cfg.model
     if getattr(m.arch, "name", m.arch) == "hybrid":
-        return (m.hybrid_layer_pattern or "").count("*")
+        return hybrid_pattern(m).count("*")
     return m.num_layers
 
 

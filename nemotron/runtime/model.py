@@ -4,7 +4,9 @@
 `arch=hybrid` is Megatron's Mamba/hybrid model (`MambaModel` in 0.16, `HybridModel` in 0.19) over
 `model.hybrid_layer_pattern`: `M` Mamba-2, `*` attention, `-` MLP, `E` MoE. Without Transformer
 Engine the hybrid stack is a local spec built here; Mamba layers then use `mamba_mixer_class()`.
-fp32 with CPU initialisation on CPU; bf16 (Float16Module) on CUDA.
+fp32 with CPU initialisation on CPU; bf16 (Float16Module) on CUDA. `train.recompute` becomes
+Megatron's activation recomputation (selective: attention core; full: every layer).
+Parameter counts without allocating weights: `nemotron.runtime.param_counts`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from nemotron.config.validate import hybrid_pattern
 from nemotron.runtime import cpu_compat
 
 
@@ -51,19 +54,37 @@ def _activation_kwargs(activation: str) -> dict:
 def _moe_kwargs(m: Any, grouped_gemm: bool) -> dict:
     if not m.num_moe_experts:
         return {}
+    balancing = m.moe_router_load_balancing_type
+    if balancing is None:
+        balancing = "aux_loss" if m.moe_aux_loss_coeff > 0 else "none"
     return {
         "num_moe_experts": m.num_moe_experts,
         "moe_router_topk": m.moe_router_topk,
         "moe_ffn_hidden_size": m.moe_ffn_hidden_size or m.ffn_hidden_size,
         "moe_aux_loss_coeff": m.moe_aux_loss_coeff,
-        "moe_router_load_balancing_type": "aux_loss" if m.moe_aux_loss_coeff > 0 else "none",
+        "moe_router_load_balancing_type": _str(balancing),
+        "moe_router_score_function": _str(m.moe_router_score_function),
+        "moe_router_enable_expert_bias": m.moe_router_enable_expert_bias,
+        "moe_router_topk_scaling_factor": m.moe_router_topk_scaling_factor,
+        "moe_router_dtype": _str(m.moe_router_dtype) if m.moe_router_dtype else None,
+        "moe_shared_expert_intermediate_size": m.moe_shared_expert_intermediate_size,
         "moe_grouped_gemm": grouped_gemm,
         "moe_token_dispatcher_type": "allgather",
     }
 
 
+def _recompute_kwargs(recompute: str) -> dict:
+    """train.recompute -> Megatron: selective recomputes the attention core, full every layer."""
+    if recompute == "none":
+        return {}
+    if recompute == "selective":
+        return {"recompute_granularity": "selective"}
+    return {"recompute_granularity": "full", "recompute_method": "uniform",
+            "recompute_num_layers": 1}
+
+
 def _check_hybrid_pattern(m: Any) -> None:
-    pattern = m.hybrid_layer_pattern
+    pattern = hybrid_pattern(m)
     if not pattern or len(pattern) != m.num_layers:
         raise ValueError(f"model.hybrid_layer_pattern={pattern!r} must have one symbol per layer "
                          f"(model.num_layers={m.num_layers}) for arch=hybrid")
@@ -92,6 +113,20 @@ def _check_limits(cfg: Any) -> None:
             "model.add_bias_linear=true with MoE (model.num_moe_experts) fails on CPU without "
             "Transformer Engine (the expert bias is added in place on a view); set it to false"
         )
+    _check_router_and_recompute(cfg)
+
+
+def _check_router_and_recompute(cfg: Any) -> None:
+    m = cfg.model
+    if m.moe_router_enable_expert_bias and _str(m.moe_router_score_function) != "sigmoid":
+        raise ValueError("model.moe_router_enable_expert_bias=true needs "
+                         "model.moe_router_score_function=sigmoid (Megatron supports no other)")
+    if _str(cfg.train.recompute) == "full" and _str(m.arch) == "hybrid":
+        stack = _hybrid_classes()[1]
+        if not hasattr(stack, "_checkpointed_forward"):
+            raise ValueError(
+                f"train.recompute=full: Megatron-Core's hybrid stack ({stack.__name__}) in this "
+                "version does not recompute whole layers; use train.recompute=selective or none")
 
 
 def transformer_config(cfg: Any) -> Any:
@@ -127,6 +162,7 @@ def transformer_config(cfg: Any) -> Any:
         **_activation_kwargs(_str(m.activation)),
         **_moe_kwargs(m, grouped_gemm=use_te_spec(cfg)),
         **(mamba if _str(m.arch) == "hybrid" else {}),
+        **_recompute_kwargs(_str(cfg.train.recompute)),
     )
 
 
@@ -235,7 +271,7 @@ def local_hybrid_stack_spec(cfg: Any) -> Any:
         sharded_state_dict_keys_map={"pre_mlp_layernorm.": "mlp.linear_fc1.layer_norm_"})
     layers = {"attention_layer": ModuleSpec(module=TransformerLayer, submodules=attention),
               "mlp_layer": ModuleSpec(module=MLPLayer, submodules=mlp)}
-    pattern = cfg.model.hybrid_layer_pattern or ""
+    pattern = hybrid_pattern(cfg.model)
     if "E" in pattern:
         moe = get_moe_module_spec(use_te=False, num_experts=cfg.model.num_moe_experts,
                                   moe_grouped_gemm=False)
@@ -267,7 +303,7 @@ def use_te_spec(cfg: Any) -> bool:
         return False
     if _str(cfg.model.arch) != "hybrid":
         return True
-    has_mamba = "M" in (cfg.model.hybrid_layer_pattern or "")
+    has_mamba = "M" in hybrid_pattern(cfg.model)
     if has_mamba and mamba_mixer_class().__name__ != "MambaMixer":
         return False
     return _te_hybrid_stack_spec() is not None
@@ -296,25 +332,30 @@ def _build_hybrid(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool)
         share_embeddings_and_output_weights=m.share_embeddings_and_output_weights,
         position_embedding_type=_str(m.position_embedding_type),
         rotary_base=m.rotary_base,
-        **{spec_key: hybrid_stack_spec(cfg), pattern_key: m.hybrid_layer_pattern},
+        **{spec_key: hybrid_stack_spec(cfg), pattern_key: hybrid_pattern(m)},
     )
 
 
 # ---- entry point ---------------------------------------------------------------------------------
 
 
-def build_model(cfg: Any, tokenizer_vocab_size: int) -> Tuple[Any, Any]:
-    """(model, TransformerConfig) for this pipeline stage, on this rank's device and dtype."""
+def build_unwrapped_model(cfg: Any, config: Any, tokenizer_vocab: int) -> Any:
+    """This pipeline stage's GPTModel or hybrid model, unwrapped, on the current device."""
     from megatron.core import parallel_state
 
-    cpu_compat.install()
-    config = transformer_config(cfg)
     tp = cfg.parallel.tensor_model_parallel_size
-    vocab_size = padded_vocab_size(cfg.model, tokenizer_vocab_size, tp)
+    vocab_size = padded_vocab_size(cfg.model, tokenizer_vocab, tp)
     pre, post = parallel_state.is_pipeline_first_stage(), parallel_state.is_pipeline_last_stage()
     build = _build_hybrid if _str(cfg.model.arch) == "hybrid" else _build_gpt
     with cpu_compat.cuda_as_cpu():
-        model = build(cfg, config, vocab_size, pre, post)
+        return build(cfg, config, vocab_size, pre, post)
+
+
+def build_model(cfg: Any, tokenizer_vocab_size: int) -> Tuple[Any, Any]:
+    """(model, TransformerConfig) for this pipeline stage, on this rank's device and dtype."""
+    cpu_compat.install()
+    config = transformer_config(cfg)
+    model = build_unwrapped_model(cfg, config, tokenizer_vocab_size)
     if not cpu_compat.on_cpu():
         from megatron.core.transformer.module import Float16Module
 

@@ -5,8 +5,9 @@ examples/run_simple_mcore_train_loop.py: distributed init -> model -> Megatron
 DistributedDataParallel -> get_megatron_optimizer -> OptimizerParamScheduler ->
 get_forward_backward_func(forward_step_func returning (output, partial(loss_func, loss_mask)))
 -> optimizer.step -> scheduler. CPU quirks live in `cpu_compat`, data in `data`, the model in
-`model`. Rank 0 prints one progress line per `train.log_interval` and always a final summary line;
-metrics go through `nemotron.tracking.open_tracker`.
+`model`, checkpoints (save every `checkpoint.save_interval` steps and at the end, auto-resume) in
+`checkpoint`. Rank 0 prints one progress line per `train.log_interval` and always a final summary
+line; metrics go through `nemotron.tracking.open_tracker`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nemotron.runtime import cpu_compat, data, distributed
+from nemotron.runtime import checkpoint, cpu_compat, data, distributed
 from nemotron.runtime.model import build_model
 from nemotron.tracking import open_tracker
 
@@ -35,13 +36,16 @@ class TrainResult:
     losses: List[float]
     """Training loss of each step, averaged over data-parallel ranks and micro-batches."""
     tokens_per_s: float
-    """Global training throughput, steps after the first."""
+    """Global training throughput, steps after the first (evaluation and saving excluded)."""
     steps: int
     """Optimizer steps run."""
     val_losses: Dict[int, float] = field(default_factory=dict)
     """Validation loss by step (when train.eval_interval > 0)."""
     wall_s: float = 0.0
     """Seconds from the first step to the last."""
+    start_step: int = 0
+    """Steps already done when this run began (resumed from a checkpoint); losses[0] is step
+    start_step + 1."""
 
 
 @dataclass
@@ -56,6 +60,8 @@ class _Run:
     train_iter: Iterator
     valid_iter: Optional[Iterator]
     num_microbatches: int
+    position: checkpoint.Position
+    """Steps done and samples consumed so far (what a checkpoint saves)."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -107,7 +113,8 @@ def _build_optimizer(cfg: Any, model: Any) -> Tuple[Any, Any]:
         optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr,
         lr_warmup_steps=min(o.warmup_steps, steps - 1), lr_decay_steps=steps, lr_decay_style=style,
         start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=steps,
-        wd_incr_style="constant", wsd_decay_steps=max(1, steps // 5), lr_wsd_decay_style="linear",
+        wd_incr_style="constant", wsd_decay_steps=o.wsd_decay_steps or max(1, steps // 5),
+        lr_wsd_decay_style="linear",
     )
     return optimizer, scheduler
 
@@ -126,7 +133,7 @@ def _wrap_ddp(cfg: Any, model: Any, config: Any) -> Any:
     return model
 
 
-def _setup(cfg: Any, info: distributed.DistInfo) -> _Run:
+def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Found]) -> _Run:
     from megatron.core import parallel_state
 
     torch.set_num_threads(_num_threads(cfg, info))
@@ -140,11 +147,15 @@ def _setup(cfg: Any, info: distributed.DistInfo) -> _Run:
     model = _wrap_ddp(cfg, model, config)
     optimizer, scheduler = _build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss
+    position = checkpoint.Position()
+    if found is not None:  # restores RNG states too: nothing after this may draw random numbers
+        position = checkpoint.load(found, cfg, model, optimizer, scheduler)
     dp_rank, dp = parallel_state.get_data_parallel_rank(), info.data_parallel_size
     mbs = cfg.train.micro_batch_size
-    train_iter = data.batch_iterator(train_ds, mbs, dp_rank, dp)
-    valid_iter = data.batch_iterator(valid_ds, mbs, dp_rank, dp) if valid_ds is not None else None
-    return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro)
+    train_iter = data.batch_iterator(train_ds, mbs, dp_rank, dp, position.consumed_train_samples)
+    valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
+                  if valid_ds is not None else None)
+    return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position)
 
 
 # ---- one step ------------------------------------------------------------------------------------
@@ -232,34 +243,57 @@ def _progress_line(step: int, steps: int, loss: float, lr: float, grad_norm: flo
             f"{tokens_per_s:,.0f} tokens/s | ETA {eta}")
 
 
+def _save_due(cfg: Any, step: int) -> bool:
+    ck = cfg.checkpoint
+    return (ck.save_interval > 0 and step % ck.save_interval == 0) or (
+        ck.save_at_end and step == cfg.train.steps)
+
+
+def _eval_and_save(run: _Run, tracker: Any, result: TrainResult, step: int) -> float:
+    """Validation and checkpoint after `step` when due; the seconds they took (not training)."""
+    cfg, pos, start = run.cfg, run.position, time.perf_counter()
+    evaluate_now = cfg.train.eval_interval > 0 and step % cfg.train.eval_interval == 0
+    if not (evaluate_now or _save_due(cfg, step)):
+        return 0.0
+    if evaluate_now:
+        result.val_losses[step] = val = evaluate(run)
+        pos.consumed_valid_samples += cfg.train.eval_iters * cfg.train.global_batch_size
+        tracker.log(step, {"val_loss": val})
+        _say(run.info.rank, f"step {step}/{cfg.train.steps} | validation loss {val:.4f}")
+    if _save_due(cfg, step):
+        checkpoint.save(cfg, run.model, run.optimizer, run.scheduler, pos, tracker)
+    return time.perf_counter() - start
+
+
 def _loop(run: _Run, tracker: Any, result: TrainResult) -> None:
-    cfg, rank = run.cfg, run.info.rank
+    cfg, rank, pos = run.cfg, run.info.rank, run.position
     steps, tokens_per_step = cfg.train.steps, cfg.train.global_batch_size * cfg.model.seq_length
     start = prev = mark = time.perf_counter()
-    first_step_s, mark_step = 0.0, 0
-    for step in range(1, steps + 1):
+    first, first_step_s, mark_step, paused_s = pos.step, 0.0, pos.step, 0.0
+    for step in range(first + 1, steps + 1):
         loss, lr, grad_norm = train_step(run)
         now = time.perf_counter()
         first_step_s = first_step_s or now - start
         result.losses.append(loss)
+        pos.step = step
+        pos.consumed_train_samples += cfg.train.global_batch_size
         tracker.log(step, {"loss": loss, "lr": lr, "grad_norm": grad_norm,
                            "tokens_per_s": tokens_per_step / (now - prev)})
         prev = now
         if step % cfg.train.log_interval == 0 or step == steps:
             rate = tokens_per_step * (step - mark_step) / (now - mark)
-            eta = (now - start) / step * (steps - step)
+            eta = (now - start) / (step - first) * (steps - step)
             _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta))
             mark, mark_step = now, step
-        if cfg.train.eval_interval > 0 and step % cfg.train.eval_interval == 0:
-            result.val_losses[step] = val = evaluate(run)
-            tracker.log(step, {"val_loss": val})
-            _say(rank, f"step {step}/{steps} | validation loss {val:.4f}")
-            prev = mark = time.perf_counter()  # keep evaluation out of the throughput
-            mark_step = step
+        spent = _eval_and_save(run, tracker, result, step)
+        if spent:  # keep evaluation and saving out of the throughput
+            prev = mark = time.perf_counter()
+            mark_step, paused_s = step, paused_s + spent
     result.wall_s = time.perf_counter() - start
-    later_s = result.wall_s - first_step_s
-    tokens = tokens_per_step * (steps - 1 if steps > 1 and later_s > 0 else steps)
-    result.tokens_per_s = tokens / (later_s if steps > 1 and later_s > 0 else result.wall_s)
+    later_s, done = result.wall_s - first_step_s - paused_s, len(result.losses)
+    tokens = tokens_per_step * (done - 1 if done > 1 and later_s > 0 else done)
+    result.tokens_per_s = tokens / (later_s if done > 1 and later_s > 0
+                                    else max(result.wall_s, 1e-9))
 
 
 def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult,
@@ -269,26 +303,31 @@ def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult
               f"CP{p.context_parallel_size} EP{p.expert_model_parallel_size}")
     if info is not None:
         layout = f"world {info.world_size} ({layout} DP{info.data_parallel_size})"
-    losses = result.losses
+    losses, done = result.losses, result.start_step + len(result.losses)
     loss = f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss"
-    where = f"at step {len(losses) + 1}" if stage == "train" else "during setup"
+    where = f"at step {done + 1}" if stage == "train" else "during setup"
     head = "done" if error is None else f"FAILED {where}: {type(error).__name__}: {error}"
-    return (f"{head} | {len(losses)}/{cfg.train.steps} steps in {result.wall_s:.1f} s | {loss} | "
+    resumed = f" (resumed at {result.start_step})" if result.start_step else ""
+    return (f"{head} | {done}/{cfg.train.steps} steps{resumed} in {result.wall_s:.1f} s | {loss} | "
             f"{result.tokens_per_s:,.0f} tokens/s | {layout}")
 
 
 def run(cfg: Any) -> TrainResult:
     """Train `cfg.train.steps` steps of the model `cfg` describes; returns the per-step losses.
 
-    Rank 0 always ends with a summary line (`done | ...` or `FAILED ... | ...`); the tracker is
-    closed with FINISHED or FAILED, and the process groups are torn down either way.
+    Resumes from the latest complete checkpoint in `checkpoint.dir` (or `checkpoint.load_dir`)
+    when there is one; `losses` then holds only the steps run here. Rank 0 always ends with a
+    summary line (`done | ...` or `FAILED ... | ...`); the tracker is closed with FINISHED or
+    FAILED, and the process groups are torn down either way.
     """
     result = TrainResult(losses=[], tokens_per_s=0.0, steps=0)
     info, tracker, stage, error = None, None, "setup", None
     try:
         info = distributed.init(cfg)
-        tracker = open_tracker(cfg, info.rank)
-        state = _setup(cfg, info)
+        found = checkpoint.find_resume(cfg)
+        tracker = open_tracker(checkpoint.tracker_config(cfg, found), info.rank)
+        state = _setup(cfg, info, found)
+        result.start_step = state.position.step
         stage = "train"
         _loop(state, tracker, result)
         result.steps = len(result.losses)

@@ -2,12 +2,17 @@
 
 The runtime calls `open_tracker(cfg)` once per run (on every rank; only rank 0 writes), then
 `tracker.log(step, {...})` per log interval and `tracker.close(status)` at the end. A backend is a
-small class with those two methods, chosen by `tracker.kind`. Backends import their heavy
-dependencies lazily, so importing this package stays cheap.
+small class with those two methods, chosen by `tracker.kind`: `mlflow` (the default; see
+`mlflow_tracker` and docs/tracking.md), `jsonl` or `none`. Backends import their heavy dependencies
+lazily, so importing this package stays cheap (no mlflow, torch or megatron).
+
+Commands (`python -m nemotron.tracking --help`): `sync` a run directory's buffered metrics, `compare`
+the members of a sweep, show an artifact's `lineage`, list `artifacts`.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping, Protocol
 
 from nemotron.tracking.jsonl import JsonlTracker
@@ -24,6 +29,9 @@ class Tracker(Protocol):
 class NullTracker:
     """Tracks nothing (`tracker=none`, and every rank but 0)."""
 
+    run_id = None
+    """No MLflow run (the mlflow tracker has its run id here)."""
+
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         pass
 
@@ -38,4 +46,18 @@ def open_tracker(cfg: Any, rank: int = 0) -> Tracker:
         return NullTracker()
     if kind == "jsonl":
         return JsonlTracker.for_run(cfg)
-    raise ValueError(f"tracker.kind={kind!r} is not a known tracker (choose none or jsonl)")
+    if kind == "mlflow":
+        return _open_mlflow(cfg)
+    raise ValueError(f"tracker.kind={kind!r} is not a known tracker (choose mlflow, jsonl or none)")
+
+
+def _open_mlflow(cfg: Any) -> Tracker:
+    """The MLflow tracker; if even its local files cannot be set up, a warning and no tracking."""
+    from nemotron.tracking.mlflow_tracker import MlflowTracker
+
+    try:
+        return MlflowTracker.for_run(cfg)
+    except Exception as exc:  # noqa: BLE001 - tracking never kills training
+        print(f"tracker: warning: MLflow tracking is off for this run: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        return NullTracker()

@@ -45,7 +45,7 @@ def test_failed_training_exits_nonzero_and_names_the_log(cli, data_cache, tmp_pa
     result = cli("+recipe=gpt/pretrain", f"paths.cache_dir={data_cache}", "data.generate_tiny=false",
                  f"data.prefixes=[{missing}]", timeout=300)
     assert result.returncode not in (0, 2)
-    assert "error: training failed with exit code" in result.stderr and "train.log" in result.stderr
+    assert "error: recipe gpt/pretrain failed with exit code" in result.stderr and "train.log" in result.stderr
     assert str(missing) in result.stdout  # the runtime's own message names the path
 
 

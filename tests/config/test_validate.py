@@ -31,12 +31,13 @@ BROKEN = {
         "parallel.expert_model_parallel_size=2 needs a MoE model",
     ),
     "router_topk_fits": (["model=nano3_tiny", "model.moe_router_topk=5"], "model.moe_router_topk=5 exceeds"),
-    "hybrid_pattern_fits": (["model=nano3_tiny", "model.num_layers=3"], "has 4 layers but model.num_layers=3"),
+    "hybrid_pattern_fits": (["model=nano3_tiny", "model.num_layers=6"], "has 4 layers but model.num_layers=6"),
     "gpus_fit_cluster": (["resources.gpus_per_node=64"], "resources.gpus_per_node=64 exceeds cluster.gpus_per_node"),
     "nodes_fit_cluster": (["resources.nodes=2"], "resources.nodes=2 must be between 1 and cluster.max_nodes=1"),
     "batch_divides": (["train.global_batch_size=7"], "train.global_batch_size=7 must be a multiple"),
     "sequence_parallel_needs_tp": (["parallel.sequence_parallel=true"], "parallel.sequence_parallel=true needs"),
     "steps_positive": (["train.steps=0"], "train.steps=0 must be at least 1"),
+    "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
 }
 
 
@@ -71,3 +72,11 @@ def test_data_parallel_given_explicitly_must_match_world(compose):
 def test_two_ranks_with_tp2_is_valid(compose):
     cfg = compose(BASE + ["parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2"])
     assert problems(cfg) == []
+
+
+def test_hybrid_pattern_tiles_to_a_multiple_of_its_length(compose):
+    from nemotron.config.validate import hybrid_pattern
+
+    cfg = compose(BASE + ["model=nano3_tiny", "model.num_layers=8"])
+    assert problems(cfg) == []
+    assert hybrid_pattern(cfg.model) == cfg.model.hybrid_layer_pattern * 2

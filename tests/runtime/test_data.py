@@ -33,29 +33,42 @@ def process_group():
 def tiny(tiny_data_dir, process_group):
     """(data config, tokenizer, prefix) of the session's generated tiny dataset."""
     cfg = _data_cfg(tiny_data_dir)
-    tokenizer_path, prefix = data.prepare_tiny(cfg)
-    return cfg, data.TokenizerAdapter(tokenizer_path), prefix
+    tokenizer, prefixes, weights = data.resolve_data(cfg)
+    assert len(prefixes) == 1 and weights is None
+    return cfg, tokenizer, prefixes[0]
 
 
-def test_tiny_dataset_is_generated_once_and_reused(tmp_path, process_group):
+def _tiny_files(cfg) -> list[Path]:
+    blend = data.tiny_blend_path(cfg)
+    return [blend, blend.parent / "tokenizer.json", *sorted(blend.parent.glob("*_text_document.*"))]
+
+
+def test_tiny_dataset_is_prepared_once_by_the_prep_path_and_reused(tmp_path, process_group):
     cfg = _data_cfg(tmp_path, num_documents=50)
-    tokenizer_path, prefix = data.prepare_tiny(cfg)
-    files = [tokenizer_path, prefix + ".bin", prefix + ".idx"]
+    blend = data.prepare_tiny(cfg)
+    files = _tiny_files(cfg)
     mtimes = [os.stat(f).st_mtime_ns for f in files]
 
-    assert data.prepare_tiny(cfg) == (tokenizer_path, prefix)
+    assert data.prepare_tiny(cfg) == blend
+    assert [p.name for p in files[2:]] == [
+        "corpus-00000_text_document.bin", "corpus-00000_text_document.done.json",
+        "corpus-00000_text_document.idx"]
     assert [os.stat(f).st_mtime_ns for f in files] == mtimes
-    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert len((blend.parent / "corpus.txt").read_text().splitlines()) == 50
+    assert not [p for p in blend.parent.iterdir() if ".tmp" in p.name]
 
 
-def test_interrupted_generation_without_idx_is_redone(tmp_path, process_group):
+def test_interrupted_tiny_preparation_without_idx_is_redone(tmp_path, process_group):
     cfg = _data_cfg(tmp_path, num_documents=50)
-    _, prefix = data.prepare_tiny(cfg)
-    Path(prefix + ".idx").unlink()  # as if killed between writing .bin and .idx
+    blend = data.prepare_tiny(cfg)
+    tokenizer = blend.parent / "tokenizer.json"
+    before = os.stat(tokenizer).st_mtime_ns
+    next(blend.parent.glob("*.idx")).unlink()  # as if killed between writing .bin and .idx
 
     assert not data.tiny_is_complete(cfg)
     data.prepare_tiny(cfg)
     assert data.tiny_is_complete(cfg)
+    assert os.stat(tokenizer).st_mtime_ns == before  # the trained tokenizer is reused
 
 
 def test_corpus_is_deterministic_per_seed():
@@ -107,3 +120,11 @@ def test_batches_are_shifted_token_windows_split_across_data_parallel_ranks(tiny
     assert torch.equal(whole["tokens"][:, 1:], whole["labels"][:, :-1])
     assert torch.equal(torch.cat([h["tokens"] for h in halves]), whole["tokens"])
     assert set(whole) >= {"tokens", "labels", "loss_mask", "position_ids", "attention_mask"}
+
+
+def test_data_sources_that_exclude_each_other_are_refused(tmp_path):
+    both = _data_cfg(tmp_path, prefixes=[str(tmp_path / "a")], blend_file=str(tmp_path / "blend.json"))
+    with pytest.raises(ValueError, match="data.prefixes and data.blend_file are both set"):
+        data.resolve_data(both)
+    with pytest.raises(ValueError, match="no training data: set data.prefixes, data.blend_file"):
+        data.resolve_data(_data_cfg(tmp_path, generate_tiny=False))

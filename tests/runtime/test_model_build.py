@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from nemotron.runtime import model
+from nemotron.runtime import model, pretrain
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 
@@ -39,6 +39,47 @@ def test_nano3_tiny_is_a_local_moe_hybrid(run_config):
     assert not model.use_te_spec(cfg)
 
 
+def test_nano3_router_and_shared_expert_map_to_megatron_fields(run_config):
+    config = model.transformer_config(run_config("nano3/pretrain", "model=nano3"))
+
+    assert (config.num_moe_experts, config.moe_router_topk, config.moe_ffn_hidden_size) == (
+        128, 6, 1856)
+    assert config.moe_router_score_function == "sigmoid" and config.moe_router_enable_expert_bias
+    assert config.moe_router_topk_scaling_factor == 2.5 and config.moe_router_dtype == "fp32"
+    assert config.moe_router_load_balancing_type == "seq_aux_loss"
+    assert config.moe_shared_expert_intermediate_size == 3712
+    assert (config.mamba_num_heads, config.mamba_head_dim, config.mamba_num_groups) == (64, 64, 8)
+    assert (config.kv_channels, config.num_query_groups) == (128, 2)
+
+
+def test_nano3_router_features_train_on_cpu(run_config):
+    cfg = run_config("nano3/pretrain", "train.steps=6", "model.moe_router_score_function=sigmoid",
+                     "model.moe_router_enable_expert_bias=true",
+                     "model.moe_router_topk_scaling_factor=2.5",
+                     "model.moe_router_load_balancing_type=seq_aux_loss",
+                     "model.moe_aux_loss_coeff=0.0001", "model.moe_router_dtype=fp32",
+                     "model.moe_shared_expert_intermediate_size=128")
+    losses = pretrain.run(cfg).losses
+
+    assert losses[-1] < losses[0] - 0.5, losses
+
+
+@pytest.mark.parametrize("recompute, granularity, method", [
+    ("none", None, None), ("selective", "selective", None), ("full", "full", "uniform")])
+def test_recompute_maps_to_megatron_granularity(run_config, recompute, granularity, method):
+    config = model.transformer_config(run_config("gpt/pretrain", f"train.recompute={recompute}"))
+
+    assert (config.recompute_granularity, config.recompute_method) == (granularity, method)
+
+
+def test_full_recompute_of_a_hybrid_is_refused_where_megatron_cannot(run_config):
+    stack = model._hybrid_classes()[1]
+    if hasattr(stack, "_checkpointed_forward"):
+        pytest.skip(f"{stack.__name__} recomputes whole layers in this megatron-core")
+    with pytest.raises(ValueError, match="train.recompute=full: .* use train.recompute=selective"):
+        model.transformer_config(run_config("nano3/pretrain", "train.recompute=full"))
+
+
 def test_mamba_mixer_is_the_pure_pytorch_one_without_mamba_ssm():
     pytest.importorskip("nemotron.runtime.mamba2")
     assert model.mamba_mixer_class().__name__ == "TorchMamba2Mixer"
@@ -51,6 +92,7 @@ def test_mamba_mixer_is_the_pure_pytorch_one_without_mamba_ssm():
     (["model.add_bias_linear=true"], "add_bias_linear=true with MoE"),
     (["model.hybrid_layer_pattern=*E*"], "must have one symbol per layer"),
     (["model.num_moe_experts=null"], "has E \\(MoE\\) layers: set model.num_moe_experts"),
+    (["model.moe_router_enable_expert_bias=true"], "needs model.moe_router_score_function=sigmoid"),
 ])
 def test_hybrid_settings_that_cannot_train_are_refused_up_front(run_config, overrides, message):
     with pytest.raises(ValueError, match=message):

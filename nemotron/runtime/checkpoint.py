@@ -1,0 +1,545 @@
+"""Save and resume training state with Megatron-Core `dist_checkpointing` (the `checkpoint` config).
+
+A checkpoint holds the model's and the optimizer's sharded state dicts (Megatron reshards them on
+load, so a TP=2 checkpoint loads into TP=1), the LR scheduler, every rank's RNG states and the data
+position. `checkpoint.dir` looks like:
+
+    iter_0000010/                 complete: torch_dist files, common.pt, metadata.json and
+        nemotron_checkpoint.json  <- our marker: step, data position, layout, file sizes, run id
+    iter_0000020.tmp-9f3a1c2e/    a save in progress, or one a crash interrupted: never loaded
+
+Atomic: all ranks write into `iter_N.tmp-<random>`; after every rank has finished (barrier),
+rank 0 writes the marker (with each file's size) and renames the folder to `iter_N`. Resume takes
+the highest `iter_N` whose marker is readable and whose files all have the recorded sizes; a newer
+one that fails this (no marker, a truncated file) is skipped with a `CheckpointWarning`.
+
+Timeouts: every save and load runs in a daemon thread that the caller waits on for at most
+`checkpoint.timeout_s`. Past it, `CheckpointTimeoutError` is raised in the training thread and the
+run fails through its normal path (summary line, tracker closed FAILED, process groups torn down);
+the stuck thread cannot be killed and stays blocked, but as a daemon it does not keep the process
+alive, and its half-written `.tmp-` folder is never picked up. Under torchrun the other ranks hit
+their own timeout (or torchrun stops them when this rank exits).
+
+Tracker seam: a save records the tracker's `run_id` attribute when it has one; resuming from this
+run's own `checkpoint.dir`, `run(cfg)` opens the tracker with `tracker_config(cfg, found)`, which
+carries it as `cfg.tracker.resume_run_id` so the tracker continues that run (the MLflow tracker
+does). `latest_run_id(dir)` reads it without loading anything.
+
+`checkpoint.dir` must be a file system every rank sees (as Megatron's dist_checkpointing needs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import queue
+import random
+import re
+import secrets
+import shutil
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from nemotron.runtime import cpu_compat
+
+MARKER = "nemotron_checkpoint.json"
+"""Written last into a checkpoint folder; a folder without it is incomplete."""
+FORMAT = 1
+_ITER = re.compile(r"^iter_(\d+)$")
+_OPTIMIZER_FORMAT = {"distrib_optim_sharding_type": "dp_reshardable",
+                     "chained_optim_avoid_prefix": True}
+"""Megatron-LM's default format for the distributed optimizer: written in parallel without
+gathering, reshards to another data-parallel size only (Megatron's `fully_reshardable` fails with
+torch's Adam, i.e. without Apex/TE). The plain optimizer's state reshards like the model's."""
+_TORCH_DCP_NOISE = r".*(`load_state_dict` is deprecated|Please use DTensor instead)"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be saved or loaded; the message says why and what to change."""
+
+
+class CheckpointTimeoutError(CheckpointError):
+    """A save or load ran past `checkpoint.timeout_s`."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped (incomplete or corrupt) or only partly restored."""
+
+
+@dataclass
+class Position:
+    """How far training got: what a resumed run starts from."""
+
+    step: int = 0
+    consumed_train_samples: int = 0
+    consumed_valid_samples: int = 0
+
+
+@dataclass(frozen=True)
+class Found:
+    """A complete checkpoint chosen for loading."""
+
+    path: str
+    step: int
+    meta: Dict[str, Any] = field(default_factory=dict)
+    """The marker's contents."""
+
+    @property
+    def run_id(self) -> Optional[str]:
+        return self.meta.get("run_id")
+
+
+def iter_dir(root: str, step: int) -> Path:
+    return Path(root) / f"iter_{step:07d}"
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _say(text: str) -> None:
+    if _rank() == 0:
+        print(text, flush=True)
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, CheckpointWarning, stacklevel=3)
+
+
+# ---- finding complete checkpoints ----------------------------------------------------------------
+
+
+def _files(path: Path) -> Dict[str, int]:
+    """Relative path -> size of every file under `path` except the marker."""
+    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name != MARKER}
+
+
+def _incomplete_reason(path: Path) -> Optional[str]:
+    """None when `path` is a complete checkpoint, else what is wrong with it."""
+    try:
+        meta = json.loads((path / MARKER).read_text())
+    except FileNotFoundError:
+        return f"no {MARKER} (the save did not finish)"
+    except (OSError, ValueError) as err:
+        return f"unreadable {MARKER}: {err}"
+    for name, size in meta.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, the save wrote {size} (truncated?)"
+    return None
+
+
+def complete_checkpoints(root: str) -> List[Tuple[int, Path]]:
+    """(step, path) of every complete checkpoint under `root`, oldest first."""
+    return [(step, path) for step, path in _iter_dirs(root) if _incomplete_reason(path) is None]
+
+
+def _iter_dirs(root: str) -> List[Tuple[int, Path]]:
+    if not Path(root).is_dir():
+        return []
+    dirs = [(int(m.group(1)), p) for p in Path(root).iterdir()
+            if p.is_dir() and (m := _ITER.match(p.name))]
+    return sorted(dirs)
+
+
+def latest(root: str) -> Optional[Found]:
+    """The newest complete checkpoint under `root`; newer incomplete ones are skipped, warning."""
+    for step, path in reversed(_iter_dirs(root)):
+        reason = _incomplete_reason(path)
+        if reason is None:
+            return Found(str(path), step, json.loads((path / MARKER).read_text()))
+        _warn(f"skipping checkpoint {path}: {reason}; trying the previous one")
+    return None
+
+
+def latest_run_id(root: str) -> Optional[str]:
+    """The tracker run id stored with the newest complete checkpoint under `root`, if any."""
+    found = latest(root)
+    return found.run_id if found else None
+
+
+def _broadcast(obj: Any) -> Any:
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def find_resume(cfg: Any) -> Optional[Found]:
+    """The checkpoint this run starts from: the latest in `checkpoint.dir` (when `resume`), else the
+    latest in `checkpoint.load_dir`; None for a fresh start. Rank 0 decides for all ranks."""
+    ck = cfg.checkpoint
+
+    def pick() -> Optional[Found]:
+        found = None
+        if _rank() == 0:
+            found = latest(ck.dir) if ck.resume else None
+            if found is None and ck.load_dir:
+                found = latest(ck.load_dir) or CheckpointError(
+                    f"checkpoint.load_dir={ck.load_dir} holds no complete checkpoint "
+                    f"(folders named iter_NNNNNNN with a {MARKER})")
+        found = _broadcast(found)
+        if isinstance(found, CheckpointError):
+            raise found
+        return found
+
+    return bounded(pick, ck.timeout_s, "looking for a checkpoint")
+
+
+def tracker_config(cfg: Any, found: Optional[Found]) -> Any:
+    """`cfg` with `tracker.resume_run_id` set when resuming this run's own checkpoint (not one from
+    `checkpoint.load_dir`, which starts a new tracked run) and it recorded a run id."""
+    from omegaconf import DictConfig, open_dict
+
+    own_dir = Path(cfg.checkpoint.dir).resolve()
+    own = found is not None and Path(found.path).parent.resolve() == own_dir
+    if not own or found.run_id is None or not isinstance(cfg, DictConfig):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.tracker.resume_run_id = found.run_id
+    return cfg
+
+
+# ---- timeouts ------------------------------------------------------------------------------------
+
+
+def bounded(fn: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """fn() in a daemon thread; its result, its exception, or CheckpointTimeoutError after
+    `timeout_s` seconds (the thread is then abandoned: see the module docstring)."""
+    box: Dict[str, Any] = {}
+    device = torch.cuda.current_device() if torch.cuda.is_available() else None
+    threads = torch.get_num_threads()
+
+    def target() -> None:
+        try:
+            torch.set_num_threads(threads)  # OpenMP's thread count and the CUDA device are per
+            if device is not None:          # thread: the caller's, not the defaults
+                torch.cuda.set_device(device)
+            box["result"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name=f"checkpoint: {what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s if timeout_s and timeout_s > 0 else None)
+    if thread.is_alive():
+        raise CheckpointTimeoutError(
+            f"{what} did not finish within checkpoint.timeout_s={timeout_s} s; a hung writer or "
+            "reader (e.g. dist_checkpointing without psutil, a stalled file system, a rank that "
+            "died) now fails the run instead of blocking it. Raise checkpoint.timeout_s if the "
+            "storage is just slow.")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+# ---- what goes into a checkpoint -----------------------------------------------------------------
+
+
+def layout(cfg: Any) -> Dict[str, Any]:
+    """The parallel layout a checkpoint was saved with (RNG states only fit the same layout)."""
+    p = cfg.parallel
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return {"world_size": world, "tp": p.tensor_model_parallel_size,
+            "pp": p.pipeline_model_parallel_size, "cp": p.context_parallel_size,
+            "ep": p.expert_model_parallel_size,
+            "distributed_optimizer": bool(p.use_distributed_optimizer)}
+
+
+def _layout_text(lay: Dict[str, Any]) -> str:
+    return (f"world {lay['world_size']} TP{lay['tp']} PP{lay['pp']} CP{lay['cp']} EP{lay['ep']}"
+            f"{' (distributed optimizer)' if lay.get('distributed_optimizer') else ''}")
+
+
+def _rng_state() -> Dict[str, Any]:
+    from megatron.core import tensor_parallel
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(),
+             "tracker": tensor_parallel.get_cuda_rng_tracker().get_states()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    from megatron.core import tensor_parallel
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    tensor_parallel.get_cuda_rng_tracker().set_states(state["tracker"])
+
+
+def _rng_object(data: Any) -> Any:
+    from megatron.core.dist_checkpointing.mapping import ShardedObject
+
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return ShardedObject("rng_state", data, (world,), (_rank(),), replica_id=0)
+
+
+def _torch_adams(optimizer: Any) -> Iterator[Any]:
+    """The torch.optim optimizers inside Megatron DistributedOptimizers when Apex/TE is absent."""
+    from megatron.core.optimizer import distrib_optimizer as dopt
+
+    if getattr(dopt, "HAVE_APEX_OR_TE", True):
+        return
+    for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
+        if isinstance(opt, dopt.DistributedOptimizer) and getattr(opt, "optimizer", None):
+            yield opt.optimizer
+
+
+def _allocate_adam_state(optimizer: Any) -> None:
+    # Without Apex/TE, DistributedOptimizer.state_dict() reads each param's Adam `step` and asserts
+    # there is one, so a load template cannot be built before the first step: allocate zero state
+    # (the load overwrites it).
+    for inner in _torch_adams(optimizer):
+        for param in (p for group in inner.param_groups for p in group["params"]):
+            if not inner.state[param]:
+                inner.state[param] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
+                                      "exp_avg_sq": torch.zeros_like(param)}
+
+
+def _restore_adam_steps(optimizer: Any) -> None:
+    # ...and its load_state_dict() leaves each param's `step` at the template's value (the saved
+    # one is in the param groups), one tensor shared by all params that torch's Adam would then
+    # increment once per param: give each param its own tensor holding the saved step.
+    for inner in _torch_adams(optimizer):
+        for group in inner.param_groups:
+            if "step" in group:
+                for param in group["params"]:
+                    inner.state[param]["step"] = torch.tensor(float(group["step"]))
+
+
+def state_dict(model: Any, optimizer: Any, scheduler: Any, position: Position,
+               with_rng: bool = True, is_loading: bool = False) -> Dict[str, Any]:
+    """The sharded state dict a checkpoint holds (also the template a load fills)."""
+    from megatron.core.utils import unwrap_model
+
+    model_sd = unwrap_model(model).sharded_state_dict()  # keys without DDP's "module." prefix
+    if is_loading:
+        _allocate_adam_state(optimizer)
+    with cpu_compat.cuda_as_cpu():  # the distributed optimizer gathers through .cuda() buffers
+        optimizer_sd = optimizer.sharded_state_dict(model_sd, is_loading=is_loading,
+                                                    metadata=_OPTIMIZER_FORMAT)
+    sd = {"model": model_sd,
+          "optimizer": optimizer_sd,
+          "scheduler": scheduler.state_dict(),
+          "position": vars(position).copy(),
+          "format": FORMAT}
+    if with_rng:
+        sd["rng_state"] = _rng_object(None if is_loading else _rng_state())
+    return sd
+
+
+# ---- saving --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _in_process_results() -> Iterator[None]:
+    # The torch_dist writer returns its results through a queue it creates on first use with a
+    # *spawned* multiprocessing Manager (3-5 s, and the child re-imports __main__). A synchronous
+    # save fills and reads that queue in this same process, so a plain queue does the job.
+    try:
+        from megatron.core.dist_checkpointing.strategies import filesystem_async as fa
+    except ImportError:
+        yield
+        return
+    if getattr(fa, "_results_queue", "absent") is not None:
+        yield  # a queue exists already (or the attribute moved in another version): keep it
+        return
+    fa._results_queue = queue.Queue()
+    try:
+        yield
+    finally:
+        fa._results_queue = None
+
+
+def _save_strategy() -> Any:
+    """torch_dist; with data parallel ranks, spread the writes of replicated tensors over them."""
+    from megatron.core import parallel_state
+    from megatron.core.dist_checkpointing.serialization import get_default_save_sharded_strategy
+    from megatron.core.dist_checkpointing.strategies.fully_parallel import (
+        FullyParallelSaveStrategyWrapper)
+
+    strategy = get_default_save_sharded_strategy()
+    group = parallel_state.get_data_parallel_group(with_context_parallel=True)
+    if dist.get_world_size(group) > 1:
+        strategy = FullyParallelSaveStrategyWrapper(strategy, group)
+    return strategy
+
+
+def _write(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Path:
+    """Write `sd` atomically as iter_<step> under `root`; the final path."""
+    from megatron.core import dist_checkpointing
+
+    final = iter_dir(root, step)
+    tmp = _broadcast(final.with_name(f"{final.name}.tmp-{secrets.token_hex(4)}"))
+    if _rank() == 0:
+        tmp.mkdir(parents=True)
+    if dist.is_initialized():
+        dist.barrier()
+    with _in_process_results():
+        dist_checkpointing.save(sd, str(tmp), sharded_strategy=_save_strategy())  # + barrier
+    if _rank() == 0:
+        meta = {**meta, "files": _files(tmp)}
+        with open(tmp / MARKER, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        if final.exists():  # re-saving a step: swap the old copy out, then delete it
+            old = final.with_name(f"{final.name}.old-{secrets.token_hex(4)}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    if dist.is_initialized():
+        dist.barrier()
+    return final
+
+
+def _prune(root: str, keep_last: int, current: Path) -> None:
+    """Delete complete checkpoints older than the newest `keep_last`, and leftover temp folders."""
+    for path in Path(root).iterdir():
+        if ".tmp-" in path.name or ".old-" in path.name:
+            shutil.rmtree(path, ignore_errors=True)
+    if keep_last > 0:
+        done = complete_checkpoints(root)
+        for _, path in done[:-keep_last]:
+            if path != current:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def save(cfg: Any, model: Any, optimizer: Any, scheduler: Any, position: Position,
+         tracker: Any = None) -> Path:
+    """Save a complete checkpoint of step `position.step` into `checkpoint.dir` (all ranks call
+    this); prints `checkpoint saved: ...` on rank 0 and prunes to `checkpoint.keep_last`."""
+    ck, start = cfg.checkpoint, time.perf_counter()
+    meta = {"format": FORMAT, "step": position.step, "position": vars(position).copy(),
+            "layout": layout(cfg), "run_id": getattr(tracker, "run_id", None),
+            "time": time.time()}
+
+    def work() -> Path:
+        sd = state_dict(model, optimizer, scheduler, position)
+        path = _write(sd, ck.dir, position.step, meta)
+        if _rank() == 0:
+            _prune(ck.dir, ck.keep_last, path)
+        return path
+
+    path = bounded(work, ck.timeout_s, f"saving checkpoint step {position.step} to {ck.dir}")
+    if _rank() == 0:
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        _say(f"checkpoint saved: {path} (step {position.step}, {size / 1e6:.1f} MB, "
+             f"{time.perf_counter() - start:.2f} s)")
+    return path
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+def _sharded_tensors(sd: Dict[str, Any]) -> Iterator[Any]:
+    """Every ShardedTensor of `sd`, factories built (what the load will look up)."""
+    from megatron.core.dist_checkpointing.dict_utils import nested_values
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+
+    for value in nested_values(sd):
+        if isinstance(value, ShardedTensorFactory):
+            built = value.build()
+            yield from (v for v in nested_values(built if isinstance(built, dict) else [built])
+                        if isinstance(v, ShardedTensor))
+        elif isinstance(value, ShardedTensor):
+            yield value
+
+
+def _check_fits(sd: Dict[str, Any], found: Found, cfg: Any) -> None:
+    """Raise a one-paragraph CheckpointError naming the first tensor that does not fit."""
+    from megatron.core import dist_checkpointing
+
+    saved = dist_checkpointing.load_tensors_metadata(found.path)
+    for ten in _sharded_tensors(sd):
+        if ten.key not in saved:
+            problem = f"tensor {ten.key!r} is not in the checkpoint"
+        elif tuple(saved[ten.key].global_shape) != tuple(ten.global_shape):
+            problem = (f"tensor {ten.key!r} has shape {tuple(saved[ten.key].global_shape)} in the "
+                       f"checkpoint but this run expects {tuple(ten.global_shape)}")
+        else:
+            continue
+        raise CheckpointError(f"checkpoint {found.path} does not fit this run: {problem}. "
+                              f"{_why(found, cfg, ten.key, saved.get(ten.key))}") from None
+
+
+def _why(found: Found, cfg: Any, key: str, saved: Any) -> str:
+    was, now = found.meta.get("layout", {}), layout(cfg)
+    if was and was != now:
+        text = (f"It was saved with {_layout_text(was)} and this run uses {_layout_text(now)}; "
+                "Megatron reshards tensor/pipeline/data parallel splits, but not shapes that "
+                "depend on the layout")
+        if saved is not None and ("word_embeddings" in key or "output_layer" in key):
+            text += (f" (the vocabulary is padded to model.make_vocab_size_divisible_by x TP: set "
+                     f"model.vocab_size={saved.global_shape[0]} to load it)")
+        if was.get("distributed_optimizer") != now.get("distributed_optimizer"):
+            text += "; parallel.use_distributed_optimizer differs"
+        elif key.startswith("optimizer.distributed."):
+            text = (f"It was saved with {_layout_text(was)} and this run uses {_layout_text(now)}: "
+                    "the distributed optimizer's state is saved per data-parallel group "
+                    "(Megatron's dp_reshardable format), which reshards only to another "
+                    "data-parallel size; resume with the saved TP/PP/CP/EP")
+        return text + "."
+    return ("It was saved from a different model (model.* settings): load it with the model config "
+            "it was saved with, or point checkpoint.dir / checkpoint.load_dir elsewhere.")
+
+
+def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> Position:
+    """Restore model, optimizer, scheduler and (same layout only) RNG states from `found` (all ranks
+    call this); the data position to continue from. Prints `resumed from ...` on rank 0."""
+    from megatron.core import dist_checkpointing
+    from megatron.core.utils import unwrap_model
+
+    same_layout = found.meta.get("layout") == layout(cfg)
+
+    def work() -> Position:
+        sd = state_dict(model, optimizer, scheduler, Position(), with_rng=same_layout,
+                        is_loading=True)
+        _check_fits(sd, found, cfg)
+        try:
+            with warnings.catch_warnings():  # torch.distributed.checkpoint deprecations, per load
+                warnings.filterwarnings("ignore", _TORCH_DCP_NOISE, FutureWarning)
+                loaded = dist_checkpointing.load(sd, found.path)
+        except Exception as err:  # noqa: BLE001 - re-raised with the checkpoint and layouts named
+            raise CheckpointError(f"loading checkpoint {found.path} failed: "
+                                  f"{str(err).strip().splitlines()[0][:500]}. "
+                                  f"{_why(found, cfg, '', None)}") from err
+        unwrap_model(model).load_state_dict(loaded["model"])
+        with cpu_compat.cuda_as_cpu(), torch.no_grad():  # fp32 main params are model params on CPU
+            optimizer.load_state_dict(loaded["optimizer"])
+        _restore_adam_steps(optimizer)
+        scheduler.override_opt_param_scheduler = True  # the config's schedule wins, step is kept
+        scheduler.load_state_dict(loaded["scheduler"])
+        if same_layout:
+            _set_rng_state(loaded["rng_state"])
+        return Position(**loaded["position"])
+
+    position = bounded(work, cfg.checkpoint.timeout_s, f"loading checkpoint {found.path}")
+    if not same_layout:
+        _say(f"checkpoint {found.path}: saved with {_layout_text(found.meta.get('layout', {}))}, "
+             f"loaded into {_layout_text(layout(cfg))}; RNG states start fresh")
+    _say(f"resumed from {found.path} at step {position.step}")
+    return position

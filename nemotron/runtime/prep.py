@@ -1,0 +1,355 @@
+"""Data prep: text/JSONL files -> Megatron .bin/.idx shards and a blend file; parallel and resumable.
+
+    python -m nemotron.train +recipe=data/prep data.sources='[corpus/*.jsonl,notes.txt]'
+
+Inputs (`data.sources`, files or globs): `.jsonl` holds one JSON object a line with the text under
+`data.text_key`; `.txt` holds one document a line (write multi-line documents as JSONL). Blank lines
+and empty texts are skipped. Everything is written beside `data.blend_file`:
+
+1. plan: one scan of each file cuts it into shards of `data.docs_per_shard` documents (byte ranges);
+2. tokenizer: `data.tokenizer_path` copied to `tokenizer.json`, or a byte-level BPE of
+   `data.tokenizer_vocab_size` trained here on every document (reused while the sources are unchanged);
+3. shards: `data.num_workers` processes (one core each) encode whole shards with `encode_batch_fast`,
+   append the EOD token to every document and write `<file stem>-<NNNNN>_text_document.{bin,idx}`
+   with Megatron's IndexedDatasetBuilder under temp names, rename them, then write a `.done.json`
+   marker (source size and mtime, byte range, tokenizer, counts). A re-run skips every shard whose
+   marker still matches; an interrupted one leaves no marker and is redone;
+4. the blend file (layout in nemotron/runtime/blend.py), written last.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from nemotron.runtime.blend import write_blend
+from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards
+
+EOD_TOKEN = "<|endoftext|>"
+"""The default end-of-document token (`data.eod_token`)."""
+ENCODE_BATCH = 1000
+"""Documents per `encode_batch_fast` call."""
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PrepSpec:
+    """What to prepare; `from_data_config` reads it from the `data` group."""
+
+    sources: Sequence[str]
+    blend_file: Path
+    tokenizer_path: Optional[str] = None
+    vocab_size: int = 512
+    eod_token: str = EOD_TOKEN
+    text_key: str = "text"
+    source_weights: Optional[Sequence[float]] = None
+    num_workers: int = 0
+    docs_per_shard: int = 100000
+
+    @classmethod
+    def from_data_config(cls, d: Any) -> "PrepSpec":
+        if not d.blend_file:
+            raise ValueError("data.blend_file is null: prep writes its shards and blend file beside it")
+        weights = list(d.source_weights) if d.source_weights is not None else None
+        return cls(sources=list(d.sources), blend_file=Path(d.blend_file), tokenizer_path=d.tokenizer_path,
+                   vocab_size=d.tokenizer_vocab_size, eod_token=d.eod_token, text_key=d.text_key,
+                   source_weights=weights, num_workers=d.num_workers, docs_per_shard=d.docs_per_shard)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.blend_file.parent
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    """What one `prepare` call did."""
+
+    blend_file: Path
+    num_shards: int
+    num_skipped: int
+    """Shards already finished by an earlier run."""
+    num_tokens: int
+    """Tokens in the whole blend."""
+    encoded_tokens: int
+    """Tokens encoded by this call."""
+    seconds: float
+
+
+# ---- the tokenizer -------------------------------------------------------------------------------
+
+
+def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: Path) -> None:
+    """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[eod_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(documents, trainer)
+    tok.save(str(path))
+
+
+def _file_id(path: str) -> List[Any]:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def ensure_tokenizer(spec: PrepSpec, shards: Sequence[Shard], log: Log) -> Path:
+    """`tokenizer.json` beside the shards: the given file copied, or a BPE trained on the shards."""
+    target, meta_path = spec.out_dir / "tokenizer.json", spec.out_dir / "tokenizer.train.json"
+    if spec.tokenizer_path:
+        source = Path(spec.tokenizer_path)
+        if not source.is_file():
+            raise FileNotFoundError(f"tokenizer file not found: {source} (data.tokenizer_path)")
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            write_atomic(target, source.read_bytes())
+        meta_path.unlink(missing_ok=True)
+        return target
+    meta = {"vocab_size": spec.vocab_size, "eod_token": spec.eod_token, "text_key": spec.text_key,
+            "sources": [_file_id(p) for p in dict.fromkeys(s.path for s in shards)]}
+    if target.is_file() and _read_json(meta_path) == meta:
+        return target
+    log(f"prep: training a BPE tokenizer (vocab {spec.vocab_size}) on {len(meta['sources'])} files")
+    docs = (doc for shard in shards for doc in iter_documents(shard, spec.text_key))
+    tmp = _tmp(target)
+    train_bpe(docs, spec.vocab_size, spec.eod_token, tmp)
+    os.replace(tmp, target)
+    write_atomic(meta_path, json.dumps(meta).encode())
+    return target
+
+
+_TOKENIZERS: Dict[Tuple[str, str], Any] = {}
+
+
+def _load_tokenizer(path: str, sha1: str) -> Any:
+    """The tokenizer at `path`, loaded once per process and content."""
+    from tokenizers import Tokenizer
+
+    if (path, sha1) not in _TOKENIZERS:
+        _TOKENIZERS[(path, sha1)] = Tokenizer.from_file(path)
+    return _TOKENIZERS[(path, sha1)]
+
+
+def _eod_id(tok: Any, eod_token: str, path: str) -> int:
+    eod = tok.token_to_id(eod_token)
+    if eod is None:
+        raise ValueError(f"tokenizer {path} has no {eod_token!r} end-of-document token (data.eod_token)")
+    return eod
+
+
+# ---- one shard -----------------------------------------------------------------------------------
+
+
+def _tmp(path: Path | str) -> Path:
+    return Path(f"{path}.tmp{os.getpid()}")
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write `content` to `path` through a temp file and a rename: readers see all of it or nothing."""
+    tmp = _tmp(path)
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Optional[Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def marker_path(shard: Shard) -> Path:
+    """The file whose presence (with a matching signature) means the shard is finished."""
+    return Path(shard.prefix + ".done.json")
+
+
+def signature(shard: Shard, tokenizer_sha1: str, spec: PrepSpec) -> Dict[str, Any]:
+    """What a finished shard's marker must record for a re-run to skip it."""
+    source, size, mtime_ns = _file_id(shard.path)
+    return {"source": source, "source_size": size, "source_mtime_ns": mtime_ns, "start": shard.start,
+            "end": shard.end, "tokenizer_sha1": tokenizer_sha1, "eod_token": spec.eod_token,
+            "text_key": spec.text_key}
+
+
+def finished(shard: Shard, sig: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The shard's marker when it matches `sig` and the .bin/.idx exist, else None."""
+    marker = _read_json(marker_path(shard))
+    if not isinstance(marker, dict) or any(marker.get(k) != v for k, v in sig.items()):
+        return None
+    if not all(Path(shard.prefix + ext).is_file() for ext in (".bin", ".idx")):
+        return None
+    return marker
+
+
+def _megatron_builder() -> Tuple[Any, Any]:
+    """Megatron's (DType, IndexedDatasetBuilder); importing them imports megatron.core (~4 s)."""
+    # Expected without Transformer Engine and repeated by several megatron modules: not news here.
+    warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed",
+                            category=UserWarning)
+    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
+
+    return DType, IndexedDatasetBuilder
+
+
+def encode_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str) -> Dict[str, Any]:
+    """Encode one shard into <prefix>.bin/.idx, then write its marker; return the marker."""
+    DType, IndexedDatasetBuilder = _megatron_builder()
+    tok = _load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
+    eod = _eod_id(tok, sig["eod_token"], tokenizer_path)
+    bin_path, idx_path = shard.prefix + ".bin", shard.prefix + ".idx"
+    for stale in glob.glob(glob.escape(shard.prefix) + ".*.tmp*"):  # left by a killed run
+        os.unlink(stale)
+    builder = IndexedDatasetBuilder(str(_tmp(bin_path)), dtype=DType.optimal_dtype(tok.get_vocab_size()))
+    num_docs = num_tokens = 0
+    for batch in batches(iter_documents(shard, sig["text_key"]), ENCODE_BATCH):
+        for encoding in tok.encode_batch_fast(batch):
+            ids = encoding.ids
+            ids.append(eod)
+            builder.add_document(ids, [len(ids)])
+            num_tokens += len(ids)
+        num_docs += len(batch)
+    builder.finalize(str(_tmp(idx_path)))
+    os.replace(_tmp(bin_path), bin_path)
+    os.replace(_tmp(idx_path), idx_path)
+    marker = {**sig, "num_docs": num_docs, "num_tokens": num_tokens}
+    write_atomic(marker_path(shard), json.dumps(marker).encode())  # last: "finished"
+    return marker
+
+
+# ---- running shards ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _one_thread_per_worker() -> Iterator[None]:
+    """Tokenizers' own thread pool off while encoding (and in forked workers): one core each."""
+    old = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = old
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Workers forked where the platform allows it, so they inherit the imported Megatron builder."""
+    _megatron_builder()  # imported once, before the fork
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str, workers: int,
+               log: Log) -> Dict[str, Dict[str, Any]]:
+    """Encode every (shard, signature) on `workers` processes (in this one for 1); prefix -> marker."""
+    markers: Dict[str, Dict[str, Any]] = {}
+
+    def done(shard: Shard, marker: Dict[str, Any]) -> None:
+        markers[shard.prefix] = marker
+        log(f"prep: [{len(markers)}/{len(jobs)}] {Path(shard.prefix).name}: "
+            f"{marker['num_docs']} docs, {marker['num_tokens']} tokens")
+
+    with _one_thread_per_worker():
+        if workers <= 1:
+            for shard, sig in jobs:
+                done(shard, encode_shard(shard, sig, tokenizer_path))
+            return markers
+        with _pool(workers) as pool:
+            futures = {pool.submit(encode_shard, shard, sig, tokenizer_path): shard for shard, sig in jobs}
+            try:
+                for future in as_completed(futures):
+                    done(futures[future], future.result())
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return markers
+
+
+# ---- the whole prep ------------------------------------------------------------------------------
+
+
+def _source_weights(spec: PrepSpec) -> Optional[List[float]]:
+    weights = spec.source_weights
+    if weights is None:
+        return None
+    if len(weights) != len(spec.sources):
+        raise ValueError(
+            f"data.source_weights has {len(weights)} entries for {len(spec.sources)} data.sources")
+    if any(w < 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"data.source_weights={list(weights)} must be non-negative with a positive sum")
+    return [float(w) for w in weights]
+
+
+def blend_content(spec: PrepSpec, shards: Sequence[Shard], markers: Dict[str, Dict[str, Any]],
+                  tokenizer: Any, tokenizer_sha1: str) -> Dict[str, Any]:
+    """The blend file's content: every non-empty shard, weighted by its source's weight and size."""
+    kept = [s for s in shards if markers[s.prefix]["num_docs"] > 0]
+    if not kept:
+        raise ValueError(f"data.sources {list(spec.sources)} hold no documents")
+    source_tokens: Dict[int, int] = {}
+    for s in kept:
+        source_tokens[s.source_index] = source_tokens.get(s.source_index, 0) + markers[s.prefix]["num_tokens"]
+    given = _source_weights(spec)
+    raw = [(given[s.source_index] / source_tokens[s.source_index] if given else 1.0)
+           * markers[s.prefix]["num_tokens"] for s in kept]
+    total_weight = sum(raw)
+    datasets = [{"prefix": os.path.relpath(s.prefix, spec.out_dir), "weight": w / total_weight,
+                 "num_docs": markers[s.prefix]["num_docs"], "num_tokens": markers[s.prefix]["num_tokens"],
+                 "source": s.path} for s, w in zip(kept, raw)]
+    return {"tokenizer": "tokenizer.json", "tokenizer_sha1": tokenizer_sha1,
+            "vocab_size": tokenizer.get_vocab_size(), "eod_token": spec.eod_token,
+            "eod": tokenizer.token_to_id(spec.eod_token),
+            "num_docs": sum(d["num_docs"] for d in datasets),
+            "num_tokens": sum(d["num_tokens"] for d in datasets), "datasets": datasets}
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def prepare(spec: PrepSpec, log: Log = print) -> PrepResult:
+    """Plan, tokenize what is not finished yet, and write the blend file; see the module docstring."""
+    began = time.perf_counter()
+    _source_weights(spec)  # bad weights fail before any work
+    files = expand_sources(spec.sources)
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir)
+    log(f"prep: {len(files)} files -> {len(shards)} shards of up to {spec.docs_per_shard} docs "
+        f"in {spec.out_dir}")
+    tokenizer_path = ensure_tokenizer(spec, shards, log)
+    sha1 = hashlib.sha1(tokenizer_path.read_bytes()).hexdigest()
+    tokenizer = _load_tokenizer(str(tokenizer_path), sha1)
+    _eod_id(tokenizer, spec.eod_token, spec.tokenizer_path or str(tokenizer_path))
+    sigs = [signature(s, sha1, spec) for s in shards]
+    markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := finished(s, sig)) is not None}
+    todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
+    workers = max(1, min(spec.num_workers or default_workers(), len(todo)))
+    log(f"prep: {len(markers)} shards already done; encoding {len(todo)} on {workers} workers")
+    encoded = run_shards(todo, str(tokenizer_path), workers, log) if todo else {}
+    markers.update(encoded)
+    content = blend_content(spec, shards, markers, tokenizer, sha1)
+    write_blend(spec.blend_file, content)
+    seconds = time.perf_counter() - began
+    encoded_tokens = sum(m["num_tokens"] for m in encoded.values())
+    log(f"prep: {content['num_docs']} docs, {content['num_tokens']} tokens in {len(content['datasets'])} "
+        f"shards; encoded {encoded_tokens} tokens in {seconds:.1f} s -> {spec.blend_file}")
+    return PrepResult(spec.blend_file, len(shards), len(markers) - len(encoded), content["num_tokens"],
+                      encoded_tokens, seconds)
+

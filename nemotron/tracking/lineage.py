@@ -1,0 +1,104 @@
+"""What a training run consumed and produced, registered in the artifact registry (no mlflow import).
+
+Inputs: the data (`data/<data.name>`: blend file, the .bin/.idx of every prefix, the tokenizer), plus
+any registered artifact whose path a config value names (e.g. `checkpoint.load_dir` set through
+`${art:checkpoint/gpt/pretrain}`). Output of a finished run: its checkpoint directory
+(`checkpoint/<recipe name>`), when it holds files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str) and node.startswith("/"):
+        yield node
+
+
+def data_files(cfg: Any) -> Tuple[Optional[Path], List[str], Optional[str]]:
+    """(blend file or None, indexed-dataset prefixes, tokenizer path) the run trained on.
+
+    The same order as the runtime's `resolve_data`: data.prefixes, data.blend_file, generated tiny.
+    """
+    d = cfg.data
+    if d.prefixes:
+        return None, list(d.prefixes), d.tokenizer_path
+    if d.get("blend_file"):
+        path = Path(d.blend_file)
+    elif d.generate_tiny:
+        from nemotron.runtime.data import tiny_blend_path  # only ever called in the training process
+
+        path = tiny_blend_path(d)
+    else:
+        return None, [], None
+    from nemotron.runtime.blend import read_blend
+
+    blend = read_blend(path)
+    return path, blend.prefixes, blend.tokenizer_path
+
+
+def _producer(cfg: Any, run_id: Optional[str]) -> Dict[str, Any]:
+    run_dir = str(cfg.run_dir)
+    return {"run_id": run_id, "run_dir": run_dir, "config": str(Path(run_dir) / "config.yaml"),
+            "recipe": cfg.recipe.name}
+
+
+def register_blend(cfg: Any, registry: Registry, run_id: Optional[str], note: str = "") -> Optional[Dict[str, Any]]:
+    """Register the data `cfg` names as `data/<data.name>` (a new version only when its content
+    changed); None when its files are missing. A data-prep run can call this for what it wrote."""
+    blend, prefixes, tokenizer = data_files(cfg)
+    files = ([blend] if blend else []) + [Path(p + ext) for p in prefixes for ext in (".bin", ".idx")]
+    files += [Path(tokenizer)] if tokenizer else []
+    if not prefixes or not all(f.is_file() for f in files):
+        return None
+    where = blend.resolve() if blend else Path(*_common(prefixes))
+    return registry.register(
+        f"data/{cfg.data.name}", "data", where, content_hash(files), _producer(cfg, run_id),
+        prefixes=prefixes, tokenizer=tokenizer, inputs=[], note=note)
+
+
+def _common(prefixes: List[str]) -> Tuple[str, ...]:
+    parts = [Path(p).resolve().parent.parts for p in prefixes]
+    common = []
+    for items in zip(*parts):
+        if len(set(items)) > 1:
+            break
+        common.append(items[0])
+    return tuple(common) or ("/",)
+
+
+def consumed(container: Dict[str, Any], registry: Registry) -> List[Dict[str, Any]]:
+    """Registered artifacts whose paths appear in the resolved config's values (except its own outputs)."""
+    found: Dict[str, Dict[str, Any]] = {}
+    own = {container.get("run_dir")}
+    for value in _strings(container):
+        entry = registry.find_path(value)
+        if entry is not None and entry.get("run_dir") not in own:
+            found[ref_of(entry)] = entry
+    return list(found.values())
+
+
+def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
+           finished: bool) -> Dict[str, List[Dict[str, Any]]]:
+    """Register this run's data input and (if finished) checkpoint output; return both lists."""
+    registry = Registry(registry_path(cfg))
+    data = register_blend(cfg, registry, run_id, note="registered by the first tracked run that consumed it")
+    found = ([data] if data else []) + consumed(container, registry)
+    inputs = list({ref_of(e): e for e in found}.values())
+    outputs = []
+    ckpt = Path(cfg.checkpoint.dir)
+    if finished and ckpt.is_dir() and any(p.is_file() for p in ckpt.rglob("*")):
+        outputs.append(registry.register(
+            f"checkpoint/{cfg.recipe.name or 'run'}", "checkpoint", ckpt.resolve(), content_hash([ckpt]),
+            _producer(cfg, run_id), inputs=[ref_of(e) for e in inputs]))
+    return {"inputs": inputs, "outputs": outputs}
