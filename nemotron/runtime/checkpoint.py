@@ -36,26 +36,29 @@ import json
 import os
 import queue
 import random
-import re
 import secrets
 import shutil
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from nemotron.runtime import cpu_compat
+from nemotron.runtime.checkpoint_index import (
+    FORMAT, MARKER, CheckpointWarning, Found, _files, complete_checkpoints, iter_dir, latest, latest_run_id,
+)
 
-MARKER = "nemotron_checkpoint.json"
-"""Written last into a checkpoint folder; a folder without it is incomplete."""
-FORMAT = 1
-_ITER = re.compile(r"^iter_(\d+)$")
+__all__ = [
+    "CheckpointError", "CheckpointTimeoutError", "CheckpointWarning", "Found", "Position", "MARKER",
+    "complete_checkpoints", "find_resume", "latest", "latest_run_id", "load", "save", "tracker_config",
+]
+
 _OPTIMIZER_FORMAT = {"distrib_optim_sharding_type": "dp_reshardable",
                      "chained_optim_avoid_prefix": True}
 """Megatron-LM's default format for the distributed optimizer: written in parallel without
@@ -72,10 +75,6 @@ class CheckpointTimeoutError(CheckpointError):
     """A save or load ran past `checkpoint.timeout_s`."""
 
 
-class CheckpointWarning(UserWarning):
-    """A checkpoint was skipped (incomplete or corrupt) or only partly restored."""
-
-
 @dataclass
 class Position:
     """How far training got: what a resumed run starts from."""
@@ -85,24 +84,6 @@ class Position:
     consumed_valid_samples: int = 0
 
 
-@dataclass(frozen=True)
-class Found:
-    """A complete checkpoint chosen for loading."""
-
-    path: str
-    step: int
-    meta: Dict[str, Any] = field(default_factory=dict)
-    """The marker's contents."""
-
-    @property
-    def run_id(self) -> Optional[str]:
-        return self.meta.get("run_id")
-
-
-def iter_dir(root: str, step: int) -> Path:
-    return Path(root) / f"iter_{step:07d}"
-
-
 def _rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
@@ -110,65 +91,6 @@ def _rank() -> int:
 def _say(text: str) -> None:
     if _rank() == 0:
         print(text, flush=True)
-
-
-def _warn(text: str) -> None:
-    warnings.warn(text, CheckpointWarning, stacklevel=3)
-
-
-# ---- finding complete checkpoints ----------------------------------------------------------------
-
-
-def _files(path: Path) -> Dict[str, int]:
-    """Relative path -> size of every file under `path` except the marker."""
-    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*"))
-            if p.is_file() and p.name != MARKER}
-
-
-def _incomplete_reason(path: Path) -> Optional[str]:
-    """None when `path` is a complete checkpoint, else what is wrong with it."""
-    try:
-        meta = json.loads((path / MARKER).read_text())
-    except FileNotFoundError:
-        return f"no {MARKER} (the save did not finish)"
-    except (OSError, ValueError) as err:
-        return f"unreadable {MARKER}: {err}"
-    for name, size in meta.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            return f"{name} is missing"
-        if file.stat().st_size != size:
-            return f"{name} has {file.stat().st_size} bytes, the save wrote {size} (truncated?)"
-    return None
-
-
-def complete_checkpoints(root: str) -> List[Tuple[int, Path]]:
-    """(step, path) of every complete checkpoint under `root`, oldest first."""
-    return [(step, path) for step, path in _iter_dirs(root) if _incomplete_reason(path) is None]
-
-
-def _iter_dirs(root: str) -> List[Tuple[int, Path]]:
-    if not Path(root).is_dir():
-        return []
-    dirs = [(int(m.group(1)), p) for p in Path(root).iterdir()
-            if p.is_dir() and (m := _ITER.match(p.name))]
-    return sorted(dirs)
-
-
-def latest(root: str) -> Optional[Found]:
-    """The newest complete checkpoint under `root`; newer incomplete ones are skipped, warning."""
-    for step, path in reversed(_iter_dirs(root)):
-        reason = _incomplete_reason(path)
-        if reason is None:
-            return Found(str(path), step, json.loads((path / MARKER).read_text()))
-        _warn(f"skipping checkpoint {path}: {reason}; trying the previous one")
-    return None
-
-
-def latest_run_id(root: str) -> Optional[str]:
-    """The tracker run id stored with the newest complete checkpoint under `root`, if any."""
-    found = latest(root)
-    return found.run_id if found else None
 
 
 def _broadcast(obj: Any) -> Any:

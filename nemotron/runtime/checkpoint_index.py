@@ -1,0 +1,98 @@
+"""Which checkpoint folders under `checkpoint.dir` are complete, and the newest one (no torch).
+
+A folder `iter_N` is complete when its marker (written last by rank 0, after every rank finished)
+is readable and every file it lists has the recorded size; anything else is skipped with a
+`CheckpointWarning`. Saving and loading live in `checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+MARKER = "nemotron_checkpoint.json"
+"""Written last into a checkpoint folder; a folder without it is incomplete."""
+FORMAT = 1
+_ITER = re.compile(r"^iter_(\d+)$")
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped (incomplete or corrupt) or only partly restored."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """A complete checkpoint chosen for loading."""
+
+    path: str
+    step: int
+    meta: Dict[str, Any] = field(default_factory=dict)
+    """The marker's contents."""
+
+    @property
+    def run_id(self) -> Optional[str]:
+        return self.meta.get("run_id")
+
+
+def iter_dir(root: str, step: int) -> Path:
+    return Path(root) / f"iter_{step:07d}"
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, CheckpointWarning, stacklevel=3)
+
+
+def _files(path: Path) -> Dict[str, int]:
+    """Relative path -> size of every file under `path` except the marker."""
+    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name != MARKER}
+
+
+def _incomplete_reason(path: Path) -> Optional[str]:
+    """None when `path` is a complete checkpoint, else what is wrong with it."""
+    try:
+        meta = json.loads((path / MARKER).read_text())
+    except FileNotFoundError:
+        return f"no {MARKER} (the save did not finish)"
+    except (OSError, ValueError) as err:
+        return f"unreadable {MARKER}: {err}"
+    for name, size in meta.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, the save wrote {size} (truncated?)"
+    return None
+
+
+def complete_checkpoints(root: str) -> List[Tuple[int, Path]]:
+    """(step, path) of every complete checkpoint under `root`, oldest first."""
+    return [(step, path) for step, path in _iter_dirs(root) if _incomplete_reason(path) is None]
+
+
+def _iter_dirs(root: str) -> List[Tuple[int, Path]]:
+    if not Path(root).is_dir():
+        return []
+    dirs = [(int(m.group(1)), p) for p in Path(root).iterdir()
+            if p.is_dir() and (m := _ITER.match(p.name))]
+    return sorted(dirs)
+
+
+def latest(root: str) -> Optional[Found]:
+    """The newest complete checkpoint under `root`; newer incomplete ones are skipped, warning."""
+    for step, path in reversed(_iter_dirs(root)):
+        reason = _incomplete_reason(path)
+        if reason is None:
+            return Found(str(path), step, json.loads((path / MARKER).read_text()))
+        _warn(f"skipping checkpoint {path}: {reason}; trying the previous one")
+    return None
+
+
+def latest_run_id(root: str) -> Optional[str]:
+    """The tracker run id stored with the newest complete checkpoint under `root`, if any."""
+    found = latest(root)
+    return found.run_id if found else None
