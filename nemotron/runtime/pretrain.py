@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nemotron.runtime import checkpoint, cpu_compat, data, distributed
-from nemotron.runtime.model import build_model
+from nemotron.runtime import checkpoint, cpu_compat, data, distributed, flops
+from nemotron.runtime.model import build_model, padded_vocab_size
 from nemotron.tracking import open_tracker
 
 
@@ -62,6 +62,10 @@ class _Run:
     num_microbatches: int
     position: checkpoint.Position
     """Steps done and samples consumed so far (what a checkpoint saves)."""
+    flops_per_token: Optional[float] = None
+    """Model FLOPs per token on this rank (GPU only: for TFLOP/s and MFU)."""
+    peak_tflops: Optional[float] = None
+    """The GPU's dense bf16 peak, when known."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -144,6 +148,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
                                              create_attention_mask=cpu_compat.on_cpu())
     _set_seed(cfg.train.seed)
     model, config = build_model(cfg, tokenizer.vocab_size)
+    gpu_flops, peak = _gpu_flops(cfg, model, tokenizer.vocab_size)
     model = _wrap_ddp(cfg, model, config)
     optimizer, scheduler = _build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss
@@ -155,7 +160,28 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     train_iter = data.batch_iterator(train_ds, mbs, dp_rank, dp, position.consumed_train_samples)
     valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
                   if valid_ds is not None else None)
-    return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position)
+    return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
+                gpu_flops, peak)
+
+
+def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
+    """(FLOPs per token on this rank, device peak TFLOP/s) on a GPU; (None, None) on CPU."""
+    if cpu_compat.on_cpu():
+        return None, None
+    vocab = padded_vocab_size(cfg.model, tokenizer_vocab, cfg.parallel.tensor_model_parallel_size)
+    return flops.flops_per_token(model, cfg, vocab), flops.device_peak_tflops(torch.cuda.get_device_name())
+
+
+def perf_text(run: Any, tokens_per_s: float) -> Tuple[str, Dict[str, float]]:
+    """' | 312.4 TFLOP/s/GPU | MFU 31.6%' and the matching metrics, for a GPU run; ('', {}) on CPU."""
+    if not run.flops_per_token:
+        return "", {}
+    per_gpu = run.flops_per_token * tokens_per_s / run.info.data_parallel_size / 1e12
+    text, metrics = f" | {per_gpu:.1f} TFLOP/s/GPU", {"tflops_per_gpu": per_gpu}
+    if run.peak_tflops:
+        metrics["mfu"] = per_gpu / run.peak_tflops
+        text += f" | MFU {metrics['mfu'] * 100:.1f}%"
+    return text, metrics
 
 
 # ---- one step ------------------------------------------------------------------------------------
@@ -283,7 +309,10 @@ def _loop(run: _Run, tracker: Any, result: TrainResult) -> None:
         if step % cfg.train.log_interval == 0 or step == steps:
             rate = tokens_per_step * (step - mark_step) / (now - mark)
             eta = (now - start) / (step - first) * (steps - step)
-            _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta))
+            text, perf = perf_text(run, rate)
+            _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta) + text)
+            if perf:
+                tracker.log(step, perf)
             mark, mark_step = now, step
         spent = _eval_and_save(run, tracker, result, step)
         if spent:  # keep evaluation and saving out of the throughput

@@ -57,3 +57,18 @@ def test_peak_lookup_and_mfu():
     assert device_peak_tflops("Some CPU") is None
     assert mfu(1000.0, 1e9, 989.0) == pytest.approx(1e12 / 989e12)
     assert mfu(1000.0, 1e9, None) is None
+
+
+def test_progress_shows_tflops_and_mfu_only_when_flops_are_known():
+    from types import SimpleNamespace
+
+    from nemotron.runtime.pretrain import perf_text
+
+    info = SimpleNamespace(data_parallel_size=2)
+    cpu_run = SimpleNamespace(flops_per_token=None, peak_tflops=None, info=info)
+    assert perf_text(cpu_run, 1e6) == ("", {})
+    gpu_run = SimpleNamespace(flops_per_token=1e9, peak_tflops=989.0, info=info)
+    text, metrics = perf_text(gpu_run, 2e5)  # 2e5 tokens/s over 2 replicas, 1 GFLOP each
+    assert metrics["tflops_per_gpu"] == pytest.approx(100.0)
+    assert metrics["mfu"] == pytest.approx(100.0 / 989.0)
+    assert text == " | 100.0 TFLOP/s/GPU | MFU 10.1%"
