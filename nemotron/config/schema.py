@@ -245,8 +245,8 @@ class OptimConfig:
 
     lr: float = 3e-3
     """Peak learning rate."""
-    min_lr: float = 3e-4
-    """Learning rate at the end of decay."""
+    min_lr: Optional[float] = None
+    """Learning rate at the end of decay; null means lr / 10 (so sweeping lr alone stays consistent)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
     adam_beta1: float = 0.9

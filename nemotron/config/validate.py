@@ -185,6 +185,13 @@ def sequence_parallel_needs_tp(cfg: Any) -> Optional[str]:
     return None
 
 
+def min_lr_below_lr(cfg: Any) -> Optional[str]:
+    o = cfg.optim
+    if o.min_lr is not None and o.min_lr > o.lr:
+        return f"optim.min_lr={o.min_lr} exceeds optim.lr={o.lr} (set optim.min_lr=null for lr / 10)"
+    return None
+
+
 def tracker_uri_valid(cfg: Any) -> Optional[str]:
     uri = cfg.tracker.get("uri") if hasattr(cfg.tracker, "get") else None
     problem = uri_problem(uri) if uri is not None else None
@@ -211,6 +218,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     batch_divides,
     sequence_parallel_needs_tp,
     steps_positive,
+    min_lr_below_lr,
     tracker_uri_valid,
 ]
 """Every cross-field rule, in the order errors are reported."""

@@ -98,13 +98,18 @@ def _set_seed(seed: int) -> None:
     cpu_compat.seed_model_parallel(seed)
 
 
+def min_lr(optim: Any) -> float:
+    """optim.min_lr, or a tenth of the peak when it is null."""
+    return optim.min_lr if optim.min_lr is not None else optim.lr / 10
+
+
 def _build_optimizer(cfg: Any, model: Any) -> Tuple[Any, Any]:
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
     o, steps = cfg.optim, cfg.train.steps
     config = OptimizerConfig(
-        optimizer="adam", lr=o.lr, min_lr=o.min_lr, weight_decay=o.weight_decay,
+        optimizer="adam", lr=o.lr, min_lr=min_lr(o), weight_decay=o.weight_decay,
         adam_beta1=o.adam_beta1, adam_beta2=o.adam_beta2, adam_eps=o.adam_eps,
         clip_grad=o.clip_grad, bf16=not cpu_compat.on_cpu(),
         params_dtype=torch.float32 if cpu_compat.on_cpu() else torch.bfloat16,
@@ -114,7 +119,7 @@ def _build_optimizer(cfg: Any, model: Any) -> Tuple[Any, Any]:
         optimizer = get_megatron_optimizer(config, [model])
     style = str(getattr(o.decay_style, "value", o.decay_style))
     scheduler = OptimizerParamScheduler(
-        optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr,
+        optimizer, init_lr=0.0, max_lr=o.lr, min_lr=min_lr(o),
         lr_warmup_steps=min(o.warmup_steps, steps - 1), lr_decay_steps=steps, lr_decay_style=style,
         start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=steps,
         wd_incr_style="constant", wsd_decay_steps=o.wsd_decay_steps or max(1, steps // 5),

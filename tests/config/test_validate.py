@@ -37,6 +37,7 @@ BROKEN = {
     "batch_divides": (["train.global_batch_size=7"], "train.global_batch_size=7 must be a multiple"),
     "sequence_parallel_needs_tp": (["parallel.sequence_parallel=true"], "parallel.sequence_parallel=true needs"),
     "steps_positive": (["train.steps=0"], "train.steps=0 must be at least 1"),
+    "min_lr_below_lr": (["optim.lr=1e-4", "optim.min_lr=3e-4"], "optim.min_lr=0.0003 exceeds optim.lr=0.0001"),
     "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
 }
 
