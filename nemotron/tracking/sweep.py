@@ -74,8 +74,8 @@ class MlflowSweepCallback:
         self.failed = 0
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        if config.tracker.kind != "mlflow":
-            return
+        if config.tracker.kind != "mlflow" or config.get("dry_run"):
+            return  # a dry run records nothing
         task = list(config.hydra.overrides.task)
         swept = [line for line in task if is_sweep(line)]
         self.swept_keys = [split_override(line)[0] for line in swept]

@@ -100,3 +100,10 @@ def test_dry_run_redacts_secrets(cli):
     assert "hf_abcdef123456" not in result.stdout
     assert "HF_TOKEN: <redacted>" in result.stdout and "export HF_TOKEN='<redacted>'" in result.stdout
     assert "export PLAIN=visible" in result.stdout
+
+
+def test_dry_run_sweep_creates_no_tracking_store(cli, tmp_path):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "tracker=mlflow", "-m", "optim.lr=0.001,0.003")
+    assert result.returncode == 0, result.stderr
+    assert "sweep parent run" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("mlflow.db"))
