@@ -3,6 +3,7 @@
     python -m nemotron.train +recipe=nano3/pretrain                 # train the tiny default on this machine
     python -m nemotron.train +recipe=nano3/pretrain dry_run=true    # print config and command, run nothing
     python -m nemotron.train +recipe=gpt/pretrain -m optim.lr=1e-3,3e-3
+    python -m nemotron.train +recipe=gpt/pretrain cluster=slurm      # submit one Slurm job, return
 
 `train(cfg)` holds the logic and is what tests call with a composed config; `hydra_main` is the thin
 `@hydra.main` wrapper; `main` adds one-line errors for bad input. Nothing here imports torch,
@@ -18,6 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from nemotron import slurm
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
@@ -43,32 +45,48 @@ def require_recipe(cfg: DictConfig) -> None:
         raise ConfigError(f"no recipe selected: add +recipe=<name>; available: {', '.join(recipe_names())}")
 
 
-def require_local(cfg: DictConfig) -> None:
-    """Only the local executor is wired to this entry point so far."""
-    executor = getattr(cfg.cluster.executor, "name", cfg.cluster.executor)
-    if executor != "local":
-        raise ConfigError(f"cluster={cfg.cluster.name} uses executor={executor}, which has no launcher yet")
+def on_slurm(cfg: DictConfig) -> bool:
+    """True when the cluster option submits to Slurm (else the run starts on this machine)."""
+    return getattr(cfg.cluster.executor, "name", cfg.cluster.executor) == "slurm"
 
 
 def train(cfg: DictConfig) -> int:
-    """Validate `cfg`, write its resolved form to the run directory and run the recipe (or print it)."""
+    """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it)."""
     require_recipe(cfg)
     validate(cfg)
-    require_local(cfg)
     config_path = Path(cfg.run_dir) / "config.yaml"
-    plan = plan_local(cfg, config_path)
+    remote = on_slurm(cfg)
+    if remote:
+        slurm.preflight(cfg)
+        plan = slurm.plan_slurm(cfg, config_path)
+    else:
+        plan = plan_local(cfg, config_path)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if cfg.dry_run:
         shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
-        print(f"# would run (log: {plan.log_path})\n{plan.describe(redact_secrets=True)}")
+        if remote:  # the exact sbatch script; secrets live in a separate file it sources
+            print(plan.describe(), end="")
+        else:
+            print(f"# would run (log: {plan.log_path})\n{plan.describe(redact_secrets=True)}")
         return 0
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(resolved, encoding="utf-8")
-    code = run_local(plan)
+    code = submit_slurm(cfg, plan) if remote else run_local(plan)
     if code != 0:
         raise TrainingFailed(cfg.recipe.name, code, plan.log_path)
     return 0
+
+
+def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:
+    """Submit the job and say how to follow it; with cluster.wait=true, stream its log and return its code."""
+    job_id = slurm.submit(plan, cfg)
+    print(slurm.submitted_message(cfg, plan, job_id), flush=True)
+    if not cfg.cluster.wait:
+        return 0
+    state, code = slurm.wait(job_id, plan.log_path)
+    print(f"Slurm job {job_id}: {state}", flush=True)
+    return code
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -331,6 +331,28 @@ class ClusterConfig:
     """Most nodes a job may ask for; null means no limit known."""
     env: Dict[str, str] = field(default_factory=dict)
     """Environment variables set for every job on this cluster (override the runspec's env)."""
+    partition: Optional[str] = None
+    """Slurm partition (sbatch --partition); null uses the cluster's default partition."""
+    account: Optional[str] = None
+    """Slurm account to charge (sbatch --account); null sends none."""
+    qos: Optional[str] = None
+    """Slurm quality of service (sbatch --qos); null sends none."""
+    time_limit: int = 240
+    """Wall-clock limit of a job in minutes (sbatch --time)."""
+    cpus_per_task: int = 1
+    """CPUs per rank (sbatch --cpus-per-task; also exported as SRUN_CPUS_PER_TASK for srun)."""
+    mem_gb: Optional[int] = None
+    """Memory per node in GB (sbatch --mem); null sends none (the partition's default)."""
+    container_image: Optional[str] = None
+    """Container image each rank runs in (pyxis srun --container-image); null runs on the host."""
+    container_mounts: List[str] = field(default_factory=list)
+    """pyxis mounts `src:dst[:flags]` (srun --container-mounts); the repo and outputs must be visible."""
+    pyxis: bool = False
+    """Whether the cluster has pyxis/enroot; a container_image without it is refused."""
+    setup: List[str] = field(default_factory=list)
+    """Shell lines the batch script runs before srun (module loads, activating an environment)."""
+    wait: bool = False
+    """After submitting, follow the job's log and exit with its state instead of returning at once."""
 
 
 @dataclass

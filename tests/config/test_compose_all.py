@@ -15,6 +15,9 @@ OPTIONS = sorted(f"{p.parent.name}={p.stem}" for p in CONF_DIR.glob("*/*.yaml"))
 RECIPES = sorted(discover([RECIPES_DIR]))
 EXTRA = {
     # options that need companions to form a valid run on this machine
+    # 8 GPUs a node = data parallel 8: the tiny default batch (8 = 4 x DP 2) does not divide
+    "cluster=dgx": ["train.global_batch_size=32"],
+    "cluster=slurm": ["train.global_batch_size=32"],
 }
 
 

@@ -1,0 +1,105 @@
+"""Runs submitted to the real test cluster: the tiny recipe trains as a Slurm job, a failing one is
+FAILED in sacct, the dry run prints exactly the script a submit writes, and bad requests reach no Slurm.
+
+The good and the failing job are submitted together (module fixture) so that they run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+COMMON = ("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none", "train.steps=5")
+SUBMITTED = re.compile(r"submitted gpt/pretrain as Slurm job (\d+)")
+DRY_RUN_HEADER = re.compile(r"^# would submit: sbatch --parsable (\S+) .*\n", re.M)
+
+
+def job_count() -> int:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "-S", "now-1days"], capture_output=True, text=True)
+    return len(out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def jobs(slurm_cluster, tmp_path_factory):
+    """Submit the good job (after its dry run) and start the failing one with cluster.wait=true."""
+    base = tmp_path_factory.mktemp("slurm_jobs")
+    cache = f"paths.cache_dir={base / 'cache'}"
+    good_dir, bad_dir = base / "good", base / "bad"
+    dry = cli(*COMMON, cache, f"hydra.run.dir={good_dir}", "dry_run=true")
+    bad = subprocess.Popen(
+        [sys.executable, "-m", "nemotron.train", *COMMON, cache, f"hydra.run.dir={bad_dir}", "cluster.wait=true",
+         "data.generate_tiny=false", f"data.prefixes=[{base / 'nope'}]"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    good = cli(*COMMON, cache, f"hydra.run.dir={good_dir}")
+    bad_out, bad_err = bad.communicate(timeout=120)
+    return {"dry": dry, "good": good, "good_dir": good_dir, "bad_dir": bad_dir,
+            "bad": (bad.returncode, bad_out, bad_err)}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m nemotron.train ARGS` in the repo (as tests/conftest.py's run_cli; SLURM_CONF inherited)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "nemotron.train", *args], capture_output=True, text=True,
+                          env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, timeout=120)
+
+
+def test_dry_run_prints_exactly_the_script_a_submit_writes(jobs):
+    dry, good = jobs["dry"], jobs["good"]
+    assert dry.returncode == 0, dry.stderr
+    header = DRY_RUN_HEADER.search(dry.stdout)
+    assert header, dry.stdout[-2000:]
+    printed = dry.stdout[header.end():]
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert header.group(1) == str(jobs["good_dir"] / "job.sbatch")
+    assert printed == (jobs["good_dir"] / "job.sbatch").read_text()
+    assert "srun" in printed and "RANK=$SLURM_PROCID" in printed
+
+
+def test_tiny_recipe_trains_to_completion_as_a_slurm_job(jobs, wait_for_job):
+    good = jobs["good"]
+    job_id = SUBMITTED.search(good.stdout).group(1)
+    assert f"tail -f {jobs['good_dir'] / 'train.log'}" in good.stdout
+    assert wait_for_job(job_id, timeout_s=90) == ("COMPLETED", "0:0")
+    log = (jobs["good_dir"] / "train.log").read_text()
+    assert "done | 5/5 steps" in log and "world 1" in log
+    assert (jobs["good_dir"] / "config.yaml").exists() and (jobs["good_dir"] / "slurm_job.json").exists()
+
+
+def test_failing_training_is_failed_in_sacct_and_wait_exits_nonzero(jobs, wait_for_job):
+    code, out, err = jobs["bad"]
+    job_id = SUBMITTED.search(out).group(1)
+    assert code == 1, out + err
+    assert f"Slurm job {job_id}: FAILED" in out
+    assert "failed with exit code 1; full log:" in err
+    state, exit_code = wait_for_job(job_id)
+    assert state == "FAILED" and exit_code != "0:0"
+    assert "data.prefixes" in (jobs["bad_dir"] / "train.log").read_text()  # the error is where we point
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["resources.gpus_per_node=16", "resources.procs_per_node=1"],
+     "resources.gpus_per_node=16 exceeds cluster.gpus_per_node=8 of cluster=slurm_test"),
+    (["cluster.gpus_per_node=16", "resources.gpus_per_node=16", "resources.procs_per_node=1"],
+     "resources.gpus_per_node=16 but nodes of cluster.partition=debug have at most 8 GPUs"),
+    (["cluster.max_nodes=4", "resources.nodes=3", "train.global_batch_size=12"], "resources.nodes=3 but cluster.partition=debug has 2 nodes"),
+    (["cluster.partition=nope"], "cluster.partition=nope: no such partition on this Slurm cluster (sinfo knows: debug)"),
+    (["cluster.container_image=nvcr.io/x:1"], "cluster.container_image=nvcr.io/x:1 needs pyxis"),
+], ids=["gpus_over_cluster_option", "gpus_over_partition", "nodes_over_partition", "unknown_partition",
+        "image_without_pyxis"])
+def test_bad_request_is_one_line_and_submits_nothing(slurm_cluster, tmp_path, overrides, message):
+    before = job_count()
+    result = cli(*COMMON, f"hydra.run.dir={tmp_path / 'run'}", *overrides)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "run" / "job.sbatch").exists()
+    assert job_count() == before
