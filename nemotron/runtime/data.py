@@ -11,6 +11,8 @@ BlendedMegatronDatasetBuilder; `batch_iterator()` yields this data-parallel rank
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import random
 from pathlib import Path
@@ -138,13 +140,27 @@ def _generate_tiny(data_cfg: Any) -> None:
     prep.prepare(spec, log=lambda line: None)
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive file lock: jobs sharing one data cache prepare it one at a time."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def prepare_tiny(data_cfg: Any) -> Path:
     """Generate and prepare the tiny data if missing (rank 0; the others wait); its blend file."""
     import torch.distributed as dist
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0 and not tiny_is_complete(data_cfg):
-        _generate_tiny(data_cfg)
+        with _exclusive(tiny_blend_path(data_cfg).parent / ".prepare.lock"):
+            if not tiny_is_complete(data_cfg):  # another job may have finished it while we waited
+                _generate_tiny(data_cfg)
     if dist.is_initialized():
         dist.barrier()
     return tiny_blend_path(data_cfg)
