@@ -12,93 +12,12 @@ Each field carries a docstring (the line below it); a test checks that none is m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Dict, List, Optional
 
-
-class Arch(Enum):
-    """Model family a recipe builds."""
-
-    gpt = "gpt"
-    hybrid = "hybrid"
-
-
-class Normalization(Enum):
-    """Normalization layer (Megatron `normalization`)."""
-
-    LayerNorm = "LayerNorm"
-    RMSNorm = "RMSNorm"
-
-
-class Activation(Enum):
-    """MLP activation."""
-
-    gelu = "gelu"
-    swiglu = "swiglu"
-    squared_relu = "squared_relu"
-
-
-class PositionEmbedding(Enum):
-    """Position embedding (Megatron `position_embedding_type`)."""
-
-    rope = "rope"
-    learned_absolute = "learned_absolute"
-    none = "none"
-
-
-class Recompute(Enum):
-    """Activation recomputation (Megatron `recompute_granularity`)."""
-
-    none = "none"
-    selective = "selective"
-    full = "full"
-
-
-class Launch(Enum):
-    """How the recipe script is started (runspec `run.launch`)."""
-
-    torchrun = "torchrun"
-    ray = "ray"
-    direct = "direct"
-
-
-class Executor(Enum):
-    """Where a cluster option runs jobs."""
-
-    local = "local"
-    slurm = "slurm"
-
-
-class DecayStyle(Enum):
-    """Learning-rate decay after warmup."""
-
-    cosine = "cosine"
-    linear = "linear"
-    constant = "constant"
-    WSD = "WSD"
-
-
-class RouterScore(Enum):
-    """MoE router score function (Megatron `moe_router_score_function`)."""
-
-    softmax = "softmax"
-    sigmoid = "sigmoid"
-
-
-class LoadBalancing(Enum):
-    """MoE load-balancing loss (Megatron `moe_router_load_balancing_type`)."""
-
-    aux_loss = "aux_loss"
-    seq_aux_loss = "seq_aux_loss"
-    global_aux_loss = "global_aux_loss"
-    none = "none"
-
-
-class RouterDtype(Enum):
-    """Precision of the MoE router's logits and scores (Megatron `moe_router_dtype`)."""
-
-    fp32 = "fp32"
-    fp64 = "fp64"
+from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
+    Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, Normalization, PositionEmbedding,
+    Recompute, RouterDtype, RouterScore,
+)
 
 
 @dataclass
