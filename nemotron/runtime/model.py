@@ -180,13 +180,10 @@ def gpt_layer_spec(cfg: Any) -> Any:
     return specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization), **kwargs)
 
 
-def _build_gpt(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool) -> Any:
-    from megatron.core.models.gpt import GPTModel
-
+def _language_model_kwargs(cfg: Any, vocab_size: int, pre: bool, post: bool) -> dict:
+    """Arguments GPTModel and the hybrid model share."""
     m = cfg.model
-    return GPTModel(
-        config=config,
-        transformer_layer_spec=gpt_layer_spec(cfg),
+    return dict(
         vocab_size=vocab_size,
         max_sequence_length=m.seq_length,
         pre_process=pre,
@@ -195,6 +192,13 @@ def _build_gpt(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool) ->
         position_embedding_type=_str(m.position_embedding_type),
         rotary_base=m.rotary_base,
     )
+
+
+def _build_gpt(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool) -> Any:
+    from megatron.core.models.gpt import GPTModel
+
+    return GPTModel(config=config, transformer_layer_spec=gpt_layer_spec(cfg),
+                    **_language_model_kwargs(cfg, vocab_size, pre, post))
 
 
 # ---- hybrid (Mamba / attention / MLP / MoE) ------------------------------------------------------
@@ -323,17 +327,8 @@ def _build_hybrid(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool)
     spec_key = "hybrid_stack_spec" if "hybrid_stack_spec" in params else "mamba_stack_spec"
     pattern_key = ("hybrid_layer_pattern" if "hybrid_layer_pattern" in params
                    else "hybrid_override_pattern")  # 0.19 name, else 0.16
-    return model_cls(
-        config=config,
-        vocab_size=vocab_size,
-        max_sequence_length=m.seq_length,
-        pre_process=pre,
-        post_process=post,
-        share_embeddings_and_output_weights=m.share_embeddings_and_output_weights,
-        position_embedding_type=_str(m.position_embedding_type),
-        rotary_base=m.rotary_base,
-        **{spec_key: hybrid_stack_spec(cfg), pattern_key: hybrid_pattern(m)},
-    )
+    return model_cls(config=config, **_language_model_kwargs(cfg, vocab_size, pre, post),
+                     **{spec_key: hybrid_stack_spec(cfg), pattern_key: hybrid_pattern(m)})
 
 
 # ---- entry point ---------------------------------------------------------------------------------
