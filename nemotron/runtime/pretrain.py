@@ -7,7 +7,8 @@ get_forward_backward_func(forward_step_func returning (output, partial(loss_func
 -> optimizer.step -> scheduler. CPU quirks live in `cpu_compat`, data in `data`, the model in
 `model`, checkpoints (save every `checkpoint.save_interval` steps and at the end, auto-resume) in
 `checkpoint`. Rank 0 prints one progress line per `train.log_interval` and always a final summary
-line; metrics go through `nemotron.tracking.open_tracker`.
+line; metrics go through `nemotron.tracking.open_tracker`. SIGUSR2/SIGTERM (Slurm's time limit and
+preemption) stop the run at the next step boundary with a checkpoint and exit status 75: `preemption`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nemotron.runtime import checkpoint, cpu_compat, data, distributed, flops
+from nemotron.runtime import checkpoint, cpu_compat, data, distributed, flops, preemption
 from nemotron.runtime.model import build_model, padded_vocab_size
 from nemotron.tracking import open_tracker
 
@@ -296,12 +297,15 @@ def _eval_and_save(run: _Run, tracker: Any, result: TrainResult, step: int) -> f
     return time.perf_counter() - start
 
 
-def _loop(run: _Run, tracker: Any, result: TrainResult) -> None:
+def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.StopSignals) -> None:
     cfg, rank, pos = run.cfg, run.info.rank, run.position
     steps, tokens_per_step = cfg.train.steps, cfg.train.global_batch_size * cfg.model.seq_length
     start = prev = mark = time.perf_counter()
-    first, first_step_s, mark_step, paused_s = pos.step, 0.0, pos.step, 0.0
+    first, first_step_s, mark_step, paused_s, stopped = pos.step, 0.0, pos.step, 0.0, None
     for step in range(first + 1, steps + 1):
+        stopped = preemption.agreed_signal(signals, run.info.world_size)
+        if stopped is not None:  # a signal since the last step (or during setup): stop here
+            break
         loss, lr, grad_norm = train_step(run)
         now = time.perf_counter()
         first_step_s = first_step_s or now - start
@@ -328,6 +332,8 @@ def _loop(run: _Run, tracker: Any, result: TrainResult) -> None:
     tokens = tokens_per_step * (done - 1 if done > 1 and later_s > 0 else done)
     result.tokens_per_s = tokens / (later_s if done > 1 and later_s > 0
                                     else max(result.wall_s, 1e-9))
+    if stopped is not None:
+        raise preemption.stop(run, tracker, stopped, first, saved=_save_due(cfg, pos.step))
 
 
 def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult,
@@ -341,6 +347,8 @@ def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult
     loss = f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss"
     where = f"at step {done + 1}" if stage == "train" else "during setup"
     head = "done" if error is None else f"FAILED {where}: {type(error).__name__}: {error}"
+    if isinstance(error, preemption.Preempted):
+        head = f"stopped at step {done} ({error.signal_name})"
     resumed = f" (resumed at {result.start_step})" if result.start_step else ""
     return (f"{head} | {done}/{cfg.train.steps} steps{resumed} in {result.wall_s:.1f} s | {loss} | "
             f"{result.tokens_per_s:,.0f} tokens/s | {layout}")
@@ -351,9 +359,15 @@ def run(cfg: Any) -> TrainResult:
 
     Resumes from the latest complete checkpoint in `checkpoint.dir` (or `checkpoint.load_dir`)
     when there is one; `losses` then holds only the steps run here. Rank 0 always ends with a
-    summary line (`done | ...` or `FAILED ... | ...`); the tracker is closed with FINISHED or
-    FAILED, and the process groups are torn down either way.
+    summary line (`done | ...`, `stopped at step N (SIGUSR2) | ...` or `FAILED ... | ...`); the
+    tracker is closed with FINISHED, KILLED (stopped by a signal: `preemption.Preempted` is raised)
+    or FAILED, and the process groups are torn down either way.
     """
+    with preemption.StopSignals() as signals:  # until the tracker is closed and the groups are gone
+        return _run(cfg, signals)
+
+
+def _run(cfg: Any, signals: preemption.StopSignals) -> TrainResult:
     result = TrainResult(losses=[], tokens_per_s=0.0, steps=0)
     info, tracker, stage, error = None, None, "setup", None
     try:
@@ -363,7 +377,7 @@ def run(cfg: Any) -> TrainResult:
         state = _setup(cfg, info, found)
         result.start_step = state.position.step
         stage = "train"
-        _loop(state, tracker, result)
+        _loop(state, tracker, result, signals)
         result.steps = len(result.losses)
         return result
     except BaseException as err:
@@ -373,5 +387,6 @@ def run(cfg: Any) -> TrainResult:
         rank = info.rank if info is not None else int(os.environ.get("RANK", 0))
         _say(rank, _summary(cfg, info, result, error, stage))
         if tracker is not None:
-            tracker.close("FINISHED" if error is None else "FAILED")
+            stopped = isinstance(error, preemption.Preempted)
+            tracker.close("FINISHED" if error is None else "KILLED" if stopped else "FAILED")
         distributed.teardown()

@@ -8,18 +8,26 @@ workers that re-import a script's `__main__` stay cheap.
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import List, Optional
 
 
 def main(doc: Optional[str], argv: Optional[List[str]] = None) -> int:
-    """Load the resolved config named by --config and train; the exit status says whether it worked."""
+    """Load the resolved config named by --config and train; the exit status says whether it worked:
+    0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM after a checkpoint (requeue it)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     parser.add_argument("--config", required=True, help="resolved run config (YAML)")
     args = parser.parse_args(argv)
 
     from omegaconf import OmegaConf
 
+    from nemotron.runtime.preemption import SIGNALS, Preempted
     from nemotron.runtime.pretrain import run
 
-    run(OmegaConf.load(args.config))
+    try:
+        run(OmegaConf.load(args.config))
+    except Preempted as stopped:  # already reported by the run: no traceback
+        for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting
+            signal.signal(sig, signal.SIG_IGN)
+        return int(stopped.code)
     return 0

@@ -1,0 +1,9 @@
+"""Exit statuses a recipe script returns besides 0 (done) and 1 (failed), shared by runtime and launchers.
+
+Standard library only (no torch): the launch layer imports it to decide what a rank's exit status means.
+"""
+
+from __future__ import annotations
+
+PREEMPTED = 75
+"""EX_TEMPFAIL: the run stopped on a signal after saving a checkpoint; rerunning it (requeue) resumes."""
