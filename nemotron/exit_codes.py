@@ -7,3 +7,8 @@ from __future__ import annotations
 
 PREEMPTED = 75
 """EX_TEMPFAIL: the run stopped on a signal after saving a checkpoint; rerunning it (requeue) resumes."""
+
+PREEMPTED_MARKER = "preempted.json"
+"""Written into the run directory by rank 0 once that checkpoint is complete (signal, step): the Slurm
+batch script requeues on it even when srun reports another status (srun kills the slower ranks once
+the first exits 75, which can change the status it returns). Removed when a run starts."""

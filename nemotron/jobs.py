@@ -115,7 +115,7 @@ def sacct_states(ids: List[str]) -> Optional[Dict[str, Tuple[str, str, str]]]:
 
 def squeue_states(ids: List[str]) -> Dict[str, Tuple[str, str, str]]:
     """job id -> (state, "", elapsed) for jobs still in the queue (squeue forgets ended jobs)."""
-    out = run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%M"]) or ""
+    out = run(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%M"]) or ""  # -r: one line per array task
     return {p[0]: (p[1], "", p[2]) for p in (ln.split("|") for ln in out.splitlines()) if len(p) == 3}
 
 

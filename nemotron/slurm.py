@@ -4,9 +4,10 @@
     python -m nemotron.train +recipe=gpt/pretrain cluster=slurm_test dry_run=true    # print the script
     python -m nemotron.train +recipe=gpt/pretrain cluster=slurm_test cluster.wait=true
 
-The batch script is rendered here and submitted with `sbatch --parsable`, so what a dry run prints is
-byte for byte the file a real submit writes (`<run_dir>/job.sbatch`) — no pickles, nothing re-composed
-when the job starts: the job reads `<run_dir>/config.yaml`, resolved at submission. One rank per GPU
+The batch script is rendered by `nemotron.slurm_script` and submitted with `sbatch --parsable`, so
+what a dry run prints is byte for byte the file a real submit writes (`<run_dir>/job.sbatch`) — no
+pickles, nothing re-composed when the job starts: the job reads `<run_dir>/config.yaml`, resolved at
+submission, and runs the code copied into `<run_dir>/code` at submission (`cluster.snapshot`). One rank per GPU
 (or `resources.procs_per_node`) is started by `srun`; each rank gets torch.distributed's variables from
 Slurm's. Secret-named variables go to a 0600 `secrets.env` the script sources, never into the script.
 Like the rest of the compose/launch layer, this imports no torch, megatron or mlflow.
@@ -22,18 +23,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
+from nemotron import snapshot
 from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.errors import child_environ
-from nemotron.launch import process_argv
-from nemotron.tracking.secrets import is_secret_name
+from nemotron.slurm_script import CODE_DIR, job_parts, run_script
 
-RANK_ENV = (
-    "export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID "
-    "LOCAL_WORLD_SIZE={local}; exec \"$@\""
-)
-"""What each srun task runs before the recipe: torch.distributed's variables from Slurm's."""
 ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", ""}
 """sacct states of a job that has not ended ("" = not in the accounting database yet)."""
 SINFO_TIMEOUT_S = 10
@@ -50,6 +46,10 @@ class SlurmPlan:
     """The run directory (config, script, log, job record)."""
     secrets: Dict[str, str] = field(default_factory=dict)
     """Secret-named environment variables, written to `secrets.env` (0600), sourced by the script."""
+    code_dir: Optional[Path] = None
+    """Where the code snapshot goes (the job runs from it); None runs the live checkout."""
+    uncommitted: str = "ship"
+    """What the snapshot does with uncommitted changes (cluster.uncommitted)."""
 
     script_path = property(lambda self: self.run_dir / "job.sbatch")
     log_path = property(lambda self: self.run_dir / "train.log")
@@ -59,94 +59,32 @@ class SlurmPlan:
     def describe(self) -> str:
         """What a dry run prints: the submit command, then the script exactly as it would be written."""
         secrets = f"; secrets {', '.join(sorted(self.secrets))} -> {self.secrets_path} (0600)" if self.secrets else ""
-        return f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets})\n{self.script}"
+        code = f"; code snapshot -> {self.code_dir}" if self.code_dir else ""
+        return (f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets}{code})\n"
+                f"{self.script}")
 
 
-# ---------------------------------------------------------------- the batch script
-
-def rank_argv(cfg: Any, config_path: Path) -> List[str]:
-    """One rank's command; inside a container the image's `python`, not this machine's."""
-    argv = process_argv(cfg, config_path)
-    if cfg.cluster.container_image and argv and argv[0] == sys.executable:
-        argv[0] = "python"
-    return argv
+def code_dir_for(cfg: Any, base: Path) -> Optional[Path]:
+    """`<base>/code` when the cluster option snapshots the code, else None."""
+    return base / CODE_DIR if cfg.cluster.snapshot else None
 
 
-def sbatch_directives(cfg: Any, run_dir: Path, cwd: Path) -> List[str]:
-    """The #SBATCH lines: shape of the job, where it runs and where its output goes."""
-    c, res = cfg.cluster, cfg.resources
-    opts: List[Tuple[str, Any]] = [
-        ("job-name", cfg.recipe.name), ("nodes", res.nodes), ("ntasks-per-node", ranks_per_node(cfg)),
-        ("gpus-per-node", res.gpus_per_node or None), ("cpus-per-task", c.cpus_per_task),
-        ("mem", f"{c.mem_gb}G" if c.mem_gb else None), ("partition", c.partition), ("account", c.account),
-        ("qos", c.qos), ("time", c.time_limit), ("output", run_dir / "train.log"), ("open-mode", "append"),
-        ("chdir", cwd),
-    ]
-    return [f"#SBATCH --{k}={shlex.quote(str(v))}" for k, v in opts if v is not None]
-
-
-def srun_line(cfg: Any, argv: List[str]) -> str:
-    """srun: one task per rank, the whole job killed when one rank fails; pyxis flags with an image."""
-    c = cfg.cluster
-    srun = ["srun", "--kill-on-bad-exit=1"]
-    if c.container_image:
-        srun.append(f"--container-image={c.container_image}")
-        if c.container_mounts:
-            srun.append(f"--container-mounts={','.join(c.container_mounts)}")
-        if cfg.recipe.workdir:
-            srun.append(f"--container-workdir={cfg.recipe.workdir}")
-    rank = ["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank"]
-    return shlex.join([*srun, *rank, *argv])
-
-
-def render_script(cfg: Any, config_path: Path, env: Dict[str, str], secrets_path: Optional[Path],
-                  cwd: Path) -> str:
-    """The whole batch script (deterministic for a given config: dry run and submit agree)."""
-    run_dir = Path(cfg.run_dir)
-    lines = [
-        "#!/bin/bash",
-        f"# {cfg.recipe.name} on cluster={cfg.cluster.name}: written by python -m nemotron.train, "
-        "submitted with sbatch --parsable",
-        *sbatch_directives(cfg, run_dir, cwd),
-        "set -eo pipefail",
-        'echo "nemotron: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, restart ${SLURM_RESTART_COUNT:-0}, $(date)"',
-        *cfg.cluster.setup,
-        *(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())),
-    ]
-    if secrets_path is not None:
-        lines.append(f"set -a; source {shlex.quote(str(secrets_path))}; set +a")
-    lines += [
-        'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
-        "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))",
-        "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK  # Slurm >= 22.05 no longer passes it to srun",
-        srun_line(cfg, rank_argv(cfg, config_path)),
-    ]
-    return "\n".join(lines) + "\n"
+def policy(cfg: Any) -> str:
+    """cluster.uncommitted as a plain string."""
+    return getattr(cfg.cluster.uncommitted, "value", cfg.cluster.uncommitted)
 
 
 def plan_slurm(cfg: Any, config_path: Path, cwd: Optional[Path] = None) -> SlurmPlan:
-    """The job for a validated config (runspec env, then cluster env; secrets split off)."""
-    check_launch(cfg)
-    merged = {**dict(cfg.recipe.env), **dict(cfg.cluster.env), "PYTHONUNBUFFERED": "1"}
-    secrets = {k: v for k, v in merged.items() if is_secret_name(k)}
-    env = {k: v for k, v in merged.items() if k not in secrets}
+    """The job for a validated config; the script is fixed now, files are written at submit."""
     run_dir = Path(cfg.run_dir)
-    secrets_path = run_dir / "secrets.env" if secrets else None
-    script = render_script(cfg, config_path, env, secrets_path, cwd or Path.cwd())
-    return SlurmPlan(script=script, run_dir=run_dir, secrets=secrets)
+    code_dir = code_dir_for(cfg, run_dir)
+    parts = job_parts(cfg, cwd or Path.cwd(), code_dir)
+    script = run_script(cfg.recipe.name, cfg.cluster.name, parts, run_dir)
+    return SlurmPlan(script=script, run_dir=run_dir, secrets=parts.secrets, code_dir=code_dir,
+                     uncommitted=policy(cfg))
 
 
 # ---------------------------------------------------------------- preflight
-
-def check_launch(cfg: Any) -> None:
-    """srun starts the ranks: `torchrun` and `direct` runspecs map onto it, `ray` does not."""
-    launch = getattr(cfg.recipe.launch, "name", cfg.recipe.launch)
-    ranks = int(cfg.resources.nodes) * ranks_per_node(cfg)
-    if launch == "ray":
-        raise ConfigError(f"recipe.launch=ray is not supported on cluster={cfg.cluster.name} (Slurm); use torchrun")
-    if launch == "direct" and ranks > 1:
-        raise ConfigError(f"recipe.launch=direct starts one process but the job has {ranks} ranks")
-
 
 def check_container(cfg: Any) -> Optional[str]:
     c = cfg.cluster
@@ -192,9 +130,21 @@ def check_partition(cfg: Any, parts: Dict[str, Dict[str, int]]) -> Optional[str]
     return None
 
 
+def check_uncommitted(cfg: Any) -> Optional[str]:
+    """With cluster.uncommitted=refuse, a checkout with uncommitted code changes is refused up front."""
+    if not cfg.cluster.snapshot or policy(cfg) != "refuse":
+        return None
+    changed = snapshot.changed_files(snapshot.code_root()) or []
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+    return (f"cluster.uncommitted=refuse: {len(changed)} uncommitted file(s) in {snapshot.code_root()}: {shown}; "
+            "commit or stash them, or set cluster.uncommitted=ship")
+
+
 def preflight(cfg: Any) -> None:
     """Checks before anything reaches Slurm; partition checks only when sinfo answers. One line each."""
-    problems = [check_container(cfg)]
+    problems = [check_container(cfg), check_uncommitted(cfg)]
     parts = sinfo_partitions()
     if parts is not None:
         problems.append(check_partition(cfg, parts))
@@ -205,28 +155,57 @@ def preflight(cfg: Any) -> None:
 
 # ---------------------------------------------------------------- submit, state, wait
 
+def write_secrets(path: Path, secrets: Dict[str, str]) -> None:
+    """KEY=value lines in a file only its owner can read (created 0600 before anything is written)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(secrets.items())))
+
+
 def write_files(plan: SlurmPlan) -> None:
     """The script (and the secrets beside it, 0600) in the run directory."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if plan.secrets:
-        plan.secrets_path.touch(mode=0o600)
-        plan.secrets_path.chmod(0o600)
-        plan.secrets_path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(plan.secrets.items())))
+        write_secrets(plan.secrets_path, plan.secrets)
     plan.script_path.write_text(plan.script, encoding="utf-8")
 
 
-def submit(plan: SlurmPlan, cfg: Any) -> str:
-    """Write the files, `sbatch --parsable` the script, record and return the job id."""
-    write_files(plan)
-    out = subprocess.run(["sbatch", "--parsable", str(plan.script_path)], capture_output=True, text=True,
+def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
+    """Copy the code for the job (nothing without a code dir); what the job record says about it."""
+    if code_dir is None:
+        return {"code": None}
+    snap = snapshot.take(code_dir, uncommitted)
+    return {"code": str(snap.path), "commit": snap.commit, "dirty": snap.dirty,
+            "uncommitted_files": len(snap.uncommitted_files or [])}
+
+
+def sbatch(script_path: Path) -> str:
+    """`sbatch --parsable <script>`; the job id, or a one-line error with sbatch's reason."""
+    out = subprocess.run(["sbatch", "--parsable", str(script_path)], capture_output=True, text=True,
                          env=child_environ(), timeout=60)
     if out.returncode != 0:
         reason = (out.stderr.strip() or out.stdout.strip()).splitlines()
-        raise ConfigError(f"sbatch refused the job ({plan.script_path}): {reason[-1] if reason else out.returncode}")
-    job_id = out.stdout.strip().split(";")[0]
-    record = {"job_id": job_id, "recipe": cfg.recipe.name, "cluster": cfg.cluster.name,
-              "partition": cfg.cluster.partition, "run_dir": str(plan.run_dir), "script": str(plan.script_path),
-              "log": str(plan.log_path), "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        raise ConfigError(f"sbatch refused the job ({script_path}): {reason[-1] if reason else out.returncode}")
+    return out.stdout.strip().split(";")[0]
+
+
+def record_info(cfg: Any) -> Dict[str, Any]:
+    """The parts of a job record that come from the config."""
+    return {"recipe": cfg.recipe.name, "cluster": cfg.cluster.name, "partition": cfg.cluster.partition}
+
+
+def job_record(info: Dict[str, Any], job_id: str, run_dir: Path, script: Path, **extra: Any) -> Dict[str, Any]:
+    """What `python -m nemotron.jobs` reads back from `<run_dir>/slurm_job.json`."""
+    return {"job_id": job_id, **info, "run_dir": str(run_dir), "script": str(script),
+            "log": str(run_dir / "train.log"), "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+
+
+def submit(plan: SlurmPlan, cfg: Any) -> str:
+    """Snapshot the code, write the files, `sbatch --parsable` the script, record and return the job id."""
+    code = take_snapshot(plan.code_dir, plan.uncommitted)
+    write_files(plan)
+    job_id = sbatch(plan.script_path)
+    record = job_record(record_info(cfg), job_id, plan.run_dir, plan.script_path, **code)
     plan.record_path.write_text(json.dumps(record, indent=1) + "\n")
     return job_id
 

@@ -88,3 +88,10 @@ class RouterDtype(Enum):
 
     fp32 = "fp32"
     fp64 = "fp64"
+
+
+class Uncommitted(Enum):
+    """What a Slurm submit does when the code has uncommitted changes."""
+
+    ship = "ship"  # copy the working tree as it is into the job's code snapshot, and record the changes
+    refuse = "refuse"  # submit nothing; commit or stash first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from typing import Any, Iterator, List, Optional
 
@@ -18,8 +19,9 @@ def closest(word: str, choices: List[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
+@functools.lru_cache(maxsize=None)
 def schema_node(dotted: str) -> Optional[type]:
-    """The dataclass at `dotted` in RunConfig ('model' -> ModelConfig), or None."""
+    """The dataclass at `dotted` in RunConfig ('model' -> ModelConfig), or None (cached: type hints are slow)."""
     node: type = RunConfig
     for part in [p for p in dotted.split(".") if p]:
         hints = typing.get_type_hints(node)
@@ -29,10 +31,16 @@ def schema_node(dotted: str) -> Optional[type]:
     return node
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(dotted: str) -> Optional[tuple]:
+    node = schema_node(dotted)
+    return None if node is None else tuple(f.name for f in dataclasses.fields(node))
+
+
 def schema_keys(dotted: str) -> Optional[List[str]]:
     """Field names of the schema node at `dotted`, if it is a dataclass."""
-    node = schema_node(dotted)
-    return None if node is None else [f.name for f in dataclasses.fields(node)]
+    names = _field_names(dotted)
+    return None if names is None else list(names)
 
 
 def unknown_keys(cfg: Any, prefix: str = "") -> Iterator[str]:

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
     Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, Normalization, PositionEmbedding,
-    Recompute, RouterDtype, RouterScore,
+    Recompute, RouterDtype, RouterScore, Uncommitted,
 )
 
 
@@ -272,6 +272,22 @@ class ClusterConfig:
     """Shell lines the batch script runs before srun (module loads, activating an environment)."""
     wait: bool = False
     """After submitting, follow the job's log and exit with its state instead of returning at once."""
+    signal_delay_s: int = 120
+    """Seconds before the time limit Slurm sends SIGUSR2 (sbatch --signal): the run saves a checkpoint
+    and the job requeues itself; must cover one training step plus a checkpoint save."""
+    max_requeues: int = 3
+    """How often a job stopped by that signal (or preempted) is requeued to resume; 0 never requeues."""
+    max_array_size: Optional[int] = None
+    """Most members in one Slurm job array; a larger sweep is split. null: the cluster's MaxArraySize
+    (from `scontrol show config`, 1001 if it does not answer)."""
+    array_parallelism: Optional[int] = None
+    """Most members of a sweep array running at once (sbatch --array=...%N); null: no cap."""
+    snapshot: bool = True
+    """Copy the code into the run (or sweep) directory at submit and run the job from that copy, so
+    editing files or switching branches while it is queued changes nothing."""
+    uncommitted: Uncommitted = Uncommitted.ship
+    """Uncommitted changes in the code at submit: `ship` them in the snapshot (recorded in
+    code/SNAPSHOT.json and uncommitted.diff) or `refuse` to submit."""
 
 
 @dataclass

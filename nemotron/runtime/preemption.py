@@ -16,9 +16,11 @@ checkpoint. A signal during setup stops the run before its first step, with noth
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any, Dict, Optional, Sequence
 
@@ -78,6 +80,23 @@ def agreed_signal(signals: StopSignals, world_size: int) -> Optional[signal.Sign
     return signal.Signals(received) if received else None
 
 
+def marker_path(run_dir: Any) -> Path:
+    """Where rank 0 says "stopped by a signal, checkpoint complete" for the batch script."""
+    return Path(str(run_dir)) / exit_codes.PREEMPTED_MARKER
+
+
+def mark(run_dir: Any, sig_name: str, step: int) -> None:
+    """Write the marker (after the checkpoint is complete, before any rank exits)."""
+    path = marker_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"signal": sig_name, "step": step}) + "\n", encoding="utf-8")
+
+
+def clear_mark(run_dir: Any) -> None:
+    """A new attempt starts: an old marker must not make a later failure look like a preemption."""
+    marker_path(run_dir).unlink(missing_ok=True)
+
+
 def stop(run: Any, tracker: Any, sig: signal.Signals, first_step: int, saved: bool) -> Preempted:
     """Save a checkpoint of the last finished step (all ranks: the save is collective) unless it is
     `saved` already or no step ran since `first_step`; rank 0 says so; the exception ending the run."""
@@ -91,6 +110,7 @@ def stop(run: Any, tracker: Any, sig: signal.Signals, first_step: int, saved: bo
         what = f"checkpoint saved in {time.perf_counter() - start:.1f} s"
     then = "resume" if cfg.checkpoint.resume else "start over (checkpoint.resume=false)"
     if run.info.rank == 0:
+        mark(cfg.run_dir, sig.name, pos.step)
         print(f"preempted | {sig.name} at step {pos.step}/{cfg.train.steps}: {what}; exiting with "
               f"{exit_codes.PREEMPTED} so the job can be requeued and {then}", flush=True)
     return Preempted(sig.name, pos.step)

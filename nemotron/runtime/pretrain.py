@@ -372,6 +372,8 @@ def _run(cfg: Any, signals: preemption.StopSignals) -> TrainResult:
     info, tracker, stage, error = None, None, "setup", None
     try:
         info = distributed.init(cfg)
+        if info.rank == 0:
+            preemption.clear_mark(cfg.run_dir)
         found = checkpoint.find_resume(cfg)
         tracker = open_tracker(checkpoint.tracker_config(cfg, found), info.rank)
         state = _setup(cfg, info, found)
@@ -389,4 +391,6 @@ def _run(cfg: Any, signals: preemption.StopSignals) -> TrainResult:
         if tracker is not None:
             stopped = isinstance(error, preemption.Preempted)
             tracker.close("FINISHED" if error is None else "KILLED" if stopped else "FAILED")
+        if isinstance(error, preemption.Preempted):
+            distributed.barrier()  # all ranks agreed to stop: leave together, after rank 0 closed its tracker
         distributed.teardown()

@@ -8,6 +8,7 @@ workers that re-import a script's `__main__` stay cheap.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from typing import List, Optional
 
@@ -23,7 +24,10 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None) -> int:
 
     from nemotron.runtime.preemption import SIGNALS, Preempted
     from nemotron.runtime.pretrain import run
+    from nemotron.tracking.context import code_line
 
+    if os.environ.get("RANK", "0") == "0":
+        print(code_line(), flush=True)
     try:
         run(OmegaConf.load(args.config))
     except Preempted as stopped:  # already reported by the run: no traceback

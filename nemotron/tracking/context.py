@@ -8,6 +8,7 @@ block and any `*.sbatch` file in the run directory.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -55,6 +56,33 @@ def git_state(path: Any) -> Tuple[Optional[str], Optional[bool]]:
     return sha, (bool(status) if status is not None else None)
 
 
+def snapshot_state() -> Optional[Dict[str, Any]]:
+    """The code snapshot this process runs from (a Slurm job started from `<run_dir>/code`), if any."""
+    record = Path(__file__).resolve().parents[2] / "SNAPSHOT.json"
+    try:
+        return json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def code_line() -> str:
+    """'code: <dir> (snapshot of <commit>[, with uncommitted changes])': which code this process runs."""
+    root = Path(__file__).resolve().parents[2]
+    snap = snapshot_state()
+    if snap is None:
+        return f"code: {root}"
+    commit = (snap.get("commit") or "no git commit")[:12]
+    return f"code: {root} (snapshot of {commit}{', with uncommitted changes' if snap.get('dirty') else ''})"
+
+
+def code_state(cfg: Any) -> Tuple[Optional[str], Optional[bool]]:
+    """(commit, dirty) of the code this run executes: the snapshot's record, else the recipe's checkout."""
+    snap = snapshot_state()
+    if snap is not None:
+        return snap.get("commit"), snap.get("dirty")
+    return git_state(_source_dir(cfg))
+
+
 def _source_dir(cfg: Any) -> Path:
     script = str(cfg.recipe.script or "")
     return Path(script).parent if script else Path(__file__).resolve().parent
@@ -62,7 +90,7 @@ def _source_dir(cfg: Any) -> Path:
 
 def run_tags(cfg: Any) -> Dict[str, Any]:
     """The tags every tracked run gets (values may be None: those are left out)."""
-    sha, dirty = git_state(_source_dir(cfg))
+    sha, dirty = code_state(cfg)
     tags: Dict[str, Any] = {
         "nemotron.recipe": cfg.recipe.name or None,
         "nemotron.runspec": cfg.recipe.name or None,
@@ -70,6 +98,7 @@ def run_tags(cfg: Any) -> Dict[str, Any]:
         "nemotron.cluster": cfg.cluster.name,
         "nemotron.executor": str(getattr(cfg.cluster.executor, "value", cfg.cluster.executor)),
         "nemotron.run_dir": str(cfg.run_dir),
+        "nemotron.code": str(Path(__file__).resolve().parents[2]),
         "nemotron.git.commit": sha,
         "nemotron.git.dirty": None if dirty is None else str(dirty).lower(),
         "host": socket.gethostname(),

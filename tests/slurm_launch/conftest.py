@@ -18,6 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+ACTIVE = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING")
+"""sacct states of a job that has not ended yet (a requeued job passes through REQUEUED)."""
+
 ROOT = Path(os.environ.get("NEMOTRON_SLURM_ROOT", "/tmp/nemotron-slurm"))
 
 
@@ -58,7 +61,7 @@ def wait_for_job(slurm_cluster):
         while time.monotonic() < deadline:
             out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
                                  capture_output=True, text=True).stdout.strip().splitlines()
-            if out and out[0].split("|")[0] not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING"):
+            if out and out[0].split("|")[0].split()[0] not in ACTIVE:
                 return tuple(out[0].split("|")[:2])
             time.sleep(0.5)
         raise AssertionError(f"Slurm job {job_id} did not end within {timeout_s} s")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from nemotron import slurm
+from nemotron import slurm, snapshot
 from nemotron.config.validate import ConfigError
 
 BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
@@ -17,19 +18,24 @@ def plan(compose, *overrides):
     return cfg, slurm.plan_slurm(cfg, Path(cfg.run_dir) / "config.yaml", cwd=Path("/repo"))
 
 
+def srun_of(script: str) -> str:
+    """The line that starts the ranks."""
+    return next(line for line in script.splitlines() if line.startswith("srun "))
+
+
 def test_script_asks_for_nodes_ranks_and_gpus_and_starts_one_task_per_rank(compose):
     _, p = plan(compose, "resources.nodes=2", "resources.gpus_per_node=4", "train.global_batch_size=32")
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
                  "#SBATCH --partition=debug", "#SBATCH --chdir=/repo", f"#SBATCH --output={p.log_path}"):
         assert line in p.script.splitlines()
     assert "LOCAL_WORLD_SIZE=4" in p.script and "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in p.script
-    assert p.script.splitlines()[-1].startswith("srun --kill-on-bad-exit=1 bash -c")
+    assert srun_of(p.script).startswith("srun --kill-on-bad-exit=1 bash -c")
 
 
 def test_secret_env_goes_to_a_file_not_the_script(compose):
     _, p = plan(compose, "+cluster.env.HF_TOKEN=hf_abcdefgh12345", "+cluster.env.NCCL_DEBUG=INFO")
     assert "hf_abcdefgh12345" not in p.script and "export NCCL_DEBUG=INFO" in p.script
-    assert f"source {p.secrets_path}" in p.script and p.secrets == {"HF_TOKEN": "hf_abcdefgh12345"}
+    assert 'source "$RUN_DIR"/secrets.env' in p.script and p.secrets == {"HF_TOKEN": "hf_abcdefgh12345"}
     slurm.write_files(p)
     assert p.secrets_path.stat().st_mode & 0o777 == 0o600
 
@@ -37,7 +43,7 @@ def test_secret_env_goes_to_a_file_not_the_script(compose):
 def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
     _, p = plan(compose, "cluster.pyxis=true", "cluster.container_image=nvcr.io/nvidia/pytorch:25.09-py3",
                 "cluster.container_mounts=[/lustre:/lustre]")
-    srun = p.script.splitlines()[-1]
+    srun = srun_of(p.script)
     assert "--container-image=nvcr.io/nvidia/pytorch:25.09-py3 --container-mounts=/lustre:/lustre" in srun
     assert "rank python " in srun
 
@@ -52,3 +58,41 @@ def test_partition_checks_are_skipped_when_sinfo_does_not_answer(compose, monkey
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("SLURM_CONF", raising=False)
     slurm.preflight(compose([*BASE, "cluster.partition=anything"]))
+
+
+def test_job_asks_for_the_signal_and_requeues_itself_when_the_run_left_the_preempted_marker(compose):
+    _, p = plan(compose, "cluster.signal_delay_s=90", "cluster.max_requeues=2")
+    lines = p.script.splitlines()
+    assert "#SBATCH --signal=USR2@90" in lines and "#SBATCH --requeue" in lines
+    assert '-f "$RUN_DIR"/preempted.json ]' in p.script and '-lt 2 ]' in p.script
+    assert 'scontrol requeue "$SLURM_JOB_ID"' in p.script and lines[-1] == 'exit "$status"'
+    _, never = plan(compose, "cluster.max_requeues=0")
+    assert "#SBATCH --requeue" not in never.script.splitlines()
+
+
+def test_job_runs_the_code_snapshot_unless_switched_off(compose):
+    cfg, p = plan(compose)
+    code = Path(cfg.run_dir) / "code"
+    assert p.code_dir == code
+    assert f"export PYTHONPATH={code}${{PYTHONPATH:+:$PYTHONPATH}}" in p.script
+    assert f"{code}/recipes/gpt/pretrain/train.py --config \"$RUN_DIR\"/config.yaml" in srun_of(p.script)
+    cfg, live = plan(compose, "cluster.snapshot=false")
+    assert live.code_dir is None and "PYTHONPATH" not in live.script
+    assert f" {cfg.recipe.script} --config" in srun_of(live.script)
+
+
+def test_refuse_policy_names_the_uncommitted_files_before_anything_is_submitted(compose, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "nemotron").mkdir(parents=True)
+    (repo / "nemotron" / "__init__.py").write_text("")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "init"]):
+        subprocess.run([*git, *args], check=True)
+    monkeypatch.setattr(snapshot, "code_root", lambda: repo)
+    cfg = compose([*BASE, "cluster.uncommitted=refuse"])
+    assert slurm.check_uncommitted(cfg) is None  # clean
+    (repo / "nemotron" / "__init__.py").write_text("x = 1\n")
+    assert "1 uncommitted file(s)" in slurm.check_uncommitted(cfg) and "nemotron/__init__.py" in slurm.check_uncommitted(cfg)
+    with pytest.raises(ConfigError, match="cluster.uncommitted=refuse"):
+        slurm.preflight(cfg)
+    assert slurm.check_uncommitted(compose([*BASE, "cluster.uncommitted=ship"])) is None

@@ -1,0 +1,166 @@
+"""`-m` sweeps: every member composed and checked first, then submitted as Slurm job arrays or run here.
+
+    python -m nemotron.train +recipe=gpt/pretrain cluster=slurm -m optim.lr=1e-4,3e-4,1e-3
+
+Called by the Hydra launcher plugin `hydra/launcher=nemotron` (hydra_plugins/nemotron_launcher), the
+default in conf/config.yaml. Nothing reaches Slurm unless every member composes, validates and passes
+preflight; bad members are reported together, one line per distinct problem with the members it hits.
+On a Slurm cluster the command returns once the arrays are accepted (ids, dirs and how to follow them
+are printed); on `cluster=local` the members run here one after another, as Hydra's basic launcher does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Set
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+from omegaconf import DictConfig
+
+from nemotron import slurm
+from nemotron.config.dump import resolved_yaml
+from nemotron.config.parse_cache import cached_parsing
+from nemotron.config.validate import ConfigError, validate
+from nemotron.errors import explain
+from nemotron.slurm_array import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
+                                  submitted_message)
+from nemotron.slurm_script import job_parts
+from nemotron.sweep_members import Member, MemberComposer
+
+log = logging.getLogger(__name__)
+
+SHOWN_PROBLEMS = 10
+"""Most distinct problems listed when members are refused."""
+
+
+@dataclass
+class Rendered:
+    """One member, checked: where it runs and, for Slurm, its job."""
+
+    executor: str
+    """cluster.executor of the member."""
+    dry_run: bool
+    """dry_run of the member."""
+    job: Optional[MemberJob] = None
+    """Its resolved config and job parts (Slurm members only)."""
+    cfg: Optional[Dict[str, Any]] = None
+    """Cluster-wide settings the arrays need (first member's values are used)."""
+
+
+class SlurmRenderer:
+    """Checks each member and renders its Slurm job; preflight once per distinct job shape."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.sweep_dir, self.cwd = sweep_dir, Path.cwd()
+        self.checked: Set[tuple] = set()
+
+    def __call__(self, cfg: DictConfig) -> Rendered:
+        if not cfg.recipe.name:
+            from nemotron.train import require_recipe  # the same message as a plain run
+
+            require_recipe(cfg)
+        validate(cfg)
+        executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
+        if executor != "slurm":
+            return Rendered(executor=executor, dry_run=bool(cfg.dry_run))
+        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir))
+        if parts.key() not in self.checked:
+            slurm.preflight(cfg)
+            self.checked.add(parts.key())
+        job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,
+                        resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg))
+        c = cfg.cluster
+        settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
+                    "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
+                    "output_root": cfg.paths.output_root}
+        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), job=job, cfg=settings)
+
+
+def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int,
+                render: SlurmRenderer) -> List[Member]:
+    """Every member composed and rendered; all problems reported together as one ConfigError."""
+    composer, members = MemberComposer(loader, master), []
+    problems: Dict[str, List[int]] = {}
+    saved = HydraConfig.instance().cfg
+    try:
+        with cached_parsing():
+            for i, overrides in enumerate(job_overrides):
+                try:
+                    members.append(composer.compose(first_num + i, overrides, render))
+                except Exception as exc:  # noqa: BLE001 - bad input is collected; anything else re-raised
+                    message = explain(exc)
+                    if message is None:
+                        raise
+                    problems.setdefault(message, []).append(first_num + i)
+    finally:
+        HydraConfig.instance().cfg = saved
+    if problems:
+        raise ConfigError(refusal(problems, len(job_overrides)))
+    return members
+
+
+def refusal(problems: Dict[str, List[int]], total: int) -> str:
+    """One line per distinct problem, naming the members it hits (nothing was submitted or run)."""
+    lines = []
+    for message, nums in list(problems.items())[:SHOWN_PROBLEMS]:
+        which = f"all {total} sweep members" if len(nums) == total else f"sweep member(s) {span(nums)} of {total}"
+        lines.append(f"{message} ({which}; nothing submitted)")
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more distinct problem(s)")
+    return "\n".join(lines)
+
+
+def launch(hydra_context: Any, task_function: Any, config: DictConfig,
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+    """Check every member, then submit (Slurm) or run (local) them; Hydra's JobReturns."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx,
+                          SlurmRenderer(sweep_dir))
+    executors = {m.rendered.executor for m in members}
+    if executors == {"local"}:
+        return run_here(hydra_context, task_function, config, job_overrides, initial_job_idx)
+    if len(executors) > 1:
+        raise ConfigError(f"a sweep runs on one kind of cluster; these members mix {', '.join(sorted(executors))}")
+    return submit(members, sweep_dir, config)
+
+
+def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
+             job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+    """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+    basic = BasicLauncher()
+    basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+    return list(basic.launch(job_overrides, initial_job_idx))
+
+
+def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
+    """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
+    jobs = []
+    for m in members:
+        job = m.rendered.job
+        job.num, job.overrides, job.run_dir = m.num, m.overrides, m.run_dir
+        jobs.append(job)
+    settings = members[0].rendered.cfg
+    limit = array_limit(settings["max_array_size"])
+    arrays = plan_arrays(jobs, sweep_dir, limit, settings["parallelism"], settings["name"], settings["cluster"])
+    if members[0].rendered.dry_run:
+        print(describe(arrays), end="", flush=True)
+        return [returned(m, config, None) for m in members]
+    code_dir = sweep_dir / "code" if settings["snapshot"] else None
+    code = slurm.take_snapshot(code_dir, settings["uncommitted"])
+    submit_arrays(arrays, sweep_dir, code)
+    print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
+    ids = {id(job): f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
+    return [returned(m, config, ids[id(m.rendered.job)]) for m in members]
+
+
+def returned(member: Member, config: DictConfig, job_id: Optional[str]) -> JobReturn:
+    """A submitted member as Hydra sees it: done here, its return value the Slurm job id."""
+    return JobReturn(overrides=member.overrides, working_dir=str(member.run_dir),
+                     task_name=str(config.hydra.job.name), status=JobStatus.COMPLETED, _return_value=job_id)

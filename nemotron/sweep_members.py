@@ -1,0 +1,160 @@
+"""Every member of a `-m` sweep, composed and checked before anything is submitted or run.
+
+Composing each member from scratch costs Hydra ~85 ms (256 members: 22 s). Most sweeps only change
+values (`optim.lr=1e-4,3e-4`), so members that share their *structural* overrides (config groups,
+`+`/`~`/`++` edits, `hydra.*`, lists and dicts) share one composed base: the member's value overrides
+are applied to it in place with Hydra's own override code, the member is rendered, and the old values
+are put back. Anything else — or a value override that lands on a container — gets a full Hydra
+composition. Hydra's `${hydra:...}` node follows each member (job.num, override_dirname, output dir),
+so `hydra.sweep.subdir` and `run_dir` resolve exactly as Hydra's own launchers would.
+
+Uses two Hydra internals (pinned by hydra-core<1.4): `ConfigLoaderImpl._apply_overrides_to_config`
+and `get_overrides_dirname`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import Container, DictConfig, open_dict, read_write
+
+Render = Callable[[DictConfig], Any]
+"""What the launcher makes of one member's composed config (it may raise ConfigError). The config
+still holds Hydra's node under `hydra` (sweep dir interpolations need it); renderers skip it."""
+
+
+@dataclass
+class Member:
+    """One sweep member, composed."""
+
+    num: int
+    """hydra.job.num: the member's index in the whole sweep."""
+    overrides: List[str]
+    """Its command-line overrides (swept values included)."""
+    run_dir: Path
+    """hydra.sweep.dir / hydra.sweep.subdir."""
+    rendered: Any
+    """What the render function returned for it."""
+
+
+class MemberComposer:
+    """Composes members of one sweep against the sweep's master config, sharing bases where it can."""
+
+    def __init__(self, loader: Any, master: DictConfig) -> None:
+        self.loader, self.master = loader, master
+        self.parser = OverridesParser.create()
+        self.bases: Dict[Tuple[str, ...], DictConfig] = {}
+        self.active: Optional[DictConfig] = None
+        self.parsed: Dict[str, Override] = {}
+
+    def parse(self, overrides: Sequence[str]) -> List[Override]:
+        """Hydra's parse of each override line, once per distinct line (most repeat in every member)."""
+        for line in overrides:
+            if line not in self.parsed:
+                self.parsed[line] = self.parser.parse_overrides([line])[0]
+        return [self.parsed[line] for line in overrides]
+
+    def compose(self, num: int, overrides: Sequence[str], render: Render) -> Member:
+        """Compose member `num`, hand it to `render` with `${hydra:...}` set for it, return the result."""
+        parsed = self.parse(overrides)
+        structural = tuple(o.input_line for o in parsed if is_structural(o, self.loader))
+        values = [o for o in parsed if o.input_line not in structural]
+        full = self._base(structural)
+        saved = old_values(full, values)
+        if saved is None:  # a value override that is not a plain value: compose this one from scratch
+            return self._compose_fully(num, list(overrides), parsed, render)
+        try:
+            run_dir = self._enter(num, parsed)
+            ConfigLoaderImpl._apply_overrides_to_config(values, full)
+            return Member(num, list(overrides), run_dir, render(full))
+        finally:
+            restore(full, saved)
+
+    # ------------------------------------------------------------ bases and Hydra's node
+
+    def _base(self, structural: Tuple[str, ...]) -> DictConfig:
+        if structural not in self.bases:
+            self.bases[structural] = self.loader.load_sweep_config(self.master, list(structural))
+        full = self.bases[structural]
+        self._activate(full)
+        return full
+
+    def _activate(self, full: DictConfig) -> None:
+        """`${hydra:...}` reads this config's hydra node (HydraConfig.get() returns `cfg.hydra`)."""
+        if self.active is not full:
+            HydraConfig.instance().cfg = full  # type: ignore[assignment]
+            self.active = full
+
+    def _enter(self, num: int, parsed: List[Override]) -> Path:
+        """Point `${hydra:...}` at member `num`; its output directory."""
+        hc = self.active.hydra  # type: ignore[union-attr]
+        task = [o for o in parsed if not o.is_hydra_override()]
+        dirname_cfg = hc.job.config.override_dirname
+        with read_write(hc), open_dict(hc):
+            hc.job.num = num
+            hc.job.id = f"{hc.job.name}_{num}"
+            hc.job.override_dirname = get_overrides_dirname(
+                overrides=task, kv_sep=dirname_cfg.kv_sep, item_sep=dirname_cfg.item_sep,
+                exclude_keys=dirname_cfg.exclude_keys)
+            hc.overrides.task = [o.input_line for o in task]
+            out = Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)
+            hc.runtime.output_dir = str(out)
+        return out
+
+    def _compose_fully(self, num: int, overrides: List[str], parsed: List[Override], render: Render) -> Member:
+        full = self.loader.load_sweep_config(self.master, overrides)
+        self._activate(full)
+        run_dir = self._enter(num, parsed)
+        return Member(num, overrides, run_dir, render(full))
+
+
+# ---------------------------------------------------------------- helpers
+
+def is_structural(override: Override, loader: Any) -> bool:
+    """Overrides that change what is composed (groups, +/~/++, hydra.*, packages, lists/dicts)."""
+    if override.type != OverrideType.CHANGE or override.package is not None or override.is_hydra_override():
+        return True
+    if isinstance(override.value(), (dict, list)):
+        return True
+    return loader.repository.group_exists(override.key_or_group)
+
+
+def _parent_and_key(cfg: DictConfig, dotted: str) -> Tuple[Any, str]:
+    parent_key, _, key = dotted.rpartition(".")
+    parent: Any = cfg
+    for part in parent_key.split(".") if parent_key else []:
+        parent = parent._get_node(part) if isinstance(parent, DictConfig) else None
+        if parent is None:
+            break
+    return parent, key
+
+
+def old_values(cfg: DictConfig, values: List[Override]) -> Optional[List[Tuple[Any, str, Any]]]:
+    """(parent, key, raw value) for each override's target, or None if one is not a plain value.
+
+    A key that does not exist is left for Hydra's override code to report (saved as nothing).
+    """
+    saved = []
+    for override in values:
+        parent, key = _parent_and_key(cfg, override.key_or_group)
+        if parent is None or not isinstance(parent, DictConfig) or parent._get_node(key) is None:
+            if isinstance(parent, Container) and not isinstance(parent, DictConfig):
+                return None  # an index into a list
+            continue
+        node = parent._get_node(key)
+        if isinstance(node, Container):
+            return None
+        saved.append((parent, key, node._value()))
+    return saved
+
+
+def restore(cfg: DictConfig, saved: List[Tuple[Any, str, Any]]) -> None:
+    """Put the saved raw values (interpolations included) back."""
+    for parent, key, value in reversed(saved):
+        parent[key] = value

@@ -1,0 +1,68 @@
+"""`-m` on a Slurm cluster: one job array per sweep (split at the array limit, a parallelism cap,
+one array per job shape), every member checked before anything is submitted, code frozen at submit."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.slurm_launch.test_slurm_jobs import cli, job_count
+
+pytestmark = pytest.mark.slow
+
+BASE = ("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none", "train.steps=3", "train.log_interval=1")
+ARRAY = re.compile(r"array (\d+): members")
+
+
+def test_three_member_sweep_runs_as_one_array_each_member_with_its_own_config(slurm_cluster, wait_for_job,
+                                                                                tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli(*BASE, f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
+                 "-m", "optim.lr=1e-3,2e-3,3e-3")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "submitted 3 sweep member(s) as 1 Slurm job array(s)" in result.stdout
+    array_id = ARRAY.search(result.stdout).group(1)
+    for i, lr in enumerate((1e-3, 2e-3, 3e-3)):
+        assert wait_for_job(f"{array_id}_{i}", timeout_s=120) == ("COMPLETED", "0:0")
+        run_dir = sweep / str(i)
+        assert f"\n  lr: {lr}\n" in (run_dir / "config.yaml").read_text()
+        record = json.loads((run_dir / "slurm_job.json").read_text())
+        assert record["job_id"] == f"{array_id}_{i}" and record["overrides"][-1] == f"optim.lr={lr:g}"
+        log = (run_dir / "train.log").read_text()
+        assert "done | 3/3 steps" in log, log[-2000:]
+        assert f"task {i}) on" in log and f"code: {sweep / 'code'} (snapshot of" in log  # the frozen copy ran
+    assert (sweep / "code" / "SNAPSHOT.json").exists() and (sweep / "code" / "nemotron" / "train.py").exists()
+    assert len(json.loads((sweep / "sweep.json").read_text())["arrays"]) == 1
+
+
+def test_sweep_is_split_at_the_array_limit_with_a_parallelism_cap(slurm_cluster, tmp_path):
+    result = cli(*BASE, f"hydra.sweep.dir={tmp_path / 'sweep'}", "dry_run=true", "cluster.max_array_size=2",
+                 "cluster.array_parallelism=1", "-m", "train.seed=1,2,3,4,5")
+    assert result.returncode == 0, result.stderr
+    scripts = re.findall(r"# would submit: sbatch --parsable (\S+) \((\d) members\)", result.stdout)
+    assert [n for _, n in scripts] == ["2", "2", "1"]
+    assert result.stdout.count("#SBATCH --array=0-1%1") == 2 and "#SBATCH --array=0-0%1" in result.stdout
+    sweep = tmp_path / "sweep"  # Hydra itself writes multirun.yaml there; the dry run adds nothing
+    assert not list(sweep.glob("*.sbatch")) and not (sweep / "0").exists() and not (sweep / "code").exists()
+
+
+def test_members_asking_for_different_resources_get_their_own_arrays(slurm_cluster, tmp_path):
+    result = cli(*BASE, f"hydra.sweep.dir={tmp_path / 'sweep'}", "dry_run=true",
+                 "-m", "resources.nodes=1,2", "optim.lr=1e-3,2e-3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("# would submit:") == 2
+    assert result.stdout.count("#SBATCH --nodes=1") == 1 and result.stdout.count("#SBATCH --nodes=2") == 1
+
+
+@pytest.mark.parametrize("sweep, message", [
+    (["model.num_layrs=2,4"], "model.num_layrs: unknown key (did you mean num_layers?) (all 2 sweep members; nothing submitted)"),
+    (["train.global_batch_size=8,7"], "(sweep member(s) 1 of 2; nothing submitted)"),
+], ids=["unknown_key", "one_bad_member"])
+def test_a_bad_sweep_is_refused_in_one_line_before_anything_reaches_slurm(slurm_cluster, tmp_path, sweep, message):
+    before = job_count()
+    result = cli(*BASE, f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m", *sweep)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert job_count() == before and not (tmp_path / "sweep" / "sweep.json").exists()
