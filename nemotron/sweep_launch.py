@@ -107,7 +107,7 @@ def refusal(problems: Dict[str, List[int]], total: int) -> str:
     lines = []
     for message, nums in list(problems.items())[:SHOWN_PROBLEMS]:
         which = f"all {total} sweep members" if len(nums) == total else f"sweep member(s) {span(nums)} of {total}"
-        lines.append(f"{message} ({which}; nothing submitted)")
+        lines.append(f"{message} ({which}; nothing started)")
     if len(problems) > SHOWN_PROBLEMS:
         lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more distinct problem(s)")
     return "\n".join(lines)

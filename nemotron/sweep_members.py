@@ -87,9 +87,8 @@ class MemberComposer:
 
     def _activate(self, full: DictConfig) -> None:
         """`${hydra:...}` reads this config's hydra node (HydraConfig.get() returns `cfg.hydra`)."""
-        if self.active is not full:
-            HydraConfig.instance().cfg = full  # type: ignore[assignment]
-            self.active = full
+        HydraConfig.instance().cfg = full  # type: ignore[assignment]
+        self.active = full
 
     def _enter(self, num: int, parsed: List[Override]) -> Path:
         """Point `${hydra:...}` at member `num`; its output directory."""

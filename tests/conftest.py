@@ -13,6 +13,19 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 FIXTURE_RECIPES = TESTS / "fixtures" / "recipes"
 
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """The session's MLflow server (started once)."""
+    from mlflow_support import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+    server.start_s = server.start()
+    yield server
+    server.stop()
+
 
 @pytest.fixture
 def fixture_recipes(monkeypatch):

@@ -125,6 +125,17 @@ def runspec_block(script: Any) -> Optional[str]:
 
 
 def sbatch_scripts(run_dir: Any) -> List[Path]:
-    """`*.sbatch` files the Slurm launcher left in the run directory."""
+    """The batch script that started this run: `*.sbatch` in the run directory, or the job array's
+    script in the sweep directory, as the run's `slurm_job.json` names it."""
     root = Path(run_dir)
-    return sorted(root.glob("*.sbatch")) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    found = set(root.glob("*.sbatch"))
+    try:
+        script = Path(json.loads((root / "slurm_job.json").read_text(encoding="utf-8"))["script"])
+        if script.is_file():
+            found.add(script)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return sorted(found)
+

@@ -136,6 +136,9 @@ class MlflowSweepCallback:
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if not self.parent_run_id:
             return
+        if str(getattr(config.cluster.executor, "value", config.cluster.executor)) == "slurm":
+            self._submitted(config)
+            return
         try:
             from nemotron.tracking.compare import log_summary
 
@@ -143,6 +146,20 @@ class MlflowSweepCallback:
         except Exception as exc:  # noqa: BLE001
             _say(f"warning: could not log the sweep summary: {type(exc).__name__}: {exc}")
         self._end("FAILED" if self.failed else "FINISHED")
+
+    def _submitted(self, config: Any) -> None:
+        """Members were submitted to Slurm, not run: they attach to the parent when they start (the
+        id travels in the jobs' environment). The parent ends now; the summary comes later, on demand."""
+        sweep_dir = str(config.hydra.sweep.dir)
+        try:
+            from nemotron.tracking.store import connect
+
+            connect(self.uri).set_tag(self.parent_run_id, "nemotron.sweep.submitted_to", f"slurm: {sweep_dir}")
+        except Exception as exc:  # noqa: BLE001
+            _say(f"warning: could not tag the sweep's parent run: {type(exc).__name__}: {exc}")
+        _say(f"members attach to parent run {self.parent_run_id} as they run; table and plot once they are done: "
+             f"python -m nemotron.tracking compare {self.parent_run_id}")
+        self._end("FINISHED")
 
     def _end(self, status: str) -> None:
         run_id, self.parent_run_id = self.parent_run_id, None

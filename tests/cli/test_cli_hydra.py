@@ -107,3 +107,18 @@ def test_dry_run_sweep_creates_no_tracking_store(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "sweep parent run" not in result.stdout + result.stderr
     assert not list(tmp_path.rglob("mlflow.db"))
+
+
+def test_local_sweep_with_one_bad_member_runs_no_member(cli, tmp_path):
+    result = cli("+recipe=gpt/pretrain", "tracker=none", "train.steps=2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                 "-m", "train.global_batch_size=8,7")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "(sweep member(s) 1 of 2; nothing started)" in result.stderr
+    assert not (tmp_path / "sweep" / "0" / "train.log").exists()  # member 0 was valid, and still did not run
+
+
+def test_sweep_over_an_unknown_key_is_one_line(cli):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "-m", "optim.lrr=0.001,0.003")
+    assert result.returncode == 2
+    assert result.stderr == "error: optim.lrr: unknown key (did you mean lr?) (all 2 sweep members; nothing started)\n"

@@ -10,22 +10,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from slurm_support import REPO, SUBMITTED, cli, job_count
 
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
 COMMON = ("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none", "train.steps=5")
-SUBMITTED = re.compile(r"submitted gpt/pretrain as Slurm job (\d+)")
 DRY_RUN_HEADER = re.compile(r"^# would submit: sbatch --parsable (\S+) .*\n", re.M)
-
-
-def job_count() -> int:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "-S", "now-1days"], capture_output=True, text=True)
-    return len(out.stdout.split())
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +37,6 @@ def jobs(slurm_cluster, tmp_path_factory):
     bad_out, bad_err = bad.communicate(timeout=120)
     return {"dry": dry, "good": good, "good_dir": good_dir, "bad_dir": bad_dir,
             "bad": (bad.returncode, bad_out, bad_err)}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """`python -m nemotron.train ARGS` in the repo (as tests/conftest.py's run_cli; SLURM_CONF inherited)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", "nemotron.train", *args], capture_output=True, text=True,
-                          env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, timeout=120)
 
 
 def test_dry_run_prints_exactly_the_script_a_submit_writes(jobs):

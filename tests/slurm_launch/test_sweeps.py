@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.slurm_launch.test_slurm_jobs import cli, job_count
+from slurm_support import cli, job_count
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +17,12 @@ ARRAY = re.compile(r"array (\d+): members")
 
 
 def test_three_member_sweep_runs_as_one_array_each_member_with_its_own_config(slurm_cluster, wait_for_job,
-                                                                                tmp_path):
+                                                                                mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
     sweep = tmp_path / "sweep"
-    result = cli(*BASE, f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
+    result = cli(*BASE[:2], "tracker=mlflow", f"tracker.uri={mlflow_server.uri}", "tracker.experiment=sweep3",
+                 *BASE[3:], f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
                  "-m", "optim.lr=1e-3,2e-3,3e-3")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "submitted 3 sweep member(s) as 1 Slurm job array(s)" in result.stdout
@@ -35,6 +38,16 @@ def test_three_member_sweep_runs_as_one_array_each_member_with_its_own_config(sl
         assert f"task {i}) on" in log and f"code: {sweep / 'code'} (snapshot of" in log  # the frozen copy ran
     assert (sweep / "code" / "SNAPSHOT.json").exists() and (sweep / "code" / "nemotron" / "train.py").exists()
     assert len(json.loads((sweep / "sweep.json").read_text())["arrays"]) == 1
+
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep3").experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parent) == 1 and parent[0].data.tags["nemotron.sweep.submitted_to"] == f"slurm: {sweep}"
+    assert len(children) == 3 and {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
+    assert {c.data.tags["slurm.array_task_id"] for c in children} == {"0", "1", "2"}
+    artifacts = client.list_artifacts(children[0].info.run_id, "slurm")
+    assert [a.path.split("/")[-1] for a in artifacts] == ["array_0.sbatch"]
 
 
 def test_sweep_is_split_at_the_array_limit_with_a_parallelism_cap(slurm_cluster, tmp_path):
@@ -57,8 +70,8 @@ def test_members_asking_for_different_resources_get_their_own_arrays(slurm_clust
 
 
 @pytest.mark.parametrize("sweep, message", [
-    (["model.num_layrs=2,4"], "model.num_layrs: unknown key (did you mean num_layers?) (all 2 sweep members; nothing submitted)"),
-    (["train.global_batch_size=8,7"], "(sweep member(s) 1 of 2; nothing submitted)"),
+    (["model.num_layrs=2,4"], "model.num_layrs: unknown key (did you mean num_layers?) (all 2 sweep members; nothing started)"),
+    (["train.global_batch_size=8,7"], "(sweep member(s) 1 of 2; nothing started)"),
 ], ids=["unknown_key", "one_bad_member"])
 def test_a_bad_sweep_is_refused_in_one_line_before_anything_reaches_slurm(slurm_cluster, tmp_path, sweep, message):
     before = job_count()

@@ -1,0 +1,77 @@
+"""Sweep members composed on a shared base (value overrides applied in place) equal Hydra's own full
+composition of each member, and the base is left as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from nemotron.config import register_configs
+from nemotron.config.dump import resolved_yaml
+from nemotron.paths import CONF_DIR
+from nemotron.sweep_members import MemberComposer
+
+COMMON = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
+
+
+@pytest.fixture()
+def loader_and_master(tmp_path):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", [*COMMON, f"hydra.sweep.dir={tmp_path}/sweep"],
+                                           RunMode.MULTIRUN)
+        HydraConfig.instance().set_config(master)
+        yield loader, master
+
+
+def full_composition(loader, master, num, overrides):
+    """What Hydra's basic launcher would run for member `num`: composed from scratch, run_dir resolved."""
+    cfg = loader.load_sweep_config(master, overrides)
+    cfg.hydra.job.num = num
+    out = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    cfg.hydra.runtime.output_dir = str(out)
+    HydraConfig.instance().set_config(cfg)
+    return out, resolved_yaml(cfg)
+
+
+MEMBERS = [
+    ["optim.lr=0.001", "train.seed=3"],  # values only: the shared base
+    ["optim.lr=0.002", "train.seed=4"],
+    ["model=nano3_tiny", "optim.lr=0.001"],  # a group: its own base
+    ["resources.nodes=2", "train.global_batch_size=16"],  # replaces an interpolation (${recipe.nodes})
+    ["+cluster.env.FOO=bar", "optim.lr=0.003"],  # an add: composed from scratch
+    ["data.prefixes=[/a,/b]", "data.generate_tiny=false"],  # a list value: composed from scratch
+    ["optim.lr=0.001", "train.seed=3"],  # again: the base must be back as it was
+]
+
+
+def test_members_equal_hydras_full_composition_and_leave_the_base_unchanged(loader_and_master):
+    loader, master = loader_and_master
+    composer = MemberComposer(loader, master)
+    for num, extra in enumerate(MEMBERS):
+        overrides = [*COMMON, *extra]
+        member = composer.compose(num, overrides, resolved_yaml)
+        run_dir, expected = full_composition(loader, master, num, overrides)
+        assert member.run_dir == run_dir
+        assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
+        assert f"run_dir: {run_dir}\n" in member.rendered
+
+
+def test_hydra_job_num_interpolation_follows_each_member(loader_and_master):
+    loader, master = loader_and_master
+    composer = MemberComposer(loader, master)
+    seeds = [composer.compose(n, [*COMMON, "train.seed=${hydra:job.num}", f"optim.lr={n + 1}e-3"],
+                              lambda cfg: cfg.train.seed).rendered for n in range(3)]
+    assert seeds == [0, 1, 2]
+
+
+def test_an_unknown_key_raises_hydras_override_error(loader_and_master):
+    loader, master = loader_and_master
+    with pytest.raises(Exception, match="model.num_layrs"):
+        MemberComposer(loader, master).compose(0, [*COMMON, "model.num_layrs=3"], resolved_yaml)
