@@ -8,7 +8,8 @@ recognise (a bug, a training failure) keep their full traceback.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, List, Optional
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -21,6 +22,17 @@ from nemotron.runspec.source import RecipeConfigError
 
 OWN_FULL_ERROR = "NEMOTRON_OWNS_HYDRA_FULL_ERROR"
 """Set when our entry point (not the user) turned on HYDRA_FULL_ERROR."""
+
+
+class TrainingFailed(RuntimeError):
+    """The recipe process (or a sweep member on Slurm) exited non-zero: `main` exits with its code.
+
+    Defined here, not in train.py: `python -m nemotron.train` runs that module as `__main__`, so a class
+    defined there and imported elsewhere would be a different class."""
+
+    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None) -> None:
+        super().__init__(message or f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
+        self.code = code
 
 
 def child_environ() -> Dict[str, str]:
@@ -48,6 +60,12 @@ def explain_missing_option(err: MissingConfigException) -> Optional[str]:
 def explain_missing_recipe(name: str) -> str:
     names = recipe_names()
     return f"+recipe={name}: no such recipe{closest(name, names)}; available: {', '.join(names)}"
+
+
+def require_recipe(cfg: Any) -> None:
+    """A run needs a recipe; say which ones exist."""
+    if not cfg.recipe.name:
+        raise ConfigError(f"no recipe selected: add +recipe=<name>; available: {', '.join(recipe_names())}")
 
 
 def recipe_names() -> List[str]:

@@ -12,9 +12,10 @@ are printed); on `cluster=local` the members run here one after another, as Hydr
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
@@ -24,7 +25,7 @@ from nemotron import slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import ConfigError, validate
-from nemotron.errors import explain
+from nemotron.errors import TrainingFailed, explain, require_recipe
 from nemotron.slurm_array import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
                                   submitted_message)
 from nemotron.slurm_script import job_parts
@@ -58,10 +59,7 @@ class SlurmRenderer:
         self.checked: Set[tuple] = set()
 
     def __call__(self, cfg: DictConfig) -> Rendered:
-        if not cfg.recipe.name:
-            from nemotron.train import require_recipe  # the same message as a plain run
-
-            require_recipe(cfg)
+        require_recipe(cfg)
         validate(cfg)
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
@@ -75,7 +73,7 @@ class SlurmRenderer:
         c = cfg.cluster
         settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
                     "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
-                    "output_root": cfg.paths.output_root}
+                    "output_root": cfg.paths.output_root, "wait": bool(c.wait)}
         return Rendered(executor=executor, dry_run=bool(cfg.dry_run), job=job, cfg=settings)
 
 
@@ -157,7 +155,31 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
     submit_arrays(arrays, sweep_dir, code)
     print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
     ids = {id(job): f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
+    if settings["wait"]:
+        wait_for_members([(m.num, ids[id(m.rendered.job)], m.run_dir) for m in members], settings["name"])
     return [returned(m, config, ids[id(m.rendered.job)]) for m in members]
+
+
+def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: float = 2.0) -> None:
+    """cluster.wait=true: one line per member as it ends; a failed member makes the command fail."""
+    pending, failed = {job_id: (num, run_dir) for num, job_id, run_dir in members}, []
+    print(f"waiting for {len(pending)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
+    while pending:
+        for job_id in list(pending):
+            state, code = slurm.job_state(job_id)
+            if state in slurm.ACTIVE_STATES:
+                continue
+            num, run_dir = pending.pop(job_id)
+            print(f"member {num} (Slurm job {job_id}): {state}" + ("" if state == "COMPLETED" else
+                  f", exit {code}; log {run_dir / 'train.log'}"), flush=True)
+            if state != "COMPLETED":
+                failed.append((num, code))
+        if pending:
+            time.sleep(poll_s)
+    if failed:
+        nums, code = span(sorted(num for num, _ in failed)), max(code for _, code in failed) or 1
+        raise TrainingFailed(recipe, code, Path("train.log"), message=f"{len(failed)} of {len(members)} sweep "
+                             f"member(s) of {recipe} failed: {nums} (each member's train.log is named above)")
 
 
 def returned(member: Member, config: DictConfig, job_id: Optional[str]) -> JobReturn:

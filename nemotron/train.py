@@ -23,26 +23,12 @@ from nemotron import slurm
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
-from nemotron.errors import OWN_FULL_ERROR, explain, recipe_names
+from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launch import plan_local, run_local
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact
 
 register_configs()
-
-
-class TrainingFailed(RuntimeError):
-    """The recipe process exited non-zero."""
-
-    def __init__(self, recipe: str, code: int, log_path: Path) -> None:
-        super().__init__(f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
-        self.code = code
-
-
-def require_recipe(cfg: DictConfig) -> None:
-    """A run needs a recipe; say which ones exist."""
-    if not cfg.recipe.name:
-        raise ConfigError(f"no recipe selected: add +recipe=<name>; available: {', '.join(recipe_names())}")
 
 
 def on_slurm(cfg: DictConfig) -> bool:

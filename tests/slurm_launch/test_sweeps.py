@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
-from slurm_support import cli, job_count
+from slurm_support import REPO, cli, job_count
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +81,19 @@ def test_a_bad_sweep_is_refused_in_one_line_before_anything_reaches_slurm(slurm_
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert job_count() == before and not (tmp_path / "sweep" / "sweep.json").exists()
+
+
+def test_wait_follows_every_member_and_fails_when_one_failed(slurm_cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli(*BASE, f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", "cluster.wait=true",
+                 "-m", "data.generate_tiny=true,false")  # member 1 has no data: its job fails
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    array_id = ARRAY.search(result.stdout).group(1)
+    assert f"member 0 (Slurm job {array_id}_0): COMPLETED" in result.stdout
+    assert f"member 1 (Slurm job {array_id}_1): FAILED, exit 1; log {sweep / '1' / 'train.log'}" in result.stdout
+    assert result.stderr.strip() == "error: 1 of 2 sweep member(s) of gpt/pretrain failed: 1 (each member's " \
+                                    "train.log is named above)"
+    listed = subprocess.run([sys.executable, "-m", "nemotron.jobs", "list", "--root", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO)
+    rows = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:] if line.strip()}
+    assert rows == {f"{array_id}_0": "COMPLETED", f"{array_id}_1": "FAILED"}, listed.stdout
