@@ -168,6 +168,24 @@ def nodes_fit_cluster(cfg: Any) -> Optional[str]:
     return None
 
 
+def signal_before_time_limit(cfg: Any) -> Optional[str]:
+    """Slurm's save-and-requeue signal must come after the job starts (time limits are in minutes)."""
+    c = cfg.cluster
+    if c.signal_delay_s < 0 or (c.time_limit and c.signal_delay_s >= c.time_limit * 60):
+        return (f"cluster.signal_delay_s={c.signal_delay_s} must be between 0 and cluster.time_limit={c.time_limit} "
+                f"minutes ({c.time_limit * 60} s)")
+    return None
+
+
+def slurm_counts_valid(cfg: Any) -> Optional[str]:
+    """Requeue and array settings are counts: at least 0 requeues, at least 1 member per array / running."""
+    c = cfg.cluster
+    bad = [f"cluster.{key}={value}" for key, value, least in (
+        ("max_requeues", c.max_requeues, 0), ("max_array_size", c.max_array_size, 1),
+        ("array_parallelism", c.array_parallelism, 1)) if value is not None and value < least]
+    return f"{', '.join(bad)}: max_requeues must be >= 0, max_array_size and array_parallelism >= 1" if bad else None
+
+
 def batch_divides(cfg: Any) -> Optional[str]:
     t, dp = cfg.train, data_parallel_size(cfg)
     if t.micro_batch_size < 1 or t.global_batch_size % (t.micro_batch_size * dp):
@@ -215,6 +233,8 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     hybrid_pattern_fits,
     gpus_fit_cluster,
     nodes_fit_cluster,
+    signal_before_time_limit,
+    slurm_counts_valid,
     batch_divides,
     sequence_parallel_needs_tp,
     steps_positive,

@@ -12,6 +12,9 @@ from nemotron.config.validate import RULES, ConfigError, problems, validate
 BASE = ["+recipe=gpt/pretrain"]
 
 BROKEN = {
+    "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
+                                 "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)"),
+    "slurm_counts_valid": (["cluster.array_parallelism=0"], "cluster.array_parallelism=0: max_requeues must be >= 0"),
     "keys_known": (["+model.num_layrs=3"], "model.num_layrs: unknown key (did you mean num_layers?)"),
     "heads_divide_hidden": (
         ["model.hidden_size=100", "model.num_attention_heads=3", "model.num_query_groups=null"],
