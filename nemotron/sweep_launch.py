@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from nemotron import slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
-from nemotron.config.validate import ConfigError, validate
+from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
 from nemotron.errors import TrainingFailed, explain, require_recipe
 from nemotron.slurm_array import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
                                   submitted_message)
@@ -57,10 +57,14 @@ class SlurmRenderer:
     def __init__(self, sweep_dir: Path) -> None:
         self.sweep_dir, self.cwd = sweep_dir, Path.cwd()
         self.checked: Set[tuple] = set()
+        self.bases: List[DictConfig] = []  # configs whose keys were checked (kept alive: compared by identity)
 
     def __call__(self, cfg: DictConfig) -> Rendered:
         require_recipe(cfg)
-        validate(cfg)
+        known = any(base is cfg for base in self.bases)  # a shared base: only values changed since its check
+        validate(cfg, VALUE_RULES if known else RULES)
+        if not known:
+            self.bases.append(cfg)
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run))

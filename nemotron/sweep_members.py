@@ -52,6 +52,7 @@ class MemberComposer:
         self.bases: Dict[Tuple[str, ...], DictConfig] = {}
         self.active: Optional[DictConfig] = None
         self.parsed: Dict[str, Override] = {}
+        self.structural: Dict[str, bool] = {}
 
     def parse(self, overrides: Sequence[str]) -> List[Override]:
         """Hydra's parse of each override line, once per distinct line (most repeat in every member)."""
@@ -63,7 +64,7 @@ class MemberComposer:
     def compose(self, num: int, overrides: Sequence[str], render: Render) -> Member:
         """Compose member `num`, hand it to `render` with `${hydra:...}` set for it, return the result."""
         parsed = self.parse(overrides)
-        structural = tuple(o.input_line for o in parsed if is_structural(o, self.loader))
+        structural = tuple(o.input_line for o in parsed if self._is_structural(o))
         values = [o for o in parsed if o.input_line not in structural]
         full = self._base(structural)
         saved = old_values(full, values)
@@ -75,6 +76,12 @@ class MemberComposer:
             return Member(num, list(overrides), run_dir, render(full))
         finally:
             restore(full, saved)
+
+    def _is_structural(self, override: Override) -> bool:
+        line = override.input_line
+        if line not in self.structural:
+            self.structural[line] = is_structural(override, self.loader)
+        return self.structural[line]
 
     # ------------------------------------------------------------ bases and Hydra's node
 

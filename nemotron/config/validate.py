@@ -8,7 +8,7 @@ the schemas at compose time; these are the rules no single field can check.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.schema import Arch
@@ -242,15 +242,17 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     tracker_uri_valid,
 ]
 """Every cross-field rule, in the order errors are reported."""
+VALUE_RULES = [rule for rule in RULES if rule is not keys_known]
+"""The rules a value-only change can break (a sweep member on an already checked base adds no keys)."""
 
 
-def problems(cfg: Any) -> List[str]:
-    """Error lines of every broken rule (empty when the config is valid)."""
-    return [line for line in (rule(cfg) for rule in RULES) if line]
+def problems(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> List[str]:
+    """Error lines of every broken rule (empty when the config is valid); `rules` defaults to RULES."""
+    return [line for line in (rule(cfg) for rule in rules or RULES) if line]
 
 
-def validate(cfg: Any) -> None:
-    """Raise ConfigError listing every broken rule."""
-    found = problems(cfg)
+def validate(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> None:
+    """Raise ConfigError listing every broken rule (of `rules`, default RULES)."""
+    found = problems(cfg, rules)
     if found:
         raise ConfigError("\n".join(found))
