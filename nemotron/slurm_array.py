@@ -41,6 +41,8 @@ class MemberJob:
     """Its job; members with equal `parts.key()` share an array."""
     record: Dict[str, Any]
     """Recipe, cluster and partition for its slurm_job.json."""
+    label: str = "{}"
+    """JSON {num, overrides: the swept values}: what the member's tracker run is called."""
 
 
 @dataclass
@@ -96,7 +98,7 @@ def plan_arrays(members: List[MemberJob], sweep_dir: Path, limit: int, paralleli
     for k, chunk in enumerate(chunks):
         where = f"array {k + 1} of {len(chunks)}: sweep members {span([m.num for m in chunk])} of {sweep_dir}"
         script = array_script(name, cluster, chunk[0].parts, [m.run_dir for m in chunk], sweep_dir / "slurm",
-                              parallelism, where)
+                              parallelism, where, [m.label for m in chunk])
         arrays.append(SweepArray(members=chunk, script=script, script_path=sweep_dir / f"array_{k}.sbatch"))
     return arrays
 

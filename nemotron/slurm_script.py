@@ -22,6 +22,7 @@ from nemotron.launch import process_argv
 from nemotron.paths import REPO_ROOT
 from nemotron.snapshot import CODE_PATHS
 from nemotron.tracking.secrets import is_secret_name
+from nemotron.tracking.settings import MEMBER_ENV
 
 RUN_DIR_MARK = "@@RUN_DIR@@"
 """Stands for the run directory while the body is rendered; becomes `"$RUN_DIR"` in the script."""
@@ -187,8 +188,9 @@ def run_script(name: str, cluster: str, parts: JobParts, run_dir: Path) -> str:
 
 
 def array_script(name: str, cluster: str, parts: JobParts, run_dirs: Sequence[Path], slurm_dir: Path,
-                 parallelism: Optional[int], where: str) -> str:
-    """One job array: task i runs in run_dirs[i] and appends its output to that run's train.log."""
+                 parallelism: Optional[int], where: str, labels: Sequence[str]) -> str:
+    """One job array: task i runs in run_dirs[i] and appends its output to that run's train.log;
+    labels[i] (the member's number and swept values, JSON) names its tracker run."""
     cap = f"%{parallelism}" if parallelism else ""
     array = [("array", f"0-{len(run_dirs) - 1}{cap}"), ("output", slurm_dir / "%A_%a.out"),
              ("open-mode", "append")]
@@ -201,6 +203,10 @@ def array_script(name: str, cluster: str, parts: JobParts, run_dirs: Sequence[Pa
         *(f"  {shlex.quote(str(d))}" for d in run_dirs),
         ")",
         'RUN_DIR="${RUN_DIRS[$SLURM_ARRAY_TASK_ID]}"',
+        "MEMBERS=(",
+        *(f"  {shlex.quote(label)}" for label in labels),
+        ")",
+        f'export {MEMBER_ENV}="${{MEMBERS[$SLURM_ARRAY_TASK_ID]}}"',
         'exec >>"$RUN_DIR/train.log" 2>&1',
         STARTED.format(array=" (array $SLURM_ARRAY_JOB_ID task $SLURM_ARRAY_TASK_ID)"),
         *parts.body,

@@ -11,6 +11,7 @@ are printed); on `cluster=local` the members run here one after another, as Hydr
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -143,10 +144,11 @@ def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
 
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
     """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
-    jobs = []
+    jobs, common = [], set.intersection(*(set(m.overrides) for m in members))
     for m in members:
         job = m.rendered.job
         job.num, job.overrides, job.run_dir = m.num, m.overrides, m.run_dir
+        job.label = json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]})
         jobs.append(job)
     settings = members[0].rendered.cfg
     limit = array_limit(settings["max_array_size"])

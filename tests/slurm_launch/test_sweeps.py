@@ -48,6 +48,7 @@ def test_three_member_sweep_runs_as_one_array_each_member_with_its_own_config(sl
     assert len(parent) == 1 and parent[0].data.tags["nemotron.sweep.submitted_to"] == f"slurm: {sweep}"
     assert len(children) == 3 and {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
     assert {c.data.tags["slurm.array_task_id"] for c in children} == {"0", "1", "2"}
+    assert {c.info.run_name for c in children} == {"0: optim.lr=0.001", "1: optim.lr=0.002", "2: optim.lr=0.003"}
     artifacts = client.list_artifacts(children[0].info.run_id, "slurm")
     assert [a.path.split("/")[-1] for a in artifacts] == ["array_0.sbatch"]
 
