@@ -3,6 +3,7 @@
     python -m nemotron.jobs list [--root outputs] [--last 20]   # newest first: job, recipe, state, elapsed, run dir
     python -m nemotron.jobs follow <job id | run dir>           # print the log until the job ends; 0 iff COMPLETED
     python -m nemotron.jobs cancel <job id | run dir>           # scancel it
+    python -m nemotron.jobs resubmit <sweep dir | run dir>      # what did not finish, resuming (resubmit.py)
 
 States come from one `sacct` call for all listed jobs, from `squeue` when sacct does not answer, else
 "unknown". A job id is looked up among the records under `--root`; an unknown one is a one-line error
@@ -207,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--root", type=Path, default=argparse.SUPPRESS)
         if name == "follow":
             sp.add_argument("--poll", type=float, default=1.0, help="seconds between sacct polls (default 1)")
+    rs = sub.add_parser("resubmit", help="resubmit a run, or a sweep's unfinished members, to resume")
+    rs.add_argument("target", type=Path, help="sweep directory or run directory")
+    rs.add_argument("--root", type=Path, default=argparse.SUPPRESS)
     return p
 
 
@@ -215,6 +219,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "list":
             return cmd_list(args.root, args.last)
+        if args.command == "resubmit":
+            from nemotron.resubmit import resubmit
+
+            print(resubmit(args.target))
+            return 0
         job = resolve(args.target, args.root)
         return cmd_follow(job, args.poll) if args.command == "follow" else cmd_cancel(job)
     except JobsError as err:

@@ -1,0 +1,114 @@
+"""Resubmit what did not finish, into the same directories: runs and sweep members resume from their
+last checkpoint, with the config and code frozen when they were first submitted.
+
+    python -m nemotron.jobs resubmit <sweep dir>   # the members that are not COMPLETED (and not still queued)
+    python -m nemotron.jobs resubmit <run dir>     # one run's job.sbatch again, unless it COMPLETED
+
+A sweep's members keep their numbers: the array's own script is submitted again with
+`sbatch --array=<their task ids>` (its `%N` cap kept), so task i still runs in the i-th run directory
+the script lists. Records are updated (`slurm_job.json` gets the new id and keeps the old ones,
+`sweep.json` lists each resubmission). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from nemotron.jobs import ACTIVE_STATES, RECORD, TIMEOUT_S, Job, JobsError, fill_states
+
+SWEEP_RECORD = "sweep.json"
+"""What a sweep submit writes into the sweep directory."""
+FINISHED_OK = "COMPLETED"
+
+
+def sbatch(script: Path, *options: str) -> str:
+    """`sbatch --parsable [options] script` -> the job id, or a JobsError with sbatch's reason."""
+    try:
+        out = subprocess.run(["sbatch", "--parsable", *options, str(script)], capture_output=True, text=True,
+                             timeout=TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise JobsError(f"sbatch {script}: {err}") from err
+    if out.returncode != 0:
+        raise JobsError(f"sbatch refused {script}: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+    return out.stdout.strip().split(";")[0]
+
+
+def update_record(run_dir: Path, job_id: str) -> None:
+    """The run's record names the new job and keeps the ids it had before."""
+    path = run_dir / RECORD
+    record = json.loads(path.read_text())
+    record["previous_job_ids"] = [*record.get("previous_job_ids", []), record["job_id"]]
+    record.update(job_id=job_id, resubmitted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def states(run_dirs: List[Path]) -> Dict[Path, Job]:
+    """Each run's recorded job with its Slurm state."""
+    jobs = {d: Job.from_record(d / RECORD) for d in run_dirs}
+    fill_states(list(jobs.values()))
+    return jobs
+
+
+def resubmit_run(run_dir: Path) -> str:
+    """One run: sbatch its job.sbatch again unless it completed or is still queued."""
+    job = states([run_dir])[run_dir]
+    if job.state == FINISHED_OK or job.state in ACTIVE_STATES:
+        raise JobsError(f"{run_dir}: job {job.job_id} is {job.state}; nothing to resubmit")
+    new = sbatch(run_dir / "job.sbatch")
+    update_record(run_dir, new)
+    return f"resubmitted {run_dir} ({job.state} as job {job.job_id}) as Slurm job {new}; it resumes from its checkpoint"
+
+
+def cap_of(script: Path) -> str:
+    """The `%N` of the script's own `#SBATCH --array=...%N`, or ''."""
+    found = re.search(r"^#SBATCH --array=\S*?(%\d+)\s*$", script.read_text(), re.M)
+    return found.group(1) if found else ""
+
+
+def unfinished(array: dict) -> Tuple[List[int], List[str]]:
+    """Task ids of an array's members to resubmit, and lines about members still queued."""
+    run_dirs = [Path(m["run_dir"]) for m in array["members"]]
+    jobs, tasks, busy = states(run_dirs), [], []
+    for task, run_dir in enumerate(run_dirs):
+        job = jobs[run_dir]
+        if job.state in ACTIVE_STATES:
+            busy.append(f"  member {array['members'][task]['num']} ({job.job_id}) is {job.state}: left alone")
+        elif job.state != FINISHED_OK:
+            tasks.append(task)
+    return tasks, busy
+
+
+def resubmit_sweep(sweep_dir: Path) -> str:
+    """Every array's unfinished members, with their own task ids, as one new array each."""
+    sweep = json.loads((sweep_dir / SWEEP_RECORD).read_text())
+    lines: List[str] = []
+    for array in sweep["arrays"]:
+        tasks, busy = unfinished(array)
+        lines += busy
+        if not tasks:
+            continue
+        script = Path(array["script"])
+        new = sbatch(script, f"--array={','.join(map(str, tasks))}{cap_of(script)}")
+        for task in tasks:
+            update_record(Path(array["members"][task]["run_dir"]), f"{new}_{task}")
+        array.setdefault("resubmits", []).append({"job_id": new, "tasks": tasks})
+        nums = ", ".join(str(array["members"][t]["num"]) for t in tasks)
+        lines.append(f"resubmitted sweep member(s) {nums} as Slurm array {new} (tasks {','.join(map(str, tasks))})")
+    (sweep_dir / SWEEP_RECORD).write_text(json.dumps(sweep, indent=1) + "\n")
+    if not any(line.startswith("resubmitted") for line in lines):
+        lines.append(f"{sweep_dir}: every member is COMPLETED or still queued; nothing to resubmit")
+    return "\n".join(lines)
+
+
+def resubmit(target: Path) -> str:
+    """A sweep directory or a run directory."""
+    if (target / SWEEP_RECORD).is_file():
+        return resubmit_sweep(target)
+    if (target / RECORD).is_file():
+        return resubmit_run(target)
+    raise JobsError(f"{target}: neither a sweep directory ({SWEEP_RECORD}) nor a Slurm run directory ({RECORD})")
