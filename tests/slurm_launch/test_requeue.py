@@ -45,3 +45,20 @@ def test_interrupted_job_requeues_and_resumes_from_its_checkpoint(slurm_cluster,
     assert run.data.tags["nemotron.attempts"] == "2" and run.data.tags["nemotron.code"] == str(run_dir / "code")
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(range(1, 31))
     assert "job.sbatch" in {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "slurm")}
+
+
+def test_two_node_job_stops_together_and_requeues(slurm_cluster, wait_for_job, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli("+recipe=gpt/pretrain", "cluster=slurm_test", "resources.nodes=2", "tracker=jsonl",
+                 "train.steps=20", "train.log_interval=1", f"paths.cache_dir={tmp_path / 'cache'}",
+                 f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = SUBMITTED.search(result.stdout).group(1)
+    wait_for_log(run_dir / "train.log", re.compile(r"^step [2-9]/20", re.M), timeout_s=120)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # both ranks, both nodes
+    assert wait_for_job(job_id, timeout_s=180) == ("COMPLETED", "0:0")
+    log = (run_dir / "train.log").read_text()
+    stopped = int(re.search(r"preempted \| SIGUSR2 at step (\d+)/20", log).group(1))
+    assert log.count("Exited with exit code 75") == 2, log[-3000:]  # both ranks stopped at the same step
+    assert f"done | 20/20 steps (resumed at {stopped})" in log and "world 2 (TP1 PP1 CP1 EP1 DP2)" in log
+    assert [int(s) for s in STEP.findall(log)] == list(range(1, 21))
