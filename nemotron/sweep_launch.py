@@ -46,6 +46,8 @@ class Rendered:
     """cluster.executor of the member."""
     dry_run: bool
     """dry_run of the member."""
+    run_dir: str = ""
+    """The member's resolved run_dir (where its files and checkpoints go)."""
     job: Optional[MemberJob] = None
     """Its resolved config and job parts (Slurm members only)."""
     cfg: Optional[Dict[str, Any]] = None
@@ -68,7 +70,7 @@ class SlurmRenderer:
             self.bases.append(cfg)
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
-            return Rendered(executor=executor, dry_run=bool(cfg.dry_run))
+            return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
         parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir))
         if parts.key() not in self.checked:
             slurm.preflight(cfg)
@@ -79,7 +81,7 @@ class SlurmRenderer:
         settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
                     "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
                     "output_root": cfg.paths.output_root, "wait": bool(c.wait)}
-        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), job=job, cfg=settings)
+        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, cfg=settings)
 
 
 def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int,
@@ -102,7 +104,20 @@ def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequenc
         HydraConfig.instance().cfg = saved
     if problems:
         raise ConfigError(refusal(problems, len(job_overrides)))
+    check_distinct_run_dirs(members)
     return members
+
+
+def check_distinct_run_dirs(members: List[Member]) -> None:
+    """Two members writing into one run dir would resume from each other's checkpoints: refuse."""
+    seen: Dict[str, List[int]] = {}
+    for m in members:
+        seen.setdefault(m.rendered.run_dir, []).append(m.num)
+    shared = [(d, nums) for d, nums in seen.items() if len(nums) > 1]
+    if shared:
+        run_dir, nums = shared[0]
+        raise ConfigError(f"sweep members {span(nums)} would share the run dir {run_dir}: give each its own "
+                          "(hydra.sweep.subdir must tell members apart; do not set run_dir in a sweep)")
 
 
 def refusal(problems: Dict[str, List[int]], total: int) -> str:
@@ -147,7 +162,7 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
     jobs, common = [], set.intersection(*(set(m.overrides) for m in members))
     for m in members:
         job = m.rendered.job
-        job.num, job.overrides, job.run_dir = m.num, m.overrides, m.run_dir
+        job.num, job.overrides = m.num, m.overrides  # job.run_dir: the config's run_dir, where the job writes
         job.label = json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]})
         jobs.append(job)
     settings = members[0].rendered.cfg

@@ -122,3 +122,11 @@ def test_sweep_over_an_unknown_key_is_one_line(cli):
     result = cli("+recipe=gpt/pretrain", "dry_run=true", "-m", "optim.lrr=0.001,0.003")
     assert result.returncode == 2
     assert result.stderr == "error: optim.lrr: unknown key (did you mean lr?) (all 2 sweep members; nothing started)\n"
+
+
+def test_sweep_members_sharing_a_run_dir_are_refused(cli, tmp_path):
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", "hydra.sweep.subdir=same", "-m", "optim.lr=0.001,0.003")
+    assert result.returncode == 2
+    assert "sweep members 0..1 would share the run dir" in result.stderr and result.stderr.count("\n") == 1
+    result = cli("+recipe=gpt/pretrain", "dry_run=true", f"run_dir={tmp_path / 'one'}", "-m", "optim.lr=0.001,0.003")
+    assert result.returncode == 2 and f"would share the run dir {tmp_path / 'one'}" in result.stderr

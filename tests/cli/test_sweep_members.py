@@ -19,13 +19,16 @@ from nemotron.sweep_members import MemberComposer
 COMMON = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 
 
-@pytest.fixture()
-def loader_and_master(tmp_path):
+SUBDIRS = ["${hydra.job.num}", "${hydra.job.override_dirname}"]
+
+
+@pytest.fixture(params=SUBDIRS, ids=["num", "override_dirname"])
+def loader_and_master(tmp_path, request):
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        master = loader.load_configuration("config", [*COMMON, f"hydra.sweep.dir={tmp_path}/sweep"],
-                                           RunMode.MULTIRUN)
+        master = loader.load_configuration("config", [*COMMON, f"hydra.sweep.dir={tmp_path}/sweep",
+                                                      f"hydra.sweep.subdir={request.param}"], RunMode.MULTIRUN)
         HydraConfig.instance().set_config(master)
         yield loader, master
 
