@@ -114,6 +114,8 @@ def requeue_lines(srun: str, max_requeues: int) -> List[str]:
 
     Rank 0 leaves `$RUN_DIR/preempted.json` once that checkpoint is complete; the marker, not srun's
     status, decides (srun may report a signal for the ranks it killed after the first one exited 75).
+    `$SELF` is the job, or `<array>_<task>` in an array: the first task's own job id is the array's
+    id, and `scontrol requeue <array id>` would requeue every task of the array.
     """
     marker, restarts = f'"$RUN_DIR"/{exit_codes.PREEMPTED_MARKER}', "${SLURM_RESTART_COUNT:-0}"
     said = "stopped by a signal after saving a checkpoint"
@@ -124,7 +126,7 @@ def requeue_lines(srun: str, max_requeues: int) -> List[str]:
         f"  rm -f {marker}",
         f'  if [ "{restarts}" -lt {max_requeues} ]; then',
         f'    echo "nemotron: {said}; requeueing (restart $(({restarts} + 1)) of {max_requeues})"',
-        '    if scontrol requeue "$SLURM_JOB_ID"; then exit 0; fi',
+        '    if scontrol requeue "$SELF"; then exit 0; fi',
         "  else",
         f'    echo "nemotron: {said}; not requeued: {max_requeues} restart(s) used (cluster.max_requeues); '
         'resubmit into the same run dir to resume"',
@@ -181,6 +183,7 @@ def run_script(name: str, cluster: str, parts: JobParts, run_dir: Path) -> str:
         *directive_lines([*parts.directives, *output]),
         "set -eo pipefail",
         f"RUN_DIR={shlex.quote(str(run_dir))}",
+        'SELF="$SLURM_JOB_ID"  # what the requeue step requeues',
         STARTED.format(array=""),
         *parts.body,
     ]
@@ -203,6 +206,7 @@ def array_script(name: str, cluster: str, parts: JobParts, run_dirs: Sequence[Pa
         *(f"  {shlex.quote(str(d))}" for d in run_dirs),
         ")",
         'RUN_DIR="${RUN_DIRS[$SLURM_ARRAY_TASK_ID]}"',
+        'SELF="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"  # this task only: the bare id of the first task is the whole array\'s',
         "MEMBERS=(",
         *(f"  {shlex.quote(label)}" for label in labels),
         ")",

@@ -62,3 +62,26 @@ def test_two_node_job_stops_together_and_requeues(slurm_cluster, wait_for_job, t
     assert log.count("Exited with exit code 75") == 2, log[-3000:]  # both ranks stopped at the same step
     assert f"done | 20/20 steps (resumed at {stopped})" in log and "world 2 (TP1 PP1 CP1 EP1 DP2)" in log
     assert [int(s) for s in STEP.findall(log)] == list(range(1, 21))
+
+
+def test_a_signalled_sweep_member_requeues_alone(slurm_cluster, wait_for_job, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none", "train.steps=30",
+                 "train.log_interval=1", f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
+                 "-m", "train.seed=1,2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    array_id = re.search(r"array (\d+): members", result.stdout).group(1)
+    wait_for_log(sweep / "1" / "train.log", re.compile(r"^step [3-9]/30", re.M), timeout_s=120)
+    subprocess.run(["scancel", "--signal=USR2", f"{array_id}_1"], check=True)
+    for task in (0, 1):
+        assert wait_for_job(f"{array_id}_{task}", timeout_s=180) == ("COMPLETED", "0:0")
+
+    def history(task):
+        return subprocess.run(["sacct", "-n", "-D", "-X", "-P", "-j", f"{array_id}_{task}", "-o", "State"],
+                              capture_output=True, text=True).stdout.split()
+
+    assert history(0) == ["COMPLETED"], history(0)  # the other member ran on untouched
+    assert history(1) == ["REQUEUED", "COMPLETED"], history(1)
+    log = (sweep / "1" / "train.log").read_text()
+    stopped = int(re.search(r"preempted \| SIGUSR2 at step (\d+)/30", log).group(1))
+    assert f"done | 30/30 steps (resumed at {stopped})" in log and "task 1) on" in log
