@@ -65,7 +65,7 @@ def test_job_asks_for_the_signal_and_requeues_itself_when_the_run_left_the_preem
     lines = p.script.splitlines()
     assert "#SBATCH --signal=USR2@90" in lines and "#SBATCH --requeue" in lines
     assert '-f "$RUN_DIR"/preempted.json ]' in p.script and '-lt 2 ]' in p.script
-    assert 'scontrol requeue "$SELF"' in p.script and 'SELF="$SLURM_JOB_ID"' in lines and lines[-1] == 'exit "$status"'
+    assert 'scontrol requeue "$SELF"' in p.script and 'SELF="$SLURM_JOB_ID"' in p.script and lines[-1] == 'exit "$status"'
     _, never = plan(compose, "cluster.max_requeues=0")
     assert "#SBATCH --requeue" not in never.script.splitlines()
 
