@@ -3,6 +3,7 @@ composition of each member, and the base is left as it was."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hydra.types import RunMode
 
 from nemotron.config import register_configs
 from nemotron.config.dump import resolved_yaml
+from nemotron.config.parse_cache import cached_parsing
 from nemotron.paths import CONF_DIR
 from nemotron.sweep_members import MemberComposer
 
@@ -54,12 +56,14 @@ MEMBERS = [
 ]
 
 
-def test_members_equal_hydras_full_composition_and_leave_the_base_unchanged(loader_and_master):
+@pytest.mark.parametrize("cached", [False, True], ids=["plain_parsing", "cached_parsing"])
+def test_members_equal_hydras_full_composition_and_leave_the_base_unchanged(loader_and_master, cached):
     loader, master = loader_and_master
     composer = MemberComposer(loader, master)
     for num, extra in enumerate(MEMBERS):
         overrides = [*COMMON, *extra]
-        member = composer.compose(num, overrides, resolved_yaml)
+        with cached_parsing() if cached else nullcontext():  # as the launcher composes
+            member = composer.compose(num, overrides, resolved_yaml)
         run_dir, expected = full_composition(loader, master, num, overrides)
         assert member.run_dir == run_dir
         assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
