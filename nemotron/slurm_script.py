@@ -95,16 +95,17 @@ def directive_lines(opts: Sequence[Tuple[str, Any]]) -> List[str]:
     return lines
 
 
-def srun_line(cfg: Any, argv: List[str]) -> str:
-    """srun: one task per rank, the whole job killed when one rank fails; pyxis flags with an image."""
+def srun_line(cfg: Any, argv: List[str], cwd: Path) -> str:
+    """srun: one task per rank, the whole job killed when one rank fails; pyxis flags with an image
+    (the container starts in the runspec's workdir, else in the submit directory, like the job itself,
+    so relative paths in the config mean the same inside)."""
     c = cfg.cluster
     srun = ["srun", "--kill-on-bad-exit=1"]
     if c.container_image:
         srun.append(f"--container-image={c.container_image}")
         if c.container_mounts:
             srun.append(f"--container-mounts={','.join(c.container_mounts)}")
-        if cfg.recipe.workdir:
-            srun.append(f"--container-workdir={cfg.recipe.workdir}")
+        srun.append(f"--container-workdir={cfg.recipe.workdir or cwd}")
     rank = ["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank"]
     return shlex.join([*srun, *rank, *argv])
 
@@ -151,7 +152,7 @@ def job_parts(cfg: Any, cwd: Path, code_dir: Optional[Path]) -> JobParts:
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
         "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))",
         "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK  # Slurm >= 22.05 no longer passes it to srun",
-        *requeue_lines(srun_line(cfg, rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir)),
+        *requeue_lines(srun_line(cfg, rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir), cwd),
                        cfg.cluster.max_requeues),
     ]
     body = [line.replace(RUN_DIR_MARK, '"$RUN_DIR"') for line in body]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,7 @@ def launch(hydra_context: Any, task_function: Any, config: DictConfig,
     """Check every member, then submit (Slurm) or run (local) them; Hydra's JobReturns."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
     members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx,
                           SlurmRenderer(sweep_dir))
     executors = {m.rendered.executor for m in members}

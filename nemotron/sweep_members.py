@@ -14,6 +14,7 @@ and `get_overrides_dirname`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -98,7 +99,7 @@ class MemberComposer:
         self.active = full
 
     def _enter(self, num: int, parsed: List[Override]) -> Path:
-        """Point `${hydra:...}` at member `num`; its output directory."""
+        """Point `${hydra:...}` at member `num`; its output directory (absolute, as Hydra's run_job makes it)."""
         hc = self.active.hydra  # type: ignore[union-attr]
         task = [o for o in parsed if not o.is_hydra_override()]
         dirname_cfg = hc.job.config.override_dirname
@@ -109,7 +110,7 @@ class MemberComposer:
                 overrides=task, kv_sep=dirname_cfg.kv_sep, item_sep=dirname_cfg.item_sep,
                 exclude_keys=dirname_cfg.exclude_keys)
             hc.overrides.task = [o.input_line for o in task]
-            out = Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)
+            out = Path(os.path.abspath(Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)))
             hc.runtime.output_dir = str(out)
         return out
 

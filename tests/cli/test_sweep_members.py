@@ -3,6 +3,7 @@ composition of each member, and the base is left as it was."""
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -25,21 +26,23 @@ SUBDIRS = ["${hydra.job.num}", "${hydra.job.override_dirname}"]
 
 
 @pytest.fixture(params=SUBDIRS, ids=["num", "override_dirname"])
-def loader_and_master(tmp_path, request):
+def loader_and_master(tmp_path, request, monkeypatch):
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        master = loader.load_configuration("config", [*COMMON, f"hydra.sweep.dir={tmp_path}/sweep",
+        monkeypatch.chdir(tmp_path)  # a relative sweep dir, as the shipped default (outputs/...) is
+        master = loader.load_configuration("config", [*COMMON, "hydra.sweep.dir=rel/sweep",
                                                       f"hydra.sweep.subdir={request.param}"], RunMode.MULTIRUN)
         HydraConfig.instance().set_config(master)
         yield loader, master
 
 
 def full_composition(loader, master, num, overrides):
-    """What Hydra's basic launcher would run for member `num`: composed from scratch, run_dir resolved."""
+    """What Hydra's basic launcher would run for member `num`: composed from scratch, run_dir resolved
+    as hydra.core.utils.run_job does (os.path.abspath of sweep.dir/subdir)."""
     cfg = loader.load_sweep_config(master, overrides)
     cfg.hydra.job.num = num
-    out = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    out = Path(os.path.abspath(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)))
     cfg.hydra.runtime.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)
     return out, resolved_yaml(cfg)

@@ -45,6 +45,7 @@ def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
                 "cluster.container_mounts=[/lustre:/lustre]")
     srun = srun_of(p.script)
     assert "--container-image=nvcr.io/nvidia/pytorch:25.09-py3 --container-mounts=/lustre:/lustre" in srun
+    assert "--container-workdir=/repo " in srun  # the submit directory, as the job's --chdir
     assert "rank python " in srun
 
 
