@@ -23,7 +23,7 @@ Prints a table and, last, the two ratios.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 import statistics
 import subprocess
@@ -53,11 +53,9 @@ OURS = [sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster
 # ---------------------------------------------------------------- cluster and partition
 
 def load_cluster_module():
-    spec = importlib.util.spec_from_file_location("slurm_test_cluster", REPO / "tests" / "slurm" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """tests/slurm/cluster.py, imported from its folder (a script folder, not a package)."""
+    sys.path.insert(0, str(REPO / "tests" / "slurm"))
+    return importlib.import_module("cluster")
 
 
 @contextmanager

@@ -23,8 +23,9 @@ from typing import Dict, List, Optional, Tuple
 
 RECORD = "slurm_job.json"
 """The record `nemotron.slurm.submit` writes into each run directory."""
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
-"""sacct states of a job that has not ended yet."""
+ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+                 "RESIZING", "SUSPENDED"}
+"""Slurm states of a job that has not ended yet (a requeued job passes through REQUEUED)."""
 UNSEEN_GRACE_S = 60.0
 """How long `follow` waits for a job neither sacct nor squeue knows before giving up."""
 TIMEOUT_S = 30
@@ -120,17 +121,33 @@ def squeue_states(ids: List[str]) -> Dict[str, Tuple[str, str, str]]:
     return {p[0]: (p[1], "", p[2]) for p in (ln.split("|") for ln in out.splitlines()) if len(p) == 3}
 
 
-def fill_states(jobs: List[Job]) -> None:
-    """State, exit code and elapsed for each job: sacct, then squeue, else "unknown"."""
-    ids = [j.job_id for j in jobs]
-    if not ids:
-        return
-    known = sacct_states(ids) or {}
+def known_states(ids: List[str]) -> Dict[str, Tuple[str, str, str]]:
+    """job id -> (state, exit code, elapsed): one sacct call, then squeue for what sacct lacks."""
+    known = (sacct_states(ids) or {}) if ids else {}
     missing = [i for i in ids if i not in known]
     if missing:
         known.update(squeue_states(missing))
+    return known
+
+
+def fill_states(jobs: List[Job]) -> None:
+    """State, exit code and elapsed for each job: sacct, then squeue, else "unknown"."""
+    known = known_states([j.job_id for j in jobs])
     for job in jobs:
         job.state, job.exit_code, job.elapsed = known.get(job.job_id, ("unknown", "", ""))
+
+
+def sbatch(script: Path, *options: str) -> str:
+    """`sbatch --parsable [options] script` -> the job id; a JobsError with sbatch's reason otherwise."""
+    try:
+        out = subprocess.run(["sbatch", "--parsable", *options, str(script)], capture_output=True, text=True,
+                             timeout=TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise JobsError(f"sbatch refused the job ({script}): {err}") from err
+    if out.returncode != 0:
+        reason = (out.stderr.strip() or out.stdout.strip()).splitlines()
+        raise JobsError(f"sbatch refused the job ({script}): {reason[-1] if reason else out.returncode}")
+    return out.stdout.strip().split(";")[0]
 
 
 # ---------------------------------------------------------------- commands

@@ -14,28 +14,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from nemotron.jobs import ACTIVE_STATES, RECORD, TIMEOUT_S, Job, JobsError, fill_states
+from nemotron.jobs import ACTIVE_STATES, RECORD, Job, JobsError, fill_states, sbatch
 
 SWEEP_RECORD = "sweep.json"
 """What a sweep submit writes into the sweep directory."""
 FINISHED_OK = "COMPLETED"
-
-
-def sbatch(script: Path, *options: str) -> str:
-    """`sbatch --parsable [options] script` -> the job id, or a JobsError with sbatch's reason."""
-    try:
-        out = subprocess.run(["sbatch", "--parsable", *options, str(script)], capture_output=True, text=True,
-                             timeout=TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise JobsError(f"sbatch {script}: {err}") from err
-    if out.returncode != 0:
-        raise JobsError(f"sbatch refused {script}: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return out.stdout.strip().split(";")[0]
 
 
 def update_record(run_dir: Path, job_id: str) -> None:

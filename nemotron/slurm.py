@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nemotron import snapshot
+from nemotron import jobs, snapshot
 from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.errors import child_environ
 from nemotron.slurm_script import CODE_DIR, job_parts, run_script
 
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", ""}
+ACTIVE_STATES = jobs.ACTIVE_STATES | {""}
 """sacct states of a job that has not ended ("" = not in the accounting database yet)."""
 SINFO_TIMEOUT_S = 10
 """How long preflight waits for `sinfo` before skipping the partition checks."""
@@ -74,7 +74,7 @@ def policy(cfg: Any) -> str:
     return getattr(cfg.cluster.uncommitted, "value", cfg.cluster.uncommitted)
 
 
-def plan_slurm(cfg: Any, config_path: Path, cwd: Optional[Path] = None) -> SlurmPlan:
+def plan_slurm(cfg: Any, cwd: Optional[Path] = None) -> SlurmPlan:
     """The job for a validated config; the script is fixed now, files are written at submit."""
     run_dir = Path(cfg.run_dir)
     code_dir = code_dir_for(cfg, run_dir)
@@ -181,12 +181,10 @@ def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
 
 def sbatch(script_path: Path) -> str:
     """`sbatch --parsable <script>`; the job id, or a one-line error with sbatch's reason."""
-    out = subprocess.run(["sbatch", "--parsable", str(script_path)], capture_output=True, text=True,
-                         env=child_environ(), timeout=60)
-    if out.returncode != 0:
-        reason = (out.stderr.strip() or out.stdout.strip()).splitlines()
-        raise ConfigError(f"sbatch refused the job ({script_path}): {reason[-1] if reason else out.returncode}")
-    return out.stdout.strip().split(";")[0]
+    try:
+        return jobs.sbatch(script_path)
+    except jobs.JobsError as err:
+        raise ConfigError(str(err)) from err
 
 
 def record_info(cfg: Any) -> Dict[str, Any]:

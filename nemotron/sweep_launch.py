@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron import slurm
+from nemotron import jobs, slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
@@ -51,8 +51,8 @@ class Rendered:
     """The member's resolved run_dir (where its files and checkpoints go)."""
     job: Optional[MemberJob] = None
     """Its resolved config and job parts (Slurm members only)."""
-    cfg: Optional[Dict[str, Any]] = None
-    """Cluster-wide settings the arrays need (first member's values are used)."""
+    settings: Optional[Dict[str, Any]] = None
+    """Sweep-wide settings the arrays need (the first member's values are used)."""
 
 
 class SlurmRenderer:
@@ -76,13 +76,13 @@ class SlurmRenderer:
         if parts.key() not in self.checked:
             slurm.preflight(cfg)
             self.checked.add(parts.key())
-        job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,
+        job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,  # num, overrides: submit()
                         resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg))
         c = cfg.cluster
         settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
                     "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
                     "output_root": cfg.paths.output_root, "wait": bool(c.wait)}
-        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, cfg=settings)
+        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings)
 
 
 def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int,
@@ -160,15 +160,12 @@ def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
 
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
     """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
-    jobs, common = [], set.intersection(*(set(m.overrides) for m in members))
-    for m in members:
-        job = m.rendered.job
-        job.num, job.overrides = m.num, m.overrides  # job.run_dir: the config's run_dir, where the job writes
-        job.label = json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]})
-        jobs.append(job)
-    settings = members[0].rendered.cfg
+    common = set.intersection(*(set(m.overrides) for m in members))  # the swept values name the runs
+    member_jobs = [replace(m.rendered.job, num=m.num, overrides=m.overrides, label=json.dumps(
+        {"num": m.num, "overrides": [o for o in m.overrides if o not in common]})) for m in members]
+    settings = members[0].rendered.settings
     limit = array_limit(settings["max_array_size"])
-    arrays = plan_arrays(jobs, sweep_dir, limit, settings["parallelism"], settings["name"], settings["cluster"])
+    arrays = plan_arrays(member_jobs, sweep_dir, limit, settings["parallelism"], settings["name"], settings["cluster"])
     if members[0].rendered.dry_run:
         print(describe(arrays), end="", flush=True)
         return [returned(m, config, None) for m in members]
@@ -176,22 +173,30 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
     code = slurm.take_snapshot(code_dir, settings["uncommitted"])
     submit_arrays(arrays, sweep_dir, code)
     print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
-    ids = {id(job): f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
+    ids = {job.num: f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
     if settings["wait"]:
-        wait_for_members([(m.num, ids[id(m.rendered.job)], m.run_dir) for m in members], settings["name"])
-    return [returned(m, config, ids[id(m.rendered.job)]) for m in members]
+        wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"])
+    return [returned(m, config, ids[m.num]) for m in members]
 
 
 def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: float = 2.0) -> None:
-    """cluster.wait=true: one line per member as it ends; a failed member makes the command fail."""
+    """cluster.wait=true: one line per member as it ends; a failed member makes the command fail.
+
+    One sacct (then squeue) call per poll for all members; a member neither knows for
+    `jobs.UNSEEN_GRACE_S` (a pending task that was cancelled never reaches sacct) counts as ended."""
     pending, failed = {job_id: (num, run_dir) for num, job_id, run_dir in members}, []
+    seen_at = {job_id: time.monotonic() for job_id in pending}
     print(f"waiting for {len(pending)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
     while pending:
+        known = jobs.known_states(list(pending))
         for job_id in list(pending):
-            state, code = slurm.job_state(job_id)
-            if state in slurm.ACTIVE_STATES:
+            state, exit_code, _ = known.get(job_id, ("unknown", "", ""))
+            if state in jobs.ACTIVE_STATES or (state == "unknown" and
+                                              time.monotonic() - seen_at[job_id] < jobs.UNSEEN_GRACE_S):
+                seen_at[job_id] = seen_at[job_id] if state == "unknown" else time.monotonic()
                 continue
             num, run_dir = pending.pop(job_id)
+            code = int(exit_code.split(":")[0]) if exit_code.split(":")[0].isdigit() else 1
             print(f"member {num} (Slurm job {job_id}): {state}" + ("" if state == "COMPLETED" else
                   f", exit {code}; log {run_dir / 'train.log'}"), flush=True)
             if state != "COMPLETED":

@@ -44,7 +44,7 @@ def train(cfg: DictConfig) -> int:
     remote = on_slurm(cfg)
     if remote:
         slurm.preflight(cfg)
-        plan = slurm.plan_slurm(cfg, config_path)
+        plan = slurm.plan_slurm(cfg)
     else:
         plan = plan_local(cfg, config_path)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)

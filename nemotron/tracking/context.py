@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from nemotron import snapshot
+
 GIT_TIMEOUT_S = 5
 """Longest a git call may take (a huge or network-mounted checkout)."""
 SLURM_TAGS = {
@@ -58,7 +60,7 @@ def git_state(path: Any) -> Tuple[Optional[str], Optional[bool]]:
 
 def snapshot_state() -> Optional[Dict[str, Any]]:
     """The code snapshot this process runs from (a Slurm job started from `<run_dir>/code`), if any."""
-    record = Path(__file__).resolve().parents[2] / "SNAPSHOT.json"
+    record = Path(__file__).resolve().parents[2] / snapshot.RECORD
     try:
         return json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -43,3 +43,16 @@ def run_config(tiny_data_dir, tmp_path):
         return resolved_run_config([*base, *overrides], run_dir=tmp_path / "run")
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """A world-size-1 gloo group (Megatron's dataset builder needs one), destroyed afterwards."""
+    import torch.distributed as dist
+
+    from nemotron.runtime import distributed
+
+    created = distributed.init_process_group()
+    yield
+    if created:
+        dist.destroy_process_group()

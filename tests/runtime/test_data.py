@@ -10,23 +10,12 @@ import torch
 from omegaconf import OmegaConf
 
 from nemotron.config.schema import DataConfig
-from nemotron.runtime import data, distributed
-from runtime_support import tiny_data_dir  # noqa: F401 - fixtures
+from nemotron.runtime import data
+from runtime_support import process_group, tiny_data_dir  # noqa: F401 - fixtures
 
 
 def _data_cfg(cache_dir: Path, **overrides):
     return OmegaConf.merge(OmegaConf.structured(DataConfig), {"cache_dir": str(cache_dir), **overrides})
-
-
-@pytest.fixture(scope="module")
-def process_group():
-    """A world-size-1 gloo group (Megatron's dataset builder needs one), destroyed afterwards."""
-    import torch.distributed as dist
-
-    created = distributed.init_process_group()
-    yield
-    if created:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from nemotron.config.schema import DataConfig
 from nemotron.runtime import blend as blend_io
-from nemotron.runtime import data, distributed, prep
+from nemotron.runtime import data, prep
+from runtime_support import process_group  # noqa: F401 - fixture
 
 WEB_DOCS, NOTES_DOCS, DOCS_PER_SHARD = 250, 130, 100
 
@@ -52,17 +53,6 @@ def prepared(corpus, tmp_path_factory):
     """The corpus prepared once with 2 workers: (spec, result)."""
     spec = _spec(corpus, tmp_path_factory.mktemp("prepared"))
     return spec, prep.prepare(spec, log=lambda line: None)
-
-
-@pytest.fixture(scope="module")
-def process_group():
-    """A world-size-1 gloo group (Megatron's dataset builder needs one), destroyed afterwards."""
-    import torch.distributed as dist
-
-    created = distributed.init_process_group()
-    yield
-    if created:
-        dist.destroy_process_group()
 
 
 def _indexed(prefix: str):

@@ -7,7 +7,7 @@ Root: $NEMOTRON_SLURM_ROOT, default /tmp/nemotron-slurm (ports are fixed: one cl
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -16,20 +16,17 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from nemotron.jobs import ACTIVE_STATES
 
-ACTIVE = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING")
-"""sacct states of a job that has not ended yet (a requeued job passes through REQUEUED)."""
+REPO = Path(__file__).resolve().parents[2]
 
 ROOT = Path(os.environ.get("NEMOTRON_SLURM_ROOT", "/tmp/nemotron-slurm"))
 
 
 def load_cluster_module():
-    spec = importlib.util.spec_from_file_location("slurm_test_cluster", REPO / "tests" / "slurm" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """tests/slurm/cluster.py, imported from its folder (a script folder, not a package)."""
+    sys.path.insert(0, str(REPO / "tests" / "slurm"))
+    return importlib.import_module("cluster")
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +58,7 @@ def wait_for_job(slurm_cluster):
         while time.monotonic() < deadline:
             out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
                                  capture_output=True, text=True).stdout.strip().splitlines()
-            if out and out[0].split("|")[0].split()[0] not in ACTIVE:
+            if out and out[0].split("|")[0].split()[0] not in ACTIVE_STATES:
                 return tuple(out[0].split("|")[:2])
             time.sleep(0.5)
         raise AssertionError(f"Slurm job {job_id} did not end within {timeout_s} s")

@@ -15,7 +15,7 @@ BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 
 def plan(compose, *overrides):
     cfg = compose([*BASE, *overrides])
-    return cfg, slurm.plan_slurm(cfg, Path(cfg.run_dir) / "config.yaml", cwd=Path("/repo"))
+    return cfg, slurm.plan_slurm(cfg, cwd=Path("/repo"))
 
 
 def srun_of(script: str) -> str:
@@ -52,7 +52,7 @@ def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
 def test_ray_launch_is_refused_on_slurm(compose):
     cfg = compose([*BASE, "recipe.launch=ray"])
     with pytest.raises(ConfigError, match="recipe.launch=ray is not supported"):
-        slurm.plan_slurm(cfg, Path(cfg.run_dir) / "config.yaml")
+        slurm.plan_slurm(cfg)
 
 
 def test_partition_checks_are_skipped_when_sinfo_does_not_answer(compose, monkeypatch):
