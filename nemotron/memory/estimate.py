@@ -1,0 +1,125 @@
+"""Memory per GPU of a layout, per pipeline stage, and the worst stage.
+
+Weights, gradients and optimizer state follow Megatron-Core's DistributedDataParallel and optimizer
+as `nemotron.runtime.pretrain` configures them: gradients in fp32 buffers (`grad_reduce_in_fp32`);
+on GPUs bf16 weights with fp32 master copies and two fp32 Adam moments (12 bytes a parameter), on
+CPU fp32 weights that are their own masters (8). The distributed optimizer shards that state over
+data parallelism (routed experts over the expert data-parallel group) and keeps weights and
+gradients in buffers padded as Megatron pads them (each tensor to 64 elements, each bucket to
+lcm(DP, 128)). Activations: `nemotron.memory.activations`, times the micro batches the 1F1B
+pipeline schedule keeps in flight on the stage (PP - stage, at most the micro batches per step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+from nemotron.memory import activations as acts
+from nemotron.memory.layout import Layout
+from nemotron.memory.params import StageParams, stage_layers, stage_params
+
+GIB = 1024**3
+GPU_FIXED_BYTES = 2 * GIB
+"""Allowance on a GPU for the CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers."""
+FRAGMENTATION = 0.10
+"""Allowance for the caching allocator's fragmentation, as a share of everything else (GPU)."""
+COMPONENTS = ("weights", "gradients", "optimizer", "activations", "allowance")
+"""The rows of an estimate, in table order."""
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """Bytes one GPU of a pipeline stage needs, by component."""
+
+    stage: int
+    parts: Dict[str, float]
+    params: int
+    """Parameters this rank holds (unpadded)."""
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+
+def _pad(n: int, divisor: int) -> int:
+    return -(-n // divisor) * divisor
+
+
+def buffer_elements(tensors: Sequence[int], dp: int, distributed: bool) -> int:
+    """Elements of one bucket of Megatron's contiguous grad (and, distributed, param) buffer."""
+    if not distributed:
+        return sum(tensors)
+    return _pad(sum(_pad(n, 64) for n in tensors), math.lcm(dp, 128))
+
+
+def dense_buffer(x: Layout, p: StageParams) -> int:
+    """The dense buffer; a shared embedding under the distributed optimizer is a bucket of its own."""
+    dp = x.dp * x.cp
+    if not (x.distributed_optimizer and p.shared_embedding):
+        return buffer_elements(p.dense, dp, x.distributed_optimizer)
+    rest = list(p.dense)
+    rest.remove(p.shared_embedding)
+    return buffer_elements(rest, dp, True) + buffer_elements([p.shared_embedding], dp, True)
+
+
+def expert_dp(x: Layout) -> int:
+    """Ranks an expert's weights are replicated over (Megatron's expert data-parallel group)."""
+    return max(1, x.dp * x.cp // x.ep)
+
+
+def _weights_grads_optimizer(x: Layout, p: StageParams) -> Dict[str, float]:
+    dense = dense_buffer(x, p)
+    expert = buffer_elements(p.expert, expert_dp(x), x.distributed_optimizer)
+    state_bytes = 12 if x.gpu else 8
+    if x.distributed_optimizer:
+        state = dense / (x.dp * x.cp) + expert / expert_dp(x)
+        weights = dense + expert
+    else:
+        state, weights = p.count, p.count
+    return {
+        "weights": weights * (2 if x.gpu else 4),
+        "gradients": (dense + expert) * acts.FP32,
+        "optimizer": state * state_bytes,
+    }
+
+
+def in_flight(x: Layout, stage: int) -> int:
+    """Micro batches whose activations stage `stage` holds at once under 1F1B."""
+    return max(1, min(x.pp - stage, x.micro_batches))
+
+
+def stage_activations(x: Layout, stage: int) -> float:
+    """Peak activation bytes of `stage`: the micro batches in flight, plus recompute's working set."""
+    k = acts.tokens(x)
+    parts = [part for layer in stage_layers(x, stage) for part in layer]
+    full = [acts.part_activations(x, part, k) for part in parts]
+    out = acts.output_activations(x, k) if stage == x.pp - 1 else 0.0
+    if x.recompute == "full":
+        held = k.repl(x.hidden) * len(stage_layers(x, stage))
+        peak_one = held + max([out, *_layer_sums(x, stage, k)])
+        return (in_flight(x, stage) - 1) * held + peak_one
+    if x.recompute == "selective":
+        core = acts.attention_core(x, k)
+        held = sum(full) - core * parts.count("*") + out
+        return in_flight(x, stage) * held + max(0.0, core - out)
+    return in_flight(x, stage) * (sum(full) + out)
+
+
+def _layer_sums(x: Layout, stage: int, k: acts.Tokens) -> List[float]:
+    return [sum(acts.part_activations(x, part, k) for part in layer) for layer in stage_layers(x, stage)]
+
+
+def estimate_stage(x: Layout, stage: int) -> StageEstimate:
+    p = stage_params(x, stage)
+    parts = _weights_grads_optimizer(x, p)
+    parts["activations"] = stage_activations(x, stage)
+    rest = sum(parts.values())
+    parts["allowance"] = GPU_FIXED_BYTES + FRAGMENTATION * rest if x.gpu else 0.0
+    return StageEstimate(stage=stage, parts=parts, params=p.count)
+
+
+def estimate(x: Layout) -> StageEstimate:
+    """The estimate of the stage needing the most memory (the worst rank)."""
+    return max((estimate_stage(x, s) for s in range(x.pp)), key=lambda e: e.total)

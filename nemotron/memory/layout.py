@@ -1,0 +1,142 @@
+"""The numbers a memory estimate needs, read once from a composed config into a plain dataclass.
+
+Everything downstream works on `Layout` (no OmegaConf), so the fit search can try a changed layout
+with `dataclasses.replace` in microseconds. Dimensions follow Megatron-Core's defaults where the
+config leaves them null (kv_channels = hidden / heads, ffn = 4 x hidden, Mamba d_inner = 2 x hidden).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Tuple
+
+from nemotron.config.validate import data_parallel_size, hybrid_pattern
+
+_MAMBA_EXPAND = 2
+"""Megatron's MambaMixer `expand`: d_inner = expand x hidden_size when mamba_num_heads is null."""
+
+
+def _name(value: Any) -> str:
+    return str(getattr(value, "name", value))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A model, its parallel layout, batch and precision: what memory per GPU depends on."""
+
+    layers: Tuple[str, ...]
+    """Each layer's parts, one symbol a part: `*` attention, `-` dense MLP, `E` MoE, `M` Mamba-2
+    (a GPT layer is `*-` or `*E`; a hybrid layer is one symbol of its pattern)."""
+    hidden: int
+    heads: int
+    groups: int
+    kv_channels: int
+    ffn: int
+    gated: bool
+    """SwiGLU (fc1 twice as wide)."""
+    norm_params: int
+    """Parameters of one norm layer (RMSNorm: hidden; LayerNorm: 2 x hidden)."""
+    bias: bool
+    vocab: int
+    """Padded vocabulary."""
+    tied: bool
+    learned_positions: bool
+    seq: int
+    experts: int
+    topk: int
+    moe_ffn: int
+    shared_ffn: int
+    mamba_heads: int
+    mamba_head_dim: int
+    mamba_state: int
+    mamba_groups: int
+    tp: int
+    pp: int
+    cp: int
+    ep: int
+    dp: int
+    sequence_parallel: bool
+    distributed_optimizer: bool
+    micro_batch: int
+    micro_batches: int
+    """Micro batches per step on one data-parallel rank (gradient accumulation)."""
+    recompute: str
+    """none, selective or full."""
+    gpu: bool
+    """bf16 mixed precision on GPUs (fp32 master weights); fp32 everywhere on CPU."""
+    flash_attention: bool
+    """Fused (flash) attention: no s x s score matrix is kept."""
+    torch_mamba: bool
+    """Mamba layers run the pure-PyTorch mixer (CPU) instead of mamba_ssm's kernels."""
+
+    @property
+    def mamba_inner(self) -> int:
+        return self.mamba_heads * self.mamba_head_dim
+
+
+def _layers(m: Any, hybrid: bool) -> Tuple[str, ...]:
+    if hybrid:
+        return tuple(hybrid_pattern(m))
+    return ("*E" if m.num_moe_experts else "*-",) * m.num_layers
+
+
+def padded_vocab(cfg: Any) -> int:
+    """model.vocab_size, else the tokenizer's (data.tokenizer_vocab_size) padded as Megatron pads it."""
+    m, tp = cfg.model, cfg.parallel.tensor_model_parallel_size
+    if m.vocab_size:
+        return int(m.vocab_size)
+    multiple = m.make_vocab_size_divisible_by * tp
+    return int(math.ceil(cfg.data.tokenizer_vocab_size / multiple) * multiple)
+
+
+def _mamba_dims(m: Any) -> tuple:
+    heads = m.mamba_num_heads or (_MAMBA_EXPAND * m.hidden_size) // m.mamba_head_dim
+    return heads, m.mamba_head_dim, m.mamba_state_dim, m.mamba_num_groups
+
+
+def layout_from_config(cfg: Any) -> Layout:
+    """The Layout of a composed (or resolved) run config."""
+    m, p, t = cfg.model, cfg.parallel, cfg.train
+    hybrid = _name(m.arch) == "hybrid"
+    kv = m.kv_channels or m.hidden_size // m.num_attention_heads
+    ffn = m.ffn_hidden_size or 4 * m.hidden_size
+    dp = data_parallel_size(cfg)
+    mheads, mdim, mstate, mgroups = _mamba_dims(m)
+    gpu = int(cfg.resources.gpus_per_node) > 0
+    return Layout(
+        layers=_layers(m, hybrid),
+        hidden=m.hidden_size,
+        heads=m.num_attention_heads,
+        groups=m.num_query_groups or m.num_attention_heads,
+        kv_channels=kv,
+        ffn=ffn,
+        gated=_name(m.activation) == "swiglu",
+        norm_params=(2 if _name(m.normalization) == "LayerNorm" else 1) * m.hidden_size,
+        bias=bool(m.add_bias_linear),
+        vocab=padded_vocab(cfg),
+        tied=bool(m.share_embeddings_and_output_weights),
+        learned_positions=_name(m.position_embedding_type) == "learned_absolute",
+        seq=m.seq_length,
+        experts=m.num_moe_experts or 0,
+        topk=m.moe_router_topk,
+        moe_ffn=m.moe_ffn_hidden_size or ffn,
+        shared_ffn=m.moe_shared_expert_intermediate_size or 0,
+        mamba_heads=mheads,
+        mamba_head_dim=mdim,
+        mamba_state=mstate,
+        mamba_groups=mgroups,
+        tp=p.tensor_model_parallel_size,
+        pp=p.pipeline_model_parallel_size,
+        cp=p.context_parallel_size,
+        ep=p.expert_model_parallel_size,
+        dp=dp,
+        sequence_parallel=bool(p.sequence_parallel) and p.tensor_model_parallel_size > 1,
+        distributed_optimizer=bool(p.use_distributed_optimizer),
+        micro_batch=t.micro_batch_size,
+        micro_batches=max(1, t.global_batch_size // max(1, t.micro_batch_size * dp)),
+        recompute=_name(t.recompute),
+        gpu=gpu,
+        flash_attention=gpu,
+        torch_mamba=not gpu,
+    )
