@@ -25,6 +25,7 @@ from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launch import plan_local, run_local
+from nemotron.memory import fit_notes, table
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact
 
@@ -40,6 +41,8 @@ def train(cfg: DictConfig) -> int:
     """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it)."""
     require_recipe(cfg)
     validate(cfg)
+    for note in fit_notes(cfg):
+        print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
     remote = on_slurm(cfg)
     if remote:
@@ -51,6 +54,7 @@ def train(cfg: DictConfig) -> int:
     if cfg.dry_run:
         shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
+        print(table(cfg))
         if remote:  # the exact sbatch script; secrets live in a separate file it sources
             print(plan.describe(), end="")
         else:

@@ -95,3 +95,11 @@ class Uncommitted(Enum):
 
     ship = "ship"  # copy the working tree as it is into the job's code snapshot, and record the changes
     refuse = "refuse"  # submit nothing; commit or stash first
+
+
+class MemoryCheck(Enum):
+    """What the pre-flight memory check does when a run's estimate exceeds its GPUs' memory."""
+
+    check = "check"
+    warn = "warn"
+    off = "off"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
-    Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, Normalization, PositionEmbedding,
-    Recompute, RouterDtype, RouterScore, Uncommitted,
+    Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, MemoryCheck, Normalization,
+    PositionEmbedding, Recompute, RouterDtype, RouterScore, Uncommitted,
 )
 
 
@@ -248,6 +248,9 @@ class ClusterConfig:
     """GPUs a node of this cluster has (an upper bound on resources.gpus_per_node)."""
     max_nodes: Optional[int] = 1
     """Most nodes a job may ask for; null means no limit known."""
+    gpu_memory_gb: Optional[float] = None
+    """Memory of one GPU in GiB, as nvidia-smi counts it (H100/A100 80GB: 80, H200: 141, B200: 180,
+    GB200: 186), for the pre-flight memory check; null: unknown (the check says it cannot run)."""
     env: Dict[str, str] = field(default_factory=dict)
     """Environment variables set for every job on this cluster (override the runspec's env)."""
     partition: Optional[str] = None
@@ -359,6 +362,17 @@ class PathsConfig:
 
 
 @dataclass
+class PreflightConfig:
+    """Checks before anything starts that go beyond the config's own rules (top-level `preflight`)."""
+
+    memory: MemoryCheck = MemoryCheck.check
+    """Memory per GPU estimated against cluster.gpu_memory_gb: `check` refuses a run that does not
+    fit, `warn` prints one line and goes on, `off` skips it. CPU runs are never checked."""
+    memory_headroom: float = 0.05
+    """Share of a GPU's memory kept free on top of the estimate's own allowance (0 to 1)."""
+
+
+@dataclass
 class RunConfig:
     """The whole composed run."""
 
@@ -384,6 +398,8 @@ class RunConfig:
     """Tracking backend."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     """Output and cache locations."""
+    preflight: PreflightConfig = field(default_factory=PreflightConfig)
+    """Pre-flight checks (memory fit)."""
     run_dir: Optional[str] = None
     """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False

@@ -222,6 +222,20 @@ def steps_positive(cfg: Any) -> Optional[str]:
     return None
 
 
+def headroom_in_range(cfg: Any) -> Optional[str]:
+    value = cfg.preflight.memory_headroom
+    if not 0.0 <= value < 1.0:
+        return f"preflight.memory_headroom={value} must be in [0, 1) (a share of the GPU's memory)"
+    return None
+
+
+def memory_fits(cfg: Any) -> Optional[str]:
+    """The pre-flight memory estimate fits the cluster's GPUs (nemotron.memory)."""
+    from nemotron.memory.fit import fit_problem  # imports this module
+
+    return fit_problem(cfg)
+
+
 RULES: List[Callable[[Any], Optional[str]]] = [
     keys_known,
     heads_divide_hidden,
@@ -240,15 +254,24 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     steps_positive,
     min_lr_below_lr,
     tracker_uri_valid,
+    headroom_in_range,
+    memory_fits,
 ]
 """Every cross-field rule, in the order errors are reported."""
+NEEDS_VALID_LAYOUT = (memory_fits,)
+"""Rules run only when every rule before them passed (an estimate needs a layout that divides the model)."""
 VALUE_RULES = [rule for rule in RULES if rule is not keys_known]
 """The rules a value-only change can break (a sweep member on an already checked base adds no keys)."""
 
 
 def problems(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> List[str]:
     """Error lines of every broken rule (empty when the config is valid); `rules` defaults to RULES."""
-    return [line for line in (rule(cfg) for rule in rules or RULES) if line]
+    found: List[str] = []
+    for rule in rules or RULES:
+        line = None if found and rule in NEEDS_VALID_LAYOUT else rule(cfg)
+        if line:
+            found.append(line)
+    return found
 
 
 def validate(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> None:

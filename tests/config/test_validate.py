@@ -42,6 +42,9 @@ BROKEN = {
     "steps_positive": (["train.steps=0"], "train.steps=0 must be at least 1"),
     "min_lr_below_lr": (["optim.lr=1e-4", "optim.min_lr=3e-4"], "optim.min_lr=0.0003 exceeds optim.lr=0.0001"),
     "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
+    "headroom_in_range": (["preflight.memory_headroom=-0.1"], "preflight.memory_headroom=-0.1 must be in [0, 1)"),
+    "memory_fits": (["model=gpt_8b", "cluster=dgx", "train.micro_batch_size=1"],
+                    "memory: pipeline stage 0 needs ~207.3 GiB per GPU"),
 }
 
 
