@@ -2,6 +2,8 @@
 
 - `${nemotron.local_gpus:}`: GPUs this machine exposes, counted without importing torch
   (CUDA_VISIBLE_DEVICES when set, else the NVIDIA driver's /proc entries, else 0).
+- `${nemotron.local_gpu_memory_gb:}`: memory of this machine's smallest GPU in GiB (nvidia-smi,
+  asked only when there are GPUs), null without GPUs or a driver that answers.
 - `${nemotron.min:a,b}`: the smaller of two integers.
 - `${nemotron.recipes_help:}`: one line per discovered recipe, for `--help`.
 - `${art:name}`, `${art:name@version}`: a registered artifact's path (nemotron/tracking/registry.py).
@@ -10,7 +12,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import OmegaConf
 
@@ -26,6 +30,18 @@ def local_gpus() -> int:
     if NVIDIA_PROC_GPUS.is_dir():
         return sum(1 for _ in NVIDIA_PROC_GPUS.iterdir())
     return 0
+
+
+def local_gpu_memory_gb() -> Optional[float]:
+    """Memory of the smallest visible GPU in GiB as nvidia-smi reports it; None when unknown."""
+    if local_gpus() == 0:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return round(min(float(v) for v in out.split()) / 1024, 1)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
 
 
 def recipes_help() -> str:
@@ -46,6 +62,8 @@ def register_resolvers() -> None:
     """Register the resolvers once per process (idempotent)."""
     if not OmegaConf.has_resolver("nemotron.local_gpus"):
         OmegaConf.register_new_resolver("nemotron.local_gpus", local_gpus)
+    if not OmegaConf.has_resolver("nemotron.local_gpu_memory_gb"):
+        OmegaConf.register_new_resolver("nemotron.local_gpu_memory_gb", local_gpu_memory_gb)
     if not OmegaConf.has_resolver("nemotron.min"):
         OmegaConf.register_new_resolver("nemotron.min", lambda a, b: min(int(a), int(b)))
     from nemotron.tracking.registry import register_resolver as register_artifact_resolver

@@ -166,6 +166,8 @@ def _verdict(cfg: Any, x: Layout, est: StageEstimate) -> str:
     limit = limit_bytes(cfg)
     if not x.gpu:
         return "  (CPU ranks: not checked)"
+    if _name(cfg.preflight.memory) == "off":
+        return "  (not checked: preflight.memory=off)"
     if limit is None:
         return f"  (not checked: cluster={cfg.cluster.name} has no cluster.gpu_memory_gb)"
     return f"  of {_gib(limit)} usable: {'fits' if est.total <= limit else 'DOES NOT FIT'}"
