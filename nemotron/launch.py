@@ -7,6 +7,8 @@ This process never imports torch: it composes, validates, writes files and waits
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shlex
 import signal
 import subprocess
@@ -69,13 +71,33 @@ def plan_local(cfg: Any, config_path: Path) -> LaunchPlan:
     return LaunchPlan(argv=argv, env=env, log_path=Path(cfg.run_dir) / "train.log")
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process gets when the thread that started it exits."""
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when this launcher dies, even by SIGKILL (Linux).
+
+    SIGTERM is the preemption signal of the runtime (stop at the next step, save, exit), and
+    torch.distributed.run forwards it to its ranks, so no training process outlives the launcher.
+    """
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (AttributeError, OSError):  # not Linux: no parent-death signal
+        return
+    if os.getppid() != parent:  # the launcher died before prctl took effect
+        os._exit(1)
+
+
 def run_local(plan: LaunchPlan) -> int:
     """Run the plan, streaming output to the terminal and to the log file; return the exit code."""
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**child_environ(), **plan.env}
     with plan.log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:
             for line in proc.stdout:  # type: ignore[union-attr]
