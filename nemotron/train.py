@@ -19,12 +19,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron import slurm
+from nemotron.launchers import slurm
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
-from nemotron.launch import plan_local, run_local
+from nemotron.launchers.local import plan_local, run_local
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact
 

@@ -12,10 +12,11 @@ Hydra executes plugin modules outside sys.modules, where dataclasses cannot reso
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
+
+from nemotron.hydra_compat import BasicSweeper
 
 
 @dataclass
@@ -48,7 +49,7 @@ class NemotronLauncher(Launcher):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nemotron.sweep_launch import launch
+        from nemotron.launchers.sweep import launch
 
         return launch(self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx)
 

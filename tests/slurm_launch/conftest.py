@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.jobs import ACTIVE_STATES
+from nemotron.launchers.scheduler import ACTIVE_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 

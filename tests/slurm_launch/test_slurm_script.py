@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron import slurm, snapshot
+from nemotron.launchers import slurm, snapshot
 from nemotron.config.validate import ConfigError
 
 BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]

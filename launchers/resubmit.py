@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from nemotron.jobs import ACTIVE_STATES, RECORD, Job, JobsError, fill_states, sbatch
+from nemotron.launchers.jobs import RECORD, Job, JobsError, fill_states
+from nemotron.launchers.scheduler import ACTIVE_STATES, sbatch
 
 SWEEP_RECORD = "sweep.json"
 """What a sweep submit writes into the sweep directory."""

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from nemotron.paths import REPO_ROOT
+from nemotron.tracking.context import SNAPSHOT_RECORD
 
-CODE_PATHS = ("nemotron", "recipes", "conf", "hydra_plugins", "pyproject.toml")
+CODE_PATHS = ("nemotron", "launchers", "recipes", "conf", "hydra_plugins", "pyproject.toml")
 """What a snapshot holds, relative to the code root."""
 POLICIES = ("ship", "refuse")
 """What to do with uncommitted changes: copy them as they are (recorded), or stop the submission."""
-RECORD = "SNAPSHOT.json"
-"""Written last: a snapshot directory holding it is complete."""
+RECORD = SNAPSHOT_RECORD
+"""Written last: a snapshot directory holding it is complete (the runtime reads it by that name)."""
 DIFF = "uncommitted.diff"
 """`git diff HEAD` of the code paths plus the untracked files, written when the tree is dirty."""
 GIT_TIMEOUT_S = 20

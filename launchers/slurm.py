@@ -16,24 +16,18 @@ Like the rest of the compose/launch layer, this imports no torch, megatron or ml
 from __future__ import annotations
 
 import json
-import re
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nemotron import jobs, snapshot
+from nemotron.launchers import scheduler, snapshot
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.errors import child_environ
-from nemotron.slurm_script import CODE_DIR, job_parts, run_script
+from nemotron.launchers.script import CODE_DIR, job_parts, run_script
+from nemotron.launchers.wait import wait as wait_for_jobs
 
-ACTIVE_STATES = jobs.ACTIVE_STATES | {""}
-"""sacct states of a job that has not ended ("" = not in the accounting database yet)."""
-SINFO_TIMEOUT_S = 10
-"""How long preflight waits for `sinfo` before skipping the partition checks."""
 
 
 @dataclass
@@ -94,26 +88,6 @@ def check_container(cfg: Any) -> Optional[str]:
     return None
 
 
-def sinfo_partitions() -> Optional[Dict[str, Dict[str, int]]]:
-    """partition -> {node: GPUs} from `sinfo` (default partition under key "*" too); None if no answer."""
-    try:
-        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%N|%G"], capture_output=True, text=True,
-                             env=child_environ(), timeout=SINFO_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    parts: Dict[str, Dict[str, int]] = {}
-    for line in out.stdout.splitlines():
-        if line.count("|") != 2:
-            continue
-        part, node, gres = line.split("|")
-        gpus = sum(int(n) for n in re.findall(r"gpu(?::[^:,(]+)?:(\d+)", gres))
-        for key in {part.rstrip("*"), "*" if part.endswith("*") else part.rstrip("*")}:
-            parts.setdefault(key, {})[node] = gpus
-    return parts
-
-
 def check_partition(cfg: Any, parts: Dict[str, Dict[str, int]]) -> Optional[str]:
     """The partition exists and has enough nodes with enough GPUs."""
     name, res = cfg.cluster.partition, cfg.resources
@@ -145,7 +119,7 @@ def check_uncommitted(cfg: Any) -> Optional[str]:
 def preflight(cfg: Any) -> None:
     """Checks before anything reaches Slurm; partition checks only when sinfo answers. One line each."""
     problems = [check_container(cfg), check_uncommitted(cfg)]
-    parts = sinfo_partitions()
+    parts = scheduler.partitions()
     if parts is not None:
         problems.append(check_partition(cfg, parts))
     found = [p for p in problems if p]
@@ -179,11 +153,11 @@ def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
             "uncommitted_files": len(snap.uncommitted_files or [])}
 
 
-def sbatch(script_path: Path) -> str:
+def sbatch(script_path: Path, *options: str) -> str:
     """`sbatch --parsable <script>`; the job id, or a one-line error with sbatch's reason."""
     try:
-        return jobs.sbatch(script_path)
-    except jobs.JobsError as err:
+        return scheduler.sbatch(script_path, *options)
+    except scheduler.SchedulerError as err:
         raise ConfigError(str(err)) from err
 
 
@@ -208,34 +182,12 @@ def submit(plan: SlurmPlan, cfg: Any) -> str:
     return job_id
 
 
-def job_state(job_id: str) -> Tuple[str, int]:
-    """(state, exit code) of a job from sacct; ("", 0) while the database does not know it yet."""
-    try:
-        out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
-                             capture_output=True, text=True, env=child_environ(), timeout=30)
-    except subprocess.TimeoutExpired:
-        return "", 0
-    line = next((ln for ln in out.stdout.splitlines() if "|" in ln), "")
-    if not line:
-        return "", 0
-    state, exit_code = line.split("|")[:2]
-    return state.split()[0], int(exit_code.split(":")[0] or 0)
-
-
 def wait(job_id: str, log_path: Path, poll_s: float = 1.0) -> Tuple[str, int]:
-    """Stream the job's log to stdout until it ends; (final state, exit code for this process)."""
-    offset = 0
-    while True:
-        state, code = job_state(job_id)
-        if log_path.exists():
-            with log_path.open("r", encoding="utf-8", errors="replace") as log:
-                log.seek(offset)
-                sys.stdout.write(log.read())
-                offset = log.tell()
-            sys.stdout.flush()
-        if state not in ACTIVE_STATES:
-            return state, 0 if state == "COMPLETED" else (code or 1)
-        time.sleep(poll_s)
+    """cluster.wait=true: stream the job's log until it ends; (final state, exit code for this process)."""
+    ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s)[job_id]
+    if ended.why:
+        print(f"nemotron: {ended.why}; stopped waiting", file=sys.stderr, flush=True)
+    return ended.state, ended.code
 
 
 def submitted_message(cfg: Any, plan: SlurmPlan, job_id: str) -> str:

@@ -11,18 +11,13 @@ run directory its script lists and appends to that run's `train.log`; each membe
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nemotron import slurm
-from nemotron.errors import child_environ
-from nemotron.slurm_script import JobParts, array_script
+from nemotron.launchers import scheduler, slurm
+from nemotron.launchers.script import JobParts, array_script
 
-DEFAULT_MAX_ARRAY_SIZE = 1001
-"""Slurm's default MaxArraySize, used when `scontrol show config` does not answer."""
 
 
 @dataclass
@@ -70,20 +65,9 @@ def span(nums: List[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
 
 
-def cluster_max_array_size() -> int:
-    """MaxArraySize from `scontrol show config` (Slurm's default 1001 when it does not answer)."""
-    try:
-        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
-                             env=child_environ(), timeout=slurm.SINFO_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return DEFAULT_MAX_ARRAY_SIZE
-    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", out.stdout, re.M)
-    return int(found.group(1)) if found else DEFAULT_MAX_ARRAY_SIZE
-
-
 def array_limit(configured: Optional[int]) -> int:
     """Most members per array: the smaller of cluster.max_array_size and the cluster's MaxArraySize."""
-    limit = cluster_max_array_size()
+    limit = scheduler.max_array_size()
     return max(1, min(limit, configured) if configured else limit)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -23,15 +22,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron import jobs, slurm
+from nemotron.launchers import slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
 from nemotron.errors import TrainingFailed, explain, require_recipe
-from nemotron.slurm_array import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
+from nemotron.launchers.arrays import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
                                   submitted_message)
-from nemotron.slurm_script import job_parts
-from nemotron.sweep_members import Member, MemberComposer
+from nemotron.launchers.script import job_parts
+from nemotron.launchers.members import Member, MemberComposer
+from nemotron.launchers.wait import Ended, wait
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def launch(hydra_context: Any, task_function: Any, config: DictConfig,
 def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
              job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
     """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
-    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from nemotron.hydra_compat import BasicLauncher
 
     basic = BasicLauncher()
     basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -180,29 +180,20 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
 
 
 def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: float = 2.0) -> None:
-    """cluster.wait=true: one line per member as it ends; a failed member makes the command fail.
+    """cluster.wait=true: one line per member as it ends; a failed (or lost) member makes the command fail."""
+    where = {job_id: (num, run_dir) for num, job_id, run_dir in members}
+    failed: List[Tuple[int, int]] = []
 
-    One sacct (then squeue) call per poll for all members; a member neither knows for
-    `jobs.UNSEEN_GRACE_S` (a pending task that was cancelled never reaches sacct) counts as ended."""
-    pending, failed = {job_id: (num, run_dir) for num, job_id, run_dir in members}, []
-    seen_at = {job_id: time.monotonic() for job_id in pending}
-    print(f"waiting for {len(pending)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
-    while pending:
-        known = jobs.known_states(list(pending))
-        for job_id in list(pending):
-            state, exit_code, _ = known.get(job_id, ("unknown", "", ""))
-            if state in jobs.ACTIVE_STATES or (state == "unknown" and
-                                              time.monotonic() - seen_at[job_id] < jobs.UNSEEN_GRACE_S):
-                seen_at[job_id] = seen_at[job_id] if state == "unknown" else time.monotonic()
-                continue
-            num, run_dir = pending.pop(job_id)
-            code = int(exit_code.split(":")[0]) if exit_code.split(":")[0].isdigit() else 1
-            print(f"member {num} (Slurm job {job_id}): {state}" + ("" if state == "COMPLETED" else
-                  f", exit {code}; log {run_dir / 'train.log'}"), flush=True)
-            if state != "COMPLETED":
-                failed.append((num, code))
-        if pending:
-            time.sleep(poll_s)
+    def report(ended: Ended) -> None:
+        num, run_dir = where[ended.job_id]
+        detail = "" if ended.code == 0 else f", exit {ended.code}; log {run_dir / 'train.log'}"
+        print(f"member {num} (Slurm job {ended.job_id}): {ended.state}{detail}"
+              + (f" ({ended.why})" if ended.why else ""), flush=True)
+        if ended.code != 0:
+            failed.append((num, ended.code))
+
+    print(f"waiting for {len(where)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
+    wait(list(where), poll_s=poll_s, on_end=report)
     if failed:
         nums, code = span(sorted(num for num, _ in failed)), max(code for _, code in failed) or 1
         raise TrainingFailed(recipe, code, Path("train.log"), message=f"{len(failed)} of {len(members)} sweep "

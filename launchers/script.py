@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nemotron import exit_codes
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.launch import process_argv
+from nemotron.launchers.local import process_argv
 from nemotron.paths import REPO_ROOT
-from nemotron.snapshot import CODE_PATHS
+from nemotron.launchers.snapshot import CODE_PATHS
 from nemotron.tracking.secrets import is_secret_name
 from nemotron.tracking.settings import MEMBER_ENV
 
