@@ -1,11 +1,12 @@
-"""A sweep's members as Slurm job arrays: grouped by job shape, split at the array limit, submitted.
+"""Members to Slurm jobs through submitit: grouped by job shape, split at the array limit, submitted.
 
-Members whose jobs look the same (same #SBATCH options and the same body — they differ only in their
-run directory) share one array; members that ask for different resources get their own arrays, so a
-sweep may vary `resources.nodes` or `cluster.partition`. An array never holds more members than
-`cluster.max_array_size` or the cluster's MaxArraySize allow. Task i of an array runs in the i-th
-run directory its script lists and appends to that run's `train.log`; each member gets a
-`slurm_job.json` (job id `<array>_<i>`) for `python -m nemotron.jobs`, the sweep a `sweep.json`.
+The one submission path: a plain run is a launch of one member (one job, its script `job.sbatch` in
+the run dir), a sweep one job array per group of members whose jobs are the same except for the run
+directory (scripts `array_<k>.sbatch` in the sweep dir). Members that ask for different resources get
+their own arrays; an array never holds more members than `cluster.max_array_size` or the cluster's
+MaxArraySize. Each group is one submitit SlurmExecutor (`submitit_compat.Executor`); each member is a
+`task.RankTask`, the small callable submitit pickles. Records: `slurm_job.json` per member (job id,
+`<array>_<i>` in an array), `sweep.json` per sweep; `python -m nemotron.jobs` reads them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nemotron.launchers import scheduler, slurm
-from nemotron.launchers.script import JobParts, array_script
-
+from nemotron.launchers import scheduler, records
+from nemotron.launchers.script import RUN_DIR_MARK, SUBMITIT_DIR, JobParts, job_params
+from nemotron.launchers.submitit_compat import Executor, make_executor
+from nemotron.launchers.task import RankTask
 
 
 @dataclass
@@ -25,7 +27,7 @@ class MemberJob:
     """What a member contributes to an array: its resolved config and its job."""
 
     num: int
-    """hydra.job.num."""
+    """hydra.job.num (0 for a plain run)."""
     overrides: List[str]
     """The member's overrides (shown in records and dry runs)."""
     run_dir: Path
@@ -36,22 +38,35 @@ class MemberJob:
     """Its job; members with equal `parts.key()` share an array."""
     record: Dict[str, Any]
     """Recipe, cluster and partition for its slurm_job.json."""
-    label: str = "{}"
-    """JSON {num, overrides: the swept values}: what the member's tracker run is called."""
+    label: str = ""
+    """JSON {num, overrides: the swept values}: what a sweep member's tracker run is called; "" for a plain run."""
+
+    def task(self) -> RankTask:
+        """The callable submitit pickles for this member: its run dir and the recipe command."""
+        argv = [a.replace(RUN_DIR_MARK, str(self.run_dir)) for a in self.parts.argv]
+        return RankTask(str(self.run_dir), argv, self.parts.max_requeues)
 
 
 @dataclass
 class SweepArray:
-    """One `sbatch --array` submission."""
+    """One sbatch submission: a plain job (one member) or a job array."""
 
     members: List[MemberJob]
     """The members, task i = members[i]."""
+    executor: Executor
+    """submitit's executor with this job's parameters."""
     script: str
-    """The exact script sbatch receives."""
+    """The exact script sbatch receives (submitit's rendering)."""
     script_path: Path
-    """Where it is written."""
+    """Where a copy is kept (the record names it; `jobs resubmit` submits it again)."""
     job_id: Optional[str] = None
-    """The array's job id once submitted."""
+    """The job's (array's) id once submitted."""
+    task_ids: Optional[List[str]] = None
+    """Each member's job id once submitted (`<array>_<i>`, or the job id of a plain run)."""
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.executor.folder)
 
 
 def span(nums: List[int]) -> str:
@@ -71,6 +86,24 @@ def array_limit(configured: Optional[int]) -> int:
     return max(1, min(limit, configured) if configured else limit)
 
 
+def plan_job(chunk: List[MemberJob], base_dir: Path, script_path: Path, parallelism: Optional[int],
+             where: str, array: bool) -> SweepArray:
+    """One submitit executor (job shape) and its exact script for `chunk` (a job array when `array`)."""
+    parts = chunk[0].parts
+    params = job_params(parts, [m.run_dir for m in chunk], [m.label for m in chunk], where, array)
+    if array:
+        params["array_parallelism"] = parallelism or len(chunk)
+    executor = make_executor(base_dir / SUBMITIT_DIR, params, parts.max_requeues, parts.python, array)
+    return SweepArray(members=chunk, executor=executor, script=executor.script_text(len(chunk)),
+                      script_path=script_path)
+
+
+def plan_plain(member: MemberJob, name: str, cluster: str) -> SweepArray:
+    """A plain run: one job, files in its run dir."""
+    where = f"{name} on cluster={cluster}: written by python -m nemotron.train, submitted through submitit"
+    return plan_job([member], member.run_dir, member.run_dir / "job.sbatch", None, where, array=False)
+
+
 def plan_arrays(members: List[MemberJob], sweep_dir: Path, limit: int, parallelism: Optional[int],
                 name: str, cluster: str) -> List[SweepArray]:
     """Group members by job shape (first-seen order), split each group into chunks of at most `limit`."""
@@ -80,17 +113,16 @@ def plan_arrays(members: List[MemberJob], sweep_dir: Path, limit: int, paralleli
     chunks = [group[i:i + limit] for group in groups.values() for i in range(0, len(group), limit)]
     arrays = []
     for k, chunk in enumerate(chunks):
-        where = f"array {k + 1} of {len(chunks)}: sweep members {span([m.num for m in chunk])} of {sweep_dir}"
-        script = array_script(name, cluster, chunk[0].parts, [m.run_dir for m in chunk], sweep_dir / "slurm",
-                              parallelism, where, [m.label for m in chunk])
-        arrays.append(SweepArray(members=chunk, script=script, script_path=sweep_dir / f"array_{k}.sbatch"))
+        where = (f"{name} on cluster={cluster}: array {k + 1} of {len(chunks)}: sweep members "
+                 f"{span([m.num for m in chunk])} of {sweep_dir}; written by python -m nemotron.train -m")
+        arrays.append(plan_job(chunk, sweep_dir, sweep_dir / f"array_{k}.sbatch", parallelism, where, array=True))
     return arrays
 
 
-def describe(arrays: List[SweepArray]) -> str:
-    """What a dry run prints: each member's overrides and run dir, then each array's exact script."""
+def describe(arrays: List[SweepArray], members: bool = True) -> str:
+    """What a dry run prints: each member's overrides and run dir, then each job's exact script."""
     lines = []
-    for array in arrays:
+    for array in arrays if members else []:
         for m in array.members:
             lines.append(f"# member {m.num}: {' '.join(m.overrides)} -> {m.run_dir}")
     for array in arrays:
@@ -99,32 +131,34 @@ def describe(arrays: List[SweepArray]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_member(member: MemberJob) -> None:
-    """The member's resolved config (and 0600 secrets) in its run directory."""
-    member.run_dir.mkdir(parents=True, exist_ok=True)
-    (member.run_dir / "config.yaml").write_text(member.resolved_yaml, encoding="utf-8")
-    if member.parts.secrets:
-        slurm.write_secrets(member.run_dir / "secrets.env", member.parts.secrets)
+def submit_array(array: SweepArray) -> None:
+    """sbatch one job through submitit; keep the script it received and every member's job id."""
+    jobs = array.executor.submit_array([m.task() for m in array.members])
+    array.task_ids = [job.job_id for job in jobs]
+    array.job_id = array.task_ids[0].split("_")[0]
+    submitted = array.executor.submitted_scripts[-1]
+    assert submitted == array.script, "submitit rendered a different script than planned"
+    array.script_path.write_text(submitted, encoding="utf-8")
 
 
-def submit_arrays(arrays: List[SweepArray], sweep_dir: Path, code: Dict[str, Any]) -> None:
-    """Write every member's files, then sbatch each array and record the ids (members and sweep)."""
-    (sweep_dir / "slurm").mkdir(parents=True, exist_ok=True)
+def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path] = None) -> None:
+    """Write every member's files, then submit each job and record the ids (members, and the sweep)."""
     for array in arrays:
         for member in array.members:
-            write_member(member)
+            records.write_member(member.run_dir, member.resolved_yaml, member.parts.secrets)
     for array in arrays:
-        array.script_path.write_text(array.script, encoding="utf-8")
-        array.job_id = slurm.sbatch(array.script_path)
-        for i, m in enumerate(array.members):
-            record = {**slurm.job_record(m.record, f"{array.job_id}_{i}", m.run_dir, array.script_path),
-                      "sweep_dir": str(sweep_dir), "overrides": m.overrides, **code}
-            (m.run_dir / "slurm_job.json").write_text(json.dumps(record, indent=1) + "\n")
-    sweep = {"sweep_dir": str(sweep_dir), **code, "arrays": [
-        {"job_id": a.job_id, "script": str(a.script_path),
-         "members": [{"num": m.num, "run_dir": str(m.run_dir), "overrides": m.overrides} for m in a.members]}
-        for a in arrays]}
-    (sweep_dir / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
+        submit_array(array)
+        for m, job_id in zip(array.members, array.task_ids or []):
+            extra = {"sweep_dir": str(sweep_dir), "overrides": m.overrides} if sweep_dir else {}
+            record = records.job_record(m.record, job_id, m.run_dir, array.script_path,
+                                            submitit_folder=str(array.folder), **extra, **code)
+            (m.run_dir / records.RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    if sweep_dir is not None:
+        sweep = {"sweep_dir": str(sweep_dir), **code, "arrays": [
+            {"job_id": a.job_id, "script": str(a.script_path), "submitit_folder": str(a.folder),
+             "members": [{"num": m.num, "run_dir": str(m.run_dir), "overrides": m.overrides} for m in a.members]}
+            for a in arrays]}
+        (sweep_dir / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
 
 
 def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: str) -> str:
@@ -134,8 +168,9 @@ def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: st
     for a in arrays:
         lines.append(f"  array {a.job_id}: members {span([m.num for m in a.members])} "
                      f"({len(a.members)} tasks), script {a.script_path}")
+    first = (arrays[0].task_ids or [arrays[0].job_id])[0]
     lines += [f"  sweep dir: {sweep_dir} (member i in {sweep_dir}/<subdir>, log train.log)",
-              f"  follow:    python -m nemotron.jobs follow {arrays[0].job_id}_0",
+              f"  follow:    python -m nemotron.jobs follow {first}",
               f"  state:     python -m nemotron.jobs list --root {output_root}    "
               f"cancel: scancel {' '.join(str(a.job_id) for a in arrays)}"]
     return "\n".join(lines)

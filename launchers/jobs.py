@@ -24,7 +24,7 @@ from nemotron.launchers.scheduler import ACTIVE_STATES
 from nemotron.launchers.wait import GRACE_S, wait
 
 RECORD = "slurm_job.json"
-"""The record `nemotron.slurm.submit` writes into each run directory."""
+"""The record a Slurm submit (`nemotron.launchers.arrays.submit_arrays`) writes into each run directory."""
 
 
 class JobsError(Exception):

@@ -1,54 +1,64 @@
-"""The batch scripts `sbatch` receives: one job for a plain run, one job array for a sweep's members.
+"""What a run's Slurm job is made of, as submitit's Slurm executor takes it: parameters, setup, ranks.
 
-Both are rendered from the resolved config, so a dry run prints byte for byte what a submit writes.
-The part that runs the recipe (the *body*) is the same for every member of an array: it reads the
-member's files through `$RUN_DIR`, which the script header sets (a plain run) or picks from the
-array's list by `$SLURM_ARRAY_TASK_ID`. The body ends with the requeue step: a run stopped by
-Slurm's signal exits with `exit_codes.PREEMPTED` after saving a checkpoint, and the script requeues
-the job (same run dir, so it resumes) until `cluster.max_requeues` restarts have been used.
+`job_parts(cfg, ...)` turns a validated config into `JobParts`: the executor's parameters (nodes,
+`ntasks_per_node`, GPUs, partition, time, signal, requeue, `--chdir`), the batch-script lines that run
+before `srun` (env, code snapshot on PYTHONPATH, rendezvous address), the srun arguments (pyxis), how
+each rank starts submitit's job runner, and the recipe command every rank runs (see `task.RankTask`).
+Members of a sweep whose parts are equal share one job array; `header_lines` adds what differs per job
+(its run dir or the array's list of run dirs, the member labels). submitit renders the script itself
+(`submitit_compat.script_text`), so a dry run prints byte for byte what sbatch receives.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from nemotron import exit_codes
 from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.launchers.local import process_argv
+from nemotron.launchers.snapshot import CODE_PATHS, snapshot_rel
 from nemotron.paths import REPO_ROOT
-from nemotron.launchers.snapshot import CODE_PATHS
 from nemotron.tracking.secrets import is_secret_name
 from nemotron.tracking.settings import MEMBER_ENV
 
 RUN_DIR_MARK = "@@RUN_DIR@@"
-"""Stands for the run directory while the body is rendered; becomes `"$RUN_DIR"` in the script."""
+"""Stands for the member's run directory in the recipe command until a member's task is made."""
 RANK_ENV = (
     "export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID "
     "LOCAL_WORLD_SIZE={local}; exec \"$@\""
 )
-"""What each srun task runs before the recipe: torch.distributed's variables from Slurm's."""
+"""What each srun task runs before submitit's job runner: torch.distributed's variables from Slurm's."""
 CODE_DIR = "code"
 """Name of the code snapshot directory inside a run (or sweep) directory."""
+SUBMITIT_DIR = "submitit"
+"""submitit's folder inside a run (or sweep) directory: the pickled tasks, results and rank logs."""
+STARTED = ('echo "nemotron: job $SLURM_JOB_ID{array} on $SLURM_JOB_NODELIST, '
+           'restart ${{SLURM_RESTART_COUNT:-0}}, run dir $RUN_DIR, $(date)"')
 
 
 @dataclass
 class JobParts:
     """One run's job, as parts: what the allocation looks like and what runs in it."""
 
-    directives: List[Tuple[str, Any]]
-    """sbatch options shared by every member of an array (no --output, no --array)."""
-    body: List[str]
-    """Shell lines after the header; the run directory appears as `"$RUN_DIR"`."""
+    params: Dict[str, Any]
+    """submitit SlurmExecutor parameters (sbatch options, setup, srun args), shared by an array."""
+    argv: List[str]
+    """One rank's recipe command; RUN_DIR_MARK stands for the member's run directory."""
+    python: str
+    """The shell words srun runs submitit's job runner with (rank env, then a python)."""
+    max_requeues: int
+    """submitit's max_num_timeout: how often a run stopped by Slurm's signal is requeued."""
     secrets: Dict[str, str] = field(default_factory=dict)
-    """Secret-named environment variables, written to `$RUN_DIR/secrets.env` (0600), sourced by the body."""
+    """Secret-named environment variables, written to `$RUN_DIR/secrets.env` (0600), sourced by the script."""
 
-    def key(self) -> Tuple[str, ...]:
+    def key(self) -> tuple:
         """Members with equal keys can share one job array."""
-        return (*directive_lines(self.directives), *self.body, *sorted(self.secrets.items()))
+        return (json.dumps(self.params, sort_keys=True, default=str), *self.argv, self.python, self.max_requeues,
+                *sorted(self.secrets.items()))
 
 
 # ---------------------------------------------------------------- parts of one run
@@ -69,94 +79,65 @@ def in_snapshot(arg: str, code_dir: Path) -> str:
     if not path.is_absolute() or not path.is_relative_to(REPO_ROOT) or path == REPO_ROOT:
         return arg
     rel = path.relative_to(REPO_ROOT)
-    return str(code_dir / rel) if rel.parts[0] in CODE_PATHS else arg
+    return str(code_dir / snapshot_rel(str(rel))) if rel.parts[0] in CODE_PATHS else arg
 
 
-def job_directives(cfg: Any, cwd: Path) -> List[Tuple[str, Any]]:
-    """The #SBATCH options: shape of the job, where it runs, requeue on Slurm's signal."""
+def executor_params(cfg: Any, cwd: Path, setup: List[str], launcher: Mapping[str, Any]) -> Dict[str, Any]:
+    """submitit's parameters from the cluster option and resources; `hydra.launcher.*` keys set by the
+    user (stock hydra-submitit-launcher names, see `launcher_conf`) take precedence where they may."""
     c, res = cfg.cluster, cfg.resources
-    return [
-        ("job-name", cfg.recipe.name), ("nodes", res.nodes), ("ntasks-per-node", ranks_per_node(cfg)),
-        ("gpus-per-node", res.gpus_per_node or None), ("cpus-per-task", c.cpus_per_task),
-        ("mem", f"{c.mem_gb}G" if c.mem_gb else None), ("partition", c.partition), ("account", c.account),
-        ("qos", c.qos), ("time", c.time_limit), ("chdir", cwd),
-        ("signal", f"USR2@{c.signal_delay_s}"), ("requeue", True if c.max_requeues > 0 else None),
-    ]
+    params: Dict[str, Any] = {
+        "job_name": cfg.recipe.name, "nodes": int(res.nodes), "ntasks_per_node": ranks_per_node(cfg),
+        "gpus_per_node": int(res.gpus_per_node) or None, "cpus_per_task": int(c.cpus_per_task),
+        "mem": f"{c.mem_gb}GB" if c.mem_gb else None, "partition": c.partition, "account": c.account,
+        "qos": c.qos, "time": int(c.time_limit), "signal_delay_s": int(c.signal_delay_s),
+        "setup": [*c.setup, *setup], "srun_args": ["--kill-on-bad-exit=1", *container_args(cfg, cwd)],
+        "additional_parameters": {"chdir": str(cwd), **({"requeue": True} if c.max_requeues > 0 else {})},
+        "stderr_to_stdout": True, "wckey": "nemotron",
+    }
+    from nemotron.launchers.launcher_conf import apply_launcher_keys
+
+    return apply_launcher_keys(params, launcher, cfg)
 
 
-def directive_lines(opts: Sequence[Tuple[str, Any]]) -> List[str]:
-    """`#SBATCH --key=value` lines (`--key` for flags); options set to None are left out."""
-    lines = []
-    for key, value in opts:
-        if value is True:
-            lines.append(f"#SBATCH --{key}")
-        elif value is not None:
-            lines.append(f"#SBATCH --{key}={shlex.quote(str(value))}")
-    return lines
-
-
-def srun_line(cfg: Any, argv: List[str], cwd: Path) -> str:
-    """srun: one task per rank, the whole job killed when one rank fails; pyxis flags with an image
-    (the container starts in the runspec's workdir, else in the submit directory, like the job itself,
-    so relative paths in the config mean the same inside)."""
+def container_args(cfg: Any, cwd: Path) -> List[str]:
+    """pyxis flags with an image (the container starts in the runspec's workdir, else in the submit
+    directory, like the job itself, so relative paths in the config mean the same inside)."""
     c = cfg.cluster
-    srun = ["srun", "--kill-on-bad-exit=1"]
-    if c.container_image:
-        srun.append(f"--container-image={c.container_image}")
-        if c.container_mounts:
-            srun.append(f"--container-mounts={','.join(c.container_mounts)}")
-        srun.append(f"--container-workdir={cfg.recipe.workdir or cwd}")
-    rank = ["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank"]
-    return shlex.join([*srun, *rank, *argv])
+    if not c.container_image:
+        return []
+    mounts = [f"--container-mounts={','.join(c.container_mounts)}"] if c.container_mounts else []
+    return [f"--container-image={c.container_image}", *mounts, f"--container-workdir={cfg.recipe.workdir or cwd}"]
 
 
-def requeue_lines(srun: str, max_requeues: int) -> List[str]:
-    """Run srun; when the run stopped on Slurm's signal with a checkpoint, requeue the job (bounded).
-
-    Rank 0 leaves `$RUN_DIR/preempted.json` once that checkpoint is complete; the marker, not srun's
-    status, decides (srun may report a signal for the ranks it killed after the first one exited 75).
-    `$SELF` is the job, or `<array>_<task>` in an array: the first task's own job id is the array's
-    id, and `scontrol requeue <array id>` would requeue every task of the array.
-    """
-    marker, restarts = f'"$RUN_DIR"/{exit_codes.PREEMPTED_MARKER}', "${SLURM_RESTART_COUNT:-0}"
-    said = "stopped by a signal after saving a checkpoint"
-    return [
-        "status=0",
-        f"{srun} || status=$?",
-        f'if [ "$status" -ne 0 ] && [ -f {marker} ]; then',
-        f"  rm -f {marker}",
-        f'  if [ "{restarts}" -lt {max_requeues} ]; then',
-        f'    echo "nemotron: {said}; requeueing (restart $(({restarts} + 1)) of {max_requeues})"',
-        '    if scontrol requeue "$SELF"; then exit 0; fi',
-        "  else",
-        f'    echo "nemotron: {said}; not requeued: {max_requeues} restart(s) used (cluster.max_requeues); '
-        'resubmit into the same run dir to resume"',
-        "  fi",
-        "fi",
-        'exit "$status"',
-    ]
-
-
-def job_parts(cfg: Any, cwd: Path, code_dir: Optional[Path]) -> JobParts:
-    """The job of one validated run (runspec env, then cluster env; secrets split off)."""
-    check_launch(cfg)
+def env_setup(cfg: Any, code_dir: Optional[Path]) -> tuple:
+    """(setup lines exporting the env, secrets split off): runspec env, then cluster env."""
     merged = {**dict(cfg.recipe.env), **dict(cfg.cluster.env), "PYTHONUNBUFFERED": "1"}
     secrets = {k: v for k, v in merged.items() if is_secret_name(k)}
     env = {k: v for k, v in merged.items() if k not in secrets}
-    body = [*cfg.cluster.setup, *(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))]
-    if code_dir is not None:  # the snapshot's `nemotron` wins over the installed one
-        body.append(f"export PYTHONPATH={shlex.quote(str(code_dir))}${{PYTHONPATH:+:$PYTHONPATH}}")
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    if code_dir is not None:  # the snapshot's `nemotron` wins over the installed one and over the cwd
+        lines.append(f"export PYTHONPATH={shlex.quote(str(code_dir))}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONSAFEPATH=1")
     if secrets:
-        body.append(f"set -a; source {RUN_DIR_MARK}/secrets.env; set +a")
-    body += [
+        lines.append('set -a; source "$RUN_DIR"/secrets.env; set +a')
+    lines += [
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
         "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))",
         "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK  # Slurm >= 22.05 no longer passes it to srun",
-        *requeue_lines(srun_line(cfg, rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir), cwd),
-                       cfg.cluster.max_requeues),
     ]
-    body = [line.replace(RUN_DIR_MARK, '"$RUN_DIR"') for line in body]
-    return JobParts(directives=job_directives(cfg, cwd), body=body, secrets=secrets)
+    return lines, secrets
+
+
+def job_parts(cfg: Any, cwd: Path, code_dir: Optional[Path], launcher: Optional[Mapping[str, Any]] = None) -> JobParts:
+    """The job of one validated run."""
+    check_launch(cfg)
+    setup, secrets = env_setup(cfg, code_dir)
+    python = "python" if cfg.cluster.container_image else sys.executable
+    runner = shlex.join(["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank", python])
+    return JobParts(params=executor_params(cfg, cwd, setup, launcher or {}),
+                    argv=rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir), python=runner,
+                    max_requeues=int((launcher or {}).get("max_num_timeout") or cfg.cluster.max_requeues),
+                    secrets=secrets)
 
 
 def check_launch(cfg: Any) -> None:
@@ -169,51 +150,34 @@ def check_launch(cfg: Any) -> None:
         raise ConfigError(f"recipe.launch=direct starts one process but the job has {ranks} ranks")
 
 
-# ---------------------------------------------------------------- whole scripts
+# ---------------------------------------------------------------- what differs per job
 
-STARTED = ('echo "nemotron: job $SLURM_JOB_ID{array} on $SLURM_JOB_NODELIST, '
-           'restart ${{SLURM_RESTART_COUNT:-0}}, run dir $RUN_DIR, $(date)"')
+def header_lines(run_dirs: Sequence[Path], labels: Sequence[str], where: str, array: bool) -> List[str]:
+    """The first setup lines: where the job (or array task) runs and what it says when it starts.
 
-
-def run_script(name: str, cluster: str, parts: JobParts, run_dir: Path) -> str:
-    """A plain run's script: Slurm writes its output straight to `<run_dir>/train.log`."""
-    output = [("output", run_dir / "train.log"), ("open-mode", "append")]
-    lines = [
-        "#!/bin/bash",
-        f"# {name} on cluster={cluster}: written by python -m nemotron.train, submitted with sbatch --parsable",
-        *directive_lines([*parts.directives, *output]),
+    A plain run names its run dir; Slurm writes its output to `<run_dir>/train.log`. An array (a sweep,
+    even of one member) lists its members' run dirs and labels; task i takes the i-th and appends its output
+    to that member's train.log.
+    """
+    if not array:
+        return [f"# {where}", "set -eo pipefail", f"RUN_DIR={shlex.quote(str(run_dirs[0]))}", STARTED.format(array="")]
+    return [
+        f"# {where}",
         "set -eo pipefail",
-        f"RUN_DIR={shlex.quote(str(run_dir))}",
-        'SELF="$SLURM_JOB_ID"  # what the requeue step requeues',
-        STARTED.format(array=""),
-        *parts.body,
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def array_script(name: str, cluster: str, parts: JobParts, run_dirs: Sequence[Path], slurm_dir: Path,
-                 parallelism: Optional[int], where: str, labels: Sequence[str]) -> str:
-    """One job array: task i runs in run_dirs[i] and appends its output to that run's train.log;
-    labels[i] (the member's number and swept values, JSON) names its tracker run."""
-    cap = f"%{parallelism}" if parallelism else ""
-    array = [("array", f"0-{len(run_dirs) - 1}{cap}"), ("output", slurm_dir / "%A_%a.out"),
-             ("open-mode", "append")]
-    lines = [
-        "#!/bin/bash",
-        f"# {name} on cluster={cluster}: {where}; written by python -m nemotron.train -m",
-        *directive_lines([*parts.directives, *array]),
-        "set -eo pipefail",
-        "RUN_DIRS=(",
-        *(f"  {shlex.quote(str(d))}" for d in run_dirs),
-        ")",
+        "RUN_DIRS=(", *(f"  {shlex.quote(str(d))}" for d in run_dirs), ")",
         'RUN_DIR="${RUN_DIRS[$SLURM_ARRAY_TASK_ID]}"',
-        'SELF="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"  # this task only: the bare id of the first task is the whole array\'s',
-        "MEMBERS=(",
-        *(f"  {shlex.quote(label)}" for label in labels),
-        ")",
+        "MEMBERS=(", *(f"  {shlex.quote(label)}" for label in labels), ")",
         f'export {MEMBER_ENV}="${{MEMBERS[$SLURM_ARRAY_TASK_ID]}}"',
         'exec >>"$RUN_DIR/train.log" 2>&1',
         STARTED.format(array=" (array $SLURM_ARRAY_JOB_ID task $SLURM_ARRAY_TASK_ID)"),
-        *parts.body,
     ]
-    return "\n".join(lines) + "\n"
+
+
+def job_params(parts: JobParts, run_dirs: Sequence[Path], labels: Sequence[str], where: str,
+               array: bool) -> Dict[str, Any]:
+    """The executor parameters of one job (a plain run, or an array of `run_dirs`)."""
+    params = {**parts.params, "setup": [*header_lines(run_dirs, labels, where, array), *parts.params["setup"]]}
+    params["additional_parameters"] = dict(params["additional_parameters"])
+    if not array:
+        params["additional_parameters"]["output"] = str(Path(run_dirs[0]) / "train.log")
+    return params

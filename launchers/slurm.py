@@ -1,61 +1,59 @@
-"""Slurm dispatch for a cluster option with `executor: slurm`: preflight, sbatch script, submit, wait.
+"""Slurm dispatch for a cluster option with `executor: slurm`: preflight, plan, submit one run, wait.
 
     python -m nemotron.train +recipe=gpt/pretrain cluster=slurm_test                 # submit, return
     python -m nemotron.train +recipe=gpt/pretrain cluster=slurm_test dry_run=true    # print the script
     python -m nemotron.train +recipe=gpt/pretrain cluster=slurm_test cluster.wait=true
 
-The batch script is rendered by `nemotron.slurm_script` and submitted with `sbatch --parsable`, so
-what a dry run prints is byte for byte the file a real submit writes (`<run_dir>/job.sbatch`) — no
-pickles, nothing re-composed when the job starts: the job reads `<run_dir>/config.yaml`, resolved at
-submission, and runs the code copied into `<run_dir>/code` at submission (`cluster.snapshot`). One rank per GPU
-(or `resources.procs_per_node`) is started by `srun`; each rank gets torch.distributed's variables from
-Slurm's. Secret-named variables go to a 0600 `secrets.env` the script sources, never into the script.
-Like the rest of the compose/launch layer, this imports no torch, megatron or mlflow.
+A plain run is a launch of one member through the same path as a sweep (`arrays.py`): submitit's
+Slurm executor renders the batch script and submits it; a dry run prints that same rendering, byte
+for byte the `<run_dir>/job.sbatch` a submit keeps. Nothing is re-composed when the job starts: the
+job reads `<run_dir>/config.yaml`, resolved at submission, and runs the code copied into
+`<run_dir>/code` at submission (`cluster.snapshot`). What submitit pickles is `task.RankTask`: the
+run dir and the recipe command. Secret-named variables go to a 0600 `secrets.env` the script sources,
+never into the script. Like the rest of the compose/launch layer, this imports no torch, megatron or mlflow.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nemotron.launchers import scheduler, snapshot
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.launchers.script import CODE_DIR, job_parts, run_script
+from nemotron.launchers import records, scheduler, snapshot
+from nemotron.launchers.arrays import MemberJob, SweepArray, plan_plain, submit_arrays
+from nemotron.launchers.script import CODE_DIR, job_parts
 from nemotron.launchers.wait import wait as wait_for_jobs
-
 
 
 @dataclass
 class SlurmPlan:
-    """One job: its batch script, where it and the job's files go, and the secrets kept out of it."""
+    """One run's job: the member (config, parts) and its planned submission (executor, exact script)."""
 
-    script: str
-    """The exact batch script `sbatch` receives."""
-    run_dir: Path
-    """The run directory (config, script, log, job record)."""
-    secrets: Dict[str, str] = field(default_factory=dict)
-    """Secret-named environment variables, written to `secrets.env` (0600), sourced by the script."""
+    member: MemberJob
+    """The run as a member of a launch of one."""
+    job: SweepArray
+    """Its submission: submitit executor and the script sbatch will receive."""
     code_dir: Optional[Path] = None
     """Where the code snapshot goes (the job runs from it); None runs the live checkout."""
     uncommitted: str = "ship"
     """What the snapshot does with uncommitted changes (cluster.uncommitted)."""
 
-    script_path = property(lambda self: self.run_dir / "job.sbatch")
+    script = property(lambda self: self.job.script)
+    run_dir = property(lambda self: self.member.run_dir)
+    secrets = property(lambda self: self.member.parts.secrets)
+    script_path = property(lambda self: self.job.script_path)
     log_path = property(lambda self: self.run_dir / "train.log")
     secrets_path = property(lambda self: self.run_dir / "secrets.env")
-    record_path = property(lambda self: self.run_dir / "slurm_job.json")
+    record_path = property(lambda self: self.run_dir / records.RECORD)
 
     def describe(self) -> str:
         """What a dry run prints: the submit command, then the script exactly as it would be written."""
         secrets = f"; secrets {', '.join(sorted(self.secrets))} -> {self.secrets_path} (0600)" if self.secrets else ""
         code = f"; code snapshot -> {self.code_dir}" if self.code_dir else ""
-        return (f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets}{code})\n"
-                f"{self.script}")
+        return (f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets}{code}; "
+                f"submitit folder {self.job.folder})\n{self.script}")
 
 
 def code_dir_for(cfg: Any, base: Path) -> Optional[Path]:
@@ -68,13 +66,21 @@ def policy(cfg: Any) -> str:
     return getattr(cfg.cluster.uncommitted, "value", cfg.cluster.uncommitted)
 
 
-def plan_slurm(cfg: Any, cwd: Optional[Path] = None) -> SlurmPlan:
+def record_info(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The parts of a job record that come from the config."""
+    partition = (launcher or {}).get("partition") or cfg.cluster.partition
+    return {"recipe": cfg.recipe.name, "cluster": cfg.cluster.name, "partition": partition}
+
+
+def plan_slurm(cfg: Any, cwd: Optional[Path] = None, launcher: Optional[Dict[str, Any]] = None,
+               resolved_yaml: str = "") -> SlurmPlan:
     """The job for a validated config; the script is fixed now, files are written at submit."""
     run_dir = Path(cfg.run_dir)
     code_dir = code_dir_for(cfg, run_dir)
-    parts = job_parts(cfg, cwd or Path.cwd(), code_dir)
-    script = run_script(cfg.recipe.name, cfg.cluster.name, parts, run_dir)
-    return SlurmPlan(script=script, run_dir=run_dir, secrets=parts.secrets, code_dir=code_dir,
+    parts = job_parts(cfg, cwd or Path.cwd(), code_dir, launcher)
+    member = MemberJob(num=0, overrides=[], run_dir=run_dir, resolved_yaml=resolved_yaml, parts=parts,
+                       record=record_info(cfg, launcher))
+    return SlurmPlan(member=member, job=plan_plain(member, cfg.recipe.name, cfg.cluster.name), code_dir=code_dir,
                      uncommitted=policy(cfg))
 
 
@@ -88,12 +94,13 @@ def check_container(cfg: Any) -> Optional[str]:
     return None
 
 
-def check_partition(cfg: Any, parts: Dict[str, Dict[str, int]]) -> Optional[str]:
-    """The partition exists and has enough nodes with enough GPUs."""
-    name, res = cfg.cluster.partition, cfg.resources
+def check_partition(cfg: Any, parts: Dict[str, Dict[str, int]], launcher: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """The partition the job goes to exists and has enough nodes with enough GPUs."""
+    key = "hydra.launcher.partition" if (launcher or {}).get("partition") else "cluster.partition"
+    name, res = (launcher or {}).get("partition") or cfg.cluster.partition, cfg.resources
     known = sorted(p for p in parts if p != "*")
     nodes = parts.get(name or "*")
-    where = f"cluster.partition={name}" if name else "the default partition"
+    where = f"{key}={name}" if name else "the default partition"
     if nodes is None:
         return f"{where}: no such partition on this Slurm cluster (sinfo knows: {', '.join(known) or 'none'})"
     if res.nodes > len(nodes):
@@ -116,31 +123,24 @@ def check_uncommitted(cfg: Any) -> Optional[str]:
             "commit or stash them, or set cluster.uncommitted=ship")
 
 
-def preflight(cfg: Any) -> None:
+def preflight(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> None:
     """Checks before anything reaches Slurm; partition checks only when sinfo answers. One line each."""
     problems = [check_container(cfg), check_uncommitted(cfg)]
     parts = scheduler.partitions()
     if parts is not None:
-        problems.append(check_partition(cfg, parts))
+        problems.append(check_partition(cfg, parts, launcher))
     found = [p for p in problems if p]
     if found:
         raise ConfigError("\n".join(found))
 
 
-# ---------------------------------------------------------------- submit, state, wait
-
-def write_secrets(path: Path, secrets: Dict[str, str]) -> None:
-    """KEY=value lines in a file only its owner can read (created 0600 before anything is written)."""
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(secrets.items())))
-
+# ---------------------------------------------------------------- submit, wait
 
 def write_files(plan: SlurmPlan) -> None:
-    """The script (and the secrets beside it, 0600) in the run directory."""
+    """The script copy (and the secrets beside it, 0600) in the run directory."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if plan.secrets:
-        write_secrets(plan.secrets_path, plan.secrets)
+        records.write_secrets(plan.secrets_path, plan.secrets)
     plan.script_path.write_text(plan.script, encoding="utf-8")
 
 
@@ -153,38 +153,19 @@ def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
             "uncommitted_files": len(snap.uncommitted_files or [])}
 
 
-def sbatch(script_path: Path, *options: str) -> str:
-    """`sbatch --parsable <script>`; the job id, or a one-line error with sbatch's reason."""
+def submit(plan: SlurmPlan) -> str:
+    """Snapshot the code, write the files, submit through submitit, record and return the job id."""
+    code = take_snapshot(plan.code_dir, plan.uncommitted)
     try:
-        return scheduler.sbatch(script_path, *options)
+        submit_arrays([plan.job], code)
     except scheduler.SchedulerError as err:
         raise ConfigError(str(err)) from err
+    return str(plan.job.job_id)
 
 
-def record_info(cfg: Any) -> Dict[str, Any]:
-    """The parts of a job record that come from the config."""
-    return {"recipe": cfg.recipe.name, "cluster": cfg.cluster.name, "partition": cfg.cluster.partition}
-
-
-def job_record(info: Dict[str, Any], job_id: str, run_dir: Path, script: Path, **extra: Any) -> Dict[str, Any]:
-    """What `python -m nemotron.jobs` reads back from `<run_dir>/slurm_job.json`."""
-    return {"job_id": job_id, **info, "run_dir": str(run_dir), "script": str(script),
-            "log": str(run_dir / "train.log"), "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-
-
-def submit(plan: SlurmPlan, cfg: Any) -> str:
-    """Snapshot the code, write the files, `sbatch --parsable` the script, record and return the job id."""
-    code = take_snapshot(plan.code_dir, plan.uncommitted)
-    write_files(plan)
-    job_id = sbatch(plan.script_path)
-    record = job_record(record_info(cfg), job_id, plan.run_dir, plan.script_path, **code)
-    plan.record_path.write_text(json.dumps(record, indent=1) + "\n")
-    return job_id
-
-
-def wait(job_id: str, log_path: Path, poll_s: float = 1.0) -> Tuple[str, int]:
+def wait(job_id: str, log_path: Path, grace_s: float, poll_s: float = 1.0) -> Tuple[str, int]:
     """cluster.wait=true: stream the job's log until it ends; (final state, exit code for this process)."""
-    ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s)[job_id]
+    ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s, grace_s=grace_s)[job_id]
     if ended.why:
         print(f"nemotron: {ended.why}; stopped waiting", file=sys.stderr, flush=True)
     return ended.state, ended.code
@@ -193,7 +174,9 @@ def wait(job_id: str, log_path: Path, poll_s: float = 1.0) -> Tuple[str, int]:
 def submitted_message(cfg: Any, plan: SlurmPlan, job_id: str) -> str:
     """What the user is told after submitting: job id, run dir, how to follow and check it."""
     ranks = ranks_per_node(cfg)
+    partition = plan.member.record.get("partition")
     return (f"submitted {cfg.recipe.name} as Slurm job {job_id} "
-            f"({cfg.resources.nodes} node(s) x {ranks} rank(s), partition {cfg.cluster.partition or 'default'})\n"
+            f"({cfg.resources.nodes} node(s) x {ranks} rank(s), partition {partition or 'default'})\n"
             f"  run dir: {plan.run_dir}\n  follow:  tail -f {plan.log_path}\n"
-            f"  state:   sacct -j {job_id}    cancel: scancel {job_id}")
+            f"  state:   sacct -j {job_id}    cancel: scancel {job_id}    "
+            f"(or python -m nemotron.jobs follow|cancel {plan.run_dir})")

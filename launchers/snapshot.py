@@ -34,6 +34,9 @@ from nemotron.tracking.context import SNAPSHOT_RECORD
 
 CODE_PATHS = ("nemotron", "launchers", "recipes", "conf", "hydra_plugins", "pyproject.toml")
 """What a snapshot holds, relative to the code root."""
+PACKAGE_DIRS = {"launchers": "nemotron/launchers"}
+"""Folders installed under another import name (pyproject.toml package-dir): the copy puts them where that
+name is found, so a python started on the copy imports `nemotron.launchers` from it too."""
 POLICIES = ("ship", "refuse")
 """What to do with uncommitted changes: copy them as they are (recorded), or stop the submission."""
 RECORD = SNAPSHOT_RECORD
@@ -137,6 +140,12 @@ def bytecode(rel: str) -> bool:
     return "__pycache__" in Path(rel).parts or rel.endswith(".pyc")
 
 
+def snapshot_rel(rel: str) -> str:
+    """Where a file of the code root goes inside the copy (`launchers/x.py` -> `nemotron/launchers/x.py`)."""
+    top, _, rest = rel.partition("/")
+    return f"{PACKAGE_DIRS[top]}/{rest}" if top in PACKAGE_DIRS and rest else rel
+
+
 def _copy(root: Path, files: List[str], dest: Path) -> tuple[int, int]:
     """Copy `files` (relative to `root`) into `dest`; skip vanished files and bytecode. (count, bytes)."""
     count = size = 0
@@ -144,7 +153,7 @@ def _copy(root: Path, files: List[str], dest: Path) -> tuple[int, int]:
         src = root / rel
         if bytecode(rel) or not src.is_file():
             continue
-        target = dest / rel
+        target = dest / snapshot_rel(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             shutil.copy2(src, target)

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron.launchers import slurm
+from nemotron.launchers import scheduler, slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
@@ -58,8 +58,8 @@ class Rendered:
 class SlurmRenderer:
     """Checks each member and renders its Slurm job; preflight once per distinct job shape."""
 
-    def __init__(self, sweep_dir: Path) -> None:
-        self.sweep_dir, self.cwd = sweep_dir, Path.cwd()
+    def __init__(self, sweep_dir: Path, launcher: Dict[str, Any]) -> None:
+        self.sweep_dir, self.cwd, self.launcher = sweep_dir, Path.cwd(), launcher
         self.checked: Set[tuple] = set()
         self.bases: List[DictConfig] = []  # configs whose keys were checked (kept alive: compared by identity)
 
@@ -72,16 +72,17 @@ class SlurmRenderer:
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
-        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir))
+        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher)
         if parts.key() not in self.checked:
-            slurm.preflight(cfg)
+            slurm.preflight(cfg, self.launcher)
             self.checked.add(parts.key())
         job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,  # num, overrides: submit()
-                        resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg))
+                        resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg, self.launcher))
         c = cfg.cluster
         settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
-                    "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
-                    "output_root": cfg.paths.output_root, "wait": bool(c.wait)}
+                    "parallelism": self.launcher.get("array_parallelism") or c.array_parallelism,
+                    "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
+                    "output_root": cfg.paths.output_root, "wait": bool(c.wait), "grace_s": float(c.wait_grace_s)}
         return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings)
 
 
@@ -133,13 +134,14 @@ def refusal(problems: Dict[str, List[int]], total: int) -> str:
 
 
 def launch(hydra_context: Any, task_function: Any, config: DictConfig,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+           launcher: Optional[Dict[str, Any]] = None) -> List[JobReturn]:
     """Check every member, then submit (Slurm) or run (local) them; Hydra's JobReturns."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
     members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx,
-                          SlurmRenderer(sweep_dir))
+                          SlurmRenderer(sweep_dir, launcher or {}))
     executors = {m.rendered.executor for m in members}
     if executors == {"local"}:
         return run_here(hydra_context, task_function, config, job_overrides, initial_job_idx)
@@ -171,15 +173,18 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
         return [returned(m, config, None) for m in members]
     code_dir = sweep_dir / "code" if settings["snapshot"] else None
     code = slurm.take_snapshot(code_dir, settings["uncommitted"])
-    submit_arrays(arrays, sweep_dir, code)
+    try:
+        submit_arrays(arrays, code, sweep_dir)
+    except scheduler.SchedulerError as err:
+        raise ConfigError(str(err)) from err
     print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
-    ids = {job.num: f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
+    ids = {job.num: task_id for a in arrays for job, task_id in zip(a.members, a.task_ids or [])}
     if settings["wait"]:
-        wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"])
+        wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"], settings["grace_s"])
     return [returned(m, config, ids[m.num]) for m in members]
 
 
-def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: float = 2.0) -> None:
+def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, grace_s: float, poll_s: float = 2.0) -> None:
     """cluster.wait=true: one line per member as it ends; a failed (or lost) member makes the command fail."""
     where = {job_id: (num, run_dir) for num, job_id, run_dir in members}
     failed: List[Tuple[int, int]] = []
@@ -193,7 +198,7 @@ def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: 
             failed.append((num, ended.code))
 
     print(f"waiting for {len(where)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
-    wait(list(where), poll_s=poll_s, on_end=report)
+    wait(list(where), poll_s=poll_s, grace_s=grace_s, on_end=report)
     if failed:
         nums, code = span(sorted(num for num, _ in failed)), max(code for _, code in failed) or 1
         raise TrainingFailed(recipe, code, Path("train.log"), message=f"{len(failed)} of {len(members)} sweep "

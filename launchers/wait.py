@@ -66,7 +66,7 @@ class LogTail:
 
 
 def gave_up(job_id: str, grace_s: float, sacct_answers: bool) -> Ended:
-    why = (f"neither sacct nor squeue has known Slurm job {job_id} for {grace_s:.0f} s"
+    why = (f"neither sacct nor squeue has known Slurm job {job_id} for {grace_s:g} s"
            + ("" if sacct_answers else " (sacct does not answer: is slurmdbd running?)"))
     return Ended(job_id, UNKNOWN, 1, why=why)
 

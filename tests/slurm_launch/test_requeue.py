@@ -59,7 +59,9 @@ def test_two_node_job_stops_together_and_requeues(slurm_cluster, wait_for_job, t
     assert wait_for_job(job_id, timeout_s=180) == ("COMPLETED", "0:0")
     log = (run_dir / "train.log").read_text()
     stopped = int(re.search(r"preempted \| SIGUSR2 at step (\d+)/20", log).group(1))
-    assert log.count("Exited with exit code 75") == 2, log[-3000:]  # both ranks stopped at the same step
+    # both ranks' recipes stopped at the same step and exited 75 (each rank's submitit task says so)
+    assert log.count("stopped after saving a checkpoint (exit 75)") == 2, log[-3000:]
+    assert "rank 0: stopped" in log and "rank 1: stopped" in log
     assert f"done | 20/20 steps (resumed at {stopped})" in log and "world 2 (TP1 PP1 CP1 EP1 DP2)" in log
     assert [int(s) for s in STEP.findall(log)] == list(range(1, 21))
 
