@@ -50,11 +50,19 @@ SWEEP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 3.0
 """SIGTERM -> SIGKILL grace for the stock launcher's process."""
 
-OURS = [sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none",
-        f"cluster.partition={PARTITION}"]
+OURS = [
+    sys.executable,
+    "-m",
+    "nemotron.train",
+    "+recipe=gpt/pretrain",
+    "cluster=slurm_test",
+    "tracker=none",
+    f"cluster.partition={PARTITION}",
+]
 
 
 # ---------------------------------------------------------------- cluster and partition
+
 
 def load_cluster_module():
     """tests/slurm/cluster.py, imported from its folder (a script folder, not a package)."""
@@ -104,8 +112,7 @@ def down_partition(nodes: List[str]) -> Iterator[None]:
     if slurm("scontrol", "show", "partition", PARTITION, check=False).returncode == 0:
         clear_partition()  # left over from an interrupted run of this bench
         slurm("scontrol", "delete", f"PartitionName={PARTITION}")
-    slurm("scontrol", "create", f"PartitionName={PARTITION}", f"Nodes={','.join(nodes)}", "State=DOWN",
-          "MaxTime=10")
+    slurm("scontrol", "create", f"PartitionName={PARTITION}", f"Nodes={','.join(nodes)}", "State=DOWN", "MaxTime=10")
     try:
         yield
     finally:
@@ -115,6 +122,7 @@ def down_partition(nodes: List[str]) -> Iterator[None]:
 
 # ---------------------------------------------------------------- (a) one job
 
+
 def submit_wall(argv: List[str]) -> float:
     """Wall time of a command that returns once sbatch accepted its one job; the job is then cancelled."""
     start = time.perf_counter()
@@ -122,8 +130,10 @@ def submit_wall(argv: List[str]) -> float:
     wall = time.perf_counter() - start
     try:
         if out.returncode != 0:
-            raise SystemExit(f"submit_overhead: {' '.join(argv[1:4])} ... exited {out.returncode}:\n"
-                             f"{(out.stdout + out.stderr)[-2000:]}")
+            raise SystemExit(
+                f"submit_overhead: {' '.join(argv[1:4])} ... exited {out.returncode}:\n"
+                f"{(out.stdout + out.stderr)[-2000:]}"
+            )
         if queued_tasks() != 1:
             raise SystemExit(f"submit_overhead: expected 1 job in {PARTITION} after {' '.join(argv[1:4])} ...")
     finally:
@@ -135,9 +145,11 @@ def single_job(tmp: Path, reps: int) -> Tuple[List[float], List[float]]:
     """(ours, bare) wall times, `reps` alternating pairs after one untimed warm-up of each."""
     ours, bare = [], []
     for i in range(-1, reps):
-        runs = [(ours, OURS + [f"hydra.run.dir={tmp}/ours-{i}"]),
-                (bare, [sys.executable, str(BARE_APP), f"partition={PARTITION}", f"hydra.run.dir={tmp}/bare-{i}"])]
-        for times, argv in (runs if i % 2 else runs[::-1]):
+        runs = [
+            (ours, OURS + [f"hydra.run.dir={tmp}/ours-{i}"]),
+            (bare, [sys.executable, str(BARE_APP), f"partition={PARTITION}", f"hydra.run.dir={tmp}/bare-{i}"]),
+        ]
+        for times, argv in runs if i % 2 else runs[::-1]:
             wall = submit_wall(argv)
             if i >= 0:
                 times.append(wall)
@@ -145,6 +157,7 @@ def single_job(tmp: Path, reps: int) -> Tuple[List[float], List[float]]:
 
 
 # ---------------------------------------------------------------- (b) a sweep
+
 
 def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
@@ -172,13 +185,16 @@ def sweep_visible(argv: List[str], members: int, log: Path, blocks: bool) -> Tup
                 if exited is None and proc.poll() is not None:
                     exited = time.perf_counter() - start
                     if proc.returncode != 0 or blocks:
-                        raise SystemExit(f"submit_overhead: sweep exited {proc.returncode} before its jobs "
-                                         f"showed up; log {log}:\n{log.read_text()[-2000:]}")
+                        raise SystemExit(
+                            f"submit_overhead: sweep exited {proc.returncode} before its jobs "
+                            f"showed up; log {log}:\n{log.read_text()[-2000:]}"
+                        )
                 if visible is None and queued_tasks() >= members:
                     visible = time.perf_counter() - start
                 if time.perf_counter() - start > SWEEP_TIMEOUT_S:
-                    raise SystemExit(f"submit_overhead: {members} members not in squeue after "
-                                     f"{SWEEP_TIMEOUT_S:.0f} s; log {log}")
+                    raise SystemExit(
+                        f"submit_overhead: {members} members not in squeue after {SWEEP_TIMEOUT_S:.0f} s; log {log}"
+                    )
                 time.sleep(POLL_S)
         finally:
             clear_partition()
@@ -192,9 +208,15 @@ def sweep(tmp: Path, members: int, reps: int) -> Tuple[List[float], List[float],
     ours, ours_exit, stock = [], [], []
     for i in range(reps):
         name = f"{PARTITION}-stock-{os.getpid()}-{i}"
-        stock_argv = OURS + [f"hydra.sweep.dir={tmp}/stock-{i}", "-m", lrs, "hydra/launcher=submitit_slurm",
-                             f"hydra.launcher.partition={PARTITION}", f"hydra.launcher.name={name}",
-                             "hydra.launcher.timeout_min=10"]  # submitit's default 60 exceeds MaxTime
+        stock_argv = OURS + [
+            f"hydra.sweep.dir={tmp}/stock-{i}",
+            "-m",
+            lrs,
+            "hydra/launcher=submitit_slurm",
+            f"hydra.launcher.partition={PARTITION}",
+            f"hydra.launcher.name={name}",
+            "hydra.launcher.timeout_min=10",
+        ]  # submitit's default 60 exceeds MaxTime
         ours_argv = OURS + [f"hydra.sweep.dir={tmp}/ours-{i}", "-m", lrs]
         order = ["ours", "stock"] if i % 2 == 0 else ["stock", "ours"]
         for side in order:
@@ -211,13 +233,15 @@ def ours_only(tmp: Path, members: int, name: str) -> Tuple[float, float, int]:
     """(seconds until all `members` are in squeue, process exit, arrays submitted) for one sweep of ours."""
     lrs = "optim.lr=" + ",".join(f"{1e-4 * (1 + i / members):.8g}" for i in range(members))
     sweep_dir = tmp / name
-    visible, exited = sweep_visible(OURS + [f"hydra.sweep.dir={sweep_dir}", "-m", lrs], members,
-                                    tmp / f"{name}.log", blocks=False)
+    visible, exited = sweep_visible(
+        OURS + [f"hydra.sweep.dir={sweep_dir}", "-m", lrs], members, tmp / f"{name}.log", blocks=False
+    )
     arrays = len(list(sweep_dir.glob("array_*.sbatch")))
     return visible, exited or 0.0, arrays
 
 
 # ---------------------------------------------------------------- report
+
 
 def row(label: str, times: List[float], extra: str = "") -> str:
     return f"  {label:<44} {statistics.median(times):7.2f} s {min(times):7.2f} s{extra}"
@@ -243,15 +267,24 @@ def main() -> None:
     print(row("ours: nemotron.train cluster=slurm_test", a_ours))
     print(row("bare: @hydra.main + submitit.AutoExecutor", a_bare))
     print(f"(b) {args.members}-member sweep, command -> all members in squeue, {args.sweep_reps} pairs")
-    print(row("ours: nemotron.train -m (job arrays)", b_ours,
-              f"   (process exit: median {statistics.median(b_exit):.2f} s)"))
+    print(
+        row(
+            "ours: nemotron.train -m (job arrays)",
+            b_ours,
+            f"   (process exit: median {statistics.median(b_exit):.2f} s)",
+        )
+    )
     print(row("stock: hydra/launcher=submitit_slurm", b_stock))
     if big:
-        print(f"(c) {args.big}-member sweep, command -> all in squeue: {big[0]:.2f} s (process exit {big[1]:.2f} s, "
-              f"{big[2]} array(s)) (target <= 5 s)")
+        print(
+            f"(c) {args.big}-member sweep, command -> all in squeue: {big[0]:.2f} s (process exit {big[1]:.2f} s, "
+            f"{big[2]} array(s)) (target <= 5 s)"
+        )
     if huge:
-        print(f"(d) {args.huge}-member sweep: all {args.huge} accepted in {huge[0]:.2f} s as {huge[2]} arrays "
-              f"(split at MaxArraySize)")
+        print(
+            f"(d) {args.huge}-member sweep: all {args.huge} accepted in {huge[0]:.2f} s as {huge[2]} arrays "
+            f"(split at MaxArraySize)"
+        )
     single = statistics.median(a_ours) / statistics.median(a_bare)
     many = statistics.median(b_stock) / statistics.median(b_ours)
     print(f"ratio (a) single job, ours/bare: {single:.2f} (target <= 1.3)")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nemotron.launchers import scheduler, records
+from nemotron.launchers import records, scheduler
 from nemotron.launchers.script import RUN_DIR_MARK, SUBMITIT_DIR, JobParts, job_params
 from nemotron.launchers.submitit_compat import Executor, make_executor
 from nemotron.launchers.task import RankTask
@@ -86,16 +86,18 @@ def array_limit(configured: Optional[int]) -> int:
     return max(1, min(limit, configured) if configured else limit)
 
 
-def plan_job(chunk: List[MemberJob], base_dir: Path, script_path: Path, parallelism: Optional[int],
-             where: str, array: bool) -> SweepArray:
+def plan_job(
+    chunk: List[MemberJob], base_dir: Path, script_path: Path, parallelism: Optional[int], where: str, array: bool
+) -> SweepArray:
     """One submitit executor (job shape) and its exact script for `chunk` (a job array when `array`)."""
     parts = chunk[0].parts
     params = job_params(parts, [m.run_dir for m in chunk], [m.label for m in chunk], where, array)
     if array:
         params["array_parallelism"] = parallelism or len(chunk)
     executor = make_executor(base_dir / SUBMITIT_DIR, params, parts.max_requeues, parts.python, array)
-    return SweepArray(members=chunk, executor=executor, script=executor.script_text(len(chunk)),
-                      script_path=script_path)
+    return SweepArray(
+        members=chunk, executor=executor, script=executor.script_text(len(chunk)), script_path=script_path
+    )
 
 
 def plan_plain(member: MemberJob, name: str, cluster: str) -> SweepArray:
@@ -104,17 +106,20 @@ def plan_plain(member: MemberJob, name: str, cluster: str) -> SweepArray:
     return plan_job([member], member.run_dir, member.run_dir / "job.sbatch", None, where, array=False)
 
 
-def plan_arrays(members: List[MemberJob], sweep_dir: Path, limit: int, parallelism: Optional[int],
-                name: str, cluster: str) -> List[SweepArray]:
+def plan_arrays(
+    members: List[MemberJob], sweep_dir: Path, limit: int, parallelism: Optional[int], name: str, cluster: str
+) -> List[SweepArray]:
     """Group members by job shape (first-seen order), split each group into chunks of at most `limit`."""
     groups: Dict[tuple, List[MemberJob]] = {}
     for member in members:
         groups.setdefault(member.parts.key(), []).append(member)
-    chunks = [group[i:i + limit] for group in groups.values() for i in range(0, len(group), limit)]
+    chunks = [group[i : i + limit] for group in groups.values() for i in range(0, len(group), limit)]
     arrays = []
     for k, chunk in enumerate(chunks):
-        where = (f"{name} on cluster={cluster}: array {k + 1} of {len(chunks)}: sweep members "
-                 f"{span([m.num for m in chunk])} of {sweep_dir}; written by python -m nemotron.train -m")
+        where = (
+            f"{name} on cluster={cluster}: array {k + 1} of {len(chunks)}: sweep members "
+            f"{span([m.num for m in chunk])} of {sweep_dir}; written by python -m nemotron.train -m"
+        )
         arrays.append(plan_job(chunk, sweep_dir, sweep_dir / f"array_{k}.sbatch", parallelism, where, array=True))
     return arrays
 
@@ -148,16 +153,26 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
             records.write_member(member.run_dir, member.resolved_yaml, member.parts.secrets)
     for array in arrays:
         submit_array(array)
-        for m, job_id in zip(array.members, array.task_ids or []):
+        for m, job_id in zip(array.members, array.task_ids or [], strict=True):
             extra = {"sweep_dir": str(sweep_dir), "overrides": m.overrides} if sweep_dir else {}
-            record = records.job_record(m.record, job_id, m.run_dir, array.script_path,
-                                            submitit_folder=str(array.folder), **extra, **code)
+            record = records.job_record(
+                m.record, job_id, m.run_dir, array.script_path, submitit_folder=str(array.folder), **extra, **code
+            )
             (m.run_dir / records.RECORD).write_text(json.dumps(record, indent=1) + "\n")
     if sweep_dir is not None:
-        sweep = {"sweep_dir": str(sweep_dir), **code, "arrays": [
-            {"job_id": a.job_id, "script": str(a.script_path), "submitit_folder": str(a.folder),
-             "members": [{"num": m.num, "run_dir": str(m.run_dir), "overrides": m.overrides} for m in a.members]}
-            for a in arrays]}
+        sweep = {
+            "sweep_dir": str(sweep_dir),
+            **code,
+            "arrays": [
+                {
+                    "job_id": a.job_id,
+                    "script": str(a.script_path),
+                    "submitit_folder": str(a.folder),
+                    "members": [{"num": m.num, "run_dir": str(m.run_dir), "overrides": m.overrides} for m in a.members],
+                }
+                for a in arrays
+            ],
+        }
         (sweep_dir / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
 
 
@@ -166,11 +181,15 @@ def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: st
     total = sum(len(a.members) for a in arrays)
     lines = [f"submitted {total} sweep member(s) as {len(arrays)} Slurm job array(s)"]
     for a in arrays:
-        lines.append(f"  array {a.job_id}: members {span([m.num for m in a.members])} "
-                     f"({len(a.members)} tasks), script {a.script_path}")
+        lines.append(
+            f"  array {a.job_id}: members {span([m.num for m in a.members])} "
+            f"({len(a.members)} tasks), script {a.script_path}"
+        )
     first = (arrays[0].task_ids or [arrays[0].job_id])[0]
-    lines += [f"  sweep dir: {sweep_dir} (member i in {sweep_dir}/<subdir>, log train.log)",
-              f"  follow:    python -m nemotron.jobs follow {first}",
-              f"  state:     python -m nemotron.jobs list --root {output_root}    "
-              f"cancel: scancel {' '.join(str(a.job_id) for a in arrays)}"]
+    lines += [
+        f"  sweep dir: {sweep_dir} (member i in {sweep_dir}/<subdir>, log train.log)",
+        f"  follow:    python -m nemotron.jobs follow {first}",
+        f"  state:     python -m nemotron.jobs list --root {output_root}    "
+        f"cancel: scancel {' '.join(str(a.job_id) for a in arrays)}",
+    ]
     return "\n".join(lines)

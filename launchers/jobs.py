@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from nemotron.launchers import scheduler
-from nemotron.launchers.scheduler import ACTIVE_STATES
 from nemotron.launchers.wait import GRACE_S, wait
 
 RECORD = "slurm_job.json"
@@ -48,11 +47,17 @@ class Job:
     def from_record(cls, path: Path) -> "Job":
         rec = json.loads(path.read_text())
         run_dir = Path(rec.get("run_dir") or path.parent)
-        return cls(job_id=str(rec["job_id"]), recipe=rec.get("recipe", "?"), run_dir=run_dir,
-                   log=Path(rec.get("log") or run_dir / "train.log"), submitted_at=rec.get("submitted_at", ""))
+        return cls(
+            job_id=str(rec["job_id"]),
+            recipe=rec.get("recipe", "?"),
+            run_dir=run_dir,
+            log=Path(rec.get("log") or run_dir / "train.log"),
+            submitted_at=rec.get("submitted_at", ""),
+        )
 
 
 # ---------------------------------------------------------------- records
+
 
 def find_jobs(root: Path) -> List[Job]:
     """Every readable record under root, newest first (record time, then job id)."""
@@ -83,22 +88,27 @@ def resolve(target: str, root: Path) -> Job:
     for job in find_jobs(root):
         if job.job_id == target:
             return job
-    raise JobsError(f"{target}: no recorded job with this id and no such run directory under --root {root} "
-                    f"(see python -m nemotron.jobs list --root {root})")
+    raise JobsError(
+        f"{target}: no recorded job with this id and no such run directory under --root {root} "
+        f"(see python -m nemotron.jobs list --root {root})"
+    )
 
 
 # ---------------------------------------------------------------- Slurm state
+
 
 def fill_states(jobs: List[Job]) -> None:
     """State, exit code and elapsed for each job: one sacct call, then squeue, else "unknown"."""
     known, _ = scheduler.known_states([j.job_id for j in jobs])
     for job in jobs:
         found = known.get(job.job_id)
-        job.state, job.exit_code, job.elapsed = (found.state, found.exit_code, found.elapsed) if found else \
-            ("unknown", "", "")
+        job.state, job.exit_code, job.elapsed = (
+            (found.state, found.exit_code, found.elapsed) if found else ("unknown", "", "")
+        )
 
 
 # ---------------------------------------------------------------- commands
+
 
 def cmd_list(root: Path, last: int) -> int:
     jobs = find_jobs(root)[:last] if root.is_dir() else []
@@ -110,7 +120,7 @@ def cmd_list(root: Path, last: int) -> int:
     rows += [(j.job_id, j.recipe, j.state, j.elapsed or "-", str(j.run_dir)) for j in jobs]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
     return 0
 
 
@@ -119,8 +129,10 @@ def cmd_follow(job: Job, poll_s: float, grace_s: float) -> int:
     if ended.why:
         print(f"{ended.why}; stopped following", file=sys.stderr)
     else:
-        print(f"Slurm job {job.job_id}: {ended.state} (exit {ended.exit_code or '?'}, elapsed {ended.elapsed or '?'})",
-              file=sys.stderr)
+        print(
+            f"Slurm job {job.job_id}: {ended.state} (exit {ended.exit_code or '?'}, elapsed {ended.elapsed or '?'})",
+            file=sys.stderr,
+        )
     return ended.code
 
 
@@ -147,8 +159,12 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--root", type=Path, default=argparse.SUPPRESS)
         if name == "follow":
             sp.add_argument("--poll", type=float, default=1.0, help="seconds between sacct polls (default 1)")
-            sp.add_argument("--grace", type=float, default=GRACE_S,
-                            help=f"seconds a job unknown to sacct and squeue is waited for (default {GRACE_S:.0f})")
+            sp.add_argument(
+                "--grace",
+                type=float,
+                default=GRACE_S,
+                help=f"seconds a job unknown to sacct and squeue is waited for (default {GRACE_S:.0f})",
+            )
     rs = sub.add_parser("resubmit", help="resubmit a run, or a sweep's unfinished members, to resume")
     rs.add_argument("target", type=Path, help="sweep directory or run directory")
     rs.add_argument("--root", type=Path, default=argparse.SUPPRESS)

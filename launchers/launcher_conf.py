@@ -17,8 +17,11 @@ from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 TARGET = "hydra_plugins.nemotron_launcher.nemotron_launcher.NemotronLauncher"
 SUBMITIT_NAMES = {"timeout_min": "time", "tasks_per_node": "ntasks_per_node", "mem_gb": "mem", "name": "job_name"}
 """Stock key -> submitit SlurmExecutor parameter, where the names differ."""
-DECIDED_BY_RESOURCES = {"nodes": "resources.nodes", "tasks_per_node": "resources.procs_per_node (or one per GPU)",
-                        "gpus_per_node": "resources.gpus_per_node"}
+DECIDED_BY_RESOURCES = {
+    "nodes": "resources.nodes",
+    "tasks_per_node": "resources.procs_per_node (or one per GPU)",
+    "gpus_per_node": "resources.gpus_per_node",
+}
 """Keys the run's resources decide; setting them in hydra.launcher must agree."""
 NOT_PASSED = {"_target_", "submitit_folder", "max_num_timeout", "stderr_to_stdout"}
 """Keys that are not sbatch parameters (max_num_timeout bounds requeues: JobParts.max_requeues)."""
@@ -76,8 +79,11 @@ def explicit(launcher: Any) -> Dict[str, Any]:
 
     values = OmegaConf.to_container(launcher, resolve=True) if OmegaConf.is_config(launcher) else dict(launcher)
     defaults = NemotronLauncherConf()
-    return {k: v for k, v in values.items()
-            if k in STOCK_KEYS and v not in (None, {}, []) and v != getattr(defaults, k, None)}
+    return {
+        k: v
+        for k, v in values.items()
+        if k in STOCK_KEYS and v not in (None, {}, []) and v != getattr(defaults, k, None)
+    }
 
 
 def check_agrees(params: Dict[str, Any], launcher: Mapping[str, Any]) -> None:
@@ -88,8 +94,10 @@ def check_agrees(params: Dict[str, Any], launcher: Mapping[str, Any]) -> None:
         asked = launcher.get(key)
         decided = params[SUBMITIT_NAMES.get(key, key)] or 0
         if asked is not None and int(asked) != int(decided):
-            raise ConfigError(f"hydra.launcher.{key}={asked} but the run's {source} decides {decided}; "
-                              f"set that instead (or leave hydra.launcher.{key} null)")
+            raise ConfigError(
+                f"hydra.launcher.{key}={asked} but the run's {source} decides {decided}; "
+                f"set that instead (or leave hydra.launcher.{key} null)"
+            )
 
 
 def apply_launcher_keys(params: Dict[str, Any], launcher: Mapping[str, Any], cfg: Any) -> Dict[str, Any]:

@@ -108,8 +108,11 @@ class MemberComposer:
             hc.job.num = num
             hc.job.id = f"{hc.job.name}_{num}"
             hc.job.override_dirname = get_overrides_dirname(
-                overrides=task, kv_sep=dirname_cfg.kv_sep, item_sep=dirname_cfg.item_sep,
-                exclude_keys=dirname_cfg.exclude_keys)
+                overrides=task,
+                kv_sep=dirname_cfg.kv_sep,
+                item_sep=dirname_cfg.item_sep,
+                exclude_keys=dirname_cfg.exclude_keys,
+            )
             hc.overrides.task = [o.input_line for o in task]
             out = Path(os.path.abspath(Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)))
             hc.runtime.output_dir = str(out)
@@ -123,6 +126,7 @@ class MemberComposer:
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def is_structural(override: Override, loader: Any) -> bool:
     """Overrides that change what is composed (groups, +/~/++, hydra.*, packages, lists/dicts)."""

@@ -31,5 +31,12 @@ def write_member(run_dir: Path, resolved_yaml: str, secrets: Dict[str, str]) -> 
 
 def job_record(info: Dict[str, Any], job_id: str, run_dir: Path, script: Path, **extra: Any) -> Dict[str, Any]:
     """What `python -m nemotron.jobs` reads back from `<run_dir>/slurm_job.json`."""
-    return {"job_id": job_id, **info, "run_dir": str(run_dir), "script": str(script),
-            "log": str(run_dir / "train.log"), "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    return {
+        "job_id": job_id,
+        **info,
+        "run_dir": str(run_dir),
+        "script": str(script),
+        "log": str(run_dir / "train.log"),
+        "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }

@@ -7,8 +7,9 @@ last checkpoint, with the config and code frozen when they were first submitted.
 A sweep's members keep their numbers: the array's own script (the one submitit rendered at the first
 submit) is submitted again with `sbatch --array=<their task ids>` (its `%N` cap kept), so task i still
 runs in the i-th run directory the script lists; each task's pickled `RankTask` is copied to the name
-submitit's job runner looks for under the new job id (the same paths, so it resumes). Records are updated (`slurm_job.json` gets the new id and keeps the old ones,
-`sweep.json` lists each resubmission). Standard library only (plus submitit's file naming, for the copy).
+submitit's job runner looks for under the new job id (the same paths, so it resumes). Records are
+updated (`slurm_job.json` gets the new id and keeps the old ones, `sweep.json` lists each resubmission).
+Standard library only (plus submitit's file naming, for the copy).
 """
 
 from __future__ import annotations

@@ -20,8 +20,21 @@ TIMEOUT_S = 20
 """Longest any Slurm command may take; past it the command counts as not answering."""
 DEFAULT_MAX_ARRAY_SIZE = 1001
 """Slurm's default MaxArraySize, used when `scontrol show config` does not answer."""
-ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
-                           "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"})
+ACTIVE_STATES = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SUSPENDED",
+        "STAGE_OUT",
+        "SIGNALING",
+    }
+)
 """Slurm states of a job that has not ended yet (a requeued job passes through REQUEUED)."""
 
 
@@ -66,6 +79,7 @@ def act(argv: List[str], what: str) -> str:
 
 # ---------------------------------------------------------------- changing things
 
+
 def sbatch(script: Path, *options: str) -> str:
     """`sbatch --parsable [options] script` -> the job id."""
     out = act(["sbatch", "--parsable", *options, str(script)], f"sbatch refused the job ({script})")
@@ -78,6 +92,7 @@ def scancel(job_id: str) -> None:
 
 
 # ---------------------------------------------------------------- job states
+
 
 def expand_task_ids(job_id: str) -> List[str]:
     """`12_[0-2,5%4]` -> 12_0, 12_1, 12_2, 12_5 (how sacct lists array tasks that never started)."""
@@ -135,6 +150,7 @@ def known_states(ids: List[str]) -> Tuple[Dict[str, JobState], bool]:
 
 
 # ---------------------------------------------------------------- the cluster
+
 
 def partitions() -> Optional[Dict[str, Dict[str, int]]]:
     """partition -> {node: GPUs} from `sinfo` (the default partition also under "*"); None if no answer."""

@@ -28,16 +28,17 @@ from nemotron.tracking.settings import MEMBER_ENV
 RUN_DIR_MARK = "@@RUN_DIR@@"
 """Stands for the member's run directory in the recipe command until a member's task is made."""
 RANK_ENV = (
-    "export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID "
-    "LOCAL_WORLD_SIZE={local}; exec \"$@\""
+    'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID LOCAL_WORLD_SIZE={local}; exec "$@"'
 )
 """What each srun task runs before submitit's job runner: torch.distributed's variables from Slurm's."""
 CODE_DIR = "code"
 """Name of the code snapshot directory inside a run (or sweep) directory."""
 SUBMITIT_DIR = "submitit"
 """submitit's folder inside a run (or sweep) directory: the pickled tasks, results and rank logs."""
-STARTED = ('echo "nemotron: job $SLURM_JOB_ID{array} on $SLURM_JOB_NODELIST, '
-           'restart ${{SLURM_RESTART_COUNT:-0}}, run dir $RUN_DIR, $(date)"')
+STARTED = (
+    'echo "nemotron: job $SLURM_JOB_ID{array} on $SLURM_JOB_NODELIST, '
+    'restart ${{SLURM_RESTART_COUNT:-0}}, run dir $RUN_DIR, $(date)"'
+)
 
 
 @dataclass
@@ -57,11 +58,17 @@ class JobParts:
 
     def key(self) -> tuple:
         """Members with equal keys can share one job array."""
-        return (json.dumps(self.params, sort_keys=True, default=str), *self.argv, self.python, self.max_requeues,
-                *sorted(self.secrets.items()))
+        return (
+            json.dumps(self.params, sort_keys=True, default=str),
+            *self.argv,
+            self.python,
+            self.max_requeues,
+            *sorted(self.secrets.items()),
+        )
 
 
 # ---------------------------------------------------------------- parts of one run
+
 
 def rank_argv(cfg: Any, config_path: str, code_dir: Optional[Path]) -> List[str]:
     """One rank's command; the snapshot's copy of the recipe script; inside a container the image's python."""
@@ -87,13 +94,22 @@ def executor_params(cfg: Any, cwd: Path, setup: List[str], launcher: Mapping[str
     user (stock hydra-submitit-launcher names, see `launcher_conf`) take precedence where they may."""
     c, res = cfg.cluster, cfg.resources
     params: Dict[str, Any] = {
-        "job_name": cfg.recipe.name, "nodes": int(res.nodes), "ntasks_per_node": ranks_per_node(cfg),
-        "gpus_per_node": int(res.gpus_per_node) or None, "cpus_per_task": int(c.cpus_per_task),
-        "mem": f"{c.mem_gb}GB" if c.mem_gb else None, "partition": c.partition, "account": c.account,
-        "qos": c.qos, "time": int(c.time_limit), "signal_delay_s": int(c.signal_delay_s),
-        "setup": [*c.setup, *setup], "srun_args": ["--kill-on-bad-exit=1", *container_args(cfg, cwd)],
+        "job_name": cfg.recipe.name,
+        "nodes": int(res.nodes),
+        "ntasks_per_node": ranks_per_node(cfg),
+        "gpus_per_node": int(res.gpus_per_node) or None,
+        "cpus_per_task": int(c.cpus_per_task),
+        "mem": f"{c.mem_gb}GB" if c.mem_gb else None,
+        "partition": c.partition,
+        "account": c.account,
+        "qos": c.qos,
+        "time": int(c.time_limit),
+        "signal_delay_s": int(c.signal_delay_s),
+        "setup": [*c.setup, *setup],
+        "srun_args": ["--kill-on-bad-exit=1", *container_args(cfg, cwd)],
         "additional_parameters": {"chdir": str(cwd), **({"requeue": True} if c.max_requeues > 0 else {})},
-        "stderr_to_stdout": True, "wckey": "nemotron",
+        "stderr_to_stdout": True,
+        "wckey": "nemotron",
     }
     from nemotron.launchers.launcher_conf import apply_launcher_keys
 
@@ -134,10 +150,13 @@ def job_parts(cfg: Any, cwd: Path, code_dir: Optional[Path], launcher: Optional[
     setup, secrets = env_setup(cfg, code_dir)
     python = "python" if cfg.cluster.container_image else sys.executable
     runner = shlex.join(["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank", python])
-    return JobParts(params=executor_params(cfg, cwd, setup, launcher or {}),
-                    argv=rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir), python=runner,
-                    max_requeues=int((launcher or {}).get("max_num_timeout") or cfg.cluster.max_requeues),
-                    secrets=secrets)
+    return JobParts(
+        params=executor_params(cfg, cwd, setup, launcher or {}),
+        argv=rank_argv(cfg, f"{RUN_DIR_MARK}/config.yaml", code_dir),
+        python=runner,
+        max_requeues=int((launcher or {}).get("max_num_timeout") or cfg.cluster.max_requeues),
+        secrets=secrets,
+    )
 
 
 def check_launch(cfg: Any) -> None:
@@ -152,6 +171,7 @@ def check_launch(cfg: Any) -> None:
 
 # ---------------------------------------------------------------- what differs per job
 
+
 def header_lines(run_dirs: Sequence[Path], labels: Sequence[str], where: str, array: bool) -> List[str]:
     """The first setup lines: where the job (or array task) runs and what it says when it starts.
 
@@ -164,17 +184,22 @@ def header_lines(run_dirs: Sequence[Path], labels: Sequence[str], where: str, ar
     return [
         f"# {where}",
         "set -eo pipefail",
-        "RUN_DIRS=(", *(f"  {shlex.quote(str(d))}" for d in run_dirs), ")",
+        "RUN_DIRS=(",
+        *(f"  {shlex.quote(str(d))}" for d in run_dirs),
+        ")",
         'RUN_DIR="${RUN_DIRS[$SLURM_ARRAY_TASK_ID]}"',
-        "MEMBERS=(", *(f"  {shlex.quote(label)}" for label in labels), ")",
+        "MEMBERS=(",
+        *(f"  {shlex.quote(label)}" for label in labels),
+        ")",
         f'export {MEMBER_ENV}="${{MEMBERS[$SLURM_ARRAY_TASK_ID]}}"',
         'exec >>"$RUN_DIR/train.log" 2>&1',
         STARTED.format(array=" (array $SLURM_ARRAY_JOB_ID task $SLURM_ARRAY_TASK_ID)"),
     ]
 
 
-def job_params(parts: JobParts, run_dirs: Sequence[Path], labels: Sequence[str], where: str,
-               array: bool) -> Dict[str, Any]:
+def job_params(
+    parts: JobParts, run_dirs: Sequence[Path], labels: Sequence[str], where: str, array: bool
+) -> Dict[str, Any]:
     """The executor parameters of one job (a plain run, or an array of `run_dirs`)."""
     params = {**parts.params, "setup": [*header_lines(run_dirs, labels, where, array), *parts.params["setup"]]}
     params["additional_parameters"] = dict(params["additional_parameters"])

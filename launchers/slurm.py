@@ -52,8 +52,10 @@ class SlurmPlan:
         """What a dry run prints: the submit command, then the script exactly as it would be written."""
         secrets = f"; secrets {', '.join(sorted(self.secrets))} -> {self.secrets_path} (0600)" if self.secrets else ""
         code = f"; code snapshot -> {self.code_dir}" if self.code_dir else ""
-        return (f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets}{code}; "
-                f"submitit folder {self.job.folder})\n{self.script}")
+        return (
+            f"# would submit: sbatch --parsable {self.script_path} (log: {self.log_path}{secrets}{code}; "
+            f"submitit folder {self.job.folder})\n{self.script}"
+        )
 
 
 def code_dir_for(cfg: Any, base: Path) -> Optional[Path]:
@@ -72,29 +74,45 @@ def record_info(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> Dict[str
     return {"recipe": cfg.recipe.name, "cluster": cfg.cluster.name, "partition": partition}
 
 
-def plan_slurm(cfg: Any, cwd: Optional[Path] = None, launcher: Optional[Dict[str, Any]] = None,
-               resolved_yaml: str = "") -> SlurmPlan:
+def plan_slurm(
+    cfg: Any, cwd: Optional[Path] = None, launcher: Optional[Dict[str, Any]] = None, resolved_yaml: str = ""
+) -> SlurmPlan:
     """The job for a validated config; the script is fixed now, files are written at submit."""
     run_dir = Path(cfg.run_dir)
     code_dir = code_dir_for(cfg, run_dir)
     parts = job_parts(cfg, cwd or Path.cwd(), code_dir, launcher)
-    member = MemberJob(num=0, overrides=[], run_dir=run_dir, resolved_yaml=resolved_yaml, parts=parts,
-                       record=record_info(cfg, launcher))
-    return SlurmPlan(member=member, job=plan_plain(member, cfg.recipe.name, cfg.cluster.name), code_dir=code_dir,
-                     uncommitted=policy(cfg))
+    member = MemberJob(
+        num=0,
+        overrides=[],
+        run_dir=run_dir,
+        resolved_yaml=resolved_yaml,
+        parts=parts,
+        record=record_info(cfg, launcher),
+    )
+    return SlurmPlan(
+        member=member,
+        job=plan_plain(member, cfg.recipe.name, cfg.cluster.name),
+        code_dir=code_dir,
+        uncommitted=policy(cfg),
+    )
 
 
 # ---------------------------------------------------------------- preflight
 
+
 def check_container(cfg: Any) -> Optional[str]:
     c = cfg.cluster
     if c.container_image and not c.pyxis:
-        return (f"cluster.container_image={c.container_image} needs pyxis, but cluster={c.name} has "
-                "cluster.pyxis=false (set cluster.container_image=null, or cluster.pyxis=true)")
+        return (
+            f"cluster.container_image={c.container_image} needs pyxis, but cluster={c.name} has "
+            "cluster.pyxis=false (set cluster.container_image=null, or cluster.pyxis=true)"
+        )
     return None
 
 
-def check_partition(cfg: Any, parts: Dict[str, Dict[str, int]], launcher: Optional[Dict[str, Any]] = None) -> Optional[str]:
+def check_partition(
+    cfg: Any, parts: Dict[str, Dict[str, int]], launcher: Optional[Dict[str, Any]] = None
+) -> Optional[str]:
     """The partition the job goes to exists and has enough nodes with enough GPUs."""
     key = "hydra.launcher.partition" if (launcher or {}).get("partition") else "cluster.partition"
     name, res = (launcher or {}).get("partition") or cfg.cluster.partition, cfg.resources
@@ -119,8 +137,10 @@ def check_uncommitted(cfg: Any) -> Optional[str]:
     if not changed:
         return None
     shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
-    return (f"cluster.uncommitted=refuse: {len(changed)} uncommitted file(s) in {snapshot.code_root()}: {shown}; "
-            "commit or stash them, or set cluster.uncommitted=ship")
+    return (
+        f"cluster.uncommitted=refuse: {len(changed)} uncommitted file(s) in {snapshot.code_root()}: {shown}; "
+        "commit or stash them, or set cluster.uncommitted=ship"
+    )
 
 
 def preflight(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> None:
@@ -136,6 +156,7 @@ def preflight(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> None:
 
 # ---------------------------------------------------------------- submit, wait
 
+
 def write_files(plan: SlurmPlan) -> None:
     """The script copy (and the secrets beside it, 0600) in the run directory."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,8 +170,12 @@ def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
     if code_dir is None:
         return {"code": None}
     snap = snapshot.take(code_dir, uncommitted)
-    return {"code": str(snap.path), "commit": snap.commit, "dirty": snap.dirty,
-            "uncommitted_files": len(snap.uncommitted_files or [])}
+    return {
+        "code": str(snap.path),
+        "commit": snap.commit,
+        "dirty": snap.dirty,
+        "uncommitted_files": len(snap.uncommitted_files or []),
+    }
 
 
 def submit(plan: SlurmPlan) -> str:
@@ -175,8 +200,10 @@ def submitted_message(cfg: Any, plan: SlurmPlan, job_id: str) -> str:
     """What the user is told after submitting: job id, run dir, how to follow and check it."""
     ranks = ranks_per_node(cfg)
     partition = plan.member.record.get("partition")
-    return (f"submitted {cfg.recipe.name} as Slurm job {job_id} "
-            f"({cfg.resources.nodes} node(s) x {ranks} rank(s), partition {partition or 'default'})\n"
-            f"  run dir: {plan.run_dir}\n  follow:  tail -f {plan.log_path}\n"
-            f"  state:   sacct -j {job_id}    cancel: scancel {job_id}    "
-            f"(or python -m nemotron.jobs follow|cancel {plan.run_dir})")
+    return (
+        f"submitted {cfg.recipe.name} as Slurm job {job_id} "
+        f"({cfg.resources.nodes} node(s) x {ranks} rank(s), partition {partition or 'default'})\n"
+        f"  run dir: {plan.run_dir}\n  follow:  tail -f {plan.log_path}\n"
+        f"  state:   sacct -j {job_id}    cancel: scancel {job_id}    "
+        f"(or python -m nemotron.jobs follow|cancel {plan.run_dir})"
+    )

@@ -86,8 +86,9 @@ def _git(args: List[str], cwd: Path) -> Optional[str]:
     """Stdout of `git ARGS` in `cwd`, or None without git, outside a repository, or on a timeout."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never take index.lock from under the user's git
     try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env,
-                             timeout=GIT_TIMEOUT_S, check=False)
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=GIT_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -114,13 +115,12 @@ def changed_files(root: Path) -> Optional[List[str]]:
 
     None when `git status` fails (a timeout): the state is unknown, not clean.
     """
-    out = _git(["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *CODE_PATHS],
-               root)
+    out = _git(["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *CODE_PATHS], root)
     if out is None:
         return None
     prefix = (_git(["rev-parse", "--show-prefix"], root) or "").strip()
     paths = [entry[3:] for entry in _split(out)]  # "XY path", relative to the top level
-    return sorted(p[len(prefix):] if p.startswith(prefix) else p for p in paths if not bytecode(p))
+    return sorted(p[len(prefix) :] if p.startswith(prefix) else p for p in paths if not bytecode(p))
 
 
 def plain_files(root: Path) -> List[str]:
@@ -185,8 +185,10 @@ def _check_policy(policy: Any, root: Path, dirty_files: List[str]) -> str:
         raise _config_error(f"uncommitted={name!r} is not a policy; expected one of {', '.join(POLICIES)}")
     if name == "refuse" and dirty_files:
         shown = ", ".join(dirty_files[:SHOWN_FILES]) + (", ..." if len(dirty_files) > SHOWN_FILES else "")
-        raise _config_error(f"{len(dirty_files)} uncommitted file(s) under {root}: {shown}; "
-                            f"commit or stash them, or set cluster.uncommitted=ship")
+        raise _config_error(
+            f"{len(dirty_files)} uncommitted file(s) under {root}: {shown}; "
+            f"commit or stash them, or set cluster.uncommitted=ship"
+        )
     return name
 
 
@@ -218,8 +220,9 @@ def _place(tmp: Path, dest: Path) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
         if (dest / RECORD).is_file():
             return False
-        raise _config_error(f"{dest} exists and is not a code snapshot (no {RECORD}); "
-                            f"remove it or snapshot into another directory") from None
+        raise _config_error(
+            f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
+        ) from None
 
 
 def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> Snapshot:
@@ -235,9 +238,14 @@ def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> 
     files = git_files(root)
     in_git = files is not None
     changed = changed_files(root) if in_git else None
-    snap = Snapshot(path=dest, source=root, commit=head(root) if in_git else None,
-                    dirty=None if changed is None else bool(changed), uncommitted_files=changed or [],
-                    policy=_check_policy(uncommitted, root, changed or []))
+    snap = Snapshot(
+        path=dest,
+        source=root,
+        commit=head(root) if in_git else None,
+        dirty=None if changed is None else bool(changed),
+        uncommitted_files=changed or [],
+        policy=_check_policy(uncommitted, root, changed or []),
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()  # not tempfile.mkdtemp: its 0700 would hide the code from the rest of the team

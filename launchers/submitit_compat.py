@@ -24,8 +24,10 @@ from nemotron.launchers import scheduler
 
 CHECKED_SERIES = "1.5."
 if not submitit.__version__.startswith(CHECKED_SERIES):
-    raise ImportError(f"nemotron.launchers uses private parts of submitit {CHECKED_SERIES}x "
-                      f"(launchers/submitit_compat.py); {submitit.__version__} is installed")
+    raise ImportError(
+        f"nemotron.launchers uses private parts of submitit {CHECKED_SERIES}x "
+        f"(launchers/submitit_compat.py); {submitit.__version__} is installed"
+    )
 
 
 class Executor(submitit.SlurmExecutor):
@@ -83,15 +85,20 @@ class Executor(submitit.SlurmExecutor):
             first = self._submit_command(self.command)
         finally:
             self.parameters.pop("map_count", None)
-        jobs: tp.List[core.Job[tp.Any]] = [submitit_slurm.SlurmJob(folder=self.folder, job_id=f"{first.job_id}_{i}",
-                                                                   tasks=list(range(first.num_tasks))) for i in range(len(delayed))]
-        for job, pickle_path in zip(jobs, pickles):
+        jobs: tp.List[core.Job[tp.Any]] = [
+            submitit_slurm.SlurmJob(
+                folder=self.folder, job_id=f"{first.job_id}_{i}", tasks=list(range(first.num_tasks))
+            )
+            for i in range(len(delayed))
+        ]
+        for job, pickle_path in zip(jobs, pickles, strict=True):
             job.paths.move_temporary_file(pickle_path, "submitted_pickle")
         return jobs
 
 
-def make_executor(folder: Path, params: tp.Dict[str, tp.Any], max_requeues: int, python: str,
-                  array: bool = False) -> Executor:
+def make_executor(
+    folder: Path, params: tp.Dict[str, tp.Any], max_requeues: int, python: str, array: bool = False
+) -> Executor:
     """An executor for one job shape; `params` are SlurmExecutor parameters (checked by submitit)."""
     executor = Executor(folder, max_num_timeout=max_requeues, python=python, array=array)
     executor.update_parameters(**params)

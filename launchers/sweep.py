@@ -22,15 +22,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron.launchers import scheduler, slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
 from nemotron.errors import TrainingFailed, explain, require_recipe
-from nemotron.launchers.arrays import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
-                                  submitted_message)
-from nemotron.launchers.script import job_parts
+from nemotron.launchers import scheduler, slurm
+from nemotron.launchers.arrays import (
+    MemberJob,
+    array_limit,
+    describe,
+    plan_arrays,
+    span,
+    submit_arrays,
+    submitted_message,
+)
 from nemotron.launchers.members import Member, MemberComposer
+from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
 
 log = logging.getLogger(__name__)
@@ -76,18 +83,34 @@ class SlurmRenderer:
         if parts.key() not in self.checked:
             slurm.preflight(cfg, self.launcher)
             self.checked.add(parts.key())
-        job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,  # num, overrides: submit()
-                        resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg, self.launcher))
+        job = MemberJob(
+            num=-1,
+            overrides=[],
+            run_dir=Path(cfg.run_dir),
+            parts=parts,  # num, overrides: submit()
+            resolved_yaml=resolved_yaml(cfg),
+            record=slurm.record_info(cfg, self.launcher),
+        )
         c = cfg.cluster
-        settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
-                    "parallelism": self.launcher.get("array_parallelism") or c.array_parallelism,
-                    "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
-                    "output_root": cfg.paths.output_root, "wait": bool(c.wait), "grace_s": float(c.wait_grace_s)}
-        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings)
+        settings = {
+            "name": cfg.recipe.name,
+            "cluster": c.name,
+            "max_array_size": c.max_array_size,
+            "parallelism": self.launcher.get("array_parallelism") or c.array_parallelism,
+            "snapshot": c.snapshot,
+            "uncommitted": slurm.policy(cfg),
+            "output_root": cfg.paths.output_root,
+            "wait": bool(c.wait),
+            "grace_s": float(c.wait_grace_s),
+        }
+        return Rendered(
+            executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings
+        )
 
 
-def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int,
-                render: SlurmRenderer) -> List[Member]:
+def compose_all(
+    loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int, render: SlurmRenderer
+) -> List[Member]:
     """Every member composed and rendered; all problems reported together as one ConfigError."""
     composer, members = MemberComposer(loader, master), []
     problems: Dict[str, List[int]] = {}
@@ -118,8 +141,10 @@ def check_distinct_run_dirs(members: List[Member]) -> None:
     shared = [(d, nums) for d, nums in seen.items() if len(nums) > 1]
     if shared:
         run_dir, nums = shared[0]
-        raise ConfigError(f"sweep members {span(nums)} would share the run dir {run_dir}: give each its own "
-                          "(hydra.sweep.subdir must tell members apart; do not set run_dir in a sweep)")
+        raise ConfigError(
+            f"sweep members {span(nums)} would share the run dir {run_dir}: give each its own "
+            "(hydra.sweep.subdir must tell members apart; do not set run_dir in a sweep)"
+        )
 
 
 def refusal(problems: Dict[str, List[int]], total: int) -> str:
@@ -133,15 +158,21 @@ def refusal(problems: Dict[str, List[int]], total: int) -> str:
     return "\n".join(lines)
 
 
-def launch(hydra_context: Any, task_function: Any, config: DictConfig,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
-           launcher: Optional[Dict[str, Any]] = None) -> List[JobReturn]:
+def launch(
+    hydra_context: Any,
+    task_function: Any,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    launcher: Optional[Dict[str, Any]] = None,
+) -> List[JobReturn]:
     """Check every member, then submit (Slurm) or run (local) them; Hydra's JobReturns."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
-    members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx,
-                          SlurmRenderer(sweep_dir, launcher or {}))
+    members = compose_all(
+        hydra_context.config_loader, config, job_overrides, initial_job_idx, SlurmRenderer(sweep_dir, launcher or {})
+    )
     executors = {m.rendered.executor for m in members}
     if executors == {"local"}:
         return run_here(hydra_context, task_function, config, job_overrides, initial_job_idx)
@@ -150,8 +181,13 @@ def launch(hydra_context: Any, task_function: Any, config: DictConfig,
     return submit(members, sweep_dir, config)
 
 
-def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
-             job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+def run_here(
+    hydra_context: Any,
+    task_function: Any,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+) -> List[JobReturn]:
     """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
     from nemotron.hydra_compat import BasicLauncher
 
@@ -163,8 +199,15 @@ def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
     """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
     common = set.intersection(*(set(m.overrides) for m in members))  # the swept values name the runs
-    member_jobs = [replace(m.rendered.job, num=m.num, overrides=m.overrides, label=json.dumps(
-        {"num": m.num, "overrides": [o for o in m.overrides if o not in common]})) for m in members]
+    member_jobs = [
+        replace(
+            m.rendered.job,
+            num=m.num,
+            overrides=m.overrides,
+            label=json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]}),
+        )
+        for m in members
+    ]
     settings = members[0].rendered.settings
     limit = array_limit(settings["max_array_size"])
     arrays = plan_arrays(member_jobs, sweep_dir, limit, settings["parallelism"], settings["name"], settings["cluster"])
@@ -178,7 +221,7 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
     except scheduler.SchedulerError as err:
         raise ConfigError(str(err)) from err
     print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
-    ids = {job.num: task_id for a in arrays for job, task_id in zip(a.members, a.task_ids or [])}
+    ids = {job.num: task_id for a in arrays for job, task_id in zip(a.members, a.task_ids or [], strict=True)}
     if settings["wait"]:
         wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"], settings["grace_s"])
     return [returned(m, config, ids[m.num]) for m in members]
@@ -192,8 +235,11 @@ def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, grace_s:
     def report(ended: Ended) -> None:
         num, run_dir = where[ended.job_id]
         detail = "" if ended.code == 0 else f", exit {ended.code}; log {run_dir / 'train.log'}"
-        print(f"member {num} (Slurm job {ended.job_id}): {ended.state}{detail}"
-              + (f" ({ended.why})" if ended.why else ""), flush=True)
+        print(
+            f"member {num} (Slurm job {ended.job_id}): {ended.state}{detail}"
+            + (f" ({ended.why})" if ended.why else ""),
+            flush=True,
+        )
         if ended.code != 0:
             failed.append((num, ended.code))
 
@@ -201,11 +247,21 @@ def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, grace_s:
     wait(list(where), poll_s=poll_s, grace_s=grace_s, on_end=report)
     if failed:
         nums, code = span(sorted(num for num, _ in failed)), max(code for _, code in failed) or 1
-        raise TrainingFailed(recipe, code, Path("train.log"), message=f"{len(failed)} of {len(members)} sweep "
-                             f"member(s) of {recipe} failed: {nums} (each member's train.log is named above)")
+        raise TrainingFailed(
+            recipe,
+            code,
+            Path("train.log"),
+            message=f"{len(failed)} of {len(members)} sweep "
+            f"member(s) of {recipe} failed: {nums} (each member's train.log is named above)",
+        )
 
 
 def returned(member: Member, config: DictConfig, job_id: Optional[str]) -> JobReturn:
     """A submitted member as Hydra sees it: done here, its return value the Slurm job id."""
-    return JobReturn(overrides=member.overrides, working_dir=str(member.run_dir),
-                     task_name=str(config.hydra.job.name), status=JobStatus.COMPLETED, _return_value=job_id)
+    return JobReturn(
+        overrides=member.overrides,
+        working_dir=str(member.run_dir),
+        task_name=str(config.hydra.job.name),
+        status=JobStatus.COMPLETED,
+        _return_value=job_id,
+    )

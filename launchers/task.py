@@ -141,8 +141,10 @@ class RankTask:
             return None
         marker.unlink()
         if restarts >= self.max_requeues:
-            self.say(f"{said}; not requeued: {self.max_requeues} restart(s) used (cluster.max_requeues); "
-                     "resubmit into the same run dir to resume")
+            self.say(
+                f"{said}; not requeued: {self.max_requeues} restart(s) used (cluster.max_requeues); "
+                "resubmit into the same run dir to resume"
+            )
             return None
         self.say(f"{said}; requeueing (restart {restarts + 1} of {self.max_requeues})")
         return DelayedSubmission(RankTask(self.run_dir, list(self.argv), self.max_requeues))

@@ -66,13 +66,19 @@ class LogTail:
 
 
 def gave_up(job_id: str, grace_s: float, sacct_answers: bool) -> Ended:
-    why = (f"neither sacct nor squeue has known Slurm job {job_id} for {grace_s:g} s"
-           + ("" if sacct_answers else " (sacct does not answer: is slurmdbd running?)"))
+    why = f"neither sacct nor squeue has known Slurm job {job_id} for {grace_s:g} s" + (
+        "" if sacct_answers else " (sacct does not answer: is slurmdbd running?)"
+    )
     return Ended(job_id, UNKNOWN, 1, why=why)
 
 
-def wait(job_ids: List[str], follow: Optional[Path] = None, poll_s: float = 1.0, grace_s: float = GRACE_S,
-         on_end: Optional[Callable[[Ended], None]] = None) -> Dict[str, Ended]:
+def wait(
+    job_ids: List[str],
+    follow: Optional[Path] = None,
+    poll_s: float = 1.0,
+    grace_s: float = GRACE_S,
+    on_end: Optional[Callable[[Ended], None]] = None,
+) -> Dict[str, Ended]:
     """Poll until every job ended (or was given up); job id -> Ended. `follow` is a log streamed to stdout."""
     tail, pending, ended = LogTail(follow), list(dict.fromkeys(job_ids)), {}
     last_seen = {job_id: time.monotonic() for job_id in pending}
@@ -87,9 +93,13 @@ def wait(job_ids: List[str], follow: Optional[Path] = None, poll_s: float = 1.0,
                 continue
             if found is None and now - last_seen[job_id] < grace_s:
                 continue
-            done = (gave_up(job_id, grace_s, sacct_answers) if found is None else
-                    Ended(job_id, found.state, exit_code_of(found.state, found.exit_code), found.exit_code,
-                          found.elapsed))
+            done = (
+                gave_up(job_id, grace_s, sacct_answers)
+                if found is None
+                else Ended(
+                    job_id, found.state, exit_code_of(found.state, found.exit_code), found.exit_code, found.elapsed
+                )
+            )
             ended[job_id] = done
             pending.remove(job_id)
             if on_end is not None:

@@ -20,12 +20,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron.launchers import slurm
-from nemotron.launchers.launcher_conf import explicit
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
+from nemotron.launchers import slurm
+from nemotron.launchers.launcher_conf import explicit
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact

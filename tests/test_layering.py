@@ -19,24 +19,46 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LAUNCH_MODULES = sorted(f"nemotron.launchers.{p.stem}" for p in (REPO / "launchers").glob("*.py")
-                        if p.stem != "__init__")
-COMPOSE_LAUNCH = ["nemotron.train", "nemotron.jobs", "nemotron.config.compose", "nemotron.config.validate",
-                  "nemotron.runspec.source", "nemotron.hydra_compat", "hydra_plugins.nemotron_launcher.nemotron_launcher",
-                  "hydra_plugins.nemotron_runspec.runspec_plugin", *LAUNCH_MODULES]
+LAUNCH_MODULES = sorted(
+    f"nemotron.launchers.{p.stem}" for p in (REPO / "launchers").glob("*.py") if p.stem != "__init__"
+)
+COMPOSE_LAUNCH = [
+    "nemotron.train",
+    "nemotron.jobs",
+    "nemotron.config.compose",
+    "nemotron.config.validate",
+    "nemotron.runspec.source",
+    "nemotron.hydra_compat",
+    "hydra_plugins.nemotron_launcher.nemotron_launcher",
+    "hydra_plugins.nemotron_runspec.runspec_plugin",
+    *LAUNCH_MODULES,
+]
 HEAVY = ("torch", "megatron", "mlflow")
 TRAINING_ENTRY = ["nemotron.runtime.pretrain", "nemotron.runtime.script", "nemotron.tracking"]
-LAUNCH_SIDE = ("hydra", "hydra_plugins", "nemotron.launchers", "nemotron.train", "nemotron.argv", "nemotron.errors",
-               "nemotron.runspec", "nemotron.config.compose", "nemotron.hydra_compat", "nemotron.jobs")
-TRAINING_SIDE = sorted([*REPO.glob("recipes/**/*.py"), *REPO.glob("nemotron/runtime/*.py"),
-                        *REPO.glob("nemotron/tracking/*.py")])
+LAUNCH_SIDE = (
+    "hydra",
+    "hydra_plugins",
+    "nemotron.launchers",
+    "nemotron.train",
+    "nemotron.argv",
+    "nemotron.errors",
+    "nemotron.runspec",
+    "nemotron.config.compose",
+    "nemotron.hydra_compat",
+    "nemotron.jobs",
+)
+TRAINING_SIDE = sorted(
+    [*REPO.glob("recipes/**/*.py"), *REPO.glob("nemotron/runtime/*.py"), *REPO.glob("nemotron/tracking/*.py")]
+)
 
 
 def loaded_after_import(modules: list) -> list:
     """Top-level and full names of every module in sys.modules after importing `modules` in a fresh python."""
-    code = ("import importlib, json, sys\n"
-            f"for name in {modules!r}:\n    importlib.import_module(name)\n"
-            "print(json.dumps(sorted(sys.modules)))")
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

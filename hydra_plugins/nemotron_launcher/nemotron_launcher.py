@@ -11,14 +11,13 @@ Importing this module loads no torch, megatron or mlflow. No `from __future__ im
 Hydra executes plugin modules outside sys.modules, where dataclasses cannot resolve string annotations.
 """
 
-
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from nemotron.hydra_compat import BasicSweeper
 from nemotron.launchers.launcher_conf import NemotronLauncherConf
 
@@ -47,8 +46,9 @@ class NemotronLauncher(BaseSubmititLauncher):
         from nemotron.launchers.launcher_conf import explicit
         from nemotron.launchers.sweep import launch
 
-        return launch(self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx,
-                      explicit(self.params))
+        return launch(
+            self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx, explicit(self.params)
+        )
 
 
 class NemotronSweeper(BasicSweeper):
@@ -61,8 +61,10 @@ class NemotronSweeper(BasicSweeper):
 
 
 def _register(store: ConfigStore) -> List[None]:
-    return [store.store(group="hydra/launcher", name="nemotron", node=NemotronLauncherConf, provider="nemotron"),
-            store.store(group="hydra/sweeper", name="nemotron", node=NemotronSweeperConf, provider="nemotron")]
+    return [
+        store.store(group="hydra/launcher", name="nemotron", node=NemotronLauncherConf, provider="nemotron"),
+        store.store(group="hydra/sweeper", name="nemotron", node=NemotronSweeperConf, provider="nemotron"),
+    ]
 
 
 _register(ConfigStore.instance())

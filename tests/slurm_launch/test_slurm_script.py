@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.launchers import slurm, snapshot
 from nemotron.config.validate import ConfigError
+from nemotron.launchers import slurm, snapshot
 
 BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 
@@ -25,12 +25,20 @@ def srun_of(script: str) -> str:
 
 def test_script_asks_for_nodes_ranks_and_gpus_and_starts_one_task_per_rank(compose):
     _, p = plan(compose, "resources.nodes=2", "resources.gpus_per_node=4", "train.global_batch_size=32")
-    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --partition=debug", "#SBATCH --chdir=/repo", f"#SBATCH --output={p.log_path}"):
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --partition=debug",
+        "#SBATCH --chdir=/repo",
+        f"#SBATCH --output={p.log_path}",
+    ):
         assert line in p.script.splitlines()
     assert "LOCAL_WORLD_SIZE=4" in p.script and "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in p.script
     srun = srun_of(p.script)  # submitit's srun line: its runner on every rank, under our rank env
-    assert "--kill-on-bad-exit=1 bash -c" in srun and srun.endswith(f"-m submitit.core._submit {p.run_dir / 'submitit'}")
+    assert "--kill-on-bad-exit=1 bash -c" in srun and srun.endswith(
+        f"-m submitit.core._submit {p.run_dir / 'submitit'}"
+    )
 
 
 def test_secret_env_goes_to_a_file_not_the_script(compose):
@@ -42,8 +50,12 @@ def test_secret_env_goes_to_a_file_not_the_script(compose):
 
 
 def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
-    _, p = plan(compose, "cluster.pyxis=true", "cluster.container_image=nvcr.io/nvidia/pytorch:25.09-py3",
-                "cluster.container_mounts=[/lustre:/lustre]")
+    _, p = plan(
+        compose,
+        "cluster.pyxis=true",
+        "cluster.container_image=nvcr.io/nvidia/pytorch:25.09-py3",
+        "cluster.container_mounts=[/lustre:/lustre]",
+    )
     srun = srun_of(p.script)
     assert "--container-image=nvcr.io/nvidia/pytorch:25.09-py3 --container-mounts=/lustre:/lustre" in srun
     assert "--container-workdir=/repo " in srun  # the submit directory, as the job's --chdir
@@ -96,7 +108,9 @@ def test_refuse_policy_names_the_uncommitted_files_before_anything_is_submitted(
     cfg = compose([*BASE, "cluster.uncommitted=refuse"])
     assert slurm.check_uncommitted(cfg) is None  # clean
     (repo / "nemotron" / "__init__.py").write_text("x = 1\n")
-    assert "1 uncommitted file(s)" in slurm.check_uncommitted(cfg) and "nemotron/__init__.py" in slurm.check_uncommitted(cfg)
+    assert "1 uncommitted file(s)" in slurm.check_uncommitted(
+        cfg
+    ) and "nemotron/__init__.py" in slurm.check_uncommitted(cfg)
     with pytest.raises(ConfigError, match="cluster.uncommitted=refuse"):
         slurm.preflight(cfg)
     assert slurm.check_uncommitted(compose([*BASE, "cluster.uncommitted=ship"])) is None

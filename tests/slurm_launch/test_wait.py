@@ -30,15 +30,30 @@ def cluster_module():
 
 def python_m(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_wait_ends_when_a_pending_member_is_cancelled(slurm_cluster, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = python_m("nemotron.train", *BASE, "train.steps=3", f"paths.cache_dir={tmp_path / 'cache'}",
-                    f"hydra.sweep.dir={sweep}", "cluster.wait=true", "cluster.wait_grace_s=10",
-                    "cluster.array_parallelism=1", "-m", "train.seed=1,2")
+    proc = python_m(
+        "nemotron.train",
+        *BASE,
+        "train.steps=3",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+        "cluster.wait=true",
+        "cluster.wait_grace_s=10",
+        "cluster.array_parallelism=1",
+        "-m",
+        "train.seed=1,2",
+    )
     lines = []
     for line in proc.stdout:  # the array id is printed before the wait starts
         lines.append(line)
@@ -67,8 +82,9 @@ def test_follow_ends_while_the_accounting_daemon_is_stopped(slurm_cluster, tmp_p
     wait_for_log(run_dir / "train.log", re.compile(r"^step \d+/", re.M), timeout_s=120)
     lost = tmp_path / "lost"  # a record of a job neither sacct nor squeue knows
     lost.mkdir()
-    (lost / "slurm_job.json").write_text(json.dumps({"job_id": "99999999", "recipe": "gpt/pretrain",
-                                                     "run_dir": str(lost)}))
+    (lost / "slurm_job.json").write_text(
+        json.dumps({"job_id": "99999999", "recipe": "gpt/pretrain", "run_dir": str(lost)})
+    )
     cluster.stop_daemon(root, "slurmdbd")
     follow = nobody = None
     try:
