@@ -105,6 +105,13 @@ def apply_launcher_keys(params: Dict[str, Any], launcher: Mapping[str, Any], cfg
     if not launcher:
         return params
     check_agrees(params, launcher)
+    if "submitit_folder" in launcher:
+        from nemotron.config.validate import ConfigError
+
+        raise ConfigError(
+            f"hydra.launcher.submitit_folder={launcher['submitit_folder']}: fixed here "
+            "(<run dir>/submitit, or <sweep dir>/submitit); leave it unset"
+        )
     out = dict(params)
     for key, value in launcher.items():
         if key in NOT_PASSED or key in DECIDED_BY_RESOURCES:

@@ -24,8 +24,6 @@ from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
-from nemotron.launchers import slurm
-from nemotron.launchers.launcher_conf import explicit
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact
@@ -47,6 +45,8 @@ def train(cfg: DictConfig) -> int:
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if remote:
         launcher = launcher_keys()
+        from nemotron.launchers import slurm  # submitit and the Slurm path only load for Slurm runs
+
         slurm.preflight(cfg, launcher)
         plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved)
     else:
@@ -71,11 +71,15 @@ def launcher_keys() -> dict:
     """The `hydra.launcher.*` keys set for this run (stock hydra-submitit-launcher names); {} outside Hydra."""
     if not HydraConfig.initialized():
         return {}
+    from nemotron.launchers.launcher_conf import explicit
+
     return explicit(HydraConfig.get().launcher)
 
 
-def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:
+def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:  # noqa: F821 - imported for Slurm runs only
     """Submit the job and say how to follow it; with cluster.wait=true, stream its log and return its code."""
+    from nemotron.launchers import slurm
+
     job_id = slurm.submit(plan)
     print(slurm.submitted_message(cfg, plan, job_id), flush=True)
     if not cfg.cluster.wait:

@@ -102,3 +102,8 @@ def test_private_api_versions_are_checked(monkeypatch):
     monkeypatch.setitem(SUPPORTED, "hydra-core", ("1.4.0", "1.3."))
     with pytest.raises(ImportError, match=r"private APIs of hydra-core 1.3.x .* 1.4.0 is installed"):
         check_versions()
+
+
+def test_submitit_folder_is_fixed(compose):
+    with pytest.raises(ConfigError, match=r"hydra.launcher.submitit_folder=/x: fixed here"):
+        script(compose, "hydra.launcher.submitit_folder=/x")
