@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.errors import child_environ
+from nemotron.environ import child_environ
 from nemotron.tracking.secrets import redact
 
 DEFAULT_CMD = "python {script} --config {config}"
