@@ -15,13 +15,12 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from nemotron.config.keys import closest, describe_unknown
+from nemotron.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-exported for train.py
 from nemotron.config.validate import ConfigError
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import GROUP as RECIPE_GROUP
 from nemotron.runspec.source import RecipeConfigError
 
-OWN_FULL_ERROR = "NEMOTRON_OWNS_HYDRA_FULL_ERROR"
-"""Set when our entry point (not the user) turned on HYDRA_FULL_ERROR."""
 
 
 class TrainingFailed(RuntimeError):
@@ -33,14 +32,6 @@ class TrainingFailed(RuntimeError):
     def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None) -> None:
         super().__init__(message or f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
         self.code = code
-
-
-def child_environ() -> Dict[str, str]:
-    """The environment for processes we start, without the switches our entry point set for itself."""
-    env = dict(os.environ)
-    if env.pop(OWN_FULL_ERROR, None):
-        env.pop("HYDRA_FULL_ERROR", None)
-    return env
 
 
 def explain_unknown_key(err: OmegaConfBaseException) -> Optional[str]:

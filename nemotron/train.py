@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron import slurm
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
-from nemotron.launch import plan_local, run_local
+from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
 from nemotron.paths import CONF_DIR
 from nemotron.tracking.secrets import redact
@@ -45,12 +45,15 @@ def train(cfg: DictConfig) -> int:
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
     remote = on_slurm(cfg)
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if remote:
-        slurm.preflight(cfg)
-        plan = slurm.plan_slurm(cfg)
+        launcher = launcher_keys()
+        from nemotron.launchers import slurm  # submitit and the Slurm path only load for Slurm runs
+
+        slurm.preflight(cfg, launcher)
+        plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved)
     else:
         plan = plan_local(cfg, config_path)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if cfg.dry_run:
         shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
@@ -68,13 +71,24 @@ def train(cfg: DictConfig) -> int:
     return 0
 
 
-def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:
+def launcher_keys() -> dict:
+    """The `hydra.launcher.*` keys set for this run (stock hydra-submitit-launcher names); {} outside Hydra."""
+    if not HydraConfig.initialized():
+        return {}
+    from nemotron.launchers.launcher_conf import explicit
+
+    return explicit(HydraConfig.get().launcher)
+
+
+def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:  # noqa: F821 - imported for Slurm runs only
     """Submit the job and say how to follow it; with cluster.wait=true, stream its log and return its code."""
-    job_id = slurm.submit(plan, cfg)
+    from nemotron.launchers import slurm
+
+    job_id = slurm.submit(plan)
     print(slurm.submitted_message(cfg, plan, job_id), flush=True)
     if not cfg.cluster.wait:
         return 0
-    state, code = slurm.wait(job_id, plan.log_path)
+    state, code = slurm.wait(job_id, plan.log_path, float(cfg.cluster.wait_grace_s))
     print(f"Slurm job {job_id}: {state}", flush=True)
     return code
 

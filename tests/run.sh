@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: `bash tests/run.sh` (extra args go to pytest).
 # Creates .venv if missing, installs the CPU torch wheel and the project with its test extra,
-# then runs pytest. Idempotent: a second run only runs the tests.
+# then ruff (lint + format check) and pytest. Idempotent: a second run only runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,6 @@ if ! python -c "import nemotron, megatron.core, hydra_plugins.nemotron_runspec" 
   touch .venv/.nemotron-installed
 fi
 export MLFLOW_DISABLE_TELEMETRY=true
+# Lint and format check first (files in scope: [tool.ruff] include in pyproject.toml).
+ruff check --quiet . && ruff format --check --quiet . || { echo "ruff: fix the above (ruff check --fix .; ruff format .)"; exit 1; }
 exec python -m pytest "$@"

@@ -1,28 +1,25 @@
-"""`hydra/launcher=nemotron` and `hydra/sweeper=nemotron`: the -m path of `python -m nemotron.train`.
+"""`hydra/launcher=nemotron` and `hydra/sweeper=nemotron`: registered here, built in nemotron.launchers.
 
-The launcher hands a sweep's members to `nemotron.sweep_launch`, which checks every member and then
-submits them as Slurm job arrays (or runs them here on cluster=local). The sweeper is Hydra's basic
+The launcher is hydra-submitit-launcher's `BaseSubmititLauncher` with its config dataclass
+(`nemotron.launchers.launcher_conf.NemotronLauncherConf`, a `SlurmQueueConf`), so `hydra.launcher.*`
+keys have their stock names; `launch` hands the members to `nemotron.launchers.sweep`, which checks
+every member and then submits them through submitit as Slurm job arrays (or runs them here on
+cluster=local). The sweeper is Hydra's basic
 sweeper without its up-front re-composition of every member (~85 ms each: 22 s for 256 members),
 because the launcher composes, validates and preflights each member itself before anything starts.
 Importing this module loads no torch, megatron or mlflow. No `from __future__ import annotations`:
 Hydra executes plugin modules outside sys.modules, where dataclasses cannot resolve string annotations.
 """
 
-
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
-from hydra.plugins.launcher import Launcher
 
-
-@dataclass
-class NemotronLauncherConf:
-    """Config of the launcher (it has no settings of its own: the `cluster` group holds them)."""
-
-    _target_: str = "hydra_plugins.nemotron_launcher.nemotron_launcher.NemotronLauncher"
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from nemotron.hydra_compat import BasicSweeper
+from nemotron.launchers.launcher_conf import NemotronLauncherConf
 
 
 @dataclass
@@ -36,21 +33,22 @@ class NemotronSweeperConf:
     """Sweep definitions (key: values) added to the command line's."""
 
 
-class NemotronLauncher(Launcher):
-    """Checks every member, then submits them as Slurm job arrays or runs them on this machine."""
+class NemotronLauncher(BaseSubmititLauncher):
+    """Checks every member, then submits them through submitit as Slurm job arrays (or runs them here).
 
-    def __init__(self) -> None:
-        self.hydra_context: Any = None
-        self.task_function: Any = None
-        self.config: Any = None
+    Unlike the stock launcher it never pickles itself, the config or the task function: each member's
+    job runs a small `RankTask` (paths) on a config resolved at submit, and `launch` returns once
+    sbatch accepted the arrays."""
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+    _EXECUTOR = "slurm"
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nemotron.sweep_launch import launch
+        from nemotron.launchers.launcher_conf import explicit
+        from nemotron.launchers.sweep import launch
 
-        return launch(self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx)
+        return launch(
+            self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx, explicit(self.params)
+        )
 
 
 class NemotronSweeper(BasicSweeper):
@@ -63,8 +61,10 @@ class NemotronSweeper(BasicSweeper):
 
 
 def _register(store: ConfigStore) -> List[None]:
-    return [store.store(group="hydra/launcher", name="nemotron", node=NemotronLauncherConf, provider="nemotron"),
-            store.store(group="hydra/sweeper", name="nemotron", node=NemotronSweeperConf, provider="nemotron")]
+    return [
+        store.store(group="hydra/launcher", name="nemotron", node=NemotronLauncherConf, provider="nemotron"),
+        store.store(group="hydra/sweeper", name="nemotron", node=NemotronSweeperConf, provider="nemotron"),
+    ]
 
 
 _register(ConfigStore.instance())

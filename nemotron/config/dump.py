@@ -12,7 +12,8 @@ from typing import Any, Dict
 
 import yaml
 from omegaconf import Container, OmegaConf
-from omegaconf._utils import is_float, is_int, yaml_is_bool
+
+from nemotron.hydra_compat import is_float, is_int, yaml_is_bool
 
 _Base: Any = getattr(yaml, "CDumper", yaml.Dumper)
 

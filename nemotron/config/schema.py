@@ -275,6 +275,10 @@ class ClusterConfig:
     """Shell lines the batch script runs before srun (module loads, activating an environment)."""
     wait: bool = False
     """After submitting, follow the job's log and exit with its state instead of returning at once."""
+    wait_grace_s: float = 60.0
+    """How long cluster.wait keeps waiting for a job neither sacct nor squeue knows (a pending array task
+    that was cancelled, a job slurmctld forgot while the accounting daemon is down) before it ends with
+    state UNKNOWN and exit 1."""
     signal_delay_s: int = 120
     """Seconds before the time limit Slurm sends SIGUSR2 (sbatch --signal): the run saves a checkpoint
     and the job requeues itself; must cover one training step plus a checkpoint save."""

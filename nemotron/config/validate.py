@@ -12,10 +12,8 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.schema import Arch
+from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.tracking.settings import uri_problem
-
-HYBRID_SYMBOLS = "M*-E"
-"""Layer symbols of a hybrid pattern: Mamba, attention, MLP, MoE."""
 
 
 class ConfigError(ValueError):
@@ -46,18 +44,6 @@ def data_parallel_size(cfg: Any) -> int:
     if cfg.parallel.data_parallel_size is not None:
         return int(cfg.parallel.data_parallel_size)
     return max(1, world_size(cfg) // model_parallel_size(cfg))
-
-
-def hybrid_pattern(model: Any) -> str:
-    """The per-layer pattern: `hybrid_layer_pattern` tiled to `num_layers` when that is a multiple of it.
-
-    `model=nano3_tiny model.num_layers=8` turns "M*ME" into "M*MEM*ME", so a tiny proxy scales in depth
-    with one override; a length that is not a multiple is left for `hybrid_pattern_fits` to refuse.
-    """
-    unit = model.hybrid_layer_pattern or ""
-    if unit and model.num_layers % len(unit) == 0:
-        return unit * (model.num_layers // len(unit))
-    return unit
 
 
 def keys_known(cfg: Any) -> Optional[str]:

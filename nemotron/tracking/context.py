@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from nemotron import snapshot
 
 GIT_TIMEOUT_S = 5
 """Longest a git call may take (a huge or network-mounted checkout)."""
@@ -31,6 +30,9 @@ SLURM_TAGS = {
     "SLURM_JOB_NODELIST": "slurm.nodelist",
 }
 """Slurm environment variable -> tag, set when the variable exists."""
+SNAPSHOT_RECORD = "SNAPSHOT.json"
+"""The file a code snapshot holds at its root (written by the launch layer's launchers/snapshot.py, read
+here by name: the runtime side imports no launch code)."""
 
 
 def _git(args: List[str], cwd: Path) -> Optional[str]:
@@ -60,7 +62,7 @@ def git_state(path: Any) -> Tuple[Optional[str], Optional[bool]]:
 
 def snapshot_state() -> Optional[Dict[str, Any]]:
     """The code snapshot this process runs from (a Slurm job started from `<run_dir>/code`), if any."""
-    record = Path(__file__).resolve().parents[2] / snapshot.RECORD
+    record = Path(__file__).resolve().parents[2] / SNAPSHOT_RECORD
     try:
         return json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):

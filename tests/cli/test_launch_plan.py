@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from nemotron.config.validate import ConfigError
-from nemotron.launch import plan_local
+from nemotron.launchers.local import plan_local
 
 RECIPE = "+recipe=fixture/precedence"
 

@@ -1,4 +1,4 @@
-"""nemotron.snapshot: the code a job runs is frozen at submission, with uncommitted changes recorded or refused.
+"""nemotron.launchers.snapshot: the code a job runs is frozen at submission, with uncommitted changes recorded or refused.
 
 Real git in temporary repositories (no mocks); one subprocess check that PYTHONPATH=<snapshot> beats the
 editable install for a snapshot of this checkout.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nemotron.config.validate import ConfigError
-from nemotron.snapshot import DIFF, RECORD, code_root, job_path, take
+from nemotron.launchers.snapshot import DIFF, RECORD, code_root, job_path, take
 
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
@@ -163,7 +163,7 @@ def test_pythonpath_imports_nemotron_from_a_snapshot_of_this_checkout(tmp_path):
 
 
 def test_snapshot_module_imports_standard_library_only():
-    code = "import sys, nemotron.snapshot; print(sorted({'hydra', 'omegaconf', 'torch', 'yaml'} & set(sys.modules)))"
+    code = "import sys, nemotron.launchers.snapshot; print(sorted({'hydra', 'omegaconf', 'torch', 'yaml'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

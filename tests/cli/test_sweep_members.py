@@ -17,7 +17,7 @@ from nemotron.config import register_configs
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.paths import CONF_DIR
-from nemotron.sweep_members import MemberComposer
+from nemotron.launchers.members import MemberComposer
 
 COMMON = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 

@@ -353,6 +353,20 @@ def nodes_idle(lay: Layout) -> bool:
         s.rstrip("*") in ("idle", "mix", "alloc") for s in states.values())
 
 
+def stop_daemon(root: str | os.PathLike, name: str) -> str:
+    """Stop one daemon of a running cluster by the PID recorded for it (tests: slurmdbd going away)."""
+    lay = Layout(Path(root).resolve())
+    pid, start = recorded(lay)[name]
+    return stop_pid(name, pid, start)
+
+
+def restart_slurmdbd(root: str | os.PathLike) -> None:
+    """Start slurmdbd again after stop_daemon(root, "slurmdbd"); returns once sacctmgr answers."""
+    lay = Layout(Path(root).resolve())
+    spawn(lay, "slurmdbd", ["slurmdbd", "-D"])
+    wait_for("slurmdbd", lambda: ok("sacctmgr", "-n", "list", "cluster", lay=lay), lay, "slurmdbd")
+
+
 # ---------------------------------------------------------------- up / down / status
 
 def healthy(lay: Layout) -> bool:

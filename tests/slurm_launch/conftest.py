@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.jobs import ACTIVE_STATES
+from nemotron.launchers.scheduler import ACTIVE_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,13 @@ def wait_for_job(slurm_cluster):
     def _wait(job_id: str, timeout_s: float = 60) -> tuple[str, str]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
-                                 capture_output=True, text=True).stdout.strip().splitlines()
+            out = (
+                subprocess.run(
+                    ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"], capture_output=True, text=True
+                )
+                .stdout.strip()
+                .splitlines()
+            )
             if out and out[0].split("|")[0].split()[0] not in ACTIVE_STATES:
                 return tuple(out[0].split("|")[:2])
             time.sleep(0.5)

@@ -14,14 +14,21 @@ pytestmark = pytest.mark.slow
 STEP = re.compile(r"^step (\d+)/", re.M)
 
 
-def test_interrupted_job_requeues_and_resumes_from_its_checkpoint(slurm_cluster, wait_for_job, mlflow_server,
-                                                                  tmp_path):
+def test_interrupted_job_requeues_and_resumes_from_its_checkpoint(slurm_cluster, wait_for_job, mlflow_server, tmp_path):
     from mlflow import MlflowClient
 
     run_dir = tmp_path / "run"
-    result = cli("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=mlflow", f"tracker.uri={mlflow_server.uri}",
-                 "tracker.experiment=requeue", "train.steps=30", "train.log_interval=1",
-                 f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}")
+    result = cli(
+        "+recipe=gpt/pretrain",
+        "cluster=slurm_test",
+        "tracker=mlflow",
+        f"tracker.uri={mlflow_server.uri}",
+        "tracker.experiment=requeue",
+        "train.steps=30",
+        "train.log_interval=1",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     job_id = SUBMITTED.search(result.stdout).group(1)
     wait_for_log(run_dir / "train.log", re.compile(r"^step [3-9]/30", re.M), timeout_s=120)
@@ -33,8 +40,9 @@ def test_interrupted_job_requeues_and_resumes_from_its_checkpoint(slurm_cluster,
     assert "requeueing (restart 1 of 3)" in log and "restart 1, run dir" in log, log[-3000:]
     assert f"done | 30/30 steps (resumed at {stopped})" in log, log[-3000:]
     assert [int(s) for s in STEP.findall(log)] == list(range(1, 31))  # nothing lost, nothing trained twice
-    history = subprocess.run(["sacct", "-n", "-D", "-X", "-P", "-j", job_id, "-o", "State"],
-                             capture_output=True, text=True).stdout.split()
+    history = subprocess.run(
+        ["sacct", "-n", "-D", "-X", "-P", "-j", job_id, "-o", "State"], capture_output=True, text=True
+    ).stdout.split()
     assert history[0] == "REQUEUED" and history[-1] == "COMPLETED", history
 
     client = MlflowClient(tracking_uri=mlflow_server.uri)
@@ -49,9 +57,16 @@ def test_interrupted_job_requeues_and_resumes_from_its_checkpoint(slurm_cluster,
 
 def test_two_node_job_stops_together_and_requeues(slurm_cluster, wait_for_job, tmp_path):
     run_dir = tmp_path / "run"
-    result = cli("+recipe=gpt/pretrain", "cluster=slurm_test", "resources.nodes=2", "tracker=jsonl",
-                 "train.steps=20", "train.log_interval=1", f"paths.cache_dir={tmp_path / 'cache'}",
-                 f"hydra.run.dir={run_dir}")
+    result = cli(
+        "+recipe=gpt/pretrain",
+        "cluster=slurm_test",
+        "resources.nodes=2",
+        "tracker=jsonl",
+        "train.steps=20",
+        "train.log_interval=1",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     job_id = SUBMITTED.search(result.stdout).group(1)
     wait_for_log(run_dir / "train.log", re.compile(r"^step [2-9]/20", re.M), timeout_s=120)
@@ -59,16 +74,26 @@ def test_two_node_job_stops_together_and_requeues(slurm_cluster, wait_for_job, t
     assert wait_for_job(job_id, timeout_s=180) == ("COMPLETED", "0:0")
     log = (run_dir / "train.log").read_text()
     stopped = int(re.search(r"preempted \| SIGUSR2 at step (\d+)/20", log).group(1))
-    assert log.count("Exited with exit code 75") == 2, log[-3000:]  # both ranks stopped at the same step
+    # both ranks' recipes stopped at the same step and exited 75 (each rank's submitit task says so)
+    assert log.count("stopped after saving a checkpoint (exit 75)") == 2, log[-3000:]
+    assert "rank 0: stopped" in log and "rank 1: stopped" in log
     assert f"done | 20/20 steps (resumed at {stopped})" in log and "world 2 (TP1 PP1 CP1 EP1 DP2)" in log
     assert [int(s) for s in STEP.findall(log)] == list(range(1, 21))
 
 
 def test_a_signalled_sweep_member_requeues_alone(slurm_cluster, wait_for_job, tmp_path):
     sweep = tmp_path / "sweep"
-    result = cli("+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none", "train.steps=30",
-                 "train.log_interval=1", f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
-                 "-m", "train.seed=1,2")
+    result = cli(
+        "+recipe=gpt/pretrain",
+        "cluster=slurm_test",
+        "tracker=none",
+        "train.steps=30",
+        "train.log_interval=1",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+        "-m",
+        "train.seed=1,2",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     array_id = re.search(r"array (\d+): members", result.stdout).group(1)
     wait_for_log(sweep / "1" / "train.log", re.compile(r"^step [3-9]/30", re.M), timeout_s=120)
@@ -77,8 +102,9 @@ def test_a_signalled_sweep_member_requeues_alone(slurm_cluster, wait_for_job, tm
         assert wait_for_job(f"{array_id}_{task}", timeout_s=180) == ("COMPLETED", "0:0")
 
     def history(task):
-        return subprocess.run(["sacct", "-n", "-D", "-X", "-P", "-j", f"{array_id}_{task}", "-o", "State"],
-                              capture_output=True, text=True).stdout.split()
+        return subprocess.run(
+            ["sacct", "-n", "-D", "-X", "-P", "-j", f"{array_id}_{task}", "-o", "State"], capture_output=True, text=True
+        ).stdout.split()
 
     assert history(0) == ["COMPLETED"], history(0)  # the other member ran on untouched
     assert history(1) == ["REQUEUED", "COMPLETED"], history(1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nemotron import slurm, snapshot
 from nemotron.config.validate import ConfigError
+from nemotron.launchers import slurm, snapshot
 
 BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 
@@ -25,11 +25,20 @@ def srun_of(script: str) -> str:
 
 def test_script_asks_for_nodes_ranks_and_gpus_and_starts_one_task_per_rank(compose):
     _, p = plan(compose, "resources.nodes=2", "resources.gpus_per_node=4", "train.global_batch_size=32")
-    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --partition=debug", "#SBATCH --chdir=/repo", f"#SBATCH --output={p.log_path}"):
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --partition=debug",
+        "#SBATCH --chdir=/repo",
+        f"#SBATCH --output={p.log_path}",
+    ):
         assert line in p.script.splitlines()
     assert "LOCAL_WORLD_SIZE=4" in p.script and "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in p.script
-    assert srun_of(p.script).startswith("srun --kill-on-bad-exit=1 bash -c")
+    srun = srun_of(p.script)  # submitit's srun line: its runner on every rank, under our rank env
+    assert "--kill-on-bad-exit=1 bash -c" in srun and srun.endswith(
+        f"-m submitit.core._submit {p.run_dir / 'submitit'}"
+    )
 
 
 def test_secret_env_goes_to_a_file_not_the_script(compose):
@@ -41,8 +50,12 @@ def test_secret_env_goes_to_a_file_not_the_script(compose):
 
 
 def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
-    _, p = plan(compose, "cluster.pyxis=true", "cluster.container_image=nvcr.io/nvidia/pytorch:25.09-py3",
-                "cluster.container_mounts=[/lustre:/lustre]")
+    _, p = plan(
+        compose,
+        "cluster.pyxis=true",
+        "cluster.container_image=nvcr.io/nvidia/pytorch:25.09-py3",
+        "cluster.container_mounts=[/lustre:/lustre]",
+    )
     srun = srun_of(p.script)
     assert "--container-image=nvcr.io/nvidia/pytorch:25.09-py3 --container-mounts=/lustre:/lustre" in srun
     assert "--container-workdir=/repo " in srun  # the submit directory, as the job's --chdir
@@ -65,8 +78,10 @@ def test_job_asks_for_the_signal_and_requeues_itself_when_the_run_left_the_preem
     _, p = plan(compose, "cluster.signal_delay_s=90", "cluster.max_requeues=2")
     lines = p.script.splitlines()
     assert "#SBATCH --signal=USR2@90" in lines and "#SBATCH --requeue" in lines
-    assert '-f "$RUN_DIR"/preempted.json ]' in p.script and '-lt 2 ]' in p.script
-    assert 'scontrol requeue "$SELF"' in p.script and 'SELF="$SLURM_JOB_ID"' in p.script and lines[-1] == 'exit "$status"'
+    # requeue is submitit's checkpoint protocol, bounded by max_num_timeout = cluster.max_requeues
+    task = p.member.task()
+    assert p.job.executor.max_num_timeout == 2 and task.max_requeues == 2 and callable(task.checkpoint)
+    assert task.run_dir == str(p.run_dir)  # what submitit pickles: paths and the command, no config
     _, never = plan(compose, "cluster.max_requeues=0")
     assert "#SBATCH --requeue" not in never.script.splitlines()
 
@@ -76,10 +91,10 @@ def test_job_runs_the_code_snapshot_unless_switched_off(compose):
     code = Path(cfg.run_dir) / "code"
     assert p.code_dir == code
     assert f"export PYTHONPATH={code}${{PYTHONPATH:+:$PYTHONPATH}}" in p.script
-    assert f"{code}/recipes/gpt/pretrain/train.py --config \"$RUN_DIR\"/config.yaml" in srun_of(p.script)
+    assert p.member.task().argv[1:] == [f"{code}/recipes/gpt/pretrain/train.py", "--config", f"{p.run_dir}/config.yaml"]
     cfg, live = plan(compose, "cluster.snapshot=false")
     assert live.code_dir is None and "PYTHONPATH" not in live.script
-    assert f" {cfg.recipe.script} --config" in srun_of(live.script)
+    assert live.member.task().argv[1] == cfg.recipe.script
 
 
 def test_refuse_policy_names_the_uncommitted_files_before_anything_is_submitted(compose, tmp_path, monkeypatch):
@@ -93,7 +108,9 @@ def test_refuse_policy_names_the_uncommitted_files_before_anything_is_submitted(
     cfg = compose([*BASE, "cluster.uncommitted=refuse"])
     assert slurm.check_uncommitted(cfg) is None  # clean
     (repo / "nemotron" / "__init__.py").write_text("x = 1\n")
-    assert "1 uncommitted file(s)" in slurm.check_uncommitted(cfg) and "nemotron/__init__.py" in slurm.check_uncommitted(cfg)
+    assert "1 uncommitted file(s)" in slurm.check_uncommitted(
+        cfg
+    ) and "nemotron/__init__.py" in slurm.check_uncommitted(cfg)
     with pytest.raises(ConfigError, match="cluster.uncommitted=refuse"):
         slurm.preflight(cfg)
     assert slurm.check_uncommitted(compose([*BASE, "cluster.uncommitted=ship"])) is None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -23,15 +22,23 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron import jobs, slurm
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
 from nemotron.errors import TrainingFailed, explain, require_recipe
-from nemotron.slurm_array import (MemberJob, array_limit, describe, plan_arrays, span, submit_arrays,
-                                  submitted_message)
-from nemotron.slurm_script import job_parts
-from nemotron.sweep_members import Member, MemberComposer
+from nemotron.launchers import scheduler, slurm
+from nemotron.launchers.arrays import (
+    MemberJob,
+    array_limit,
+    describe,
+    plan_arrays,
+    span,
+    submit_arrays,
+    submitted_message,
+)
+from nemotron.launchers.members import Member, MemberComposer
+from nemotron.launchers.script import job_parts
+from nemotron.launchers.wait import Ended, wait
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +65,8 @@ class Rendered:
 class SlurmRenderer:
     """Checks each member and renders its Slurm job; preflight once per distinct job shape."""
 
-    def __init__(self, sweep_dir: Path) -> None:
-        self.sweep_dir, self.cwd = sweep_dir, Path.cwd()
+    def __init__(self, sweep_dir: Path, launcher: Dict[str, Any]) -> None:
+        self.sweep_dir, self.cwd, self.launcher = sweep_dir, Path.cwd(), launcher
         self.checked: Set[tuple] = set()
         self.bases: List[DictConfig] = []  # configs whose keys were checked (kept alive: compared by identity)
 
@@ -72,21 +79,38 @@ class SlurmRenderer:
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
-        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir))
+        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher)
         if parts.key() not in self.checked:
-            slurm.preflight(cfg)
+            slurm.preflight(cfg, self.launcher)
             self.checked.add(parts.key())
-        job = MemberJob(num=-1, overrides=[], run_dir=Path(cfg.run_dir), parts=parts,  # num, overrides: submit()
-                        resolved_yaml=resolved_yaml(cfg), record=slurm.record_info(cfg))
+        job = MemberJob(
+            num=-1,
+            overrides=[],
+            run_dir=Path(cfg.run_dir),
+            parts=parts,  # num, overrides: submit()
+            resolved_yaml=resolved_yaml(cfg),
+            record=slurm.record_info(cfg, self.launcher),
+        )
         c = cfg.cluster
-        settings = {"name": cfg.recipe.name, "cluster": c.name, "max_array_size": c.max_array_size,
-                    "parallelism": c.array_parallelism, "snapshot": c.snapshot, "uncommitted": slurm.policy(cfg),
-                    "output_root": cfg.paths.output_root, "wait": bool(c.wait)}
-        return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings)
+        settings = {
+            "name": cfg.recipe.name,
+            "cluster": c.name,
+            "max_array_size": c.max_array_size,
+            "parallelism": self.launcher.get("array_parallelism") or c.array_parallelism,
+            "snapshot": c.snapshot,
+            "uncommitted": slurm.policy(cfg),
+            "output_root": cfg.paths.output_root,
+            "wait": bool(c.wait),
+            "grace_s": float(c.wait_grace_s),
+        }
+        return Rendered(
+            executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings
+        )
 
 
-def compose_all(loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int,
-                render: SlurmRenderer) -> List[Member]:
+def compose_all(
+    loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]], first_num: int, render: SlurmRenderer
+) -> List[Member]:
     """Every member composed and rendered; all problems reported together as one ConfigError."""
     composer, members = MemberComposer(loader, master), []
     problems: Dict[str, List[int]] = {}
@@ -117,8 +141,10 @@ def check_distinct_run_dirs(members: List[Member]) -> None:
     shared = [(d, nums) for d, nums in seen.items() if len(nums) > 1]
     if shared:
         run_dir, nums = shared[0]
-        raise ConfigError(f"sweep members {span(nums)} would share the run dir {run_dir}: give each its own "
-                          "(hydra.sweep.subdir must tell members apart; do not set run_dir in a sweep)")
+        raise ConfigError(
+            f"sweep members {span(nums)} would share the run dir {run_dir}: give each its own "
+            "(hydra.sweep.subdir must tell members apart; do not set run_dir in a sweep)"
+        )
 
 
 def refusal(problems: Dict[str, List[int]], total: int) -> str:
@@ -132,14 +158,21 @@ def refusal(problems: Dict[str, List[int]], total: int) -> str:
     return "\n".join(lines)
 
 
-def launch(hydra_context: Any, task_function: Any, config: DictConfig,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+def launch(
+    hydra_context: Any,
+    task_function: Any,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    launcher: Optional[Dict[str, Any]] = None,
+) -> List[JobReturn]:
     """Check every member, then submit (Slurm) or run (local) them; Hydra's JobReturns."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
-    members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx,
-                          SlurmRenderer(sweep_dir))
+    members = compose_all(
+        hydra_context.config_loader, config, job_overrides, initial_job_idx, SlurmRenderer(sweep_dir, launcher or {})
+    )
     executors = {m.rendered.executor for m in members}
     if executors == {"local"}:
         return run_here(hydra_context, task_function, config, job_overrides, initial_job_idx)
@@ -148,10 +181,15 @@ def launch(hydra_context: Any, task_function: Any, config: DictConfig,
     return submit(members, sweep_dir, config)
 
 
-def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
-             job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+def run_here(
+    hydra_context: Any,
+    task_function: Any,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+) -> List[JobReturn]:
     """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
-    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from nemotron.hydra_compat import BasicLauncher
 
     basic = BasicLauncher()
     basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -161,8 +199,15 @@ def run_here(hydra_context: Any, task_function: Any, config: DictConfig,
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
     """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
     common = set.intersection(*(set(m.overrides) for m in members))  # the swept values name the runs
-    member_jobs = [replace(m.rendered.job, num=m.num, overrides=m.overrides, label=json.dumps(
-        {"num": m.num, "overrides": [o for o in m.overrides if o not in common]})) for m in members]
+    member_jobs = [
+        replace(
+            m.rendered.job,
+            num=m.num,
+            overrides=m.overrides,
+            label=json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]}),
+        )
+        for m in members
+    ]
     settings = members[0].rendered.settings
     limit = array_limit(settings["max_array_size"])
     arrays = plan_arrays(member_jobs, sweep_dir, limit, settings["parallelism"], settings["name"], settings["cluster"])
@@ -171,45 +216,52 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
         return [returned(m, config, None) for m in members]
     code_dir = sweep_dir / "code" if settings["snapshot"] else None
     code = slurm.take_snapshot(code_dir, settings["uncommitted"])
-    submit_arrays(arrays, sweep_dir, code)
+    try:
+        submit_arrays(arrays, code, sweep_dir)
+    except scheduler.SchedulerError as err:
+        raise ConfigError(str(err)) from err
     print(submitted_message(arrays, sweep_dir, settings["output_root"]), flush=True)
-    ids = {job.num: f"{a.job_id}_{i}" for a in arrays for i, job in enumerate(a.members)}
+    ids = {job.num: task_id for a in arrays for job, task_id in zip(a.members, a.task_ids or [], strict=True)}
     if settings["wait"]:
-        wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"])
+        wait_for_members([(m.num, ids[m.num], m.run_dir) for m in members], settings["name"], settings["grace_s"])
     return [returned(m, config, ids[m.num]) for m in members]
 
 
-def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, poll_s: float = 2.0) -> None:
-    """cluster.wait=true: one line per member as it ends; a failed member makes the command fail.
+def wait_for_members(members: List[Tuple[int, str, Path]], recipe: str, grace_s: float, poll_s: float = 2.0) -> None:
+    """cluster.wait=true: one line per member as it ends; a failed (or lost) member makes the command fail."""
+    where = {job_id: (num, run_dir) for num, job_id, run_dir in members}
+    failed: List[Tuple[int, int]] = []
 
-    One sacct (then squeue) call per poll for all members; a member neither knows for
-    `jobs.UNSEEN_GRACE_S` (a pending task that was cancelled never reaches sacct) counts as ended."""
-    pending, failed = {job_id: (num, run_dir) for num, job_id, run_dir in members}, []
-    seen_at = {job_id: time.monotonic() for job_id in pending}
-    print(f"waiting for {len(pending)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
-    while pending:
-        known = jobs.known_states(list(pending))
-        for job_id in list(pending):
-            state, exit_code, _ = known.get(job_id, ("unknown", "", ""))
-            if state in jobs.ACTIVE_STATES or (state == "unknown" and
-                                              time.monotonic() - seen_at[job_id] < jobs.UNSEEN_GRACE_S):
-                seen_at[job_id] = seen_at[job_id] if state == "unknown" else time.monotonic()
-                continue
-            num, run_dir = pending.pop(job_id)
-            code = int(exit_code.split(":")[0]) if exit_code.split(":")[0].isdigit() else 1
-            print(f"member {num} (Slurm job {job_id}): {state}" + ("" if state == "COMPLETED" else
-                  f", exit {code}; log {run_dir / 'train.log'}"), flush=True)
-            if state != "COMPLETED":
-                failed.append((num, code))
-        if pending:
-            time.sleep(poll_s)
+    def report(ended: Ended) -> None:
+        num, run_dir = where[ended.job_id]
+        detail = "" if ended.code == 0 else f", exit {ended.code}; log {run_dir / 'train.log'}"
+        print(
+            f"member {num} (Slurm job {ended.job_id}): {ended.state}{detail}"
+            + (f" ({ended.why})" if ended.why else ""),
+            flush=True,
+        )
+        if ended.code != 0:
+            failed.append((num, ended.code))
+
+    print(f"waiting for {len(where)} sweep member(s) (Ctrl-C stops waiting, not the jobs)", flush=True)
+    wait(list(where), poll_s=poll_s, grace_s=grace_s, on_end=report)
     if failed:
         nums, code = span(sorted(num for num, _ in failed)), max(code for _, code in failed) or 1
-        raise TrainingFailed(recipe, code, Path("train.log"), message=f"{len(failed)} of {len(members)} sweep "
-                             f"member(s) of {recipe} failed: {nums} (each member's train.log is named above)")
+        raise TrainingFailed(
+            recipe,
+            code,
+            Path("train.log"),
+            message=f"{len(failed)} of {len(members)} sweep "
+            f"member(s) of {recipe} failed: {nums} (each member's train.log is named above)",
+        )
 
 
 def returned(member: Member, config: DictConfig, job_id: Optional[str]) -> JobReturn:
     """A submitted member as Hydra sees it: done here, its return value the Slurm job id."""
-    return JobReturn(overrides=member.overrides, working_dir=str(member.run_dir),
-                     task_name=str(config.hydra.job.name), status=JobStatus.COMPLETED, _return_value=job_id)
+    return JobReturn(
+        overrides=member.overrides,
+        working_dir=str(member.run_dir),
+        task_name=str(config.hydra.job.name),
+        status=JobStatus.COMPLETED,
+        _return_value=job_id,
+    )

@@ -4,21 +4,25 @@ last checkpoint, with the config and code frozen when they were first submitted.
     python -m nemotron.jobs resubmit <sweep dir>   # the members that are not COMPLETED (and not still queued)
     python -m nemotron.jobs resubmit <run dir>     # one run's job.sbatch again, unless it COMPLETED
 
-A sweep's members keep their numbers: the array's own script is submitted again with
-`sbatch --array=<their task ids>` (its `%N` cap kept), so task i still runs in the i-th run directory
-the script lists. Records are updated (`slurm_job.json` gets the new id and keeps the old ones,
-`sweep.json` lists each resubmission). Standard library only.
+A sweep's members keep their numbers: the array's own script (the one submitit rendered at the first
+submit) is submitted again with `sbatch --array=<their task ids>` (its `%N` cap kept), so task i still
+runs in the i-th run directory the script lists; each task's pickled `RankTask` is copied to the name
+submitit's job runner looks for under the new job id (the same paths, so it resumes). Records are
+updated (`slurm_job.json` gets the new id and keeps the old ones, `sweep.json` lists each resubmission).
+Standard library only (plus submitit's file naming, for the copy).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from nemotron.jobs import ACTIVE_STATES, RECORD, Job, JobsError, fill_states, sbatch
+from nemotron.launchers.jobs import RECORD, Job, JobsError, fill_states
+from nemotron.launchers.scheduler import ACTIVE_STATES, sbatch
 
 SWEEP_RECORD = "sweep.json"
 """What a sweep submit writes into the sweep directory."""
@@ -47,8 +51,17 @@ def resubmit_run(run_dir: Path) -> str:
     if job.state == FINISHED_OK or job.state in ACTIVE_STATES:
         raise JobsError(f"{run_dir}: job {job.job_id} is {job.state}; nothing to resubmit")
     new = sbatch(run_dir / "job.sbatch")
+    carry_task(json.loads((run_dir / RECORD).read_text()), job.job_id, new)
     update_record(run_dir, new)
     return f"resubmitted {run_dir} ({job.state} as job {job.job_id}) as Slurm job {new}; it resumes from its checkpoint"
+
+
+def carry_task(record: dict, old_id: str, new_id: str) -> None:
+    """The task submitit pickled for `old_id`, under the name the job runner of `new_id` waits for."""
+    from nemotron.launchers.submitit_compat import submitted_pickle
+
+    folder = Path(record["submitit_folder"])
+    shutil.copyfile(submitted_pickle(folder, old_id), submitted_pickle(folder, new_id))
 
 
 def cap_of(script: Path) -> str:
@@ -82,7 +95,10 @@ def resubmit_sweep(sweep_dir: Path) -> str:
         script = Path(array["script"])
         new = sbatch(script, f"--array={','.join(map(str, tasks))}{cap_of(script)}")
         for task in tasks:
-            update_record(Path(array["members"][task]["run_dir"]), f"{new}_{task}")
+            run_dir = Path(array["members"][task]["run_dir"])
+            old = json.loads((run_dir / RECORD).read_text())["job_id"]
+            carry_task(array, old, f"{new}_{task}")
+            update_record(run_dir, f"{new}_{task}")
         array.setdefault("resubmits", []).append({"job_id": new, "tasks": tasks})
         nums = ", ".join(str(array["members"][t]["num"]) for t in tasks)
         lines.append(f"resubmitted sweep member(s) {nums} as Slurm array {new} (tasks {','.join(map(str, tasks))})")

@@ -30,13 +30,17 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from nemotron.paths import REPO_ROOT
+from nemotron.tracking.context import SNAPSHOT_RECORD
 
-CODE_PATHS = ("nemotron", "recipes", "conf", "hydra_plugins", "pyproject.toml")
+CODE_PATHS = ("nemotron", "launchers", "recipes", "conf", "hydra_plugins", "pyproject.toml")
 """What a snapshot holds, relative to the code root."""
+PACKAGE_DIRS = {"launchers": "nemotron/launchers"}
+"""Folders installed under another import name (pyproject.toml package-dir): the copy puts them where that
+name is found, so a python started on the copy imports `nemotron.launchers` from it too."""
 POLICIES = ("ship", "refuse")
 """What to do with uncommitted changes: copy them as they are (recorded), or stop the submission."""
-RECORD = "SNAPSHOT.json"
-"""Written last: a snapshot directory holding it is complete."""
+RECORD = SNAPSHOT_RECORD
+"""Written last: a snapshot directory holding it is complete (the runtime reads it by that name)."""
 DIFF = "uncommitted.diff"
 """`git diff HEAD` of the code paths plus the untracked files, written when the tree is dirty."""
 GIT_TIMEOUT_S = 20
@@ -82,8 +86,9 @@ def _git(args: List[str], cwd: Path) -> Optional[str]:
     """Stdout of `git ARGS` in `cwd`, or None without git, outside a repository, or on a timeout."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never take index.lock from under the user's git
     try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env,
-                             timeout=GIT_TIMEOUT_S, check=False)
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=GIT_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -110,13 +115,12 @@ def changed_files(root: Path) -> Optional[List[str]]:
 
     None when `git status` fails (a timeout): the state is unknown, not clean.
     """
-    out = _git(["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *CODE_PATHS],
-               root)
+    out = _git(["status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *CODE_PATHS], root)
     if out is None:
         return None
     prefix = (_git(["rev-parse", "--show-prefix"], root) or "").strip()
     paths = [entry[3:] for entry in _split(out)]  # "XY path", relative to the top level
-    return sorted(p[len(prefix):] if p.startswith(prefix) else p for p in paths if not bytecode(p))
+    return sorted(p[len(prefix) :] if p.startswith(prefix) else p for p in paths if not bytecode(p))
 
 
 def plain_files(root: Path) -> List[str]:
@@ -136,6 +140,12 @@ def bytecode(rel: str) -> bool:
     return "__pycache__" in Path(rel).parts or rel.endswith(".pyc")
 
 
+def snapshot_rel(rel: str) -> str:
+    """Where a file of the code root goes inside the copy (`launchers/x.py` -> `nemotron/launchers/x.py`)."""
+    top, _, rest = rel.partition("/")
+    return f"{PACKAGE_DIRS[top]}/{rest}" if top in PACKAGE_DIRS and rest else rel
+
+
 def _copy(root: Path, files: List[str], dest: Path) -> tuple[int, int]:
     """Copy `files` (relative to `root`) into `dest`; skip vanished files and bytecode. (count, bytes)."""
     count = size = 0
@@ -143,7 +153,7 @@ def _copy(root: Path, files: List[str], dest: Path) -> tuple[int, int]:
         src = root / rel
         if bytecode(rel) or not src.is_file():
             continue
-        target = dest / rel
+        target = dest / snapshot_rel(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             shutil.copy2(src, target)
@@ -175,8 +185,10 @@ def _check_policy(policy: Any, root: Path, dirty_files: List[str]) -> str:
         raise _config_error(f"uncommitted={name!r} is not a policy; expected one of {', '.join(POLICIES)}")
     if name == "refuse" and dirty_files:
         shown = ", ".join(dirty_files[:SHOWN_FILES]) + (", ..." if len(dirty_files) > SHOWN_FILES else "")
-        raise _config_error(f"{len(dirty_files)} uncommitted file(s) under {root}: {shown}; "
-                            f"commit or stash them, or set cluster.uncommitted=ship")
+        raise _config_error(
+            f"{len(dirty_files)} uncommitted file(s) under {root}: {shown}; "
+            f"commit or stash them, or set cluster.uncommitted=ship"
+        )
     return name
 
 
@@ -208,8 +220,9 @@ def _place(tmp: Path, dest: Path) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
         if (dest / RECORD).is_file():
             return False
-        raise _config_error(f"{dest} exists and is not a code snapshot (no {RECORD}); "
-                            f"remove it or snapshot into another directory") from None
+        raise _config_error(
+            f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
+        ) from None
 
 
 def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> Snapshot:
@@ -225,9 +238,14 @@ def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> 
     files = git_files(root)
     in_git = files is not None
     changed = changed_files(root) if in_git else None
-    snap = Snapshot(path=dest, source=root, commit=head(root) if in_git else None,
-                    dirty=None if changed is None else bool(changed), uncommitted_files=changed or [],
-                    policy=_check_policy(uncommitted, root, changed or []))
+    snap = Snapshot(
+        path=dest,
+        source=root,
+        commit=head(root) if in_git else None,
+        dirty=None if changed is None else bool(changed),
+        uncommitted_files=changed or [],
+        policy=_check_policy(uncommitted, root, changed or []),
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()  # not tempfile.mkdtemp: its 0700 would hide the code from the rest of the team

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.errors import child_environ
+from nemotron.environ import child_environ
 from nemotron.tracking.secrets import redact
 
 DEFAULT_CMD = "python {script} --config {config}"
@@ -96,7 +96,12 @@ def run_local(plan: LaunchPlan) -> int:
     env = {**child_environ(), **plan.env}
     with plan.log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            plan.argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:

@@ -8,8 +8,8 @@ are put back. Anything else â€” or a value override that lands on a container â€
 composition. Hydra's `${hydra:...}` node follows each member (job.num, override_dirname, output dir),
 so `hydra.sweep.subdir` and `run_dir` resolve exactly as Hydra's own launchers would.
 
-Uses two Hydra internals (pinned by hydra-core<1.4): `ConfigLoaderImpl._apply_overrides_to_config`
-and `get_overrides_dirname`.
+Uses two Hydra internals, through nemotron/hydra_compat.py: `apply_overrides` and
+`get_overrides_dirname`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import Container, DictConfig, open_dict, read_write
+
+from nemotron.hydra_compat import apply_overrides, get_overrides_dirname
 
 Render = Callable[[DictConfig], Any]
 """What the launcher makes of one member's composed config (it may raise ConfigError). The config
@@ -73,7 +74,7 @@ class MemberComposer:
             return self._compose_fully(num, list(overrides), parsed, render)
         try:
             run_dir = self._enter(num, parsed)
-            ConfigLoaderImpl._apply_overrides_to_config(values, full)
+            apply_overrides(full, values)
             return Member(num, list(overrides), run_dir, render(full))
         finally:
             restore(full, saved)
@@ -107,8 +108,11 @@ class MemberComposer:
             hc.job.num = num
             hc.job.id = f"{hc.job.name}_{num}"
             hc.job.override_dirname = get_overrides_dirname(
-                overrides=task, kv_sep=dirname_cfg.kv_sep, item_sep=dirname_cfg.item_sep,
-                exclude_keys=dirname_cfg.exclude_keys)
+                overrides=task,
+                kv_sep=dirname_cfg.kv_sep,
+                item_sep=dirname_cfg.item_sep,
+                exclude_keys=dirname_cfg.exclude_keys,
+            )
             hc.overrides.task = [o.input_line for o in task]
             out = Path(os.path.abspath(Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)))
             hc.runtime.output_dir = str(out)
@@ -122,6 +126,7 @@ class MemberComposer:
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def is_structural(override: Override, loader: Any) -> bool:
     """Overrides that change what is composed (groups, +/~/++, hydra.*, packages, lists/dicts)."""

@@ -1,0 +1,131 @@
+"""Rules about files a run reads, checked before anything starts (stdlib only, no torch).
+
+Each is a validation rule (`nemotron.config.validate.RULES`): a path the run must read is checked
+on this machine, so a typo is one line at compose time instead of a traceback from the training
+process (for Slurm, on the submitting machine, which sees the shared filesystem). Also the model
+rules that need the tokenizer's size or the pipeline split.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from nemotron.runtime import blend, checkpoint_index
+
+
+def load_dir_has_checkpoint(cfg: Any) -> Optional[str]:
+    load_dir = cfg.checkpoint.load_dir
+    if load_dir is None:
+        return None
+    if not Path(load_dir).is_dir():
+        return f"checkpoint.load_dir={load_dir}: no such directory"
+    if not checkpoint_index.complete_checkpoints(str(load_dir)):
+        return (f"checkpoint.load_dir={load_dir} holds no complete checkpoint "
+                f"(folders iter_NNNNNNN with a {checkpoint_index.MARKER})")
+    return None
+
+
+def writes_data(cfg: Any) -> bool:
+    """Data-prep recipes (`data/...`) write the blend file and read `data.sources`; others read the blend."""
+    return str(cfg.recipe.name).startswith("data/")
+
+
+def blend_file_ready(cfg: Any) -> Optional[str]:
+    path = cfg.data.blend_file
+    if path is None or writes_data(cfg):
+        return None
+    try:
+        found = blend.read_blend(path)
+    except (OSError, ValueError) as err:
+        return str(err)
+    missing = blend.missing_files(found)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"data.blend_file={path} names files that do not exist: {missing[0]}{more}"
+    return None
+
+
+def prefixes_exist(cfg: Any) -> Optional[str]:
+    for prefix in cfg.data.prefixes:
+        for ext in (".bin", ".idx"):
+            if not Path(prefix + ext).is_file():
+                return f"data.prefixes: {prefix}{ext} does not exist (a prefix names <prefix>.bin and <prefix>.idx)"
+    return None
+
+
+def tokenizer_exists(cfg: Any) -> Optional[str]:
+    path = cfg.data.tokenizer_path
+    if path is not None and not Path(path).is_file():
+        return f"data.tokenizer_path={path}: no such file (a `tokenizers` JSON file)"
+    return None
+
+
+def sources_match(cfg: Any) -> Optional[str]:
+    for source in cfg.data.sources if writes_data(cfg) else ():
+        if not glob.glob(str(source)):
+            return f"data.sources: {source} matches no file"
+    return None
+
+
+def split_valid(cfg: Any) -> Optional[str]:
+    split = str(cfg.data.split)
+    try:
+        parts = [float(p) for p in split.replace("/", ",").split(",")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or min(parts) < 0 or sum(parts) <= 0:
+        return (f"data.split={split!r} must be up to three non-negative numbers, train,valid,test "
+                f"(e.g. data.split='98,1,1'; quote it on the command line)")
+    return None
+
+
+def pipeline_divides_layers(cfg: Any) -> Optional[str]:
+    from nemotron.config.validate import hybrid_pattern  # validate imports this module
+
+    pp, m = cfg.parallel.pipeline_model_parallel_size, cfg.model
+    layers = len(hybrid_pattern(m)) if getattr(m.arch, "name", m.arch) == "hybrid" else m.num_layers
+    if pp > 1 and layers % pp:
+        return (f"parallel.pipeline_model_parallel_size={pp} must divide the model's {layers} layers "
+                f"(model.num_layers={m.num_layers})")
+    return None
+
+
+def tokenizer_size(path: str) -> Optional[int]:
+    """Tokens of a `tokenizers` JSON file (vocabulary and added tokens); None when unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        vocab = data["model"]["vocab"]
+        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
+        ids += [t["id"] for t in data.get("added_tokens", [])]
+        return max(ids) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _tokenizer_tokens(cfg: Any) -> Optional[int]:
+    d = cfg.data
+    if d.tokenizer_path is not None:
+        return tokenizer_size(d.tokenizer_path)
+    if d.blend_file is not None and not writes_data(cfg):
+        try:
+            return tokenizer_size(blend.read_blend(d.blend_file).tokenizer_path)
+        except (OSError, ValueError):
+            return None
+    return int(d.tokenizer_vocab_size) if d.generate_tiny and not d.prefixes else None
+
+
+def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
+    vocab = cfg.model.vocab_size
+    tokens = _tokenizer_tokens(cfg) if vocab else None
+    if tokens is not None and vocab < tokens:
+        return (f"model.vocab_size={vocab} is smaller than the tokenizer's {tokens} tokens "
+                f"(set model.vocab_size=null to take the tokenizer's, padded)")
+    return None
+
+
+INPUT_RULES = [load_dir_has_checkpoint, blend_file_ready, prefixes_exist, tokenizer_exists, sources_match,
+               split_valid, pipeline_divides_layers, vocab_covers_tokenizer]
+"""In the order their errors are reported (after the layout rules)."""
