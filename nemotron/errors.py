@@ -8,6 +8,7 @@ recognise (a bug, a training failure) keep their full traceback.
 from __future__ import annotations
 
 import os
+import traceback
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -95,7 +96,17 @@ def explain(exc: BaseException) -> Optional[str]:
             return f"{getattr(err, 'full_key', '') or 'config'}: {first_lines(err)}"
     if isinstance(exc, HydraException):
         return first_lines(exc)
-    return None
+    return explain_unwritable_run_dir(exc)
+
+
+def explain_unwritable_run_dir(err: BaseException) -> Optional[str]:
+    """Hydra could not create the run directory (an OSError raised inside Hydra, naming a path)."""
+    if not isinstance(err, OSError) or not err.filename:
+        return None
+    if not any(f"{os.sep}hydra{os.sep}" in frame.filename for frame in traceback.extract_tb(err.__traceback__)):
+        return None
+    return (f"cannot create the run directory {err.filename}: {err.strerror}; "
+            f"set paths.output_root to a writable directory")
 
 
 def first_lines(err: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Sequence
 
+from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.schema import Arch
 from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
@@ -240,6 +241,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     steps_positive,
     min_lr_below_lr,
     tracker_uri_valid,
+    *INPUT_RULES,
     headroom_in_range,
     memory_fits,
 ]

@@ -68,3 +68,32 @@ def test_full_error_env_keeps_the_traceback(cli):
     result = cli("+recipe=gpt/pretrain", "model=nope", env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+SEEN_BEFORE_START = {
+    "missing load dir": (["checkpoint.load_dir=/nonexistent/run"], "checkpoint.load_dir=/nonexistent/run: no such directory"),
+    "missing blend file": (["data=prepared", "data.blend_file=/nonexistent/blend.json"],
+                           "data.blend_file: /nonexistent/blend.json not found"),
+    "malformed split": (["data.split='98,a'"], "data.split='98,a' must be up to three non-negative numbers"),
+    "vocab smaller than the tokenizer": (["model.vocab_size=100"], "is smaller than the tokenizer's 512 tokens"),
+    "pipeline does not split the model": (
+        ["parallel.pipeline_model_parallel_size=3", "resources.procs_per_node=3", "train.global_batch_size=9",
+         "train.micro_batch_size=3"],
+        "parallel.pipeline_model_parallel_size=3 must divide the model's 2 layers",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEEN_BEFORE_START))
+def test_mistakes_the_training_process_used_to_find_are_caught_before_it_starts(cli, tmp_path, case):
+    overrides, expected = SEEN_BEFORE_START[case]
+    result = cli("+recipe=gpt/pretrain", "tracker=none", *overrides)
+    assert_short_error(result, expected)
+    assert not list((tmp_path / "outputs").rglob("train.log"))  # nothing started
+
+
+def test_unwritable_output_root_is_one_line(cli, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = cli("+recipe=gpt/pretrain", f"paths.output_root={blocker}/outputs")
+    assert_short_error(result, f"cannot create the run directory {blocker}/outputs")
