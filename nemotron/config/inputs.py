@@ -105,7 +105,8 @@ def tokenizer_size(path: str) -> Optional[int]:
         return None
 
 
-def _tokenizer_tokens(cfg: Any) -> Optional[int]:
+def tokenizer_tokens(cfg: Any) -> Optional[int]:
+    """The run's tokenizer size when it can be known before starting (file, blend or generated)."""
     d = cfg.data
     if d.tokenizer_path is not None:
         return tokenizer_size(d.tokenizer_path)
@@ -119,7 +120,7 @@ def _tokenizer_tokens(cfg: Any) -> Optional[int]:
 
 def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
     vocab = cfg.model.vocab_size
-    tokens = _tokenizer_tokens(cfg) if vocab else None
+    tokens = tokenizer_tokens(cfg) if vocab else None
     if tokens is not None and vocab < tokens:
         return (f"model.vocab_size={vocab} is smaller than the tokenizer's {tokens} tokens "
                 f"(set model.vocab_size=null to take the tokenizer's, padded)")

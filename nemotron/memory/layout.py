@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Tuple
 
+from nemotron.config.inputs import tokenizer_tokens
 from nemotron.config.validate import data_parallel_size, hybrid_pattern
 
 _MAMBA_EXPAND = 2
@@ -82,12 +83,14 @@ def _layers(m: Any, hybrid: bool) -> Tuple[str, ...]:
 
 
 def padded_vocab(cfg: Any) -> int:
-    """model.vocab_size, else the tokenizer's (data.tokenizer_vocab_size) padded as Megatron pads it."""
+    """model.vocab_size, else the tokenizer's size (its file when readable, else
+    data.tokenizer_vocab_size) padded as Megatron pads it."""
     m, tp = cfg.model, cfg.parallel.tensor_model_parallel_size
     if m.vocab_size:
         return int(m.vocab_size)
+    tokens = tokenizer_tokens(cfg) or int(cfg.data.tokenizer_vocab_size)
     multiple = m.make_vocab_size_divisible_by * tp
-    return int(math.ceil(cfg.data.tokenizer_vocab_size / multiple) * multiple)
+    return int(math.ceil(tokens / multiple) * multiple)
 
 
 def _mamba_dims(m: Any) -> tuple:
