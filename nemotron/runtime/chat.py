@@ -155,12 +155,10 @@ class ChatRenderer:
 
     def render(self, messages: Sequence[Dict[str, str]], where: str) -> Rendered:
         """The text and loss spans of `messages`; a template error names `where`."""
-        from jinja2 import TemplateError
-
         try:
             marked = self._template.render(messages=list(messages), eos_token=self.eos_token,
                                            bos_token="", add_generation_prompt=False)
-        except TemplateError as err:
+        except Exception as err:  # noqa: BLE001 - a template may raise anything; name the line
             raise ChatDataError(f"{where}: the chat template ({self.origin}) failed to render: "
                                 f"{type(err).__name__}: {err}") from None
         return _split_marks(marked, where)
