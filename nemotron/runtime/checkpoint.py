@@ -426,7 +426,7 @@ def _why(found: Found, cfg: Any, key: str, saved: Any) -> str:
                     "data-parallel size; resume with the saved TP/PP/CP/EP")
         return text + "."
     return ("It was saved from a different model (model.* settings): load it with the model config "
-            "it was saved with, or point checkpoint.dir / checkpoint.load_dir elsewhere.")
+            "it was saved with, or point checkpoint.dir / load_dir / pretrained elsewhere.")
 
 
 def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> Position:
