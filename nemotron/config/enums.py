@@ -95,3 +95,10 @@ class Uncommitted(Enum):
 
     ship = "ship"  # copy the working tree as it is into the job's code snapshot, and record the changes
     refuse = "refuse"  # submit nothing; commit or stash first
+
+
+class Overlong(Enum):
+    """What SFT prep does with a conversation longer than model.seq_length + 1 tokens."""
+
+    truncate = "truncate"
+    drop = "drop"

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
     Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, Normalization, PositionEmbedding,
-    Recompute, RouterDtype, RouterScore, Uncommitted,
+    Recompute, RouterDtype, RouterScore, Uncommitted, Overlong,
 )
 
 
@@ -137,7 +137,7 @@ class DataConfig:
     chat_template: Optional[str] = None
     """SFT prep: a Jinja chat template (.jinja path or text) marking answers with {% generation %};
     null: the tokenizer_config.json beside the tokenizer, else the shipped default."""
-    overlong: str = "truncate"
+    overlong: Overlong = Overlong.truncate
     """SFT prep: a conversation longer than model.seq_length + 1 tokens is `truncate`d or `drop`ped."""
 
 

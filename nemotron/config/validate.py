@@ -222,13 +222,6 @@ def steps_positive(cfg: Any) -> Optional[str]:
     return None
 
 
-def overlong_known(cfg: Any) -> Optional[str]:
-    value = cfg.data.get("overlong", "truncate")
-    if value not in ("truncate", "drop"):
-        return f"data.overlong={value!r} must be truncate or drop (what SFT prep does with a too-long chat)"
-    return None
-
-
 RULES: List[Callable[[Any], Optional[str]]] = [
     keys_known,
     heads_divide_hidden,
@@ -247,7 +240,6 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     steps_positive,
     min_lr_below_lr,
     tracker_uri_valid,
-    overlong_known,
 ]
 """Every cross-field rule, in the order errors are reported."""
 VALUE_RULES = [rule for rule in RULES if rule is not keys_known]

@@ -71,11 +71,15 @@ def _pretrain_tiny(d: Any) -> SimpleNamespace:
                            tokenizer_vocab_size=d.tokenizer_vocab_size, eod_token=d.eod_token)
 
 
+def _overlong(d: Any) -> str:
+    return str(getattr(d.overlong, "value", d.overlong))
+
+
 def tiny_manifest_path(cfg: Any) -> Path:
     """The manifest of the generated chats for `cfg` (corpus and samples beside it)."""
     d = cfg.data
     key = (f"v{SFT_CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-           f"-l{cfg.model.seq_length}-{d.overlong}")
+           f"-l{cfg.model.seq_length}-{_overlong(d)}")
     return Path(d.cache_dir) / f"sft-tiny-{key}" / "sft.json"
 
 
@@ -90,7 +94,7 @@ def _generate_tiny(cfg: Any) -> None:
     spec = sft_prep.SftPrepSpec(
         sources=[str(corpus)], packed_file=path, tokenizer_path=str(blend.parent / "tokenizer.json"),
         seq_length=int(cfg.model.seq_length), chat_template=d.chat_template, eod_token=d.eod_token,
-        overlong=str(d.overlong), split=str(d.split), seed=int(d.seed), num_workers=1,
+        overlong=_overlong(d), split=str(d.split), seed=int(d.seed), num_workers=1,
         docs_per_shard=max(1, int(d.num_documents)))
     sft_prep.prepare_sft(spec, log=lambda line: None)
 
