@@ -16,13 +16,15 @@ Checkpoints, validation, tracking, progress line and preemption are the pretrain
 
 from __future__ import annotations
 
+import copy
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterator, Tuple
 
 import torch
 
 from nemotron.runtime import checkpoint, pretrain, sft_data
-from nemotron.runtime.checkpoint_index import pretrained_checkpoint
+from nemotron.runtime.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
 
 
 def _str(value: Any) -> str:
@@ -90,6 +92,27 @@ SFT = pretrain.Stage("sft", datasets=_datasets, forward_step=forward_step, confi
 """The SFT stage of the shared loop."""
 
 
+def with_inputs_resolved(cfg: Any) -> Any:
+    """`cfg` with `data.packed_file` and `checkpoint.pretrained` set to the paths this run reads,
+    so the tracker records them as the run's lineage inputs (nemotron.tracking.lineage)."""
+    from omegaconf import DictConfig, open_dict
+
+    if not isinstance(cfg, DictConfig):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        if cfg.data.generate_tiny:
+            cfg.data.packed_file = str(sft_data.tiny_manifest_path(cfg).resolve())
+        value = cfg.checkpoint.get("pretrained")
+        if value:
+            try:
+                cfg.checkpoint.pretrained = str(Path(pretrained_checkpoint(
+                    str(value), str(cfg.paths.output_root)).path).resolve())
+            except PretrainedNotFound:  # said in one line when the weights are needed (fresh start)
+                pass
+    return cfg
+
+
 def run(cfg: Any) -> pretrain.TrainResult:
     """Fine-tune `cfg.train.steps` steps; see `pretrain.run` for resume, summary and tracking."""
-    return pretrain.run(cfg, SFT)
+    return pretrain.run(with_inputs_resolved(cfg), SFT)

@@ -117,10 +117,10 @@ def prepare_tiny_sft(cfg: Any) -> Path:
 def resolve_sft(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
     """The tokenizer, manifest path and manifest of the SFT data `cfg.data` names."""
     d = cfg.data
-    if d.packed_file:
-        path = Path(d.packed_file)
-    elif d.generate_tiny:
+    if d.generate_tiny:
         path = prepare_tiny_sft(cfg)
+    elif d.packed_file:
+        path = Path(d.packed_file)
     else:
         raise ValueError("no SFT data: set data.packed_file (from +recipe=data/prep_sft) or "
                          "data.generate_tiny=true (data=sft_tiny)")
