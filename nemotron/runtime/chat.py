@@ -209,11 +209,10 @@ def check_template(renderer: ChatRenderer) -> None:
                             f"loss mask would be all ones: {fix} only")
 
 
-def token_mask(offsets: Sequence[Tuple[int, int]], spans: Sequence[Tuple[int, int]]) -> List[int]:
-    """1 for each token whose first character lies in a loss span, else 0."""
-    mask, i = [], 0
-    for start, _ in offsets:
-        while i < len(spans) and spans[i][1] <= start:
-            i += 1
-        mask.append(1 if i < len(spans) and spans[i][0] <= start else 0)
-    return mask
+def token_mask(offsets: Sequence[Tuple[int, int]], spans: Sequence[Tuple[int, int]]) -> "np.ndarray":
+    """uint8 per token: 1 where the token's first character lies in a loss span (sorted, disjoint)."""
+    import numpy as np
+
+    starts = np.fromiter((o[0] for o in offsets), np.int64, len(offsets))
+    edges = np.asarray(spans, np.int64).reshape(-1)
+    return (np.searchsorted(edges, starts, side="right") % 2).astype(np.uint8)

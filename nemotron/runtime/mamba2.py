@@ -291,11 +291,13 @@ class TorchMamba2Mixer(MegatronModule):
         source, valid = _runs(segment_ids.to(zxBCdt.device))
         flat = zxBCdt.transpose(0, 1).reshape(b * seq, width)
         samples = flat[source] * valid[..., None].to(flat.dtype)  # [runs, longest, width]
-        mixed = self._mix(samples.transpose(0, 1).contiguous()).transpose(0, 1)
+        longest = samples.shape[1]  # chunks no longer than the longest sample: less padding
+        chunk = min(self.chunk_size, 1 << max(0, (longest - 1).bit_length()))
+        mixed = self._mix(samples.transpose(0, 1).contiguous(), chunk).transpose(0, 1)
         out = mixed.new_zeros(b * seq, mixed.shape[-1]).index_copy(0, source[valid], mixed[valid])
         return out.reshape(b, seq, -1).transpose(0, 1).contiguous()
 
-    def _mix(self, zxBCdt):
+    def _mix(self, zxBCdt, chunk_size=None):
         """[l, b, in_proj width] -> y [l, b, d_inner_local_tp] (conv, scan, gate, norm)."""
         g_n = self.ngroups_local_tp * self.d_state
         z, xBC, dt = torch.split(zxBCdt.transpose(0, 1),
@@ -308,7 +310,7 @@ class TorchMamba2Mixer(MegatronModule):
             -torch.exp(self.A_log.float()),
             B.unflatten(-1, (-1, self.d_state)).float(),
             C.unflatten(-1, (-1, self.d_state)).float(),
-            self.chunk_size,
+            chunk_size or self.chunk_size,
             D=self.D.float().view(-1, self.headdim) if self.D_has_hdim else self.D.float())
         y = y.flatten(-2).to(zxBCdt.dtype)
         y = self.norm(y, z) if self.rmsnorm else y * F.silu(z)

@@ -134,8 +134,8 @@ def _conversations(shard: Shard, counts: Counts):
         yield lineno, messages
 
 
-def _sample(ids: List[int], mask: List[int], seq_length: int, overlong: str,
-            counts: Counts) -> Optional[Tuple[List[int], List[int]]]:
+def _sample(ids: List[int], mask: np.ndarray, seq_length: int, overlong: str,
+            counts: Counts) -> Optional[Tuple[List[int], np.ndarray]]:
     """The (ids, mask) kept for one conversation, counted; None when it is dropped."""
     if len(ids) > seq_length + 1:
         if overlong == "drop":
@@ -143,7 +143,7 @@ def _sample(ids: List[int], mask: List[int], seq_length: int, overlong: str,
             return None
         ids, mask = ids[:seq_length + 1], mask[:seq_length + 1]
         counts.truncated += 1
-    targets = sum(mask[1:])  # token t is predicted at position t-1: the first token never is
+    targets = int(mask[1:].sum())  # token t is predicted at position t-1: the first never is
     if targets == 0:
         counts.dropped["no_loss_tokens"] += 1
         return None
@@ -177,8 +177,8 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
             kept = _sample(enc.ids, chat.token_mask(enc.offsets, rendered.spans),
                            sig["seq_length"], sig["overlong"], counts)
             if kept is not None:
-                ids_out.extend(kept[0])
-                mask_out.extend(kept[1])
+                ids_out.append(np.asarray(kept[0], np.int32))
+                mask_out.append(kept[1])
                 lengths.append(len(kept[0]))
                 lines.append(lineno)
         pending.clear()
@@ -188,8 +188,9 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
         if len(pending) == RENDER_BATCH:
             flush()
     flush()
-    _save_npz(chat_path(shard), tokens=np.asarray(ids_out, np.int32),
-              mask=np.asarray(mask_out, np.uint8), lengths=np.asarray(lengths, np.int32),
+    _save_npz(chat_path(shard), tokens=np.concatenate(ids_out or [np.zeros(0, np.int32)]),
+              mask=np.concatenate(mask_out or [np.zeros(0, np.uint8)]),
+              lengths=np.asarray(lengths, np.int32),
               lines=np.asarray(lines, np.int32))
     marker = {**sig, "counts": asdict(counts)}
     prep.write_atomic(_marker(shard), json.dumps(marker).encode())  # last: "finished"
