@@ -209,7 +209,7 @@ def check_template(renderer: ChatRenderer) -> None:
                             f"loss mask would be all ones: {fix} only")
 
 
-def token_mask(offsets: Sequence[Tuple[int, int]], spans: Sequence[Tuple[int, int]]) -> "np.ndarray":
+def token_mask(offsets: Sequence[Tuple[int, int]], spans: Sequence[Tuple[int, int]]) -> Any:
     """uint8 per token: 1 where the token's first character lies in a loss span (sorted, disjoint)."""
     import numpy as np
 

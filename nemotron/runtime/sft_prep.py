@@ -72,7 +72,8 @@ class SftPrepSpec:
                              "trained with (e.g. the tokenizer.json beside a blend file)")
         return cls(sources=list(d.sources), packed_file=Path(d.packed_file),
                    tokenizer_path=str(d.tokenizer_path), seq_length=int(cfg.model.seq_length),
-                   chat_template=d.chat_template, eod_token=d.eod_token, overlong=str(getattr(d.overlong, "value", d.overlong)),
+                   chat_template=d.chat_template, eod_token=d.eod_token,
+                   overlong=str(getattr(d.overlong, "value", d.overlong)),
                    split=str(d.split), seed=int(d.seed), num_workers=int(d.num_workers),
                    docs_per_shard=int(d.docs_per_shard))
 

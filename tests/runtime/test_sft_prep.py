@@ -87,7 +87,8 @@ def test_report_counts_on_a_crafted_file(tmp_path, tokenizer, capsys):
 
 @pytest.mark.parametrize("line, expected", [
     ("{not json", "chats.jsonl:2: not a JSON object"),
-    (json.dumps({"messages": [{"role": "robot", "content": "x"}]}), "chats.jsonl:2: messages[0] has role 'robot'"),
+    (json.dumps({"messages": [{"role": "robot", "content": "x"}]}),
+     "chats.jsonl:2: messages[0] has role 'robot'"),
 ])
 def test_bad_line_names_file_and_line(tmp_path, tokenizer, line, expected):
     source = _write(tmp_path / "chats.jsonl", [CRAFTED[0], line])
