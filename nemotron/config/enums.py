@@ -103,3 +103,10 @@ class MemoryCheck(Enum):
     check = "check"
     warn = "warn"
     off = "off"
+
+
+class Overlong(Enum):
+    """What SFT prep does with a conversation longer than model.seq_length + 1 tokens."""
+
+    truncate = "truncate"
+    drop = "drop"

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
     Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, MemoryCheck, Normalization,
-    PositionEmbedding, Recompute, RouterDtype, RouterScore, Uncommitted,
+    Overlong, PositionEmbedding, Recompute, RouterDtype, RouterScore, Uncommitted,
 )
 
 
@@ -132,6 +132,13 @@ class DataConfig:
     """Vocabulary of a BPE tokenizer trained here (the tiny corpus, or prep without tokenizer_path)."""
     seed: int = 1234
     """Seed of the generated corpus and of Megatron's sample shuffling."""
+    packed_file: Optional[str] = None
+    """SFT: the manifest `+recipe=data/prep_sft` writes (packed chat samples beside it)."""
+    chat_template: Optional[str] = None
+    """SFT prep: a Jinja chat template (.jinja path or text) marking answers with {% generation %};
+    null: the tokenizer_config.json beside the tokenizer, else the shipped default."""
+    overlong: Overlong = Overlong.truncate
+    """SFT prep: a conversation longer than model.seq_length + 1 tokens is `truncate`d or `drop`ped."""
 
 
 @dataclass
@@ -202,6 +209,9 @@ class CheckpointConfig:
     """Initialise from the latest checkpoint of another run (weights and, unless finetuning, state)."""
     timeout_s: int = 600
     """Upper bound on one save or load; a hung writer fails the run instead of blocking it forever."""
+    pretrained: Optional[str] = None
+    """SFT: initial weights (fresh optimizer and schedule): `newest:<recipe>` (the newest complete
+    checkpoint under paths.output_root/<recipe>), a checkpoint dir or an iter_N folder; null: random."""
 
 
 @dataclass

@@ -426,7 +426,7 @@ def _why(found: Found, cfg: Any, key: str, saved: Any) -> str:
                     "data-parallel size; resume with the saved TP/PP/CP/EP")
         return text + "."
     return ("It was saved from a different model (model.* settings): load it with the model config "
-            "it was saved with, or point checkpoint.dir / checkpoint.load_dir elsewhere.")
+            "it was saved with, or point checkpoint.dir / load_dir / pretrained elsewhere.")
 
 
 def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> Position:
@@ -465,3 +465,22 @@ def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> 
              f"loaded into {_layout_text(layout(cfg))}; RNG states start fresh")
     _say(f"resumed from {found.path} at step {position.step}")
     return position
+
+
+def load_weights(found: Found, cfg: Any, model: Any) -> None:
+    """Model weights only from `found` (a pretrained checkpoint), before the optimizer exists: a
+    fine-tuning start with a fresh optimizer and schedule. A tensor that does not fit is named."""
+    from megatron.core import dist_checkpointing
+    from megatron.core.utils import unwrap_model
+
+    def work() -> None:
+        sd = {"model": unwrap_model(model).sharded_state_dict()}
+        _check_fits(sd, found, cfg)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _TORCH_DCP_NOISE, FutureWarning)
+            loaded = dist_checkpointing.load(sd, found.path)
+        unwrap_model(model).load_state_dict(loaded["model"])
+
+    bounded(work, cfg.checkpoint.timeout_s, f"loading pretrained weights {found.path}")
+    _say(f"initialised from pretrained weights {found.path} (step {found.step}); "
+         "optimizer and schedule start fresh")

@@ -96,3 +96,36 @@ def latest_run_id(root: str) -> Optional[str]:
     """The tracker run id stored with the newest complete checkpoint under `root`, if any."""
     found = latest(root)
     return found.run_id if found else None
+
+
+class PretrainedNotFound(FileNotFoundError):
+    """`checkpoint.pretrained` names no complete checkpoint; the message says how to get one."""
+
+
+NEWEST = "newest:"
+"""`checkpoint.pretrained=newest:<recipe>`: the newest complete checkpoint any run of that recipe
+left under `paths.output_root`."""
+
+
+def pretrained_checkpoint(value: str, output_root: str) -> Found:
+    """The checkpoint `checkpoint.pretrained` names: `newest:<recipe>`, a run's checkpoint dir, or
+    one `iter_N` folder. Raises PretrainedNotFound with one line saying how to get one."""
+    if value.startswith(NEWEST):
+        recipe = value[len(NEWEST):]
+        found = [f for d in Path(output_root, recipe).glob("*/checkpoints") if (f := latest(str(d)))]
+        if not found:
+            raise PretrainedNotFound(
+                f"checkpoint.pretrained={value}: no complete checkpoint under "
+                f"{Path(output_root, recipe)}/*/checkpoints; make one with `python -m nemotron.train "
+                f"+recipe={recipe}`, name one with checkpoint.pretrained=<dir>, or start from random "
+                "weights with checkpoint.pretrained=null")
+        return max(found, key=lambda f: (Path(f.path, MARKER).stat().st_mtime_ns, f.path))
+    path = Path(value)
+    if _ITER.match(path.name) and _incomplete_reason(path) is None:
+        return Found(str(path), int(_ITER.match(path.name).group(1)),
+                     json.loads((path / MARKER).read_text()))
+    found = latest(value)
+    if found is None:
+        raise PretrainedNotFound(f"checkpoint.pretrained={value} holds no complete checkpoint "
+                                f"(folders named iter_NNNNNNN with a {MARKER})")
+    return found

@@ -9,14 +9,18 @@ fp32; RMSNorm(y * silu(z)) per group; out_proj. Constructor, forward contract, p
 shapes and dtypes, tensor-parallel sharding of heads and groups, and checkpoint layout (in_proj
 saved as z/x/B/C/dt parts, conv1d as x/B/C) follow upstream, so checkpoints move between the two
 classes. `ssd_chunked` is the chunked SSD algorithm (Dao & Gu 2024, "Transformers are SSMs");
-`ssd_naive` is the step-by-step recurrence it is tested against. No inference cache, packed
-sequences or context parallelism. Where mamba_ssm exists, its fused kernels are much faster.
+`ssd_naive` is the step-by-step recurrence it is tested against. Packed samples (SFT): inside
+`packed_samples(segment_ids)` every run of equal ids in a row is mixed as its own sequence (conv
+and SSM state start from zero at each sample boundary), exactly as if it were run alone. No
+inference cache or context parallelism. Where mamba_ssm exists, its fused kernels are much faster.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +35,35 @@ from megatron.core.transformer.utils import (
     make_sharded_tensors_for_checkpoint,
     sharded_state_dict_default,
 )
+
+
+_SEGMENTS: contextvars.ContextVar[Optional[torch.Tensor]] = contextvars.ContextVar(
+    "mamba2_packed_segments", default=None)
+
+
+@contextlib.contextmanager
+def packed_samples(segment_ids: torch.Tensor) -> Iterator[None]:
+    """While active, TorchMamba2Mixer mixes each run of equal ids in `segment_ids` [batch, seq] as a
+    sequence of its own (what a packed SFT batch needs); the caller sets it around the forward."""
+    token = _SEGMENTS.set(segment_ids)
+    try:
+        yield
+    finally:
+        _SEGMENTS.reset(token)
+
+
+def _runs(segment_ids: torch.Tensor):
+    """(source index [runs, longest], valid [runs, longest]) into the flattened [batch * seq]
+    positions: one row per run of equal ids, left-aligned, padded at its end."""
+    b, seq = segment_ids.shape
+    change = torch.ones(b, seq, dtype=torch.bool, device=segment_ids.device)
+    change[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+    starts = change.reshape(-1).nonzero().squeeze(1)  # every row starts a run: none crosses rows
+    ends = torch.cat([starts[1:], starts.new_tensor([b * seq])])
+    lengths = ends - starts
+    steps = torch.arange(int(lengths.max()), device=segment_ids.device)
+    valid = steps[None, :] < lengths[:, None]
+    return (starts[:, None] + steps[None, :]).clamp(max=b * seq - 1), valid
 
 
 def _segsum(a: torch.Tensor) -> torch.Tensor:
@@ -241,12 +274,30 @@ class TorchMamba2Mixer(MegatronModule):
                 "TorchMamba2Mixer keeps no conv/SSM inference cache; run generation with "
                 "megatron's MambaMixer (needs mamba_ssm) or call forward without inference_context")
         if packed_seq_params is not None:
-            raise NotImplementedError("TorchMamba2Mixer does not support packed sequences "
-                                      "(packed_seq_params); pass unpacked [seq, batch] inputs")
+            raise NotImplementedError("TorchMamba2Mixer takes packed samples through "
+                                      "packed_samples(segment_ids), not packed_seq_params")
         zxBCdt, _ = self.in_proj(hidden_states)
+        segments = _SEGMENTS.get()
+        if segments is not None:
+            return self.out_proj(self._mix_packed(zxBCdt, segments))
         return self.out_proj(self._mix(zxBCdt))
 
-    def _mix(self, zxBCdt):
+    def _mix_packed(self, zxBCdt, segment_ids):
+        """`_mix` of every packed sample on its own: unpack into a batch of samples, mix, repack."""
+        seq, b, width = zxBCdt.shape
+        if tuple(segment_ids.shape) != (b, seq):
+            raise ValueError(f"packed segment ids of shape {tuple(segment_ids.shape)} do not match "
+                             f"the [batch, seq] = {(b, seq)} of the hidden states")
+        source, valid = _runs(segment_ids.to(zxBCdt.device))
+        flat = zxBCdt.transpose(0, 1).reshape(b * seq, width)
+        samples = flat[source] * valid[..., None].to(flat.dtype)  # [runs, longest, width]
+        longest = samples.shape[1]  # chunks no longer than the longest sample: less padding
+        chunk = min(self.chunk_size, 1 << max(0, (longest - 1).bit_length()))
+        mixed = self._mix(samples.transpose(0, 1).contiguous(), chunk).transpose(0, 1)
+        out = mixed.new_zeros(b * seq, mixed.shape[-1]).index_copy(0, source[valid], mixed[valid])
+        return out.reshape(b, seq, -1).transpose(0, 1).contiguous()
+
+    def _mix(self, zxBCdt, chunk_size=None):
         """[l, b, in_proj width] -> y [l, b, d_inner_local_tp] (conv, scan, gate, norm)."""
         g_n = self.ngroups_local_tp * self.d_state
         z, xBC, dt = torch.split(zxBCdt.transpose(0, 1),
@@ -259,7 +310,7 @@ class TorchMamba2Mixer(MegatronModule):
             -torch.exp(self.A_log.float()),
             B.unflatten(-1, (-1, self.d_state)).float(),
             C.unflatten(-1, (-1, self.d_state)).float(),
-            self.chunk_size,
+            chunk_size or self.chunk_size,
             D=self.D.float().view(-1, self.headdim) if self.D_has_hdim else self.D.float())
         y = y.flatten(-2).to(zxBCdt.dtype)
         y = self.norm(y, z) if self.rmsnorm else y * F.silu(z)

@@ -67,6 +67,8 @@ class _Run:
     """Model FLOPs per token on this rank (GPU only: for TFLOP/s and MFU)."""
     peak_tflops: Optional[float] = None
     """The GPU's dense bf16 peak, when known."""
+    forward_step: Optional[Callable] = None
+    """The stage's micro-batch forward (Megatron's forward_step_func)."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -143,18 +145,45 @@ def _wrap_ddp(cfg: Any, model: Any, config: Any) -> Any:
     return model
 
 
-def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Found]) -> _Run:
+def pretrain_datasets(cfg: Any, attention_mask: bool) -> Tuple[Any, Any, Optional[Any]]:
+    """(tokenizer, train, valid or None): the GPT datasets `cfg.data` names."""
+    tokenizer, prefixes, weights = data.resolve_data(cfg.data)
+    train_ds, valid_ds = data.build_datasets(cfg, tokenizer, prefixes, weights,
+                                             create_attention_mask=attention_mask)
+    return tokenizer, train_ds, valid_ds
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a training stage (pretrain, SFT) changes in the shared loop."""
+
+    name: str
+    """Shown in logs: `pretrain`, `sft`."""
+    datasets: Callable[[Any, bool], Tuple[Any, Any, Optional[Any]]] = pretrain_datasets
+    """(cfg, build attention masks) -> (tokenizer, train dataset, valid dataset or None)."""
+    forward_step: Optional[Callable] = None
+    """The micro-batch forward (Megatron's forward_step_func); None: `forward_step` below."""
+    configure: Optional[Callable[[Any, Any], None]] = None
+    """(cfg, TransformerConfig) -> None, before DDP wraps the model."""
+    init_weights: Optional[Callable[[Any, Any], None]] = None
+    """(cfg, model) -> None on a fresh start (not on resume), before DDP and the optimizer."""
+
+
+def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Found],
+           stage: "Stage") -> _Run:
     from megatron.core import parallel_state
 
     torch.set_num_threads(_num_threads(cfg, info))
     cpu_compat.install()
     n_micro = num_microbatches(cfg.train, info.data_parallel_size)
-    tokenizer, prefixes, weights = data.resolve_data(cfg.data)
-    train_ds, valid_ds = data.build_datasets(cfg, tokenizer, prefixes, weights,
-                                             create_attention_mask=cpu_compat.on_cpu())
+    tokenizer, train_ds, valid_ds = stage.datasets(cfg, cpu_compat.on_cpu())
     _set_seed(cfg.train.seed)
     model, config = build_model(cfg, tokenizer.vocab_size)
     gpu_flops, peak = _gpu_flops(cfg, model, tokenizer.vocab_size)
+    if stage.configure is not None:
+        stage.configure(cfg, config)
+    if found is None and stage.init_weights is not None:
+        stage.init_weights(cfg, model)
     model = _wrap_ddp(cfg, model, config)
     optimizer, scheduler = _build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss
@@ -167,7 +196,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
                   if valid_ds is not None else None)
     return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
-                gpu_flops, peak)
+                gpu_flops, peak, stage.forward_step or forward_step)
 
 
 def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
@@ -223,7 +252,7 @@ def _run_schedule(run: _Run, data_iter: Iterator, forward_only: bool) -> float:
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     losses = get_forward_backward_func()(
-        forward_step_func=forward_step, data_iterator=data_iter, model=run.model,
+        forward_step_func=run.forward_step, data_iterator=data_iter, model=run.model,
         num_microbatches=run.num_microbatches, seq_length=run.cfg.model.seq_length,
         micro_batch_size=run.cfg.train.micro_batch_size, forward_only=forward_only,
     )
@@ -258,6 +287,10 @@ def evaluate(run: _Run) -> float:
                   for _ in range(run.cfg.train.eval_iters)]
     run.model.train()
     return sum(losses) / len(losses)
+
+
+PRETRAIN = Stage("pretrain")
+"""The pretraining stage: GPT datasets, every token in the loss, weights from the seed."""
 
 
 # ---- the loop ------------------------------------------------------------------------------------
@@ -354,7 +387,7 @@ def _summary(cfg: Any, info: Optional[distributed.DistInfo], result: TrainResult
             f"{result.tokens_per_s:,.0f} tokens/s | {layout}")
 
 
-def run(cfg: Any) -> TrainResult:
+def run(cfg: Any, stage: Optional[Stage] = None) -> TrainResult:
     """Train `cfg.train.steps` steps of the model `cfg` describes; returns the per-step losses.
 
     Resumes from the latest complete checkpoint in `checkpoint.dir` (or `checkpoint.load_dir`)
@@ -364,21 +397,21 @@ def run(cfg: Any) -> TrainResult:
     or FAILED, and the process groups are torn down either way.
     """
     with preemption.StopSignals() as signals:  # until the tracker is closed and the groups are gone
-        return _run(cfg, signals)
+        return _run(cfg, signals, stage or PRETRAIN)
 
 
-def _run(cfg: Any, signals: preemption.StopSignals) -> TrainResult:
+def _run(cfg: Any, signals: preemption.StopSignals, stage: Stage) -> TrainResult:
     result = TrainResult(losses=[], tokens_per_s=0.0, steps=0)
-    info, tracker, stage, error = None, None, "setup", None
+    info, tracker, phase, error = None, None, "setup", None
     try:
         info = distributed.init(cfg)
         if info.rank == 0:
             preemption.clear_mark(cfg.run_dir)
         found = checkpoint.find_resume(cfg)
         tracker = open_tracker(checkpoint.tracker_config(cfg, found), info.rank)
-        state = _setup(cfg, info, found)
+        state = _setup(cfg, info, found, stage)
         result.start_step = state.position.step
-        stage = "train"
+        phase = "train"
         _loop(state, tracker, result, signals)
         result.steps = len(result.losses)
         return result
@@ -387,7 +420,7 @@ def _run(cfg: Any, signals: preemption.StopSignals) -> TrainResult:
         raise
     finally:
         rank = info.rank if info is not None else int(os.environ.get("RANK", 0))
-        _say(rank, _summary(cfg, info, result, error, stage))
+        _say(rank, _summary(cfg, info, result, error, phase))
         if tracker is not None:
             stopped = isinstance(error, preemption.Preempted)
             tracker.close("FINISHED" if error is None else "KILLED" if stopped else "FAILED")

@@ -13,23 +13,30 @@ import signal
 from typing import List, Optional
 
 
-def main(doc: Optional[str], argv: Optional[List[str]] = None) -> int:
-    """Load the resolved config named by --config and train; the exit status says whether it worked:
-    0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM after a checkpoint (requeue it)."""
+def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pretrain") -> int:
+    """Load the resolved config named by --config and train `stage` (pretrain or sft); the exit
+    status says whether it worked: 0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM
+    after a checkpoint (requeue it)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     parser.add_argument("--config", required=True, help="resolved run config (YAML)")
     args = parser.parse_args(argv)
 
     from omegaconf import OmegaConf
 
+    from nemotron.runtime.checkpoint_index import PretrainedNotFound
     from nemotron.runtime.preemption import SIGNALS, Preempted
-    from nemotron.runtime.pretrain import run
+    if stage == "sft":
+        from nemotron.runtime.sft import run
+    else:
+        from nemotron.runtime.pretrain import run
     from nemotron.tracking.context import code_line
 
     if os.environ.get("RANK", "0") == "0":
         print(code_line(), flush=True)
     try:
         run(OmegaConf.load(args.config))
+    except PretrainedNotFound:  # a known mistake, already said in the run's summary line
+        return 1
     except Preempted as stopped:  # already reported by the run: no traceback
         for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting
             signal.signal(sig, signal.SIG_IGN)

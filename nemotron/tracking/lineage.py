@@ -1,6 +1,8 @@
 """What a training run consumed and produced, registered in the artifact registry (no mlflow import).
 
-Inputs: the data (`data/<data.name>`: blend file, the .bin/.idx of every prefix, the tokenizer), plus
+Inputs: the data (`data/<data.name>`: blend file, the .bin/.idx of every prefix, the tokenizer; for
+SFT `sft_data/<data.name>`: the packed-chat manifest and its arrays, and the `checkpoint.pretrained`
+checkpoint the weights came from), plus
 any registered artifact whose path a config value names (e.g. `checkpoint.load_dir` set through
 `${art:checkpoint/gpt/pretrain}`). Output of a finished run: its checkpoint directory
 (`checkpoint/<recipe name>`), when it holds files.
@@ -67,6 +69,41 @@ def register_blend(cfg: Any, registry: Registry, run_id: Optional[str], note: st
         prefixes=prefixes, tokenizer=tokenizer, inputs=[], note=note)
 
 
+def register_sft_data(cfg: Any, registry: Registry, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
+    """Register packed SFT data (`data.packed_file` and the files beside it) as `sft_data/<name>`,
+    an artifact kind of its own; None when the manifest is missing."""
+    import json
+
+    manifest = Path(cfg.data.packed_file)
+    if not manifest.is_file():
+        return None
+    content = json.loads(manifest.read_text(encoding="utf-8"))
+    files = [manifest, manifest.parent / content.get("tokenizer", "tokenizer.json")]
+    for split in content.get("splits", {}).values():
+        files += [manifest.parent / f"{split['prefix']}.{part}.npy"
+                  for part in ("tokens", "mask", "lengths", "bins")]
+    if not all(f.is_file() for f in files):
+        return None
+    return registry.register(
+        f"sft_data/{cfg.data.name}", "sft_data", manifest.resolve(), content_hash(files),
+        _producer(cfg, run_id), inputs=[], note="registered by the first tracked run that consumed it")
+
+
+def _pretrained(cfg: Any, registry: Registry, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The registered checkpoint `checkpoint.pretrained` lies in (registered now if it is not)."""
+    value = cfg.checkpoint.get("pretrained")
+    if not value or not Path(value).is_dir():
+        return None
+    entry = registry.find_path(str(Path(value).resolve()))
+    if entry is not None:
+        return entry
+    folder = Path(value).resolve()
+    root = folder.parent if folder.name.startswith("iter_") else folder
+    return registry.register("checkpoint/pretrained", "checkpoint", root, content_hash([root]),
+                             {"run_dir": str(root.parent)}, inputs=[],
+                             note="a pretrained checkpoint no tracked run had registered")
+
+
 def _common(prefixes: List[str]) -> Tuple[str, ...]:
     parts = [Path(p).resolve().parent.parts for p in prefixes]
     common = []
@@ -92,8 +129,14 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
            finished: bool) -> Dict[str, List[Dict[str, Any]]]:
     """Register this run's data input and (if finished) checkpoint output; return both lists."""
     registry = Registry(registry_path(cfg))
-    data = register_blend(cfg, registry, run_id, note="registered by the first tracked run that consumed it")
-    found = ([data] if data else []) + consumed(container, registry)
+    if cfg.data.get("packed_file"):  # SFT: packed chat data, and the weights it started from
+        data = register_sft_data(cfg, registry, run_id)
+        found = [e for e in (data, _pretrained(cfg, registry, run_id)) if e]
+    else:
+        data = register_blend(cfg, registry, run_id,
+                              note="registered by the first tracked run that consumed it")
+        found = [data] if data else []
+    found += consumed(container, registry)
     inputs = list({ref_of(e): e for e in found}.values())
     outputs = []
     ckpt = Path(cfg.checkpoint.dir)

@@ -1,0 +1,46 @@
+"""An SFT run tracked on the real MLflow server records its packed chat data (an `sft_data` artifact)
+and the pretrained checkpoint it started from as lineage inputs, in the registry and in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from nemotron.tracking.buffer import RunFiles
+from nemotron.tracking.registry import Registry
+
+
+def _config(root: Path, data_dir: Path, recipe: str, run: str, *overrides: str):
+    from nemotron.config.compose import compose_run
+
+    outputs = root / "outputs"
+    argv = [f"+recipe={recipe}", "train.num_threads=1", "tracker=mlflow", f"data.cache_dir={data_dir}",
+            f"paths.output_root={outputs}", "tracker.flush_interval_s=0.2", "tracker.close_timeout_s=5",
+            "train.steps=3", "train.eval_interval=0", *overrides]
+    cfg = compose_run(argv, run_dir=outputs / recipe / run)
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+
+
+def test_sft_run_records_its_data_and_pretrained_checkpoint(mlflow_server, client, data_dir, tmp_path):
+    from nemotron.runtime import pretrain, sft
+
+    uri = [f"tracker.uri={mlflow_server.uri}", "tracker.experiment=sft-lineage"]
+    pre = _config(tmp_path, data_dir, "gpt/pretrain", "r1", *uri)
+    pretrain.run(pre)
+    tuned = _config(tmp_path, data_dir, "gpt/sft", "r2", *uri)
+    assert tuned.checkpoint.pretrained == "newest:gpt/pretrain"
+    sft.run(tuned)
+
+    registry = Registry(tmp_path / "outputs" / "artifacts.json")
+    data = registry.get("sft_data/sft_tiny")
+    assert data["kind"] == "sft_data" and data["path"].endswith("sft.json")
+    run_id = RunFiles(tuned.run_dir).run_id
+    tags = client.get_run(run_id).data.tags
+    inputs = [i.strip() for i in tags["nemotron.inputs"].split(",")]
+    assert {i.split("@")[0] for i in inputs} >= {"sft_data/sft_tiny", "checkpoint/gpt/pretrain"}
+    assert tags["nemotron.outputs"].startswith("checkpoint/gpt/sft@")
+    datasets = client.get_run(run_id).inputs.dataset_inputs
+    assert "sft_data/sft_tiny" in [d.dataset.name.split("@")[0] for d in datasets]
+    output = registry.get("checkpoint/gpt/sft")
+    assert set(output["inputs"]) == set(inputs)
