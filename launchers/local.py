@@ -37,10 +37,12 @@ class LaunchPlan:
     """Variables added to the caller's environment (runspec env, then cluster env)."""
     log_path: Path = Path("train.log")
     """Where the run's combined stdout/stderr is written."""
+    secret_names: List[str] = field(default_factory=list)
+    """Names `cluster.secret_names` adds to the secret rule (hidden by describe)."""
 
     def describe(self, redact_secrets: bool = False) -> str:
         """Shell lines that reproduce the run (secret-named variables hidden when asked)."""
-        env = redact(self.env) if redact_secrets else self.env
+        env = redact(self.env, names=self.secret_names) if redact_secrets else self.env
         lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
         return "\n".join([*lines, shlex.join(self.argv)])
 
@@ -68,7 +70,8 @@ def plan_local(cfg: Any, config_path: Path) -> LaunchPlan:
         elastic = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
         argv = [*elastic, f"--nproc-per-node={ranks}", "--no-python", *argv]
     env = {**dict(cfg.recipe.env), **dict(cfg.cluster.env), "PYTHONUNBUFFERED": "1"}
-    return LaunchPlan(argv=argv, env=env, log_path=Path(cfg.run_dir) / "train.log")
+    names = [str(n) for n in cfg.cluster.secret_names]
+    return LaunchPlan(argv=argv, env=env, log_path=Path(cfg.run_dir) / "train.log", secret_names=names)
 
 
 PR_SET_PDEATHSIG = 1

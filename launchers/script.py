@@ -126,10 +126,12 @@ def container_args(cfg: Any, cwd: Path) -> List[str]:
     return [f"--container-image={c.container_image}", *mounts, f"--container-workdir={cfg.recipe.workdir or cwd}"]
 
 
-def env_setup(cfg: Any, code_dir: Optional[Path]) -> tuple:
-    """(setup lines exporting the env, secrets split off): runspec env, then cluster env."""
+def env_setup(cfg: Any, code_dir: Optional[Path], secrets: Optional[Dict[str, str]] = None) -> tuple:
+    """(setup lines exporting the env, secrets split off): runspec env, then cluster env; `secrets`
+    (from nemotron.config.dump.config_yaml) adds those interpolated from this process's environment."""
     merged = {**dict(cfg.recipe.env), **dict(cfg.cluster.env), "PYTHONUNBUFFERED": "1"}
-    secrets = {k: v for k, v in merged.items() if is_secret_name(k)}
+    names = [str(n) for n in cfg.cluster.secret_names]
+    secrets = {**{k: v for k, v in merged.items() if is_secret_name(k, names)}, **(secrets or {})}
     env = {k: v for k, v in merged.items() if k not in secrets}
     lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     if code_dir is not None:  # the snapshot's `nemotron` wins over the installed one and over the cwd
@@ -144,10 +146,16 @@ def env_setup(cfg: Any, code_dir: Optional[Path]) -> tuple:
     return lines, secrets
 
 
-def job_parts(cfg: Any, cwd: Path, code_dir: Optional[Path], launcher: Optional[Mapping[str, Any]] = None) -> JobParts:
-    """The job of one validated run."""
+def job_parts(
+    cfg: Any,
+    cwd: Path,
+    code_dir: Optional[Path],
+    launcher: Optional[Mapping[str, Any]] = None,
+    secrets: Optional[Dict[str, str]] = None,
+) -> JobParts:
+    """The job of one validated run (`secrets`: see env_setup)."""
     check_launch(cfg)
-    setup, secrets = env_setup(cfg, code_dir)
+    setup, secrets = env_setup(cfg, code_dir, secrets)
     python = "python" if cfg.cluster.container_image else sys.executable
     runner = shlex.join(["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank", python])
     return JobParts(

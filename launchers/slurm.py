@@ -75,12 +75,17 @@ def record_info(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> Dict[str
 
 
 def plan_slurm(
-    cfg: Any, cwd: Optional[Path] = None, launcher: Optional[Dict[str, Any]] = None, resolved_yaml: str = ""
+    cfg: Any,
+    cwd: Optional[Path] = None,
+    launcher: Optional[Dict[str, Any]] = None,
+    resolved_yaml: str = "",
+    secrets: Optional[Dict[str, str]] = None,
 ) -> SlurmPlan:
-    """The job for a validated config; the script is fixed now, files are written at submit."""
+    """The job for a validated config; the script is fixed now, files are written at submit. `resolved_yaml`
+    holds references to the secrets (nemotron.config.dump.config_yaml), `secrets` their values."""
     run_dir = Path(cfg.run_dir)
     code_dir = code_dir_for(cfg, run_dir)
-    parts = job_parts(cfg, cwd or Path.cwd(), code_dir, launcher)
+    parts = job_parts(cfg, cwd or Path.cwd(), code_dir, launcher, secrets)
     member = MemberJob(
         num=0,
         overrides=[],

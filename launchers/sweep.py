@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron.config.dump import resolved_yaml
+from nemotron.config.dump import config_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
 from nemotron.errors import TrainingFailed, explain, require_recipe
@@ -39,6 +39,7 @@ from nemotron.launchers.arrays import (
 from nemotron.launchers.members import Member, MemberComposer
 from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
+from nemotron.secret_files import scrub_multirun_yaml
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class SlurmRenderer:
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
-        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher)
+        text, secrets = config_yaml(cfg)
+        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher, secrets)
         if parts.key() not in self.checked:
             slurm.preflight(cfg, self.launcher)
             self.checked.add(parts.key())
@@ -88,7 +90,7 @@ class SlurmRenderer:
             overrides=[],
             run_dir=Path(cfg.run_dir),
             parts=parts,  # num, overrides: submit()
-            resolved_yaml=resolved_yaml(cfg),
+            resolved_yaml=text,
             record=slurm.record_info(cfg, self.launcher),
         )
         c = cfg.cluster
@@ -170,6 +172,7 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
+    scrub_multirun_yaml(sweep_dir, config)
     members = compose_all(
         hydra_context.config_loader, config, job_overrides, initial_job_idx, SlurmRenderer(sweep_dir, launcher or {})
     )

@@ -22,14 +22,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
+from nemotron.config.dump import config_yaml
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
 from nemotron.paths import CONF_DIR
-from nemotron.tracking.secrets import redact
+from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
+from nemotron.tracking.secrets import redact, scrub_text
 
 register_configs()
+
+SHOWS_CONFIG = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"}
+"""Flags that print the composed config (their output is scrubbed of secrets)."""
 
 
 def on_slurm(cfg: DictConfig) -> bool:
@@ -45,15 +50,16 @@ def train(cfg: DictConfig) -> int:
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
     remote = on_slurm(cfg)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    resolved, secrets = config_yaml(cfg)  # secrets as ${oc.env:NAME}: the job gets them in its environment
     if remote:
         launcher = launcher_keys()
         from nemotron.launchers import slurm  # submitit and the Slurm path only load for Slurm runs
 
         slurm.preflight(cfg, launcher)
-        plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved)
+        plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved, secrets=secrets)
     else:
         plan = plan_local(cfg, config_path)
+        plan.env.update({k: v for k, v in secrets.items() if k not in plan.env})
     if cfg.dry_run:
         shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
@@ -95,6 +101,7 @@ def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:  # noqa: F821
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> int:
+    scrub_hydra_outputs(cfg)  # Hydra wrote .hydra/ with the overrides as typed, before this runs
     try:
         return train(cfg)
     except ConfigError as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
@@ -105,6 +112,15 @@ def hydra_main(cfg: DictConfig) -> int:
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
     sys.argv[1:] = flags_first(sys.argv[1:])
+    if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
+        with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
+            run_main()
+        return
+    run_main()
+
+
+def run_main() -> None:
+    """Run Hydra with one-line errors (secrets hidden) unless the user set HYDRA_FULL_ERROR."""
     if os.environ.get("HYDRA_FULL_ERROR"):
         hydra_main()
         return
@@ -112,13 +128,13 @@ def main() -> None:
     try:
         hydra_main()
     except TrainingFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
     except Exception as exc:
         message = explain(exc)
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {scrub_text(message)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -8,12 +8,13 @@ load back as a bool, int or float). tests/config/test_dump.py checks the output 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 from omegaconf import Container, OmegaConf
 
 from nemotron.hydra_compat import is_float, is_int, yaml_is_bool
+from nemotron.tracking.secrets import reference_secrets, run_secrets
 
 _Base: Any = getattr(yaml, "CDumper", yaml.Dumper)
 
@@ -51,5 +52,17 @@ def resolved(cfg: Any, skip: str = "hydra") -> Dict[str, Any]:
 def resolved_yaml(cfg: Any) -> str:
     """`cfg` resolved (enums as names) and dumped as YAML, byte for byte like OmegaConf.to_yaml;
     a `hydra` node (a config straight from Hydra's loader) is left out, as Hydra's run_job does."""
-    data = resolved(cfg)
+    return dump_yaml(resolved(cfg))
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as YAML, as OmegaConf.to_yaml writes it."""
     return yaml.dump(data, Dumper=ResolvedDumper, default_flow_style=False, allow_unicode=True, sort_keys=False)
+
+
+def config_yaml(cfg: Any, environ: Optional[Mapping[str, str]] = None) -> Tuple[str, Dict[str, str]]:
+    """(the run's config.yaml text, its secrets): `cfg` resolved with every secret value replaced by
+    `${oc.env:NAME}`, and NAME -> value for the job's environment (the child's env or 0600 secrets.env)."""
+    data = resolved(cfg)
+    secrets = run_secrets(data, environ)
+    return dump_yaml(reference_secrets(data, secrets) if secrets else data), secrets

@@ -263,6 +263,10 @@ class ClusterConfig:
     GB200: 186), for the pre-flight memory check; null: unknown (the check says it cannot run)."""
     env: Dict[str, str] = field(default_factory=dict)
     """Environment variables set for every job on this cluster (override the runspec's env)."""
+    secret_names: List[str] = field(default_factory=list)
+    """Environment variable names that hold secrets besides those whose last `_` part is KEY, TOKEN,
+    SECRET, PASSWORD, PASSWD or CREDENTIALS (e.g. [MY_CREDS]): kept out of every file a run writes
+    (the job reads them from a 0600 secrets file or its environment) and out of what is printed."""
     partition: Optional[str] = None
     """Slurm partition (sbatch --partition); null uses the cluster's default partition."""
     account: Optional[str] = None

@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.schema import Arch
+from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.tracking.settings import uri_problem
 
@@ -241,6 +242,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     steps_positive,
     min_lr_below_lr,
     tracker_uri_valid,
+    secrets_are_strings,
     *INPUT_RULES,
     headroom_in_range,
     memory_fits,

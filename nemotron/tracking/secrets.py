@@ -1,12 +1,16 @@
-"""Keep secrets out of everything tracking writes or the entry point prints (stdlib only).
+"""Keep secrets out of everything a run writes or the entry point prints (stdlib only).
 
-A name (config key or environment variable) marks a secret when one of its parts (split at `_`, `-`,
-`.`, spaces and camelCase) ends with KEY, TOKEN, SECRET or PASSWORD, in any case: `HF_TOKEN`,
-`api_key`, `wandbApiKey`, `DB_PASSWORD`, `clientsecret`. Parts are used rather than raw substrings
-so that `data.tokenizer_path` and the `tokens_per_s` metric stay visible. `redact(container)` replaces such config values with `<redacted>`, and also
-any string that contains the value of a secret environment variable (a token pasted into an
-unrelated key, or interpolated with `${oc.env:...}`). `scrub_text` does the same to free text
-(train.log, the runspec block) before it is uploaded.
+The rule: a name holds a secret when its last part (after the last `.` of a config path) is an
+environment-variable-style name (upper case, digits, `_`) whose last `_` part is KEY, TOKEN, SECRET,
+PASSWORD, PASSWD or CREDENTIALS (`HF_TOKEN`, `WANDB_API_KEY`, `DB_PASSWORD`, `TOKEN`,
+`cluster.env.AWS_SECRET_ACCESS_KEY`), or one of the names a cluster adds in `cluster.secret_names`.
+Lower-case config keys such as `data.text_key`, `data.eod_token` or `tokenizer_path` are settings,
+not secrets. A value that came from such an environment variable (`${oc.env:HF_TOKEN}` put under any
+key) is a secret too, wherever it appears.
+
+`redact(container)` replaces secret values with `<redacted>` (MLflow params, the dry run);
+`reference_secrets` replaces them with `${oc.env:NAME}` (the run's config.yaml: the job resolves
+them from its environment); `scrub_text` hides them in free text (train.log, Hydra's files).
 
     from nemotron.tracking.secrets import redact
     print(OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))))
@@ -16,10 +20,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-"""A name with a part ending in one of these (case-insensitive) holds a secret."""
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS")
+"""An upper-case name whose last `_` part is one of these holds a secret."""
 REDACTED = "<redacted>"
 """What a secret value is replaced with."""
 MIN_SECRET_LEN = 8
@@ -31,14 +35,22 @@ _ASSIGNMENT = re.compile(
 )
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_PARTS = re.compile(r"[^A-Za-z0-9]+")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
-def is_secret_name(name: Any) -> bool:
-    """True when a part of `name` ends with KEY, TOKEN, SECRET or PASSWORD (any case)."""
-    parts = _PARTS.split(_CAMEL.sub("_", str(name)))
-    return any(part.upper().endswith(SECRET_WORDS) for part in parts if part)
+def is_secret_name(name: Any, extra: Iterable[str] = ()) -> bool:
+    """True when `name`'s last part is an upper-case name ending `_KEY`, `_TOKEN`, ... (or is in `extra`)."""
+    last = str(name).rsplit(".", 1)[-1]
+    if last in extra:
+        return True
+    return bool(_ENV_NAME.fullmatch(last)) and last.rsplit("_", 1)[-1] in SECRET_WORDS
+
+
+def extra_names(container: Any) -> List[str]:
+    """The names `cluster.secret_names` adds, from a plain config container ([] when it has none)."""
+    cluster = container.get("cluster") if isinstance(container, Mapping) else None
+    names = cluster.get("secret_names") if isinstance(cluster, Mapping) else None
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) else []
 
 
 def secret_env_values(environ: Optional[Mapping[str, str]] = None) -> List[str]:
@@ -55,49 +67,58 @@ def _scrub_values(text: str, values: Iterable[str]) -> str:
     return text
 
 
-def redact(container: Any, environ: Optional[Mapping[str, str]] = None) -> Any:
+def redact(container: Any, environ: Optional[Mapping[str, str]] = None, names: Iterable[str] = ()) -> Any:
     """A copy of a plain config container (dicts, lists, scalars) with secrets replaced.
 
     Values under secret-named keys become `<redacted>` (null and empty values stay as they are, so a
-    printed config still shows whether a secret is set); strings containing a secret environment
-    value have it replaced. The input is not modified.
+    printed config still shows whether a secret is set); strings containing a secret value (of a
+    secret environment variable or a secret-named key) have it replaced. The input is not modified.
     """
-    return _redact(container, secret_env_values(environ))
+    names = list(names) or extra_names(container)
+    values = sorted({*secret_env_values(environ), *long_enough(secret_config_values(container, names))},
+                    key=len, reverse=True)
+    return _redact(container, values, names)
 
 
-def _redact(node: Any, values: List[str]) -> Any:
+def long_enough(values: Iterable[str]) -> List[str]:
+    """The values long enough to be searched for in other text (see MIN_SECRET_LEN)."""
+    return [v for v in values if len(v) >= MIN_SECRET_LEN]
+
+
+def _redact(node: Any, values: List[str], names: List[str]) -> Any:
     if isinstance(node, Mapping):
-        return {k: (REDACTED if is_secret_name(k) and v not in (None, "") else _redact(v, values))
+        return {k: (REDACTED if is_secret_name(k, names) and v not in (None, "") else _redact(v, values, names))
                 for k, v in node.items()}
     if isinstance(node, (list, tuple)):
-        return [_redact(v, values) for v in node]
+        return [_redact(v, values, names) for v in node]
     if isinstance(node, str):
         return _scrub_values(node, values)
     return node
 
 
 def scrub_text(text: str, extra_values: Iterable[str] = (),
-               environ: Optional[Mapping[str, str]] = None) -> str:
-    """`text` with secret assignments (`HF_TOKEN=...`, `api_key: ...`) and known secret values hidden."""
+               environ: Optional[Mapping[str, str]] = None, names: Iterable[str] = ()) -> str:
+    """`text` with secret assignments (`HF_TOKEN=...`, `cluster.env.API_KEY: ...`) and known secret values hidden."""
+    names = list(names)
 
     def hide(match: re.Match) -> str:
-        if not is_secret_name(match.group("name")):
-            return match.group(0)
+        if not is_secret_name(match.group("name"), names) or match.group("value").startswith("${"):
+            return match.group(0)  # a reference such as ${oc.env:HF_TOKEN} is no secret
         return f"{match.group('name')}{match.group('sep')}{match.group('quote')}{REDACTED}"
 
-    values = sorted({*secret_env_values(environ), *(v for v in extra_values if len(v) >= MIN_SECRET_LEN)},
-                    key=len, reverse=True)
+    values = sorted({*secret_env_values(environ), *long_enough(extra_values)}, key=len, reverse=True)
     return _ASSIGNMENT.sub(hide, _scrub_values(text, values))
 
 
-def secret_config_values(container: Any) -> List[str]:
+def secret_config_values(container: Any, names: Iterable[str] = ()) -> List[str]:
     """String values under secret-named keys anywhere in a config container (for scrubbing text)."""
     found: List[str] = []
+    names = list(names) or extra_names(container)
 
     def walk(node: Any, secret: bool) -> None:
         if isinstance(node, Mapping):
             for k, v in node.items():
-                walk(v, secret or is_secret_name(k))
+                walk(v, secret or is_secret_name(k, names))
         elif isinstance(node, (list, tuple)):
             for v in node:
                 walk(v, secret)
@@ -106,3 +127,56 @@ def secret_config_values(container: Any) -> List[str]:
 
     walk(container, False)
     return found
+
+
+def run_secrets(container: Any, environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """NAME -> value of every secret a run needs in its environment, from a resolved config container:
+    secret-named entries of `recipe.env` and `cluster.env`, and secret environment variables of this
+    process whose value appears anywhere in the config (`+x=${oc.env:HF_TOKEN}`)."""
+    env = os.environ if environ is None else environ
+    names = extra_names(container)
+    found: Dict[str, str] = {}
+    for section in ("recipe", "cluster"):
+        block = container.get(section) if isinstance(container, Mapping) else None
+        entries = block.get("env") if isinstance(block, Mapping) else None
+        for k, v in (entries or {}).items():
+            if is_secret_name(k, names) and isinstance(v, str) and v:
+                found[str(k)] = v
+    strings = list(_strings(container))
+    for k, v in env.items():
+        if k not in found and is_secret_name(k, names) and len(v) >= MIN_SECRET_LEN and any(v in s for s in strings):
+            found[k] = v
+    return found
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def reference_secrets(container: Any, secrets: Mapping[str, str]) -> Any:
+    """A copy of `container` with each secret value replaced by `${oc.env:NAME}`: what the run's
+    config.yaml holds; the job, which gets the secrets in its environment, resolves them at start."""
+    by_length = sorted(secrets.items(), key=lambda kv: len(kv[1]), reverse=True)
+
+    def walk(node: Any, key: Any = None) -> Any:
+        if isinstance(node, Mapping):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v) for v in node]
+        if not isinstance(node, str) or not node:
+            return node
+        if key in secrets and node == secrets[key]:
+            return f"${{oc.env:{key}}}"
+        for name, value in by_length:
+            if len(value) >= MIN_SECRET_LEN or node == value:
+                node = node.replace(value, f"${{oc.env:{name}}}")
+        return node
+
+    return walk(container)

@@ -12,6 +12,8 @@ from nemotron.config.validate import RULES, ConfigError, problems, validate
 BASE = ["+recipe=gpt/pretrain"]
 
 BROKEN = {
+    "secrets_are_strings": (["+cluster.env.DB_PASSWORD=123"],
+                            "cluster.env.DB_PASSWORD: a secret must be a string, not int"),
     "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
                                  "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)"),
     "slurm_counts_valid": (["cluster.array_parallelism=0"], "cluster.array_parallelism=0: max_requeues must be >= 0"),

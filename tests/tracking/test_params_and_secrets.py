@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nemotron.tracking.params import MAX_PARAM_VALUE_LEN, flatten, safe_key, to_params, to_tags, truncate
-from nemotron.tracking.secrets import REDACTED, is_secret_name, redact, scrub_text
+from nemotron.tracking.secrets import REDACTED, is_secret_name, redact, reference_secrets, run_secrets, scrub_text
 
 
 def test_flatten_dots_nested_keys_and_keeps_lists_whole():
@@ -27,25 +27,47 @@ def test_keys_mlflow_refuses_are_rewritten_not_dropped():
     assert to_params({"env": {"what?": 1}}) == {"env.what_": "1"}
 
 
-def test_secret_names_are_name_parts_ending_in_the_secret_words():
-    for name in ("HF_TOKEN", "api_key", "wandbApiKey", "DB_PASSWORD", "clientsecret", "AWS_SECRET_ACCESS_KEY"):
+def test_secret_names_are_env_style_names_whose_last_part_is_a_secret_word():
+    for name in ("HF_TOKEN", "API_KEY", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "TOKEN", "GCP_CREDENTIALS",
+                 "cluster.env.WANDB_API_KEY", "FTP_PASSWD", "CLIENT_SECRET"):
         assert is_secret_name(name), name
-    for name in ("tokenizer_path", "tokens_per_s", "keep_last", "tokenizer_vocab_size", "num_layers"):
+    for name in ("data.text_key", "eod_token", "text_key", "api_key", "tokenizer_path", "tokens_per_s",
+                 "KEY_FILE", "TOKENIZER", "HF_TOKEN_PATH", "num_layers", "MY_CREDS"):
         assert not is_secret_name(name), name
+    assert is_secret_name("MY_CREDS", extra=["MY_CREDS"]) and is_secret_name("cluster.env.MY_CREDS", ["MY_CREDS"])
+
+
+def test_plain_settings_named_like_key_or_token_are_not_redacted():
+    cfg = {"data": {"text_key": "text", "eod_token": "<eos>"}, "cluster": {"secret_names": ["MY_CREDS"],
+                                                                      "env": {"MY_CREDS": "u:p-long-creds"}}}
+    out = redact(cfg, environ={})
+    assert out["data"] == {"text_key": "text", "eod_token": "<eos>"}
+    assert out["cluster"]["env"]["MY_CREDS"] == REDACTED
+    assert to_params(cfg)["data.text_key"] == "text"
+
+
+def test_reference_secrets_leaves_env_references_the_job_resolves():
+    cfg = {"cluster": {"env": {"DB_PASSWORD": "pw", "HUB": "use hf_abcdef123"}}, "note": "hf_abcdef123"}
+    secrets = run_secrets(cfg, environ={"HF_TOKEN": "hf_abcdef123", "UNUSED_TOKEN": "zzzzzzzzzz"})
+    assert secrets == {"DB_PASSWORD": "pw", "HF_TOKEN": "hf_abcdef123"}
+    out = reference_secrets(cfg, secrets)
+    assert out == {"cluster": {"env": {"DB_PASSWORD": "${oc.env:DB_PASSWORD}", "HUB": "use ${oc.env:HF_TOKEN}"}},
+                   "note": "${oc.env:HF_TOKEN}"}
 
 
 def test_redact_hides_secret_keys_and_secret_env_values_anywhere():
     env = {"HF_TOKEN": "hf_abcdef123", "HOME": "/root"}
     cfg = {"cluster": {"env": {"WANDB_API_KEY": "sk-1", "HUB": "use hf_abcdef123", "EMPTY_TOKEN": ""}},
-           "data": {"tokenizer_path": "/t.json"}, "list": [{"password": "p"}], "home": "/root"}
+           "data": {"tokenizer_path": "/t.json"}, "list": [{"PASSWORD": "p"}], "home": "/root"}
     out = redact(cfg, environ=env)
     assert out["cluster"]["env"] == {"WANDB_API_KEY": REDACTED, "HUB": f"use {REDACTED}", "EMPTY_TOKEN": ""}
-    assert out["data"]["tokenizer_path"] == "/t.json" and out["list"] == [{"password": REDACTED}]
+    assert out["data"]["tokenizer_path"] == "/t.json" and out["list"] == [{"PASSWORD": REDACTED}]
     assert out["home"] == "/root" and cfg["cluster"]["env"]["WANDB_API_KEY"] == "sk-1"  # input untouched
     assert to_params(cfg)["cluster.env.WANDB_API_KEY"] == REDACTED
 
 
 def test_scrub_text_hides_assignments_and_known_values():
-    text = "export HF_TOKEN=abc123456\napi_key: 'zzz'\ntokens_per_s=5\nvalue s3cr3tval here"
+    text = "export HF_TOKEN=abc123456\n- +cluster.env.API_KEY='zzz'\ntokens_per_s=5\nvalue s3cr3tval here\ntext_key: t"
     out = scrub_text(text, extra_values=["s3cr3tval"], environ={})
-    assert out == f"export HF_TOKEN={REDACTED}\napi_key: '{REDACTED}'\ntokens_per_s=5\nvalue {REDACTED} here"
+    assert out == (f"export HF_TOKEN={REDACTED}\n- +cluster.env.API_KEY='{REDACTED}'\ntokens_per_s=5\n"
+                   f"value {REDACTED} here\ntext_key: t")
