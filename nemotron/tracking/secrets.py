@@ -31,7 +31,7 @@ MIN_SECRET_LEN = 8
 would otherwise redact every `none`); keys with secret names are redacted whatever their length."""
 
 _ASSIGNMENT = re.compile(
-    r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>\s*[=:]\s*)(?P<quote>[\"']?)(?P<value>[^\s\"',}]+)"
+    r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>[ \t]*[=:][ \t]*)(?P<quote>[\"']?)(?P<value>[^\s\"',}]+)"
 )
 
 
