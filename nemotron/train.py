@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
-from nemotron.config.dump import config_yaml
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launchers.local import plan_local, run_local
@@ -50,6 +49,8 @@ def train(cfg: DictConfig) -> int:
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
     remote = on_slurm(cfg)
+    from nemotron.config.dump import config_yaml  # imports hydra_compat: only once Hydra's plugins are loaded
+
     resolved, secrets = config_yaml(cfg)  # secrets as ${oc.env:NAME}: the job gets them in its environment
     if remote:
         launcher = launcher_keys()
