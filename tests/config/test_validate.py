@@ -44,6 +44,8 @@ BROKEN = {
     "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
     "load_dir_has_checkpoint": (["checkpoint.load_dir=/nonexistent/run"],
                                 "checkpoint.load_dir=/nonexistent/run: no such directory"),
+    "pretrained_checkpoint_exists": (["checkpoint.pretrained=/nonexistent/run"],
+                                     "checkpoint.pretrained=/nonexistent/run holds no complete checkpoint"),
     "blend_file_ready": (["data.blend_file=/nonexistent/blend.json"], "data.blend_file: /nonexistent/blend.json not found"),
     "prefixes_exist": (["data.prefixes=[/nonexistent/web]"], "data.prefixes: /nonexistent/web.bin does not exist"),
     "tokenizer_exists": (["data.tokenizer_path=/nonexistent/tok.json"], "data.tokenizer_path=/nonexistent/tok.json: no such file"),
