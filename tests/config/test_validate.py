@@ -14,7 +14,6 @@ BASE = ["+recipe=gpt/pretrain"]
 BROKEN = {
     "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
                                  "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)"),
-    "slurm_counts_valid": (["cluster.array_parallelism=0"], "cluster.array_parallelism=0: max_requeues must be >= 0"),
     "keys_known": (["+model.num_layrs=3"], "model.num_layrs: unknown key (did you mean num_layers?)"),
     "heads_divide_hidden": (
         ["model.hidden_size=100", "model.num_attention_heads=3", "model.num_query_groups=null"],
@@ -39,7 +38,7 @@ BROKEN = {
     "nodes_fit_cluster": (["resources.nodes=2"], "resources.nodes=2 must be between 1 and cluster.max_nodes=1"),
     "batch_divides": (["train.global_batch_size=7"], "train.global_batch_size=7 must be a multiple"),
     "sequence_parallel_needs_tp": (["parallel.sequence_parallel=true"], "parallel.sequence_parallel=true needs"),
-    "steps_positive": (["train.steps=0"], "train.steps=0 must be at least 1"),
+    "values_in_range": (["train.steps=0"], "train.steps=0: out of range, must be >= 1"),
     "min_lr_below_lr": (["optim.lr=1e-4", "optim.min_lr=3e-4"], "optim.min_lr=0.0003 exceeds optim.lr=0.0001"),
     "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
     "load_dir_has_checkpoint": (["checkpoint.load_dir=/nonexistent/run"],
@@ -55,7 +54,6 @@ BROKEN = {
                                  "train.global_batch_size=9", "train.micro_batch_size=3"],
                                 "parallel.pipeline_model_parallel_size=3 must divide the model's 2 layers"),
     "vocab_covers_tokenizer": (["model.vocab_size=100"], "model.vocab_size=100 is smaller than the tokenizer's 512 tokens"),
-    "headroom_in_range": (["preflight.memory_headroom=-0.1"], "preflight.memory_headroom=-0.1 must be in [0, 1)"),
     "memory_fits": (["model=gpt_8b", "cluster=dgx", "train.micro_batch_size=1"],
                     "memory: pipeline stage 0 needs ~207.3 GiB per GPU"),
 }
