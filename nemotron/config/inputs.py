@@ -33,6 +33,18 @@ def writes_data(cfg: Any) -> bool:
     return str(cfg.recipe.name).startswith("data/")
 
 
+def pretrained_checkpoint_exists(cfg: Any) -> Optional[str]:
+    """checkpoint.pretrained names a complete checkpoint, unless the run resumes from its own."""
+    value, ck = cfg.checkpoint.get("pretrained"), cfg.checkpoint
+    if not value or (ck.resume and checkpoint_index.complete_checkpoints(str(ck.dir))):
+        return None
+    try:
+        checkpoint_index.pretrained_checkpoint(str(value), str(cfg.paths.output_root))
+    except checkpoint_index.PretrainedNotFound as err:
+        return str(err)
+    return None
+
+
 def blend_file_ready(cfg: Any) -> Optional[str]:
     path = cfg.data.blend_file
     if path is None or writes_data(cfg):
@@ -127,6 +139,6 @@ def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
     return None
 
 
-INPUT_RULES = [load_dir_has_checkpoint, blend_file_ready, prefixes_exist, tokenizer_exists, sources_match,
+INPUT_RULES = [load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready, prefixes_exist, tokenizer_exists, sources_match,
                split_valid, pipeline_divides_layers, vocab_covers_tokenizer]
 """In the order their errors are reported (after the layout rules)."""

@@ -6,7 +6,9 @@ checked against these types when Hydra composes: an unknown key (`model.num_layr
 
 Field names follow Megatron-Core where a Megatron concept exists (`num_layers`, `num_attention_heads`,
 `tensor_model_parallel_size`), so a Megatron user can read a config without a dictionary.
-Each field carries a docstring (the line below it); a test checks that none is missing.
+Each field carries a docstring (the line below it); a test checks that none is missing. Every
+numeric field states its range (`ranged(default, AT_LEAST_1)`, see `nemotron.config.ranges`),
+checked at compose time; a test generated from the schema requires one on every numeric field.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
-    Activation, Arch, DecayStyle, Executor, Launch, LoadBalancing, MemoryCheck, Normalization,
-    Overlong, PositionEmbedding, Recompute, RouterDtype, RouterScore, Uncommitted,
+    Activation,
+    Arch,
+    DecayStyle,
+    Executor,
+    Launch,
+    LoadBalancing,
+    MemoryCheck,
+    Normalization,
+    Overlong,
+    PositionEmbedding,
+    Recompute,
+    RouterDtype,
+    RouterScore,
+    Uncommitted,
 )
+from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, ranged
 
 
 @dataclass
@@ -26,23 +41,23 @@ class ModelConfig:
 
     arch: Arch = Arch.gpt
     """Model family: `gpt` (dense/MoE transformer) or `hybrid` (Mamba/attention/MLP/MoE layers)."""
-    num_layers: int = 2
+    num_layers: int = ranged(2, AT_LEAST_1)
     """Number of layers (for `hybrid`, must equal the length of `hybrid_layer_pattern`)."""
-    hidden_size: int = 64
+    hidden_size: int = ranged(64, AT_LEAST_1)
     """Width of the residual stream."""
-    num_attention_heads: int = 4
+    num_attention_heads: int = ranged(4, AT_LEAST_1)
     """Query heads per attention layer; must divide `hidden_size`."""
-    num_query_groups: Optional[int] = None
+    num_query_groups: Optional[int] = ranged(None, AT_LEAST_1)
     """Key/value heads for grouped-query attention; null means one per query head (MHA)."""
-    kv_channels: Optional[int] = None
+    kv_channels: Optional[int] = ranged(None, AT_LEAST_1)
     """Per-head dimension; null means hidden_size / num_attention_heads."""
-    ffn_hidden_size: Optional[int] = None
+    ffn_hidden_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Dense MLP width; null means 4 * hidden_size."""
-    seq_length: int = 128
+    seq_length: int = ranged(128, AT_LEAST_1)
     """Tokens per training sample (also the maximum position)."""
-    vocab_size: Optional[int] = None
+    vocab_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Vocabulary size; null takes it from the tokenizer (padded, see below)."""
-    make_vocab_size_divisible_by: int = 128
+    make_vocab_size_divisible_by: int = ranged(128, AT_LEAST_1)
     """Pad the tokenizer vocabulary up to a multiple of this (times tensor parallel size)."""
     normalization: Normalization = Normalization.RMSNorm
     """Normalization layer type."""
@@ -50,47 +65,47 @@ class ModelConfig:
     """MLP activation function."""
     position_embedding_type: PositionEmbedding = PositionEmbedding.rope
     """Position embedding type."""
-    rotary_base: int = 10000
+    rotary_base: int = ranged(10000, POSITIVE)
     """RoPE base frequency."""
     add_bias_linear: bool = False
     """Add biases to linear layers."""
     share_embeddings_and_output_weights: bool = True
     """Tie input embedding and output projection."""
-    init_method_std: float = 0.02
+    init_method_std: float = ranged(0.02, POSITIVE)
     """Standard deviation of the weight initialisation."""
-    hidden_dropout: float = 0.0
+    hidden_dropout: float = ranged(0.0, FRACTION)
     """Dropout on the residual stream."""
-    attention_dropout: float = 0.0
+    attention_dropout: float = ranged(0.0, FRACTION)
     """Dropout on attention probabilities."""
     hybrid_layer_pattern: Optional[str] = None
     """Hybrid layer string, one symbol a layer: M=Mamba, *=attention, -=MLP, E=MoE (arch=hybrid)."""
-    num_moe_experts: Optional[int] = None
+    num_moe_experts: Optional[int] = ranged(None, AT_LEAST_1)
     """Routed experts per MoE layer; null means no MoE."""
-    moe_router_topk: int = 2
+    moe_router_topk: int = ranged(2, AT_LEAST_1)
     """Experts each token is routed to."""
-    moe_ffn_hidden_size: Optional[int] = None
+    moe_ffn_hidden_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Width of each expert's MLP; null means ffn_hidden_size."""
-    moe_aux_loss_coeff: float = 0.0
+    moe_aux_loss_coeff: float = ranged(0.0, NON_NEGATIVE)
     """Load-balancing auxiliary loss weight."""
-    mamba_num_heads: Optional[int] = None
+    mamba_num_heads: Optional[int] = ranged(None, AT_LEAST_1)
     """Mamba-2 heads per Mamba layer (arch=hybrid with M layers)."""
-    mamba_head_dim: int = 64
+    mamba_head_dim: int = ranged(64, AT_LEAST_1)
     """Mamba-2 head dimension."""
-    mamba_state_dim: int = 128
+    mamba_state_dim: int = ranged(128, AT_LEAST_1)
     """Mamba-2 SSM state size."""
-    mamba_num_groups: int = 8
+    mamba_num_groups: int = ranged(8, AT_LEAST_1)
     """Mamba-2 B/C groups."""
     moe_router_score_function: RouterScore = RouterScore.softmax
     """Router score over experts: softmax, or sigmoid (DeepSeek-V3 / Nemotron 3 style)."""
     moe_router_enable_expert_bias: bool = False
     """Aux-loss-free balancing: a per-expert bias on routing scores, updated from token counts."""
-    moe_router_topk_scaling_factor: Optional[float] = None
+    moe_router_topk_scaling_factor: Optional[float] = ranged(None, POSITIVE)
     """Multiply the selected experts' routing weights by this (Nemotron 3 Nano: 2.5); null: 1."""
     moe_router_load_balancing_type: Optional[LoadBalancing] = None
     """Load-balancing loss; null means aux_loss when moe_aux_loss_coeff > 0, else none."""
     moe_router_dtype: Optional[RouterDtype] = None
     """Router precision; null means the model's dtype (fp32 on CPU, bf16 on GPU)."""
-    moe_shared_expert_intermediate_size: Optional[int] = None
+    moe_shared_expert_intermediate_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Width of the shared expert every token passes through in each MoE layer; null: none."""
 
 
@@ -118,19 +133,19 @@ class DataConfig:
     """Prep: blend weight of each `sources` entry; null weighs every source by its token count."""
     text_key: str = "text"
     """Prep: the JSONL field holding a document's text."""
-    num_workers: int = 0
+    num_workers: int = ranged(0, NON_NEGATIVE)
     """Prep: tokenizing worker processes; 0 uses every CPU this process may run on."""
-    docs_per_shard: int = 100000
+    docs_per_shard: int = ranged(100000, AT_LEAST_1)
     """Prep: documents per .bin/.idx shard (the unit of parallel work and of resume)."""
     split: str = "98,1,1"
     """Train/valid/test split of each prefix, in parts."""
     cache_dir: str = "${paths.cache_dir}/data/${data.name}"
     """Where generated data, tokenizer and Megatron index caches are written."""
-    num_documents: int = 2000
+    num_documents: int = ranged(2000, AT_LEAST_1)
     """Documents in the generated tiny corpus."""
-    tokenizer_vocab_size: int = 512
+    tokenizer_vocab_size: int = ranged(512, AT_LEAST_1)
     """Vocabulary of a BPE tokenizer trained here (the tiny corpus, or prep without tokenizer_path)."""
-    seed: int = 1234
+    seed: int = ranged(1234, NON_NEGATIVE)
     """Seed of the generated corpus and of Megatron's sample shuffling."""
     packed_file: Optional[str] = None
     """SFT: the manifest `+recipe=data/prep_sft` writes (packed chat samples beside it)."""
@@ -145,21 +160,21 @@ class DataConfig:
 class TrainConfig:
     """Training loop settings (top-level `train`)."""
 
-    steps: int = 30
+    steps: int = ranged(30, AT_LEAST_1)
     """Optimizer steps to run (Megatron `train_iters`)."""
-    micro_batch_size: int = 4
+    micro_batch_size: int = ranged(4, AT_LEAST_1)
     """Samples per forward/backward on one data-parallel rank."""
-    global_batch_size: int = 8
+    global_batch_size: int = ranged(8, AT_LEAST_1)
     """Samples per optimizer step over all data-parallel ranks (gradient accumulation fills the gap)."""
-    seed: int = 1234
+    seed: int = ranged(1234, NON_NEGATIVE)
     """Seed of parameter initialisation and dropout."""
-    log_interval: int = 5
+    log_interval: int = ranged(5, AT_LEAST_1)
     """Steps between progress lines."""
-    eval_interval: int = 0
+    eval_interval: int = ranged(0, NON_NEGATIVE)
     """Steps between validation-loss evaluations; 0 disables."""
-    eval_iters: int = 2
+    eval_iters: int = ranged(2, AT_LEAST_1)
     """Validation batches per evaluation."""
-    num_threads: int = 0
+    num_threads: int = ranged(0, NON_NEGATIVE)
     """CPU threads per rank for torch; 0 divides the machine's cores among local ranks."""
     recompute: Recompute = Recompute.none
     """Activation recomputation: none, selective (attention core) or full (whole layers)."""
@@ -169,25 +184,25 @@ class TrainConfig:
 class OptimConfig:
     """Optimizer and learning-rate schedule (top-level `optim`)."""
 
-    lr: float = 3e-3
+    lr: float = ranged(3e-3, POSITIVE)
     """Peak learning rate."""
-    min_lr: Optional[float] = None
+    min_lr: Optional[float] = ranged(None, NON_NEGATIVE)
     """Learning rate at the end of decay; null means lr / 10 (so sweeping lr alone stays consistent)."""
-    weight_decay: float = 0.01
+    weight_decay: float = ranged(0.01, NON_NEGATIVE)
     """AdamW weight decay."""
-    adam_beta1: float = 0.9
+    adam_beta1: float = ranged(0.9, FRACTION)
     """Adam beta1."""
-    adam_beta2: float = 0.95
+    adam_beta2: float = ranged(0.95, FRACTION)
     """Adam beta2."""
-    adam_eps: float = 1e-8
+    adam_eps: float = ranged(1e-8, POSITIVE)
     """Adam epsilon."""
-    clip_grad: float = 1.0
+    clip_grad: float = ranged(1.0, NON_NEGATIVE)
     """Gradient-norm clipping threshold; 0 disables."""
-    warmup_steps: int = 5
+    warmup_steps: int = ranged(5, NON_NEGATIVE)
     """Linear warmup steps."""
     decay_style: DecayStyle = DecayStyle.cosine
     """Decay after warmup."""
-    wsd_decay_steps: Optional[int] = None
+    wsd_decay_steps: Optional[int] = ranged(None, AT_LEAST_1)
     """Steps of the final decay phase for decay_style=WSD; null means a fifth of train.steps."""
 
 
@@ -197,17 +212,17 @@ class CheckpointConfig:
 
     dir: str = "${run_dir}/checkpoints"
     """Where this run saves checkpoints and looks for one to resume from."""
-    save_interval: int = 0
+    save_interval: int = ranged(0, NON_NEGATIVE)
     """Steps between saves; 0 saves only at the end."""
     save_at_end: bool = True
     """Save after the last step."""
-    keep_last: int = 2
+    keep_last: int = ranged(2, NON_NEGATIVE)
     """Complete checkpoints to keep (older ones are deleted); 0 keeps all."""
     resume: bool = True
     """Resume from the latest complete checkpoint in `dir` when one exists."""
     load_dir: Optional[str] = None
     """Initialise from the latest checkpoint of another run (weights and, unless finetuning, state)."""
-    timeout_s: int = 600
+    timeout_s: int = ranged(600, AT_LEAST_1)
     """Upper bound on one save or load; a hung writer fails the run instead of blocking it forever."""
     pretrained: Optional[str] = None
     """SFT: initial weights (fresh optimizer and schedule): `newest:<recipe>` (the newest complete
@@ -218,15 +233,15 @@ class CheckpointConfig:
 class ParallelConfig:
     """Model parallel layout (top-level `parallel`); data parallel fills the rest of the world."""
 
-    tensor_model_parallel_size: int = 1
+    tensor_model_parallel_size: int = ranged(1, AT_LEAST_1)
     """Tensor parallel ranks (TP)."""
-    pipeline_model_parallel_size: int = 1
+    pipeline_model_parallel_size: int = ranged(1, AT_LEAST_1)
     """Pipeline stages (PP)."""
-    context_parallel_size: int = 1
+    context_parallel_size: int = ranged(1, AT_LEAST_1)
     """Context (sequence-split attention) parallel ranks (CP)."""
-    expert_model_parallel_size: int = 1
+    expert_model_parallel_size: int = ranged(1, AT_LEAST_1)
     """Expert parallel ranks for MoE layers (EP); carved out of data x context parallel ranks."""
-    data_parallel_size: Optional[int] = None
+    data_parallel_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Data parallel replicas (DP); null derives world_size / (TP x PP x CP)."""
     sequence_parallel: bool = False
     """Megatron sequence parallelism (needs TP > 1)."""
@@ -238,11 +253,11 @@ class ParallelConfig:
 class ResourcesConfig:
     """What the job asks for; defaults come from the recipe's runspec, the cluster option may cap them."""
 
-    nodes: int = 1
+    nodes: int = ranged(1, AT_LEAST_1)
     """Nodes the job runs on."""
-    gpus_per_node: int = 0
+    gpus_per_node: int = ranged(0, NON_NEGATIVE)
     """GPUs per node; 0 trains on CPU."""
-    procs_per_node: Optional[int] = None
+    procs_per_node: Optional[int] = ranged(None, AT_LEAST_1)
     """Ranks per node; null means one per GPU, or 1 on CPU."""
 
 
@@ -254,11 +269,11 @@ class ClusterConfig:
     """Name of the cluster option."""
     executor: Executor = Executor.local
     """Executor that starts the job."""
-    gpus_per_node: int = 0
+    gpus_per_node: int = ranged(0, NON_NEGATIVE)
     """GPUs a node of this cluster has (an upper bound on resources.gpus_per_node)."""
-    max_nodes: Optional[int] = 1
+    max_nodes: Optional[int] = ranged(1, AT_LEAST_1)
     """Most nodes a job may ask for; null means no limit known."""
-    gpu_memory_gb: Optional[float] = None
+    gpu_memory_gb: Optional[float] = ranged(None, POSITIVE)
     """Memory of one GPU in GiB, as nvidia-smi counts it (H100/A100 80GB: 80, H200: 141, B200: 180,
     GB200: 186), for the pre-flight memory check; null: unknown (the check says it cannot run)."""
     env: Dict[str, str] = field(default_factory=dict)
@@ -273,11 +288,11 @@ class ClusterConfig:
     """Slurm account to charge (sbatch --account); null sends none."""
     qos: Optional[str] = None
     """Slurm quality of service (sbatch --qos); null sends none."""
-    time_limit: int = 240
+    time_limit: int = ranged(240, AT_LEAST_1)
     """Wall-clock limit of a job in minutes (sbatch --time)."""
-    cpus_per_task: int = 1
+    cpus_per_task: int = ranged(1, AT_LEAST_1)
     """CPUs per rank (sbatch --cpus-per-task; also exported as SRUN_CPUS_PER_TASK for srun)."""
-    mem_gb: Optional[int] = None
+    mem_gb: Optional[int] = ranged(None, AT_LEAST_1)
     """Memory per node in GB (sbatch --mem); null sends none (the partition's default)."""
     container_image: Optional[str] = None
     """Container image each rank runs in (pyxis srun --container-image); null runs on the host."""
@@ -289,19 +304,19 @@ class ClusterConfig:
     """Shell lines the batch script runs before srun (module loads, activating an environment)."""
     wait: bool = False
     """After submitting, follow the job's log and exit with its state instead of returning at once."""
-    wait_grace_s: float = 60.0
+    wait_grace_s: float = ranged(60.0, NON_NEGATIVE)
     """How long cluster.wait keeps waiting for a job neither sacct nor squeue knows (a pending array task
     that was cancelled, a job slurmctld forgot while the accounting daemon is down) before it ends with
     state UNKNOWN and exit 1."""
-    signal_delay_s: int = 120
+    signal_delay_s: int = ranged(120, NON_NEGATIVE)
     """Seconds before the time limit Slurm sends SIGUSR2 (sbatch --signal): the run saves a checkpoint
     and the job requeues itself; must cover one training step plus a checkpoint save."""
-    max_requeues: int = 3
+    max_requeues: int = ranged(3, NON_NEGATIVE)
     """How often a job stopped by that signal (or preempted) is requeued to resume; 0 never requeues."""
-    max_array_size: Optional[int] = None
+    max_array_size: Optional[int] = ranged(None, AT_LEAST_1)
     """Most members in one Slurm job array; a larger sweep is split. null: the cluster's MaxArraySize
     (from `scontrol show config`, 1001 if it does not answer)."""
-    array_parallelism: Optional[int] = None
+    array_parallelism: Optional[int] = ranged(None, AT_LEAST_1)
     """Most members of a sweep array running at once (sbatch --array=...%N); null: no cap."""
     snapshot: bool = True
     """Copy the code into the run (or sweep) directory at submit and run the job from that copy, so
@@ -331,11 +346,11 @@ class TrackerConfig:
     """Extra tags set on the MLflow run."""
     log_artifacts: bool = True
     """Upload the resolved config, runspec block, sbatch script, train.log and a loss-curve PNG."""
-    flush_interval_s: float = 2.0
+    flush_interval_s: float = ranged(2.0, POSITIVE)
     """Seconds between uploads of buffered metrics by the tracker's background thread."""
-    retry_max_s: float = 60.0
+    retry_max_s: float = ranged(60.0, POSITIVE)
     """Longest wait between reconnection attempts while the tracking server is unreachable."""
-    close_timeout_s: float = 10.0
+    close_timeout_s: float = ranged(10.0, NON_NEGATIVE)
     """After training, how long to keep trying to upload before leaving it to `python -m nemotron.tracking sync`."""
     registry: str = "${paths.output_root}/artifacts.json"
     """Artifact registry (checkpoint and data manifests, lineage) that `${art:name}` resolves against."""
@@ -359,9 +374,9 @@ class RecipeConfig:
     """Default container image for remote runs."""
     setup: str = ""
     """Note on what the image provides."""
-    nodes: int = 1
+    nodes: int = ranged(1, AT_LEAST_1)
     """Default node count from the runspec."""
-    gpus_per_node: int = 8
+    gpus_per_node: int = ranged(8, NON_NEGATIVE)
     """Default GPUs per node from the runspec."""
     env: Dict[str, str] = field(default_factory=dict)
     """Environment variables the runspec sets at run time."""
@@ -386,7 +401,7 @@ class PreflightConfig:
     memory: MemoryCheck = MemoryCheck.check
     """Memory per GPU estimated against cluster.gpu_memory_gb: `check` refuses a run that does not
     fit, `warn` prints one line and goes on, `off` skips it. CPU runs are never checked."""
-    memory_headroom: float = 0.05
+    memory_headroom: float = ranged(0.05, FRACTION)
     """Share of a GPU's memory kept free on top of the estimate's own allowance (0 to 1)."""
 
 

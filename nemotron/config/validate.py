@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
+from nemotron.config.ranges import values_in_range
 from nemotron.config.schema import Arch
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
@@ -165,15 +166,6 @@ def signal_before_time_limit(cfg: Any) -> Optional[str]:
     return None
 
 
-def slurm_counts_valid(cfg: Any) -> Optional[str]:
-    """Requeue and array settings are counts: at least 0 requeues, at least 1 member per array / running."""
-    c = cfg.cluster
-    bad = [f"cluster.{key}={value}" for key, value, least in (
-        ("max_requeues", c.max_requeues, 0), ("max_array_size", c.max_array_size, 1),
-        ("array_parallelism", c.array_parallelism, 1)) if value is not None and value < least]
-    return f"{', '.join(bad)}: max_requeues must be >= 0, max_array_size and array_parallelism >= 1" if bad else None
-
-
 def batch_divides(cfg: Any) -> Optional[str]:
     t, dp = cfg.train, data_parallel_size(cfg)
     if t.micro_batch_size < 1 or t.global_batch_size % (t.micro_batch_size * dp):
@@ -204,19 +196,6 @@ def tracker_uri_valid(cfg: Any) -> Optional[str]:
     return f"tracker.uri: {problem}" if problem else None
 
 
-def steps_positive(cfg: Any) -> Optional[str]:
-    if cfg.train.steps < 1:
-        return f"train.steps={cfg.train.steps} must be at least 1"
-    return None
-
-
-def headroom_in_range(cfg: Any) -> Optional[str]:
-    value = cfg.preflight.memory_headroom
-    if not 0.0 <= value < 1.0:
-        return f"preflight.memory_headroom={value} must be in [0, 1) (a share of the GPU's memory)"
-    return None
-
-
 def memory_fits(cfg: Any) -> Optional[str]:
     """The pre-flight memory estimate fits the cluster's GPUs (nemotron.memory)."""
     from nemotron.memory.fit import fit_problem  # imports this module
@@ -226,6 +205,7 @@ def memory_fits(cfg: Any) -> Optional[str]:
 
 RULES: List[Callable[[Any], Optional[str]]] = [
     keys_known,
+    values_in_range,
     heads_divide_hidden,
     query_groups_divide_heads,
     tensor_parallel_divides_heads,
@@ -236,15 +216,12 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     gpus_fit_cluster,
     nodes_fit_cluster,
     signal_before_time_limit,
-    slurm_counts_valid,
     batch_divides,
     sequence_parallel_needs_tp,
-    steps_positive,
     min_lr_below_lr,
     tracker_uri_valid,
     secrets_are_strings,
     *INPUT_RULES,
-    headroom_in_range,
     memory_fits,
 ]
 """Every cross-field rule, in the order errors are reported."""
@@ -261,6 +238,8 @@ def problems(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> 
         line = None if found and rule in NEEDS_VALID_LAYOUT else rule(cfg)
         if line:
             found.append(line)
+            if rule is values_in_range:  # the other rules divide by these values: stop here
+                break
     return found
 
 

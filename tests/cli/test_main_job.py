@@ -41,12 +41,15 @@ def test_main_command_trains_and_loss_goes_down(cli, data_cache, tmp_path):
 
 
 def test_failed_training_exits_nonzero_and_names_the_log(cli, data_cache, tmp_path):
-    missing = tmp_path / "no_such_prefix"
+    # Shards that exist (so the compose-time check passes) but that only the training process reads.
+    missing = tmp_path / "not_megatron_data"
+    for ext in (".bin", ".idx"):
+        missing.with_suffix(ext).write_text("not an indexed dataset\n")
     result = cli("+recipe=gpt/pretrain", f"paths.cache_dir={data_cache}", "data.generate_tiny=false",
                  f"data.prefixes=[{missing}]", timeout=300)
     assert result.returncode not in (0, 2)
     assert "error: recipe gpt/pretrain failed with exit code" in result.stderr and "train.log" in result.stderr
-    assert str(missing) in result.stdout  # the runtime's own message names the path
+    assert "data.prefixes" in result.stdout  # the runtime's own message names the setting
 
 
 def test_two_local_ranks_train_data_parallel(cli, data_cache, tmp_path):

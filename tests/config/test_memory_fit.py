@@ -94,7 +94,7 @@ def test_a_layout_that_does_not_divide_the_model_gets_the_layout_error_not_an_es
 
 
 def test_headroom_outside_0_1_is_refused(compose):
-    with pytest.raises(ConfigError, match=r"preflight.memory_headroom=1.5 must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"preflight.memory_headroom=1.5: out of range, must be in \[0, 1\)"):
         validate(compose(["+recipe=gpt/pretrain", "preflight.memory_headroom=1.5", "tracker=none"]))
 
 

@@ -32,7 +32,7 @@ def main(config_path: str, out: str) -> None:
 
     cfg = OmegaConf.load(config_path)
     info = distributed.init(cfg)
-    run = pretrain._setup(cfg, info, None)
+    run = pretrain._setup(cfg, info, None, pretrain.PRETRAIN)
     pretrain.train_step(run)
     buffers = _buffers(run.model)
     record = {

@@ -27,6 +27,8 @@ def jobs(slurm_cluster, tmp_path_factory):
     base = tmp_path_factory.mktemp("slurm_jobs")
     cache = f"paths.cache_dir={base / 'cache'}"
     good_dir, bad_dir = base / "good", base / "bad"
+    for ext in (".bin", ".idx"):  # shards that pass the compose-time check; only the job reads them
+        (base / f"nope{ext}").write_text("not an indexed dataset\n")
     dry = cli(*COMMON, cache, f"hydra.run.dir={good_dir}", "dry_run=true")
     bad = subprocess.Popen(
         [sys.executable, "-m", "nemotron.train", *COMMON, cache, f"hydra.run.dir={bad_dir}", "cluster.wait=true",
