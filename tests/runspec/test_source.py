@@ -66,4 +66,4 @@ def test_recipes_listed_as_a_group(fixture_recipes, compose):
         names = [s for s in repo if s.scheme() == "runspec"]
         assert names, "runspec source not on the search path"
         assert "fixture" in names[0].list("recipe", None)
-        assert names[0].list("recipe/fixture", None) == ["cmd", "precedence"]
+        assert names[0].list("recipe/fixture", None) == ["cmd", "precedence", "secrets"]
