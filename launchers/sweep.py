@@ -39,7 +39,8 @@ from nemotron.launchers.arrays import (
 from nemotron.launchers.members import Member, MemberComposer
 from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
-from nemotron.secret_files import scrub_multirun_yaml
+from nemotron.secret_files import scrub_multirun_yaml, scrubbed_log
+from nemotron.tracking.secrets import scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,14 @@ def run_here(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
 ) -> List[JobReturn]:
-    """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
-    from nemotron.hydra_compat import BasicLauncher
+    """cluster=local: Hydra's basic launcher runs the (already checked) members one after another
+    (the overrides it logs show no secret)."""
+    from nemotron.hydra_compat import BASIC_LAUNCHER_LOGGER, BasicLauncher
 
     basic = BasicLauncher()
     basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-    return list(basic.launch(job_overrides, initial_job_idx))
+    with scrubbed_log(BASIC_LAUNCHER_LOGGER, config):
+        return list(basic.launch(job_overrides, initial_job_idx))
 
 
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
@@ -206,8 +209,8 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
         replace(
             m.rendered.job,
             num=m.num,
-            overrides=m.overrides,
-            label=json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]}),
+            overrides=[scrub_text(o) for o in m.overrides],  # records and dry runs show no secret
+            label=json.dumps({"num": m.num, "overrides": [scrub_text(o) for o in m.overrides if o not in common]}),
         )
         for m in members
     ]
