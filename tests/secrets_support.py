@@ -17,8 +17,7 @@ SHELL_TOKEN = "hf-shell-secret-value-777"
 LITERAL = "literal-pw-secret-555"
 RUNSPEC = "runspec-secret-value-4242"  # the fixture runspec's RUNSPEC_TOKEN
 SECRETS = {"HF_TOKEN": SHELL_TOKEN, "DB_PASSWORD": LITERAL, "RUNSPEC_TOKEN": RUNSPEC}
-ARGS = ("+recipe=fixture/secrets", "+cluster.env.HF_TOKEN=${oc.env:HF_TOKEN}",
-        f"+cluster.env.DB_PASSWORD={LITERAL}")
+ARGS = ("+recipe=fixture/secrets", "+cluster.env.HF_TOKEN=${oc.env:HF_TOKEN}", f"+cluster.env.DB_PASSWORD={LITERAL}")
 """The shell-env and literal ways; the third (runspec env) is in the fixture recipe itself."""
 ENV = {"HF_TOKEN": SHELL_TOKEN, "NEMOTRON_RECIPE_PATH": str(FIXTURES)}
 SECRETS_FILE = "secrets.env"

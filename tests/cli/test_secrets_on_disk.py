@@ -16,9 +16,16 @@ from secrets_support import ARGS, ENV, SECRETS, assert_received, files_under, le
 
 @pytest.mark.slow
 def test_local_run_writes_no_secret_and_the_job_gets_them(cli, tmp_path, mlflow_server):
-    result = cli(*ARGS, "tracker=mlflow", f"tracker.uri={mlflow_server.uri}", "tracker.experiment=secrets",
-                 f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'outputs' / 'run'}",
-                 env=ENV, timeout=300)
+    result = cli(
+        *ARGS,
+        "tracker=mlflow",
+        f"tracker.uri={mlflow_server.uri}",
+        "tracker.experiment=secrets",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'outputs' / 'run'}",
+        env=ENV,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     run_dir = tmp_path / "outputs" / "run"
     assert "done | 2/2 steps" in (run_dir / "train.log").read_text()
@@ -34,9 +41,16 @@ def test_local_run_writes_no_secret_and_the_job_gets_them(cli, tmp_path, mlflow_
 
 @pytest.mark.slow
 def test_local_sweep_members_write_no_secret(cli, tmp_path):
-    result = cli(*ARGS, "tracker=jsonl", f"paths.cache_dir={tmp_path / 'cache'}",
-                 f"hydra.sweep.dir={tmp_path / 'outputs' / 'sweep'}", "-m", "optim.lr=1e-3,2e-3",
-                 env=ENV, timeout=400)
+    result = cli(
+        *ARGS,
+        "tracker=jsonl",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={tmp_path / 'outputs' / 'sweep'}",
+        "-m",
+        "optim.lr=1e-3,2e-3",
+        env=ENV,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     sweep = tmp_path / "outputs" / "sweep"
     members = sorted(p for p in sweep.iterdir() if (p / "train.log").is_file())
@@ -62,4 +76,5 @@ def test_secret_given_a_number_is_refused_in_one_line(cli):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: cluster.env.DB_PASSWORD: a secret must be a string, not int; "
-        "quote the value (cluster.env.DB_PASSWORD=\"'...'\")"]
+        "quote the value (cluster.env.DB_PASSWORD=\"'...'\")"
+    ]

@@ -25,9 +25,14 @@ ARRAY = re.compile(r"array (\d+): members")
 
 def submit(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    out = subprocess.run([sys.executable, "-m", "nemotron.train", *ARGS, "cluster=slurm_test", *args],
-                         capture_output=True, text=True, env={**env, **ENV, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "nemotron.train", *ARGS, "cluster=slurm_test", *args],
+        capture_output=True,
+        text=True,
+        env={**env, **ENV, "PYTHONUNBUFFERED": "1"},
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     for value in SECRETS.values():
         assert value not in out.stdout + out.stderr
@@ -38,13 +43,26 @@ def without_snapshots(root: Path) -> list:
     return [(f, name) for f, name in leaks(root) if "/code/" not in f]
 
 
-def test_slurm_job_and_sweep_write_no_secret_and_the_jobs_get_them(slurm_cluster, wait_for_job, mlflow_server,
-                                                                  tmp_path):
+def test_slurm_job_and_sweep_write_no_secret_and_the_jobs_get_them(
+    slurm_cluster, wait_for_job, mlflow_server, tmp_path
+):
     out_root, cache = tmp_path / "outputs", f"paths.cache_dir={tmp_path / 'cache'}"
-    job = submit("tracker=mlflow", f"tracker.uri={mlflow_server.uri}", "tracker.experiment=secrets_slurm",
-                 f"paths.output_root={out_root}", cache, f"hydra.run.dir={out_root / 'job'}")
-    sweep = submit("tracker=jsonl", f"paths.output_root={out_root}", f"{cache}_sweep",
-                   f"hydra.sweep.dir={out_root / 'sweep'}", "-m", "optim.lr=1e-3,2e-3")
+    job = submit(
+        "tracker=mlflow",
+        f"tracker.uri={mlflow_server.uri}",
+        "tracker.experiment=secrets_slurm",
+        f"paths.output_root={out_root}",
+        cache,
+        f"hydra.run.dir={out_root / 'job'}",
+    )
+    sweep = submit(
+        "tracker=jsonl",
+        f"paths.output_root={out_root}",
+        f"{cache}_sweep",
+        f"hydra.sweep.dir={out_root / 'sweep'}",
+        "-m",
+        "optim.lr=1e-3,2e-3",
+    )
     assert wait_for_job(JOB.search(job.stdout).group(1), timeout_s=180) == ("COMPLETED", "0:0")
     array = ARRAY.search(sweep.stdout).group(1)
     for i in range(2):
