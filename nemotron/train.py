@@ -22,11 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
+from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
 from nemotron.paths import CONF_DIR
+from nemotron.refused import forget_dir
 from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
 
@@ -44,7 +46,10 @@ def on_slurm(cfg: DictConfig) -> bool:
 def train(cfg: DictConfig) -> int:
     """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it)."""
     require_recipe(cfg)
+    fitted = fit_batch_to_ranks(cfg)
     validate(cfg)
+    for note in [fitted] if fitted else []:  # after validation: a refused run prints its error alone
+        print(note, file=sys.stderr)
     for note in fit_notes(cfg):
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
@@ -107,6 +112,7 @@ def hydra_main(cfg: DictConfig) -> int:
         return train(cfg)
     except ConfigError as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
         print(f"error: {exc}", file=sys.stderr)
+        forget_dir(HydraConfig.get().runtime.output_dir, cfg.paths.output_root)  # nothing left behind
         sys.exit(2)
 
 
