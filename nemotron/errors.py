@@ -30,8 +30,10 @@ class TrainingFailed(RuntimeError):
     Defined here, not in train.py: `python -m nemotron.train` runs that module as `__main__`, so a class
     defined there and imported elsewhere would be a different class."""
 
-    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None) -> None:
-        super().__init__(message or f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
+    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None,
+                 reason: Optional[str] = None) -> None:
+        why = f" ({reason})" if reason else ""
+        super().__init__(message or f"recipe {recipe} failed with exit code {code}{why}; full log: {log_path}")
         self.code = code
 
 

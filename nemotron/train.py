@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 import hydra
@@ -77,9 +78,12 @@ def train(cfg: DictConfig) -> int:
         return 0
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(resolved, encoding="utf-8")
-    code = submit_slurm(cfg, plan) if remote else run_local(plan)
+    if remote:
+        code, reason = submit_slurm(cfg, plan), None
+    else:
+        code, reason = astuple(run_local(plan))
     if code != 0:
-        raise TrainingFailed(cfg.recipe.name, code, plan.log_path)
+        raise TrainingFailed(cfg.recipe.name, code, plan.log_path, reason=reason)
     return 0
 
 
@@ -114,6 +118,9 @@ def hydra_main(cfg: DictConfig) -> int:
         print(f"error: {exc}", file=sys.stderr)
         forget_dir(HydraConfig.get().runtime.output_dir, cfg.paths.output_root)  # nothing left behind
         sys.exit(2)
+    except TrainingFailed as exc:  # the reason and the log path; the traceback is in the log
+        print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
+        sys.exit(exc.code)
 
 
 def main() -> None:
