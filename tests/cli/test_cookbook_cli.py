@@ -1,0 +1,137 @@
+"""The cookbook's command line (`nemotron <family> <stage> -c/-r/-b/-d`) is a call of the Hydra app.
+
+Every command of the tree (derived from the shipped recipes' runspec blocks) composes the same resolved
+config, byte for byte, as the `python -m nemotron.train ...` line it prints; an env.toml profile gives
+the same dry run (config and sbatch script) through `-b <profile>` and `cluster=<profile>`. Each form's
+command lines run in one process (tests/cli/cookbook_forms.py) to keep this cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nemotron.cookbook.tree import build_tree
+
+REPO = Path(__file__).resolve().parents[2]
+FORMS = Path(__file__).with_name("cookbook_forms.py")
+ENV_TOML = """\
+[wandb]
+project = "nemotron"
+
+[base-slurm]
+executor = "slurm"
+partition = "debug"
+time = "00:10:00"
+
+[my-cluster]
+extends = "base-slurm"
+nodes = 1
+ntasks_per_node = 1
+gpus_per_node = 1
+run_partition = "interactive"
+env_vars = { NCCL_DEBUG = "WARN" }
+"""
+
+
+def leaves(node, found=None):
+    """Every command of the tree."""
+    found = [] if found is None else found
+    if node.command is not None:
+        found.append(node.command)
+    for child in node.children.values():
+        leaves(child, found)
+    return found
+
+
+def run_forms(form: str, lines: list, env: dict | None = None) -> list:
+    """Run command lines of one form in one process; their stdout, stderr and codes."""
+    full = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run([sys.executable, str(FORMS), form, json.dumps(lines)], capture_output=True, text=True,
+                          cwd=REPO, env={**full, **(env or {})}, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def printed_line(stderr: str) -> list:
+    """The argv of the `# = python -m nemotron.train ...` line a command prints."""
+    found = re.search(r"^# = python -m nemotron\.train (.*)$", stderr, re.M)
+    assert found, stderr
+    return shlex.split(found.group(1))
+
+
+def test_every_command_composes_like_its_hydra_line(tmp_path):
+    commands = [c for c in leaves(build_tree()) if c.recipe is not None]
+    names = {c.recipe.name for c in commands}
+    assert {"gpt/pretrain", "nano3/pretrain", "gpt/sft", "nano3/sft", "data/prep", "data/prep_sft"} <= names
+    extra = ["--cfg", "job", "--resolve", f"hydra.run.dir={tmp_path}/run", f"paths.output_root={tmp_path}"]
+    cookbook = run_forms("cookbook", [[*c.words, *extra] for c in commands])
+    hydra_lines = [printed_line(r["stderr"]) for r in cookbook]
+    hydra = run_forms("hydra", hydra_lines)
+    for command, ours, theirs, line in zip(commands, cookbook, hydra, hydra_lines):
+        assert ours["code"] == theirs["code"] == 0, (command.words, ours["stderr"], theirs["stderr"])
+        assert line[0] == f"+recipe={command.recipe.name}"
+        assert f"name: {command.recipe.name}" in ours["stdout"]
+        assert ours["stdout"] == theirs["stdout"], command.words  # byte for byte
+
+
+def test_profile_dry_run_matches_cluster_option(tmp_path):
+    env_file = tmp_path / "env.toml"
+    env_file.write_text(ENV_TOML)
+    env = {"NEMOTRON_ENV_FILE": str(env_file)}
+    common = [f"hydra.run.dir={tmp_path}/run", f"paths.output_root={tmp_path}", "tracker=none"]
+    cookbook = run_forms("cookbook", [["gpt", "pretrain", "-b", "my-cluster", "-d", *common],
+                                      ["gpt", "pretrain", "-r", "my-cluster", "-d", *common]], env)
+    hydra = run_forms("hydra", [["+recipe=gpt/pretrain", "cluster=my-cluster", *common, "dry_run=true"],
+                                ["+recipe=gpt/pretrain", "cluster=my-cluster", "cluster.wait=true", *common,
+                                 "dry_run=true"]], env)
+    assert cookbook[0]["stdout"] == hydra[0]["stdout"] and cookbook[1]["stdout"] == hydra[1]["stdout"]
+    batch, run = cookbook[0]["stdout"], cookbook[1]["stdout"]
+    assert "#SBATCH --partition=debug" in batch and "#SBATCH --partition=interactive" in run
+    assert "#SBATCH --time=10" in batch and "export NCCL_DEBUG=WARN" in batch
+    assert printed_line(cookbook[0]["stderr"])[:2] == ["+recipe=gpt/pretrain", "cluster=my-cluster"]
+
+
+def test_tree_takes_new_recipes_from_their_runspec(tmp_path, monkeypatch):
+    root = tmp_path / "recipes"
+    for name in ("toy/rl", "data/prep_rl"):
+        script = root / name / "train.py"
+        script.parent.mkdir(parents=True)
+        script.write_text(f'"""Toy {name}."""\n# /// script\n# [tool.runspec]\n# name = "{name}"\n# ///\n')
+    monkeypatch.setenv("NEMOTRON_RECIPE_PATH", str(root))
+    tree = build_tree()
+    assert tree.children["toy"].children["rl"].command.recipe.name == "toy/rl"
+    prep = tree.children["nano3"].children["data"].children["prep"].children
+    assert prep["rl"].command.recipe.name == "data/prep_rl" and prep["rl"].command.summary == "Toy data/prep_rl."
+    assert prep["sft"].command.overrides == ("model=nano3_tiny",)
+    assert "pipe" not in tree.children["nano3"].children  # no pipelines yet (issue 12)
+
+
+def test_help_lists_commands_profiles_and_the_hydra_line(tmp_path):
+    env_file = tmp_path / "env.toml"
+    env_file.write_text(ENV_TOML)
+    env = {**os.environ, "NEMOTRON_ENV_FILE": str(env_file)}
+    top = subprocess.run([sys.executable, "-m", "nemotron.cookbook.cli", "--help"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=60)
+    assert top.returncode == 0 and re.search(r"^  nano3 .*pretrain", top.stdout, re.M), top.stdout + top.stderr
+    assert "base-slurm, my-cluster" in top.stdout
+    leaf = subprocess.run([sys.executable, "-m", "nemotron.cookbook.cli", "nano3", "data", "prep", "sft", "-b",
+                           "my-cluster", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert "python -m nemotron.train +recipe=data/prep_sft model=nano3_tiny cluster=my-cluster" in leaf.stdout
+
+
+@pytest.mark.parametrize("section", ["[a]\nextends = \"a\"\n", "[a]\nextends = \"b\"\n"])
+def test_bad_extends_is_one_line(tmp_path, section):
+    from nemotron.config.validate import ConfigError
+    from nemotron.cookbook.envfile import load_env_file
+
+    (tmp_path / "env.toml").write_text(section)
+    with pytest.raises(ConfigError, match=r"env.toml:2: profile 'a' extends '[ab]'"):
+        load_env_file(tmp_path / "env.toml").resolve("a")
