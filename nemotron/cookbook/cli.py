@@ -87,8 +87,9 @@ def find_command(tree: Node, words: Sequence[str]) -> tuple[Node, List[str], int
             names = sorted(node.children)
             where = " ".join(["nemotron", *used])
             what = "family" if not used else "command"
-            raise ConfigError(f"{where} {word}: unknown {what}{closest(word, names)}; "
-                              f"available: {', '.join(names) or '(none)'}")
+            raise ConfigError(
+                f"{where} {word}: unknown {what}{closest(word, names)}; available: {', '.join(names) or '(none)'}"
+            )
         node, used = node.children[word], [*used, word]
     return node, used, len(used)
 
@@ -105,8 +106,10 @@ def recipe_argument(command: Command, config: Optional[str]) -> str:
         return f"+recipe={spec.name}/@{path.with_suffix('')}"
     names = [p.stem for p in config_files(spec)]
     if config not in names:
-        raise ConfigError(f"-c {config}: no config {config!r} in {spec.config_dir}{closest(config, names)}; "
-                          f"configs: {', '.join(names) or '(none)'}")
+        raise ConfigError(
+            f"-c {config}: no config {config!r} in {spec.config_dir}{closest(config, names)}; "
+            f"configs: {', '.join(names) or '(none)'}"
+        )
     return f"+recipe={spec.name}/{config}"
 
 
@@ -116,8 +119,10 @@ def profile_arguments(opts: Options) -> List[str]:
         return []
     env = current_env_file()
     if env is None:
-        raise ConfigError(f"--{'run' if opts.run else 'batch'} {opts.profile}: no env.toml found (searched from "
-                          f"{Path.cwd()} up to the project root; or set ${ENV_FILE_VAR})")
+        raise ConfigError(
+            f"--{'run' if opts.run else 'batch'} {opts.profile}: no env.toml found (searched from "
+            f"{Path.cwd()} up to the project root; or set ${ENV_FILE_VAR})"
+        )
     profile = env.resolve(opts.profile)
     cluster_option(profile)  # a bad value (time, mem, executor) is one line now, before Hydra starts
     args = [f"cluster={opts.profile}"]

@@ -56,8 +56,10 @@ class EnvFile:
     def resolve(self, name: str) -> "Profile":
         """The profile with its `extends` chain merged (child wins); one-line errors for bad chains."""
         if name not in self.profiles():
-            raise EnvFileError(f"{self.path}: no profile {name!r}{closest(name, self.profiles())}; "
-                               f"profiles: {', '.join(self.profiles()) or '(none)'}")
+            raise EnvFileError(
+                f"{self.path}: no profile {name!r}{closest(name, self.profiles())}; "
+                f"profiles: {', '.join(self.profiles()) or '(none)'}"
+            )
         chain = self.chain(name)
         values: Dict[str, Any] = {}
         origin: Dict[str, str] = {}
@@ -73,13 +75,17 @@ class EnvFile:
         while "extends" in self.sections[chain[-1]]:
             child, parent = chain[-1], self.sections[chain[-1]]["extends"]
             if not isinstance(parent, str) or parent not in self.profiles():
-                raise EnvFileError(f"{self.where(child, 'extends')}: profile {child!r} extends {parent!r}, which "
-                                   f"is not a profile{closest(str(parent), self.profiles())}; profiles: "
-                                   f"{', '.join(self.profiles())}")
+                raise EnvFileError(
+                    f"{self.where(child, 'extends')}: profile {child!r} extends {parent!r}, which "
+                    f"is not a profile{closest(str(parent), self.profiles())}; profiles: "
+                    f"{', '.join(self.profiles())}"
+                )
             if parent in chain:
-                loop = " -> ".join([*chain[chain.index(parent):], parent])
-                raise EnvFileError(f"{self.where(child, 'extends')}: profile {child!r} extends {parent!r}, a cycle "
-                                   f"({loop}); remove one `extends`")
+                loop = " -> ".join([*chain[chain.index(parent) :], parent])
+                raise EnvFileError(
+                    f"{self.where(child, 'extends')}: profile {child!r} extends {parent!r}, a cycle "
+                    f"({loop}); remove one `extends`"
+                )
             chain.append(parent)
         return chain
 
@@ -122,12 +128,15 @@ def load_env_file(path: Path) -> EnvFile:
     except tomllib.TOMLDecodeError as err:
         found = _AT.search(str(err))
         line = found.group(1) if found else "1"
-        raise EnvFileError(f"{path}:{line}: TOML syntax error: {_AT.sub('', str(err)).strip()}; "
-                           "fix the TOML there (quote strings, close brackets)") from None
+        raise EnvFileError(
+            f"{path}:{line}: TOML syntax error: {_AT.sub('', str(err)).strip()}; "
+            "fix the TOML there (quote strings, close brackets)"
+        ) from None
     for name, body in sections.items():
         if not isinstance(body, dict):
-            raise EnvFileError(f"{path}: top-level key {name!r} is not in a section; put profile keys under "
-                               "a [profile-name] header")
+            raise EnvFileError(
+                f"{path}: top-level key {name!r} is not in a section; put profile keys under a [profile-name] header"
+            )
     return EnvFile(path=path, sections=sections, lines=index_lines(text))
 
 

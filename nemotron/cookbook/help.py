@@ -44,13 +44,19 @@ def describe(node: Node) -> str:
 def command_help(command: Command, hydra_line: str) -> str:
     """Usage of one command: its recipe, its configs, the profiles and its Hydra form."""
     words = " ".join(command.words)
-    lines = [f"Usage: nemotron {words} [-c NAME|PATH] [-r|-b PROFILE] [-d] [key=value ...]", "",
-             f"  {command.summary}", ""]
+    lines = [
+        f"Usage: nemotron {words} [-c NAME|PATH] [-r|-b PROFILE] [-d] [key=value ...]",
+        "",
+        f"  {command.summary}",
+        "",
+    ]
     if command.recipe is not None:
         spec = command.recipe
-        lines += [f"Recipe: {spec.name} ({spec.script}; {spec.launch}, {spec.nodes} node(s) x "
-                  f"{spec.gpus_per_node} GPUs)", f"Configs (-c, in {spec.config_dir}): "
-                  f"{', '.join(p.stem for p in config_files(spec)) or '(none)'} (default: {spec.config_default})"]
+        lines += [
+            f"Recipe: {spec.name} ({spec.script}; {spec.launch}, {spec.nodes} node(s) x {spec.gpus_per_node} GPUs)",
+            f"Configs (-c, in {spec.config_dir}): "
+            f"{', '.join(p.stem for p in config_files(spec)) or '(none)'} (default: {spec.config_default})",
+        ]
     lines += ["", "Flags:", FLAGS, "", *profile_lines()]
     lines += ["The same run, in the Hydra app's own form:", f"  {hydra_line}"]
     return "\n".join(lines)
@@ -63,10 +69,16 @@ def profile_lines() -> List[str]:
     except ValueError as err:  # a broken env.toml: say so in the help rather than fail
         return [f"Profiles: env.toml cannot be read: {err}", ""]
     if env is None:
-        return ["Profiles: no env.toml here (searched up to the project root; or set $NEMOTRON_ENV_FILE)",
-                f"Shipped cluster options (cluster=...): {', '.join(shipped_options())}", ""]
+        return [
+            "Profiles: no env.toml here (searched up to the project root; or set $NEMOTRON_ENV_FILE)",
+            f"Shipped cluster options (cluster=...): {', '.join(shipped_options())}",
+            "",
+        ]
     names = env.profiles()
     shadow = [n for n in names if n in shipped_options()]
     note = f" ({', '.join(shadow)} shadow the shipped option(s) of that name)" if shadow else ""
-    return [f"Profiles (-r/-b, or cluster=<profile>; {env.path}): {', '.join(names) or '(none)'}{note}",
-            f"Shipped cluster options (cluster=...): {', '.join(shipped_options())}", ""]
+    return [
+        f"Profiles (-r/-b, or cluster=<profile>; {env.path}): {', '.join(names) or '(none)'}{note}",
+        f"Shipped cluster options (cluster=...): {', '.join(shipped_options())}",
+        "",
+    ]

@@ -24,8 +24,16 @@ EXECUTORS = {"slurm": "slurm", "local": "local"}
 """Cookbook executor -> the shipped cluster option a profile builds on."""
 OWN_KEYS = {f.name for f in fields(ClusterConfig)} - {"name", "executor"}
 """Our cluster.* fields: set as they are."""
-LAUNCHER_KEYS = ("gres", "constraint", "exclude", "comment", "cpus_per_gpu", "gpus_per_task", "mem_per_gpu",
-                 "mem_per_cpu")
+LAUNCHER_KEYS = (
+    "gres",
+    "constraint",
+    "exclude",
+    "comment",
+    "cpus_per_gpu",
+    "gpus_per_task",
+    "mem_per_gpu",
+    "mem_per_cpu",
+)
 """Cookbook keys that are hydra-submitit-launcher keys of the same name (hydra.launcher.<key>)."""
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)B?$", re.IGNORECASE)
 _TIME = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+)(?::(\d+))?$")
@@ -36,17 +44,23 @@ def cluster_option(profile: Profile) -> Tuple[Dict[str, Any], List[str]]:
     values = dict(profile.values)
     executor = values.pop("executor", "local")
     if executor not in EXECUTORS:
-        raise EnvFileError(f"{profile.where('executor')}: profile {profile.name!r}: executor={executor!r} is not "
-                           f"supported here; use one of {', '.join(EXECUTORS)}")
+        raise EnvFileError(
+            f"{profile.where('executor')}: profile {profile.name!r}: executor={executor!r} is not "
+            f"supported here; use one of {', '.join(EXECUTORS)}"
+        )
     base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "cluster" / f"{EXECUTORS[executor]}.yaml"))
-    node: Dict[str, Any] = {"cluster": {**base.get("cluster", {}), "name": profile.name},
-                            "resources": dict(base.get("resources", {})), "hydra": {"launcher": {}}}
+    node: Dict[str, Any] = {
+        "cluster": {**base.get("cluster", {}), "name": profile.name},
+        "resources": dict(base.get("resources", {})),
+        "hydra": {"launcher": {}},
+    }
     notes = []
     for key in list(values):
         mapper = MAPPERS.get(key) or (own_key if key in OWN_KEYS else None)
         if mapper is None:
-            notes.append(f"env.toml: profile {profile.name!r}: key {key!r} is not supported here (ignored); "
-                         f"{profile.where(key)}")
+            notes.append(
+                f"env.toml: profile {profile.name!r}: key {key!r} is not supported here (ignored); {profile.where(key)}"
+            )
             continue
         mapper(node, key, values, profile)
     node["cluster"]["partition"] = partition(values, node["cluster"].get("partition"))
@@ -104,7 +118,7 @@ def time_limit(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: 
     value = values[key]
     found = _TIME.match(str(value).strip()) if not isinstance(value, bool) else None
     if found is None:
-        raise EnvFileError(f"{profile.where(key)}: time={value!r}; write \"HH:MM:SS\" (e.g. \"04:00:00\") or minutes")
+        raise EnvFileError(f'{profile.where(key)}: time={value!r}; write "HH:MM:SS" (e.g. "04:00:00") or minutes')
     days, hours, minutes, seconds = (int(g) if g else 0 for g in found.groups())
     if found.group(2) is None and found.group(4) is None:  # "30": minutes, as sbatch reads it
         hours, minutes = 0, int(found.group(3))
@@ -115,7 +129,7 @@ def memory(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Prof
     """mem "64G", "1T": cluster.mem_gb; anything else sbatch reads ("0" = all, "500M") goes to --mem as is."""
     found = _MEM.match(str(values[key]).strip())
     if found is None:
-        raise EnvFileError(f"{profile.where(key)}: mem={values[key]!r}; write e.g. \"64G\", \"500M\" or \"0\" (all)")
+        raise EnvFileError(f'{profile.where(key)}: mem={values[key]!r}; write e.g. "64G", "500M" or "0" (all)')
     amount, unit = float(found.group(1)), (found.group(2) or "M").upper()
     gb = amount * {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1, "T": 1024}[unit]
     if gb >= 1 and gb == int(gb):
@@ -136,8 +150,9 @@ def env_vars(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Pr
     if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
         value = dict(v.split("=", 1) for v in value)
     if not isinstance(value, dict):
-        raise EnvFileError(f"{profile.where(key)}: env_vars must be a table ({{NAME = \"value\"}}) or a list of "
-                           "\"NAME=value\" strings")
+        raise EnvFileError(
+            f'{profile.where(key)}: env_vars must be a table ({{NAME = "value"}}) or a list of "NAME=value" strings'
+        )
     node["cluster"]["env"] = {**node["cluster"].get("env", {}), **{k: str(v) for k, v in value.items()}}
 
 
@@ -153,8 +168,10 @@ def setup_lines(node: Dict[str, Any], key: str, values: Dict[str, Any], profile:
 def tunnel(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
     """tunnel = "local" is what we do; an SSH tunnel would submit elsewhere: refused."""
     if values[key] != "local":
-        raise EnvFileError(f"{profile.where(key)}: profile {profile.name!r}: tunnel={values[key]!r} is not supported "
-                           "(jobs are submitted with this machine's sbatch); run nemotron on the cluster's login node")
+        raise EnvFileError(
+            f"{profile.where(key)}: profile {profile.name!r}: tunnel={values[key]!r} is not supported "
+            "(jobs are submitted with this machine's sbatch); run nemotron on the cluster's login node"
+        )
 
 
 def packager(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
@@ -186,13 +203,29 @@ def ignore(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Prof
 
 
 MAPPERS: Dict[str, Callable[..., None]] = {
-    "account": to_cluster("account"), "qos": to_cluster("qos"), "cpus_per_task": to_cluster("cpus_per_task"),
-    "partition": ignore, "run_partition": ignore, "batch_partition": ignore,
-    "nodes": nodes, "gpus_per_node": gpus, "ntasks_per_node": tasks, "nproc_per_node": tasks,
-    "time": time_limit, "mem": memory, "exclusive": sbatch_flag,
-    "container_image": image, "container": image, "mounts": to_cluster("container_mounts"),
-    "env_vars": env_vars, "startup_commands": setup_lines, "setup_lines": setup_lines,
-    "job_name": to_launcher, **{key: to_launcher for key in LAUNCHER_KEYS},
-    "tunnel": tunnel, "packager": packager, "detach": detach,
+    "account": to_cluster("account"),
+    "qos": to_cluster("qos"),
+    "cpus_per_task": to_cluster("cpus_per_task"),
+    "partition": ignore,
+    "run_partition": ignore,
+    "batch_partition": ignore,
+    "nodes": nodes,
+    "gpus_per_node": gpus,
+    "ntasks_per_node": tasks,
+    "nproc_per_node": tasks,
+    "time": time_limit,
+    "mem": memory,
+    "exclusive": sbatch_flag,
+    "container_image": image,
+    "container": image,
+    "mounts": to_cluster("container_mounts"),
+    "env_vars": env_vars,
+    "startup_commands": setup_lines,
+    "setup_lines": setup_lines,
+    "job_name": to_launcher,
+    **{key: to_launcher for key in LAUNCHER_KEYS},
+    "tunnel": tunnel,
+    "packager": packager,
+    "detach": detach,
 }
 """Cookbook key -> what sets it here."""

@@ -86,8 +86,12 @@ class EnvTomlConfigSource(ConfigSource):
             raise ConfigLoadError(f"Config not found: {config_path}")
         node, notes = cluster_option(self.env_file.resolve(name))
         note_once(notes)
-        return ConfigResult(config=OmegaConf.create(node), path=f"{self.scheme()}://{self.path}",
-                            provider=self.provider, header={"package": "_global_"})
+        return ConfigResult(
+            config=OmegaConf.create(node),
+            path=f"{self.scheme()}://{self.path}",
+            provider=self.provider,
+            header={"package": "_global_"},
+        )
 
     def is_group(self, config_path: str) -> bool:
         path = config_path.strip("/")

@@ -90,7 +90,7 @@ def data_words(family: str, name: str, found: Dict[str, Runspec]) -> Tuple[Tuple
     """(words, overrides) of a shared data recipe under `family`: data/prep_sft -> (family data prep sft)."""
     rest = name.split("/")[1:]
     if rest and (rest[0] == "prep" or rest[0].startswith("prep_")):
-        kind = rest[0][len("prep_"):] if rest[0] != "prep" else "pretrain"
+        kind = rest[0][len("prep_") :] if rest[0] != "prep" else "pretrain"
         model = model_option(found.get(f"{family}/{kind}"))
         return (family, DATA, "prep", kind, *rest[1:]), (f"model={model}",) if model else ()
     return (family, DATA, *rest), ()
@@ -112,8 +112,12 @@ def pipeline_command(family: str) -> Optional[Command]:
     """`<family> pipe` once pipelines exist (the module and conf/pipeline/<family>.yaml); else None."""
     if not (CONF_DIR / "pipeline" / f"{family}.yaml").is_file() or importlib.util.find_spec(PIPE_MODULE) is None:
         return None
-    return Command(words=(family, "pipe"), module=PIPE_MODULE, overrides=(f"pipeline={family}",),
-                   summary=f"the {family} pipeline (conf/pipeline/{family}.yaml), every stage in order")
+    return Command(
+        words=(family, "pipe"),
+        module=PIPE_MODULE,
+        overrides=(f"pipeline={family}",),
+        summary=f"the {family} pipeline (conf/pipeline/{family}.yaml), every stage in order",
+    )
 
 
 def summary(spec: Runspec) -> str:

@@ -54,8 +54,14 @@ def leaves(node, found=None):
 def run_forms(form: str, lines: list, env: dict | None = None) -> list:
     """Run command lines of one form in one process; their stdout, stderr and codes."""
     full = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    done = subprocess.run([sys.executable, str(FORMS), form, json.dumps(lines)], capture_output=True, text=True,
-                          cwd=REPO, env={**full, **(env or {})}, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(FORMS), form, json.dumps(lines)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**full, **(env or {})},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -75,7 +81,7 @@ def test_every_command_composes_like_its_hydra_line(tmp_path):
     cookbook = run_forms("cookbook", [[*c.words, *extra] for c in commands])
     hydra_lines = [printed_line(r["stderr"]) for r in cookbook]
     hydra = run_forms("hydra", hydra_lines)
-    for command, ours, theirs, line in zip(commands, cookbook, hydra, hydra_lines):
+    for command, ours, theirs, line in zip(commands, cookbook, hydra, hydra_lines, strict=True):
         assert ours["code"] == theirs["code"] == 0, (command.words, ours["stderr"], theirs["stderr"])
         assert line[0] == f"+recipe={command.recipe.name}"
         assert f"name: {command.recipe.name}" in ours["stdout"]
@@ -87,11 +93,22 @@ def test_profile_dry_run_matches_cluster_option(tmp_path):
     env_file.write_text(ENV_TOML)
     env = {"NEMOTRON_ENV_FILE": str(env_file)}
     common = [f"hydra.run.dir={tmp_path}/run", f"paths.output_root={tmp_path}", "tracker=none"]
-    cookbook = run_forms("cookbook", [["gpt", "pretrain", "-b", "my-cluster", "-d", *common],
-                                      ["gpt", "pretrain", "-r", "my-cluster", "-d", *common]], env)
-    hydra = run_forms("hydra", [["+recipe=gpt/pretrain", "cluster=my-cluster", *common, "dry_run=true"],
-                                ["+recipe=gpt/pretrain", "cluster=my-cluster", "cluster.wait=true", *common,
-                                 "dry_run=true"]], env)
+    cookbook = run_forms(
+        "cookbook",
+        [
+            ["gpt", "pretrain", "-b", "my-cluster", "-d", *common],
+            ["gpt", "pretrain", "-r", "my-cluster", "-d", *common],
+        ],
+        env,
+    )
+    hydra = run_forms(
+        "hydra",
+        [
+            ["+recipe=gpt/pretrain", "cluster=my-cluster", *common, "dry_run=true"],
+            ["+recipe=gpt/pretrain", "cluster=my-cluster", "cluster.wait=true", *common, "dry_run=true"],
+        ],
+        env,
+    )
     assert cookbook[0]["stdout"] == hydra[0]["stdout"] and cookbook[1]["stdout"] == hydra[1]["stdout"]
     batch, run = cookbook[0]["stdout"], cookbook[1]["stdout"]
     assert "#SBATCH --partition=debug" in batch and "#SBATCH --partition=interactive" in run
@@ -118,16 +135,28 @@ def test_help_lists_commands_profiles_and_the_hydra_line(tmp_path):
     env_file = tmp_path / "env.toml"
     env_file.write_text(ENV_TOML)
     env = {**os.environ, "NEMOTRON_ENV_FILE": str(env_file)}
-    top = subprocess.run([sys.executable, "-m", "nemotron.cookbook.cli", "--help"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=60)
+    top = subprocess.run(
+        [sys.executable, "-m", "nemotron.cookbook.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert top.returncode == 0 and re.search(r"^  nano3 .*pretrain", top.stdout, re.M), top.stdout + top.stderr
     assert "base-slurm, my-cluster" in top.stdout
-    leaf = subprocess.run([sys.executable, "-m", "nemotron.cookbook.cli", "nano3", "data", "prep", "sft", "-b",
-                           "my-cluster", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    leaf = subprocess.run(
+        [sys.executable, "-m", "nemotron.cookbook.cli", "nano3", "data", "prep", "sft", "-b", "my-cluster", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert "python -m nemotron.train +recipe=data/prep_sft model=nano3_tiny cluster=my-cluster" in leaf.stdout
 
 
-@pytest.mark.parametrize("section", ["[a]\nextends = \"a\"\n", "[a]\nextends = \"b\"\n"])
+@pytest.mark.parametrize("section", ['[a]\nextends = "a"\n', '[a]\nextends = "b"\n'])
 def test_bad_extends_is_one_line(tmp_path, section):
     from nemotron.config.validate import ConfigError
     from nemotron.cookbook.envfile import load_env_file

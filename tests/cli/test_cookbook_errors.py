@@ -18,20 +18,41 @@ CASES = {
     "unknown prep kind": (["nano3", "data", "prep", "sfft"], GOOD, "(did you mean sft?); available: pretrain, sft"),
     "missing config": (["gpt", "pretrain", "-c", "tiny"], GOOD, "-c tiny: no config 'tiny' in "),
     "missing config file": (["gpt", "pretrain", "-c", "./nope.yaml"], GOOD, "-c ./nope.yaml: no such file"),
-    "unknown profile": (["gpt", "pretrain", "--run", "chidl"], GOOD,
-                        "no profile 'chidl' (did you mean child?); profiles: base, child"),
-    "malformed env.toml": (["gpt", "pretrain", "-b", "x"], '[x]\nnodes = 1\npartition = "a\n',
-                           "env.toml:3: TOML syntax error"),
-    "extends itself": (["gpt", "pretrain", "-b", "a"], '[a]\nextends = "a"\n',
-                       "env.toml:2: profile 'a' extends 'a', a cycle (a -> a)"),
-    "extends a missing profile": (["gpt", "pretrain", "-b", "a"], '[a]\n\nextends = "bsae"\n[base]\n',
-                                  "env.toml:3: profile 'a' extends 'bsae', which is not a profile (did you mean base?)"),
-    "bad time": (["gpt", "pretrain", "-b", "a"], '[a]\nexecutor = "slurm"\ntime = "4 hours"\n',
-                 "env.toml:3: time='4 hours'; write \"HH:MM:SS\""),
-    "ssh tunnel": (["gpt", "pretrain", "-b", "a"], '[a]\nexecutor = "slurm"\ntunnel = "ssh"\n',
-                   "profile 'a': tunnel='ssh' is not supported"),
-    "docker executor": (["gpt", "pretrain", "-b", "a"], '[a]\nexecutor = "docker"\n',
-                        "executor='docker' is not supported here; use one of slurm, local"),
+    "unknown profile": (
+        ["gpt", "pretrain", "--run", "chidl"],
+        GOOD,
+        "no profile 'chidl' (did you mean child?); profiles: base, child",
+    ),
+    "malformed env.toml": (
+        ["gpt", "pretrain", "-b", "x"],
+        '[x]\nnodes = 1\npartition = "a\n',
+        "env.toml:3: TOML syntax error",
+    ),
+    "extends itself": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nextends = "a"\n',
+        "env.toml:2: profile 'a' extends 'a', a cycle (a -> a)",
+    ),
+    "extends a missing profile": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\n\nextends = "bsae"\n[base]\n',
+        "env.toml:3: profile 'a' extends 'bsae', which is not a profile (did you mean base?)",
+    ),
+    "bad time": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "slurm"\ntime = "4 hours"\n',
+        "env.toml:3: time='4 hours'; write \"HH:MM:SS\"",
+    ),
+    "ssh tunnel": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "slurm"\ntunnel = "ssh"\n',
+        "profile 'a': tunnel='ssh' is not supported",
+    ),
+    "docker executor": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "docker"\n',
+        "executor='docker' is not supported here; use one of slurm, local",
+    ),
     "run and batch": (["gpt", "pretrain", "-r", "base", "-b", "base"], GOOD, "--run and --batch cannot both"),
 }
 
@@ -40,8 +61,14 @@ def nemotron(args, env_text: str, tmp_path: Path) -> subprocess.CompletedProcess
     """`nemotron ARGS` in tmp_path with an env.toml found by walking up (cwd has one, no pyproject above)."""
     (tmp_path / "env.toml").write_text(env_text)
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
-    return subprocess.run([sys.executable, "-m", "nemotron.cookbook.cli", *args, f"paths.output_root={tmp_path}/o"],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "nemotron.cookbook.cli", *args, f"paths.output_root={tmp_path}/o"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -65,13 +92,33 @@ def test_unsupported_key_is_one_note_per_key(tmp_path):
 
 def test_hydra_form_names_the_env_file_line(tmp_path):
     (tmp_path / "env.toml").write_text('[a]\nextends = "zz"\n')
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
-           "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml")}
-    result = subprocess.run([sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster=a",
-                             f"paths.output_root={tmp_path}/o"], capture_output=True, text=True, cwd=REPO, env=env,
-                            timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
+        "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nemotron.train",
+            "+recipe=gpt/pretrain",
+            "cluster=a",
+            f"paths.output_root={tmp_path}/o",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{tmp_path}/env.toml:2: profile 'a' extends 'zz', which is not a profile" in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster=local", "--cfg",
-                         "job"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster=local", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr  # a broken env.toml does not break the shipped options

@@ -53,8 +53,11 @@ def submits(slurm_cluster, tmp_path_factory):
     """Start the three command lines together; their (code, stdout, stderr) and run dirs."""
     base = tmp_path_factory.mktemp("cookbook")
     (base / "env.toml").write_text(ENV_TOML)
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
-           "NEMOTRON_ENV_FILE": str(base / "env.toml"), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
+        "NEMOTRON_ENV_FILE": str(base / "env.toml"),
+        "PYTHONUNBUFFERED": "1",
+    }
     common = ["tracker=none", "train.steps=2", f"paths.cache_dir={base / 'cache'}"]
     runs = {
         "batch": [str(CONSOLE), "gpt", "pretrain", "--batch", "test-cluster", *common],
