@@ -53,7 +53,7 @@ def leaves(node, found=None):
 
 def run_forms(form: str, lines: list, env: dict | None = None) -> list:
     """Run command lines of one form in one process; their stdout, stderr and codes."""
-    full = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    full = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SLURM_CONF")}  # no sinfo
     done = subprocess.run(
         [sys.executable, str(FORMS), form, json.dumps(lines)],
         capture_output=True,
@@ -73,19 +73,38 @@ def printed_line(stderr: str) -> list:
     return shlex.split(found.group(1))
 
 
-def test_every_command_composes_like_its_hydra_line(tmp_path):
+def toy_recipe(root: Path) -> None:
+    """A recipe `toy/pretrain` with two configs (default: 11 steps, tiny: 3) under `root`."""
+    config = root / "toy" / "pretrain" / "config"
+    config.mkdir(parents=True)
+    (config.parent / "train.py").write_text(
+        '"""Toy pretraining."""\n# /// script\n# [tool.runspec]\n# name = "toy/pretrain"\n# ///\n'
+    )
+    (config / "default.yaml").write_text("train:\n  steps: 11\n")
+    (config / "tiny.yaml").write_text("defaults:\n  - override /model: gpt_tiny\ntrain:\n  steps: 3\n")
+
+
+def test_every_command_composes_like_its_hydra_line(tmp_path, monkeypatch):
+    toy_recipe(tmp_path / "recipes")
+    monkeypatch.setenv("NEMOTRON_RECIPE_PATH", str(tmp_path / "recipes"))
+    (tmp_path / "mine.yaml").write_text("train:\n  steps: 7\n")
     commands = [c for c in leaves(build_tree()) if c.recipe is not None]
     names = {c.recipe.name for c in commands}
     assert {"gpt/pretrain", "nano3/pretrain", "gpt/sft", "nano3/sft", "data/prep", "data/prep_sft"} <= names
     extra = ["--cfg", "job", "--resolve", f"hydra.run.dir={tmp_path}/run", f"paths.output_root={tmp_path}"]
-    cookbook = run_forms("cookbook", [[*c.words, *extra] for c in commands])
+    lines = [[*c.words, *extra] for c in commands]
+    variants = {
+        ("toy", "pretrain", "-c", "tiny"): ("+recipe=toy/pretrain/tiny", "steps: 3"),
+        ("gpt", "pretrain", "-c", str(tmp_path / "mine.yaml")): (f"+recipe=gpt/pretrain/@{tmp_path}/mine", "steps: 7"),
+    }
+    cookbook = run_forms("cookbook", [*lines, *[[*v, *extra] for v in variants]])
     hydra_lines = [printed_line(r["stderr"]) for r in cookbook]
     hydra = run_forms("hydra", hydra_lines)
-    for command, ours, theirs, line in zip(commands, cookbook, hydra, hydra_lines, strict=True):
-        assert ours["code"] == theirs["code"] == 0, (command.words, ours["stderr"], theirs["stderr"])
-        assert line[0] == f"+recipe={command.recipe.name}"
-        assert f"name: {command.recipe.name}" in ours["stdout"]
-        assert ours["stdout"] == theirs["stdout"], command.words  # byte for byte
+    expected = [(f"+recipe={c.recipe.name}", f"name: {c.recipe.name}") for c in commands] + list(variants.values())
+    for (first, shown), ours, theirs, line in zip(expected, cookbook, hydra, hydra_lines, strict=True):
+        assert ours["code"] == theirs["code"] == 0, (line, ours["stderr"], theirs["stderr"])
+        assert line[0] == first and shown in ours["stdout"], (line, ours["stdout"][-500:])
+        assert ours["stdout"] == theirs["stdout"], line  # byte for byte
 
 
 def test_profile_dry_run_matches_cluster_option(tmp_path):
@@ -164,3 +183,30 @@ def test_bad_extends_is_one_line(tmp_path, section):
     (tmp_path / "env.toml").write_text(section)
     with pytest.raises(ConfigError, match=r"env.toml:2: profile 'a' extends '[ab]'"):
         load_env_file(tmp_path / "env.toml").resolve("a")
+
+
+def test_profile_keys_map_onto_cluster_settings(tmp_path):
+    from nemotron.cookbook.envfile import load_env_file
+    from nemotron.cookbook.profile import cluster_option
+
+    (tmp_path / "env.toml").write_text(
+        ENV_TOML
+        + '\n[gpu-box]\nextends = "my-cluster"\ntime = "1-02:03:30"\nmem = "0"\nexclusive = true\n'
+        + 'container_image = "nvcr.io/nvidia/pytorch:25.09-py3"\nmounts = ["/lustre:/lustre"]\n'
+        + 'env_vars = ["A=1", "B=x=y"]\nsetup_lines = "module load x\\nsource env.sh"\nqos = "high"\n'
+        + 'ntasks_per_node = 8\ngpu_memory_gb = 80\nconstraint = "h100"\n'
+    )
+    node, notes = cluster_option(load_env_file(tmp_path / "env.toml").resolve("gpu-box"))
+    cluster, launcher = node["cluster"], node["hydra"]["launcher"]
+    assert notes == [] and cluster["name"] == "gpu-box" and cluster["executor"] == "slurm"
+    assert cluster["time_limit"] == 24 * 60 + 2 * 60 + 4  # rounded up to whole minutes
+    assert launcher == {"additional_parameters": {"mem": "0", "exclusive": True}, "constraint": "h100"}
+    assert cluster["container_image"].startswith("nvcr.io") and cluster["pyxis"] is True
+    assert cluster["container_mounts"] == ["/lustre:/lustre"] and cluster["env"] == {"A": "1", "B": "x=y"}
+    assert cluster["setup"] == ["module load x", "source env.sh"] and cluster["qos"] == "high"
+    assert node["resources"] == {
+        "nodes": 1,
+        "gpus_per_node": "${nemotron.min:${recipe.gpus_per_node},${cluster.gpus_per_node}}",
+        "procs_per_node": 8,
+    }
+    assert cluster["gpu_memory_gb"] == 80 and cluster["partition"].startswith("${nemotron.by_wait:")

@@ -81,6 +81,10 @@ def test_profile_submits_and_the_job_completes(submits, form, wait_for_job):
     assert "echo cookbook-startup-line" in script and "export NCCL_DEBUG=WARN" in script
     assert SECRET not in script + out + err  # the token travels in the 0600 secrets file only
     assert "cookbook-startup-line" in (run_dir / "train.log").read_text()
+    leaked = [
+        p for p in run_dir.rglob("*") if p.is_file() and p.name != "secrets.env" and SECRET.encode() in p.read_bytes()
+    ]
+    assert not leaked and SECRET in (run_dir / "secrets.env").read_text()
 
 
 def test_run_waits_and_returns_the_jobs_status(submits):
