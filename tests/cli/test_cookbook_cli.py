@@ -210,3 +210,18 @@ def test_profile_keys_map_onto_cluster_settings(tmp_path):
         "procs_per_node": 8,
     }
     assert cluster["gpu_memory_gb"] == 80 and cluster["partition"].startswith("${nemotron.by_wait:")
+
+
+def test_env_file_is_found_walking_up_to_the_project_root(tmp_path, monkeypatch):
+    from nemotron.cookbook.envfile import find_env_file
+
+    monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
+    deep = tmp_path / "project" / "sub" / "dir"
+    deep.mkdir(parents=True)
+    (tmp_path / "env.toml").write_text("[outside]\n")  # above the project root: never read
+    (tmp_path / "project" / "pyproject.toml").write_text("")
+    assert find_env_file(deep) is None
+    (tmp_path / "project" / "env.toml").write_text("[mine]\n")
+    assert find_env_file(deep) == tmp_path / "project" / "env.toml"
+    monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))
+    assert find_env_file(deep) == tmp_path / "env.toml"

@@ -122,3 +122,18 @@ def test_hydra_form_names_the_env_file_line(tmp_path):
         timeout=60,
     )
     assert ok.returncode == 0, ok.stderr  # a broken env.toml does not break the shipped options
+
+
+def test_hydra_form_of_a_missing_recipe_config_lists_the_configs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain/tiyn", f"paths.output_root={tmp_path}/o"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "+recipe=gpt/pretrain/tiyn: recipe gpt/pretrain has no config 'tiyn' in " in result.stderr
+    assert result.stderr.strip().endswith("its configs: default")
