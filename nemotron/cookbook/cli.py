@@ -33,6 +33,11 @@ from nemotron.runspec.source import config_files
 from nemotron.tracking.secrets import scrub_text
 
 HELP = ("-h", "--help")
+UNSUPPORTED = {
+    "--stage": "staging files on the cluster for an interactive shell is not supported here; -d prints "
+    "the exact job script, and -r streams the job's log"
+}
+"""Cookbook flags with no counterpart: one line instead of Hydra's usage text."""
 VALUE_FLAGS = {"-c": "config", "--config": "config", "-r": "run", "--run": "run", "-b": "batch", "--batch": "batch"}
 
 
@@ -69,6 +74,8 @@ def parse_options(args: Sequence[str]) -> Options:
             opts.dry_run = True
         elif arg in HELP:
             opts.help = True
+        elif flag in UNSUPPORTED:
+            raise ConfigError(f"{flag}: {UNSUPPORTED[flag]}")
         else:
             opts.rest.append(arg)
         i += 1

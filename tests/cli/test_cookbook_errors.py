@@ -53,6 +53,7 @@ CASES = {
         '[a]\nexecutor = "docker"\n',
         "executor='docker' is not supported here; use one of slurm, local",
     ),
+    "stage flag": (["gpt", "pretrain", "--stage"], GOOD, "--stage: staging files on the cluster"),
     "run and batch": (["gpt", "pretrain", "-r", "base", "-b", "base"], GOOD, "--run and --batch cannot both"),
 }
 
