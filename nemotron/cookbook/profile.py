@@ -96,21 +96,36 @@ def sbatch_flag(node: Dict[str, Any], key: str, values: Dict[str, Any], profile:
         raise EnvFileError(f"{profile.where(key)}: {key}={values[key]!r}; write true or false")
 
 
+def integer(profile: Profile, key: str, low: int) -> int:
+    """The profile's integer `key` (>= low), else one line at its file:line."""
+    value = profile.values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise EnvFileError(
+            f"{profile.where(key)}: {key}={value!r}; write a whole number >= {low}, e.g. {key} = {max(low, 1)}"
+        )
+    return value
+
+
 def nodes(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
     """nodes: what the job asks for (resources.nodes)."""
-    node["resources"]["nodes"] = values[key]
+    node["resources"]["nodes"] = integer(profile, key, 1)
 
 
 def gpus(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
     """gpus_per_node: what a node has, and what the job asks for (the recipe's runspec, at most that)."""
-    node["cluster"]["gpus_per_node"] = values[key]
+    node["cluster"]["gpus_per_node"] = integer(profile, key, 0)
     node["resources"]["gpus_per_node"] = "${nemotron.min:${recipe.gpus_per_node},${cluster.gpus_per_node}}"
 
 
 def tasks(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
     """ntasks_per_node / nproc_per_node: ranks per node; equal to gpus_per_node it is already our default."""
-    if values[key] != values.get("gpus_per_node"):
+    if integer(profile, key, 1) != values.get("gpus_per_node"):
         node["resources"]["procs_per_node"] = values[key]
+
+
+def cpus(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
+    """cpus_per_task: CPUs per rank (cluster.cpus_per_task)."""
+    node["cluster"]["cpus_per_task"] = integer(profile, key, 1)
 
 
 def time_limit(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:
@@ -205,7 +220,7 @@ def ignore(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Prof
 MAPPERS: Dict[str, Callable[..., None]] = {
     "account": to_cluster("account"),
     "qos": to_cluster("qos"),
-    "cpus_per_task": to_cluster("cpus_per_task"),
+    "cpus_per_task": cpus,
     "partition": ignore,
     "run_partition": ignore,
     "batch_partition": ignore,

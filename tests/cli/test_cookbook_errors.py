@@ -53,6 +53,11 @@ CASES = {
         '[a]\nexecutor = "docker"\n',
         "executor='docker' is not supported here; use one of slurm, local",
     ),
+    "bad nodes": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "slurm"\nnodes = "two"\n',
+        "env.toml:3: nodes='two'; write a whole number >= 1",
+    ),
     "stage flag": (["gpt", "pretrain", "--stage"], GOOD, "--stage: staging files on the cluster"),
     "run and batch": (["gpt", "pretrain", "-r", "base", "-b", "base"], GOOD, "--run and --batch cannot both"),
 }
