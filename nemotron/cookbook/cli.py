@@ -29,7 +29,8 @@ from nemotron.cookbook.envfile import ENV_FILE_VAR, current_env_file
 from nemotron.cookbook.profile import cluster_option
 from nemotron.cookbook.tree import Command, Node, build_tree
 from nemotron.paths import REPO_ROOT
-from nemotron.runspec.source import config_files
+from nemotron.runspec.parser import RunspecError
+from nemotron.runspec.source import RecipeConfigError, config_files
 from nemotron.tracking.secrets import scrub_text
 
 HELP = ("-h", "--help")
@@ -191,7 +192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Console entry `nemotron`: one line on stderr and exit 2 for bad input."""
     try:
         code = dispatch(list(sys.argv[1:] if argv is None else argv))
-    except ConfigError as err:
+    except (ConfigError, RunspecError, RecipeConfigError) as err:  # bad input: one line, no traceback
         print(f"nemotron: error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 from nemotron.paths import CONF_DIR, recipe_roots
 from nemotron.runspec.parser import Runspec, discover
-from nemotron.runspec.source import load_recipe_config
+from nemotron.runspec.source import RecipeConfigError, load_recipe_config
 
 DATA = "data"
 PIPE_MODULE = "nemotron.pipe"
@@ -100,7 +100,11 @@ def model_option(spec: Optional[Runspec]) -> Optional[str]:
     """The `override /model: X` of a recipe's own config, or None."""
     if spec is None:
         return None
-    for entry in load_recipe_config(spec).get("defaults", []):
+    try:
+        own = load_recipe_config(spec)
+    except RecipeConfigError:  # reported when that recipe runs; the tree (and --help) still works
+        return None
+    for entry in own.get("defaults", []):
         if isinstance(entry, dict):
             for key, value in entry.items():
                 if key.replace("override", "").strip().lstrip("/") == "model":
