@@ -85,9 +85,10 @@ def parse_options(args: Sequence[str]) -> Options:
     return opts
 
 
-def find_command(tree: Node, words: Sequence[str]) -> tuple[Node, List[str], int]:
-    """(the node the leading words select, those words, how many were used); unknown words are one line."""
-    node, used = tree, []
+def find_command(tree: Node, words: Sequence[str], prefix: Sequence[str] = ()) -> tuple[Node, List[str], int]:
+    """(the node the leading words select, those words, how many were used); unknown words are one line.
+    `prefix`: the words that selected `tree` (for the message)."""
+    node, used = tree, list(prefix)
     for word in words:
         if node.command is not None or word.startswith("-") or "=" in word:
             break
@@ -99,7 +100,7 @@ def find_command(tree: Node, words: Sequence[str]) -> tuple[Node, List[str], int
                 f"{where} {word}: unknown {what}{closest(word, names)}; available: {', '.join(names) or '(none)'}"
             )
         node, used = node.children[word], [*used, word]
-    return node, used, len(used)
+    return node, used, len(used) - len(prefix)
 
 
 def recipe_argument(command: Command, config: Optional[str]) -> str:
@@ -176,7 +177,7 @@ def dispatch(args: Sequence[str]) -> int:
     if node.command is None:
         extra = [a for a in opts.rest if not a.startswith("-")]
         if extra:
-            find_command(node, extra)  # names the unknown word
+            find_command(node, extra, words)  # names the unknown word
         print(helptext.group_help(node, words))
         return 0
     if opts.help:
