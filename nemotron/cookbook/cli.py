@@ -28,7 +28,6 @@ from nemotron.cookbook import help as helptext
 from nemotron.cookbook.envfile import ENV_FILE_VAR, current_env_file
 from nemotron.cookbook.profile import cluster_option
 from nemotron.cookbook.tree import Command, Node, build_tree
-from nemotron.paths import REPO_ROOT
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import RecipeConfigError, config_files
 from nemotron.tracking.secrets import scrub_text
@@ -157,8 +156,6 @@ def hydra_line(command: Command, argv: Sequence[str]) -> str:
 
 def run_app(command: Command, argv: List[str]) -> int:
     """Run the Hydra app in this process with `argv`; its exit status."""
-    if str(REPO_ROOT) not in sys.path:  # Hydra finds our plugins from any working directory
-        sys.path.append(str(REPO_ROOT))
     import runpy
 
     sys.argv = [command.module, *argv]

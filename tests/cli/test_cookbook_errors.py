@@ -98,11 +98,8 @@ def test_unsupported_key_is_one_note_per_key(tmp_path):
 
 def test_hydra_form_names_the_env_file_line(tmp_path):
     (tmp_path / "env.toml").write_text('[a]\nextends = "zz"\n')
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
-        "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"),
-    }
-    result = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
+    result = subprocess.run(  # from the env.toml's folder: found there (not via $NEMOTRON_ENV_FILE)
         [
             sys.executable,
             "-m",
@@ -113,7 +110,7 @@ def test_hydra_form_names_the_env_file_line(tmp_path):
         ],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,
         env=env,
         timeout=60,
     )
@@ -123,7 +120,7 @@ def test_hydra_form_names_the_env_file_line(tmp_path):
         [sys.executable, "-m", "nemotron.train", "+recipe=gpt/pretrain", "cluster=local", "--cfg", "job"],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,
         env=env,
         timeout=60,
     )
