@@ -38,6 +38,12 @@ ntasks_per_node = 1
 gpus_per_node = 1
 run_partition = "interactive"
 env_vars = { NCCL_DEBUG = "WARN" }
+
+[big]
+extends = "my-cluster"
+exclusive = true
+mem = "0"
+constraint = "h100"
 """
 
 
@@ -129,6 +135,7 @@ def test_profile_dry_run_matches_cluster_option(tmp_path):
         [
             ["gpt", "pretrain", "-b", "my-cluster", "-d", *common],
             ["gpt", "pretrain", "-r", "my-cluster", "-d", *common],
+            ["gpt", "pretrain", "-b", "big", "-d", *common],
         ],
         env,
     )
@@ -137,10 +144,12 @@ def test_profile_dry_run_matches_cluster_option(tmp_path):
         [
             ["+recipe=gpt/pretrain", "cluster=my-cluster", *common, "dry_run=true"],
             ["+recipe=gpt/pretrain", "cluster=my-cluster", "cluster.wait=true", *common, "dry_run=true"],
+            ["+recipe=gpt/pretrain", "cluster=big", *common, "dry_run=true"],
         ],
         env,
     )
-    assert cookbook[0]["stdout"] == hydra[0]["stdout"] and cookbook[1]["stdout"] == hydra[1]["stdout"]
+    assert [r["stdout"] for r in cookbook] == [r["stdout"] for r in hydra]
+    assert all("#SBATCH --" + flag in cookbook[2]["stdout"] for flag in ("exclusive", "mem=0", "constraint=h100"))
     batch, run = cookbook[0]["stdout"], cookbook[1]["stdout"]
     assert "#SBATCH --partition=debug" in batch and "#SBATCH --partition=interactive" in run
     assert "#SBATCH --time=10" in batch and "export NCCL_DEBUG=WARN" in batch
