@@ -136,6 +136,17 @@ def test_profile_dry_run_matches_cluster_option(tmp_path):
             ["gpt", "pretrain", "-b", "my-cluster", "-d", *common],
             ["gpt", "pretrain", "-r", "my-cluster", "-d", *common],
             ["gpt", "pretrain", "-b", "big", "-d", *common],
+            [
+                "gpt",
+                "pretrain",
+                "-b",
+                "my-cluster",
+                "-d",
+                *common,
+                f"hydra.sweep.dir={tmp_path}/s",
+                "-m",
+                "train.seed=1,2",
+            ],
         ],
         env,
     )
@@ -145,11 +156,21 @@ def test_profile_dry_run_matches_cluster_option(tmp_path):
             ["+recipe=gpt/pretrain", "cluster=my-cluster", *common, "dry_run=true"],
             ["+recipe=gpt/pretrain", "cluster=my-cluster", "cluster.wait=true", *common, "dry_run=true"],
             ["+recipe=gpt/pretrain", "cluster=big", *common, "dry_run=true"],
+            [
+                "+recipe=gpt/pretrain",
+                "cluster=my-cluster",
+                *common,
+                f"hydra.sweep.dir={tmp_path}/s",
+                "-m",
+                "train.seed=1,2",
+                "dry_run=true",
+            ],
         ],
         env,
     )
     assert [r["stdout"] for r in cookbook] == [r["stdout"] for r in hydra]
     assert all("#SBATCH --" + flag in cookbook[2]["stdout"] for flag in ("exclusive", "mem=0", "constraint=h100"))
+    assert "#SBATCH --array=0-1%2" in cookbook[3]["stdout"]  # -m passes through: one job array of two members
     batch, run = cookbook[0]["stdout"], cookbook[1]["stdout"]
     assert "#SBATCH --partition=debug" in batch and "#SBATCH --partition=interactive" in run
     assert "#SBATCH --time=10" in batch and "export NCCL_DEBUG=WARN" in batch
