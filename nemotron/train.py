@@ -28,7 +28,7 @@ from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
-from nemotron.paths import CONF_DIR
+from nemotron.paths import CONF_DIR, REPO_ROOT
 from nemotron.refused import forget_dir
 from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
@@ -126,6 +126,8 @@ def hydra_main(cfg: DictConfig) -> int:
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
     sys.argv[1:] = flags_first(sys.argv[1:])
+    if str(REPO_ROOT) not in sys.path:  # an editable install hides hydra_plugins/ from Hydra's scan outside the repo
+        sys.path.append(str(REPO_ROOT))
     if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
         with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
             run_main()
