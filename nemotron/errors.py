@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -20,7 +21,8 @@ from nemotron.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-ex
 from nemotron.config.validate import ConfigError
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import GROUP as RECIPE_GROUP
-from nemotron.runspec.source import RecipeConfigError
+from nemotron.runspec.source import RecipeConfigError, yaml_line
+from nemotron.tracking.secrets import is_secret_name
 
 
 
@@ -105,10 +107,22 @@ def explain(exc: BaseException) -> Optional[str]:
         if isinstance(err, OverrideParseException):
             return f"override {err.override!r}: {first_lines(err)}"
         if isinstance(err, OmegaConfBaseException):
-            return f"{getattr(err, 'full_key', '') or 'config'}: {first_lines(err)}"
+            return explain_config_value(err)
+        if isinstance(err, yaml.MarkedYAMLError):
+            return f"a config file is not valid YAML: {err.problem} (line {yaml_line(err)}, column " \
+                   f"{(err.problem_mark.column + 1) if err.problem_mark else 1}); check the files of --config-dir"
     if isinstance(exc, HydraException):
         return first_lines(exc)
     return explain_unwritable_run_dir(exc)
+
+
+def explain_config_value(err: OmegaConfBaseException) -> str:
+    """OmegaConf refused a value: the key and why (a secret-named key: the secrets rule, value unshown)."""
+    key = getattr(err, "full_key", "") or "config"
+    if is_secret_name(key):
+        kind = type(getattr(err, "value", None) or "").__name__
+        return f"{key} is a secret and must be a string, not {kind if kind != 'str' else 'this value'}; quote it"
+    return f"{key}: {first_lines(err)}"
 
 
 def explain_unwritable_run_dir(err: BaseException) -> Optional[str]:

@@ -114,18 +114,26 @@ def hydra_main(cfg: DictConfig) -> int:
     scrub_hydra_outputs(cfg)  # Hydra wrote .hydra/ with the overrides as typed, before this runs
     try:
         return train(cfg)
-    except ConfigError as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
-        print(f"error: {exc}", file=sys.stderr)
-        forget_dir(HydraConfig.get().runtime.output_dir, cfg.paths.output_root)  # nothing left behind
-        sys.exit(2)
     except TrainingFailed as exc:  # the reason and the log path; the traceback is in the log
         print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
+    except Exception as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
+        message = explain(exc)
+        if message is None:
+            raise  # a bug keeps its traceback
+        own = isinstance(exc, ConfigError)  # our rules never quote a secret's value (and name secret keys)
+        print(f"error: {message if own else scrub_text(message)}", file=sys.stderr)
+        forget_dir(HydraConfig.get().runtime.output_dir, str(cfg.paths.output_root))  # nothing left behind
+        sys.exit(2)
 
 
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
     sys.argv[1:] = flags_first(sys.argv[1:])
+    keyless = [arg for arg in sys.argv[1:] if arg.startswith("=")]
+    if keyless:
+        print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)
+        sys.exit(2)
     if str(REPO_ROOT) not in sys.path:  # an editable install hides hydra_plugins/ from Hydra's scan outside the repo
         sys.path.append(str(REPO_ROOT))
     if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):

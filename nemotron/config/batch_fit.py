@@ -33,7 +33,10 @@ def chosen_on_command_line(cfg: Any) -> bool:
 
 def fit_batch_to_ranks(cfg: Any) -> Optional[str]:
     """Raise a default global batch that data parallelism cannot split; the note, or None."""
-    t = cfg.train
+    t, p = cfg.train, cfg.parallel
+    sizes = (t.micro_batch_size, p.tensor_model_parallel_size, p.pipeline_model_parallel_size, p.context_parallel_size)
+    if min(sizes) < 1:
+        return None  # out of range: validation says so
     per_step = int(t.micro_batch_size) * data_parallel_size(cfg)
     if per_step < 1 or t.global_batch_size % per_step == 0 or chosen_on_command_line(cfg):
         return None

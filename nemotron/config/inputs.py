@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -79,6 +80,30 @@ def prefixes_complete(cfg: Any) -> Optional[str]:
         return "data.prefixes needs data.tokenizer_path (the tokenizer the shards were prepared with)"
     if d.weights is not None and len(d.weights) != len(d.prefixes):
         return f"data.weights has {len(d.weights)} entries for {len(d.prefixes)} data.prefixes; give one weight each"
+    return None
+
+
+def has_training_data(cfg: Any) -> Optional[str]:
+    """A training run reads prepared shards, a blend, a packed SFT file or the generated tiny data."""
+    d = cfg.data
+    if writes_data(cfg) or d.generate_tiny or d.prefixes or d.blend_file or d.get("packed_file"):
+        return None
+    return ("no training data: set data.prefixes, data.blend_file, data.packed_file (SFT) "
+            "or data.generate_tiny=true")
+
+
+def writable_path(path: Path) -> bool:
+    """True when `path` could be created: its nearest existing parent is a writable directory."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+def tracker_path_writable(cfg: Any) -> Optional[str]:
+    path = cfg.tracker.get("path") if cfg.tracker.get("kind") == "jsonl" else None
+    if path and not writable_path(Path(str(path))):
+        return f"tracker.path={path}: cannot be written (no writable directory above it)"
     return None
 
 
@@ -153,7 +178,9 @@ def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
     return None
 
 
-INPUT_RULES = [load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready, prefixes_exist, prefixes_complete,
-               tokenizer_exists, sources_match,
-               split_valid, pipeline_divides_layers, vocab_covers_tokenizer]
+INPUT_RULES = [
+    has_training_data, tracker_path_writable, load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready,
+    prefixes_exist, prefixes_complete, tokenizer_exists, sources_match, split_valid, pipeline_divides_layers,
+    vocab_covers_tokenizer,
+]
 """In the order their errors are reported (after the layout rules)."""

@@ -196,6 +196,16 @@ def tracker_uri_valid(cfg: Any) -> Optional[str]:
     return f"tracker.uri: {problem}" if problem else None
 
 
+TRACKER_KINDS = ("mlflow", "jsonl", "none")
+
+
+def tracker_kind_known(cfg: Any) -> Optional[str]:
+    kind = cfg.tracker.get("kind") if hasattr(cfg.tracker, "get") else None
+    if kind not in TRACKER_KINDS:
+        return f"tracker.kind={kind!r} is not a tracker we have; choose {', '.join(TRACKER_KINDS)} (or tracker=<option>)"
+    return None
+
+
 def memory_fits(cfg: Any) -> Optional[str]:
     """The pre-flight memory estimate fits the cluster's GPUs (nemotron.memory)."""
     from nemotron.memory.fit import fit_problem  # imports this module
@@ -220,6 +230,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     sequence_parallel_needs_tp,
     min_lr_below_lr,
     tracker_uri_valid,
+    tracker_kind_known,
     secrets_are_strings,
     *INPUT_RULES,
     memory_fits,

@@ -288,9 +288,13 @@ def _build(script: Path, block: _Block, top: dict[str, Any], root: Path | None) 
     if not _NAME_RE.match(name):
         raise block.error("tool.runspec.name", f"cannot derive a valid name from the path ({name!r})",
                           'set name = "group/recipe" in [tool.runspec]')
+    config_dir = (script.parent / config.get("dir", "./config")).resolve()
+    if "dir" in config and not config_dir.is_dir():
+        raise block.error("tool.runspec.config.dir", f"{config['dir']!r} is not a directory ({config_dir})",
+                          "point it at the recipe's config folder, or drop it")
     return Runspec(
         name=name, script=script, line=block.line,
-        config_dir=(script.parent / config.get("dir", "./config")).resolve(),
+        config_dir=config_dir,
         schema=spec.get("schema", "1"), docs=spec.get("docs", ""), image=spec.get("image"),
         setup=spec.get("setup", ""), launch=run.get("launch", "torchrun"), cmd=run.get("cmd"),
         workdir=run.get("workdir"), config_default=config.get("default", "default"),

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+import yaml
 from omegaconf import OmegaConf
 
 from nemotron.runspec.parser import Runspec, discover
@@ -90,12 +91,21 @@ def runspec_gpus(value: int | str) -> int | str:
     return "${cluster.gpus_per_node}" if value == "gpu" else value
 
 
+def yaml_line(err: "yaml.MarkedYAMLError") -> int:
+    """The 1-based line a YAML error points at."""
+    mark = err.problem_mark or err.context_mark
+    return mark.line + 1 if mark is not None else 1
+
+
 def load_recipe_config(spec: Runspec, path: Optional[Path] = None) -> Dict[str, Any]:
     """The recipe's config file (`path`, else its default one) as a dict (empty when it has none), keys checked."""
     path = path or spec.config_file()
     if path is None:
         return {}
-    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    try:
+        loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    except yaml.MarkedYAMLError as err:
+        raise RecipeConfigError(f"{path}:{yaml_line(err)}: not valid YAML: {err.problem}") from err
     if not isinstance(loaded, dict):
         raise RecipeConfigError(f"{path}: expected a mapping at the top level")
     for key in loaded:

@@ -56,6 +56,10 @@ def experiment_name(cfg: Any) -> str:
             or _get(cfg, "recipe.name") or "nemotron")
 
 
+KNOWN_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+"""The tracking-store schemes MLflow ships (`postgresql+psycopg2` counts as postgresql); checked without mlflow."""
+
+
 def uri_problem(uri: str) -> Optional[str]:
     """Why `uri` cannot be a tracking URI, or None. Catches typos, not unreachable servers."""
     if not uri or not uri.strip():
@@ -77,6 +81,8 @@ def uri_problem(uri: str) -> Optional[str]:
             return f"{uri!r} has an invalid port"
     if "://" not in uri and parsed.scheme not in ("databricks", "databricks-uc", "uc"):
         return f"{uri!r} looks like host:port without a scheme (expected e.g. http://{uri})"
+    if parsed.scheme.split("+")[0] not in KNOWN_SCHEMES:
+        return f"{uri!r}: MLflow has no store for scheme {parsed.scheme!r} (known: {', '.join(KNOWN_SCHEMES)})"
     return None
 
 

@@ -39,8 +39,9 @@ def run_cases(cases, root: Path) -> dict:
         out.mkdir(parents=True)
         args = [a.replace("{root}", str(here)) for a in case.args]
         env = {k: v.replace("{root}", str(here)) for k, v in case.env.items()}
-        result = run_cli(f"paths.output_root={out}", f"paths.cache_dir={root / 'cache'}", *args,
-                         env=env, cwd=here, timeout=120)
+        result = run_cli(
+            f"paths.output_root={out}", f"paths.cache_dir={root / 'cache'}", *args, env=env, cwd=here, timeout=120
+        )
         return case.name, (result, out)
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -24,12 +24,14 @@ RUNSPECS: Dict[str, tuple] = {
     # case: (runspec body, what the one line names)
     "unterminated string": ('[tool.runspec]\nname = "fixture/bad\n', "train.py:"),
     "schema 2": ('[tool.runspec]\nschema = "2"\nname = "fixture/bad"\n', "schema"),
-    "no name": ('[tool.runspec]\nschema = "1"\n', "name"),
     "unknown launch": (GOOD_HEAD + '\n[tool.runspec.run]\nlaunch = "slurm-magic"\n', "tool.runspec.run.launch"),
     "nodes as a word": (GOOD_HEAD + '\n[tool.runspec.resources]\nnodes = "two"\n', "tool.runspec.resources.nodes"),
     "negative gpus": (GOOD_HEAD + "\n[tool.runspec.resources]\ngpus_per_node = -1\n", "gpus_per_node"),
     "unknown table key": (GOOD_HEAD + '\n[tool.runspec.run]\nlauncher = "torchrun"\n', "launcher"),
-    "missing config dir": (GOOD_HEAD + '\n[tool.runspec.config]\ndir = "./nope"\ndefault = "default"\n', "nope"),
+    "missing config dir": (
+        GOOD_HEAD + '\n[tool.runspec.config]\ndir = "./nope"\ndefault = "default"\n',
+        "tool.runspec.config.dir",
+    ),
     "env value not a string": (GOOD_HEAD + "\n[tool.runspec.env]\nOMP_NUM_THREADS = [1, 2]\n", "OMP_NUM_THREADS"),
 }
 
@@ -37,8 +39,9 @@ WITH_CONFIG = GOOD_HEAD + '\n[tool.runspec.config]\ndir = "./config"\ndefault = 
 
 YAMLS: Dict[str, tuple] = {
     # case: (the recipe's config/default.yaml, what the one line names)
-    "malformed yaml": ("model:\n  num_layers: 2\n   hidden_size: 64\n", "default.yaml"),
-    "unknown key in yaml": ("model:\n  num_layrs: 2\n", "num_layrs"),
+    "malformed yaml": ("train:\n  steps: 2\n   seed: 64\n", "recipes/bad/config/default.yaml:3: not valid YAML"),
+    "a group key in yaml": ("model:\n  num_layers: 2\n", "key 'model' is owned by the 'model' group"),
+    "unknown key in yaml": ("train:\n  stepz: 2\n", "stepz"),
     "wrong type in yaml": ("train:\n  steps: many\n", "train.steps"),
     "default of a missing option": ("defaults:\n  - override /model: nope\n", "nope"),
 }
@@ -52,10 +55,18 @@ def _cases():
         files = {"recipes/bad/train.py": runspec(WITH_CONFIG), "recipes/bad/config/default.yaml": yaml}
         yield Case(f"yaml: {name}", ("+recipe=fixture/bad",), expect, env=RECIPES, files=files)
     user_dir = ("--config-dir", "{root}/conf", "+recipe=gpt/pretrain")
-    yield Case("yaml: a broken model option in --config-dir", (*user_dir, "model=broken"), "broken",
-               files={"conf/model/broken.yaml": "arch: gpt\nnum_layers: [2\n"})
-    yield Case("yaml: an option in --config-dir with a typo", (*user_dir, "model=typo"), "num_layrs",
-               files={"conf/model/typo.yaml": "arch: gpt\nnum_layrs: 2\n"})
+    yield Case(
+        "yaml: a broken model option in --config-dir",
+        (*user_dir, "model=broken"),
+        "not valid YAML",
+        files={"conf/model/broken.yaml": "arch: gpt\nnum_layers: [2\n"},
+    )
+    yield Case(
+        "yaml: an option in --config-dir with a typo",
+        (*user_dir, "model=typo"),
+        "num_layrs",
+        files={"conf/model/typo.yaml": "arch: gpt\nnum_layrs: 2\n"},
+    )
 
 
 CASES = list(_cases())

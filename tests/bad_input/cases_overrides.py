@@ -78,7 +78,7 @@ UNKNOWN = [
 GRAMMAR = [
     ("train.steps=[1", "override 'train.steps=[1'"),
     ("optim.lr=1e-3)", "override 'optim.lr=1e-3)'"),
-    ("=3", "override '=3'"),
+    ("=3", "override '=3' has no key"),
     ("~model.nope", "model.nope"),
     ("train.steps=${nope.key}", "nope.key"),
 ]

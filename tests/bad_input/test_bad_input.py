@@ -9,12 +9,12 @@ The cases: cases_overrides.py, cases_layout.py, cases_inputs.py, cases_files.py,
 from __future__ import annotations
 
 import pytest
+from case import run_cases
 from cases_files import CASES as FILES
 from cases_inputs import CASES as INPUTS
 from cases_layout import CASES as LAYOUT
 from cases_overrides import CASES as OVERRIDES
 from cases_runs import CASES as RUNS
-from case import run_cases
 
 ALL = {case.name: case for case in [*OVERRIDES, *LAYOUT, *INPUTS, *FILES, *RUNS]}
 
