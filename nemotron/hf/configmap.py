@@ -256,7 +256,7 @@ def exportable(m: Any) -> List[str]:
         str(getattr(m.activation, "value", m.activation)),
         str(getattr(m.position_embedding_type, "value", m.position_embedding_type)),
     )
-    for key, w, h in zip(("activation", "position_embedding_type"), want, have, strict=False):
+    for key, w, h in zip(("activation", "position_embedding_type"), want, have, strict=True):
         if w != h:
             problems.append(f"model.{key}={h!r}: {ARCH_NAMES[arch]} needs {w!r}")
     if m.add_bias_linear:

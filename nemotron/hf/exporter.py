@@ -77,7 +77,7 @@ def write_weights(megatron: Any, model: Any, out: Path, max_shard_bytes: int) ->
     writer = ShardWriter(out, max_shard_bytes)
     for _, rules in mapping.groups(model):
         for rule in rules:
-            for name, tensor in zip(rule.theirs, rule.split(params[rule.ours].detach()), strict=False):
+            for name, tensor in zip(rule.theirs, rule.split(params[rule.ours].detach()), strict=True):
                 writer.add(name, tensor.clone())
     return writer.close()
 

@@ -77,7 +77,7 @@ def fill(megatron: Any, model: Any, reader: ShardReader) -> None:
             param = params[rule.ours]
             expected = _expected_hf_shapes(rule, full_shape(param))
             tensors = [reader.get(name) for name in rule.theirs]
-            for name, tensor, shape in zip(rule.theirs, tensors, expected, strict=False):
+            for name, tensor, shape in zip(rule.theirs, tensors, expected, strict=True):
                 if tuple(tensor.shape) != shape:
                     raise HFInputError(
                         f"tensor {name!r} has shape {tuple(tensor.shape)} but the model needs {shape} (for {rule.ours})"

@@ -80,7 +80,7 @@ def shard(key: str, full: torch.Tensor, local_shape: torch.Size, parts: Optional
     if tuple(full.shape) == tuple(local_shape):
         return full
     size, rank = _tp()
-    dims = [d for d, (a, b) in enumerate(zip(full.shape, local_shape, strict=False)) if a != b]
+    dims = [d for d, (a, b) in enumerate(zip(full.shape, local_shape, strict=True)) if a != b]
     if len(dims) != 1 or full.shape[dims[0]] != local_shape[dims[0]] * size:
         raise HFInputError(
             f"tensor {key!r}: shape {tuple(full.shape)} does not fit {tuple(local_shape)} x tensor parallel {size}"
