@@ -33,8 +33,14 @@ COMPOSE_LAUNCH = [
     "hydra_plugins.nemotron_runspec.runspec_plugin",
     *LAUNCH_MODULES,
 ]
-HEAVY = ("torch", "megatron", "mlflow")
-TRAINING_ENTRY = ["nemotron.runtime.pretrain", "nemotron.runtime.script", "nemotron.tracking"]
+HEAVY = ("torch", "megatron", "mlflow", "transformers", "safetensors")
+TRAINING_ENTRY = [
+    "nemotron.runtime.pretrain",
+    "nemotron.runtime.script",
+    "nemotron.tracking",
+    "nemotron.hf.importer",
+    "nemotron.hf.exporter",
+]
 LAUNCH_SIDE = (
     "hydra",
     "hydra_plugins",
@@ -48,7 +54,12 @@ LAUNCH_SIDE = (
     "nemotron.jobs",
 )
 TRAINING_SIDE = sorted(
-    [*REPO.glob("recipes/**/*.py"), *REPO.glob("nemotron/runtime/*.py"), *REPO.glob("nemotron/tracking/*.py")]
+    [
+        *REPO.glob("recipes/**/*.py"),
+        *REPO.glob("nemotron/runtime/*.py"),
+        *REPO.glob("nemotron/tracking/*.py"),
+        *REPO.glob("nemotron/hf/*.py"),
+    ]
 )
 
 
@@ -81,6 +92,11 @@ def test_training_side_loads_no_hydra_and_no_launch_code(entry):
     assert entry in loaded
     bad = sorted(m for m in loaded if m.split(".")[0] in LAUNCH_SIDE or m.startswith(LAUNCH_SIDE))
     assert not bad, f"importing {entry} loads {bad[:10]}"
+
+
+def test_training_loads_no_hugging_face_package():  # transformers is for conversion only
+    loaded = loaded_after_import(["nemotron.runtime.pretrain", "nemotron.runtime.sft"])
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("transformers", "safetensors"))
 
 
 def test_pretrain_really_loads_the_trainer():  # the check above would pass vacuously if pretrain were lazy
