@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from nemotron.hf import configmap, mapping
+from nemotron.hf import configmap, streaming
 from nemotron.hf import megatron_side as ours
 from nemotron.hf.importer import IMPORT_RECORD, MODEL_YAML, TOKENIZER_FILES, refuse_existing
 from nemotron.hf.st_files import HFInputError, ShardWriter
@@ -71,13 +71,13 @@ def _hf_config(model: Any, vocab: int, root: Path) -> Dict[str, Any]:
     return config
 
 
-def write_weights(megatron: Any, model: Any, out: Path, max_shard_bytes: int) -> Dict[str, str]:
-    """Every mapped tensor of `megatron` into safetensors shards under `out`; the weight map."""
-    params = ours.local_params(megatron)
+def write_weights(found_path: str, model: Any, out: Path, max_shard_bytes: int) -> Dict[str, str]:
+    """Every mapped tensor of checkpoint `found_path` into safetensors shards under `out`, loading
+    one layer group at a time; the weight map."""
     writer = ShardWriter(out, max_shard_bytes)
-    for _, rules in mapping.groups(model):
+    for rules, loaded in streaming.load_groups(found_path, model):
         for rule in rules:
-            for name, tensor in zip(rule.theirs, rule.split(params[rule.ours].detach()), strict=True):
+            for name, tensor in zip(rule.theirs, rule.split(loaded.pop(rule.ours)), strict=True):
                 writer.add(name, tensor.clone())
     return writer.close()
 
@@ -126,10 +126,9 @@ def export_hf(
         raise HFInputError(f"{found.path} cannot be exported:\n" + "\n".join(problems))
     out_dir = Path(out).resolve()
     refuse_existing(out_dir, overwrite)
-    megatron = load_model(found, model)
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{secrets.token_hex(4)}")
     tmp.mkdir(parents=True)
-    write_weights(megatron, model, tmp, max_shard_bytes)
+    write_weights(found.path, model, tmp, max_shard_bytes)
     (tmp / "config.json").write_text(json.dumps(_hf_config(model, model.vocab_size, root), indent=1) + "\n")
     record = {"source_checkpoint": found.path, "tokenizer_files": _copy_tokenizer(root, tmp)}
     if (root / IMPORT_RECORD).is_file():
@@ -137,7 +136,7 @@ def export_hf(
     if verify:
         from nemotron.hf.verify import compare
 
-        record["verify"] = compare(megatron, str(tmp), model.vocab_size)
+        record["verify"] = compare(load_model(found, model), str(tmp), model.vocab_size)
     (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)

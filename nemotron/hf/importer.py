@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from omegaconf import OmegaConf
 
-from nemotron.hf import configmap, mapping
+from nemotron.hf import configmap, mapping, streaming
 from nemotron.hf import megatron_side as ours
 from nemotron.hf.st_files import HFInputError, ShardReader, check_shards, require_config
 
@@ -69,8 +69,9 @@ def full_shape(param: torch.Tensor) -> torch.Size:
     return torch.Size(shape)
 
 
-def fill(megatron: Any, model: Any, reader: ShardReader) -> None:
-    """Copy every mapped HF tensor into its Megatron parameter, one layer group at a time."""
+def fill(megatron: Any, model: Any, reader: ShardReader, put: Callable[[str, torch.Tensor], None]) -> None:
+    """Convert every mapped HF tensor and `put(name, this rank's shard)`, one layer group at a time
+    (`megatron` may be on the meta device: only shapes, dtypes and TP attributes are read)."""
     params = ours.local_params(megatron)
     for _, rules in mapping.groups(model):
         for rule in rules:
@@ -84,9 +85,23 @@ def fill(megatron: Any, model: Any, reader: ShardReader) -> None:
                     )
             whole = rule.join([t.to(param.dtype) for t in tensors])
             parts = ours.parts_of(rule.ours, model, rule.parts, whole)
-            with torch.no_grad():
-                param.copy_(ours.shard(rule.ours, whole, param.shape, parts))
+            put(rule.ours, ours.shard(rule.ours, whole, param.shape, parts))
             del tensors, whole
+
+
+def convert(cfg: Any, model: Any, reader: ShardReader, out_dir: Path, meta: Dict[str, Any]) -> Path:
+    """Build on meta, fill with memory-mapped converted tensors, save; the iter_0000000 folder."""
+    megatron = streaming.build_meta(cfg)
+    owners = streaming.owners(megatron)
+    scratch = streaming.scratch_dir(out_dir)
+    try:
+        fill(megatron, model, reader, lambda key, t: streaming.place(megatron, key, t, scratch, owners))
+        missing = streaming.still_meta(megatron)
+        if missing:
+            raise HFInputError(f"no Hugging Face tensor maps to {missing[0]!r} ({len(missing)} unfilled)")
+        return ours.save(cfg, megatron, out_dir, meta)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _copy_tokenizer(src: Path, dst: Path) -> List[str]:
@@ -139,10 +154,8 @@ def import_hf(
     out_dir = Path(out or f"outputs/imported/{src.name}").resolve()
     refuse_existing(out_dir, overwrite)
     cfg = ours.run_config(model, tp)
-    megatron = ours.build(cfg)
-    fill(megatron, model, ShardReader(src, wmap))
     meta = {"imported_from": str(src), "model_option": option}
-    path = ours.save(cfg, megatron, out_dir, meta)
+    path = convert(cfg, model, ShardReader(src, wmap), out_dir, meta)
     if _rank() == 0:
         (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(OmegaConf.to_container(model, enum_to_str=True)))
         (out_dir / "hf_config.json").write_text(json.dumps(hf, indent=1) + "\n")
