@@ -99,7 +99,7 @@ def convert(cfg: Any, model: Any, reader: ShardReader, out_dir: Path, meta: Dict
         missing = streaming.still_meta(megatron)
         if missing:
             raise HFInputError(f"no Hugging Face tensor maps to {missing[0]!r} ({len(missing)} unfilled)")
-        return ours.save(cfg, megatron, out_dir, meta)
+        return ours.save(cfg, megatron, out_dir, meta, streaming.prebuilt_state_dict(megatron, scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -108,13 +108,14 @@ def local_params(model: Any) -> Dict[str, torch.Tensor]:
     return {canonical(k): v for k, v in sd.items() if not k.endswith("_extra_state") and torch.is_tensor(v)}
 
 
-def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any]) -> Path:
-    """Write the model weights as out_dir/iter_0000000 (all ranks call this)."""
+def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any], model_sd: Optional[Dict] = None) -> Path:
+    """Write the model weights (or `model_sd`, its sharded state dict) as out_dir/iter_0000000
+    (all ranks call this)."""
     from megatron.core.utils import unwrap_model
 
     from nemotron.runtime import checkpoint
 
-    sd = {"model": unwrap_model(model).sharded_state_dict()}
+    sd = {"model": model_sd if model_sd is not None else unwrap_model(model).sharded_state_dict()}
     return checkpoint.write_weights(sd, str(out_dir), IMPORT_STEP, {**meta, "layout": checkpoint.layout(cfg)})
 
 

@@ -110,3 +110,21 @@ def load_groups(found_path: str, model_cfg: Any) -> Iterator[Tuple[List[mapping.
     template = {mapping.canonical(k): v for k, v in build_meta(cfg).sharded_state_dict().items()}
     for _, rules in mapping.groups(model_cfg):
         yield rules, {rule.ours: _load(found_path, template[rule.ours]) for rule in rules}
+
+
+def prebuilt_state_dict(model: Any, scratch: Path) -> Dict[str, Any]:
+    """The model's sharded state dict with factories built now, each part memory-mapped on its own:
+    the parts (SwiGLU gate/up, Mamba z/x/B/C/dt) are views, which the writer would otherwise copy."""
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+
+    sd = model.sharded_state_dict()
+    for key, value in sd.items():
+        if not isinstance(value, ShardedTensorFactory):
+            continue
+        built = value.build()
+        parts = built.values() if isinstance(built, dict) else built
+        for part in parts:
+            if isinstance(part, ShardedTensor):
+                part.data = _mapped(scratch / f"part-{len(list(scratch.iterdir()))}.bin", part.data.contiguous())
+        sd[key] = built
+    return sd
