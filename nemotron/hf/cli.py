@@ -9,6 +9,7 @@ written; a failed `--verify` exits 1 after writing the export and its record.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional, Tuple
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
         from nemotron.hf.importer import import_hf
 
         path = import_hf(args.hf_dir, option, overrides, args.out, args.overwrite, args.registry, args.tp)
-        print(f"imported {args.hf_dir} -> {path}; train from it with checkpoint.pretrained={path.parent}")
+        if os.environ.get("RANK", "0") == "0":
+            print(f"imported {args.hf_dir} -> {path}; train from it with checkpoint.pretrained={path.parent}")
         return 0
     from nemotron.hf.exporter import export_hf
 

@@ -30,8 +30,8 @@ def build_meta(cfg: Any) -> Any:
     cpu_compat.seed_model_parallel(1234)
     cpu_compat.install()
     config = transformer_config(cfg)
-    config.perform_initialization = False
-    config.use_cpu_initialization = True  # weights created without a device: on meta
+    config.use_cpu_initialization = True  # weights created without a device: on meta; initialising
+    # costs nothing there and sets the tensor-parallel attributes (partition_dim) that fill() reads
     with torch.device("meta"):
         return build_unwrapped_model(cfg, config, int(cfg.model.vocab_size))
 
@@ -75,7 +75,11 @@ def still_meta(model: Any) -> List[str]:
 
 
 def scratch_dir(out_dir: Path) -> Path:
-    path = out_dir.with_name(f".{out_dir.name}.scratch")
+    """An empty scratch folder beside `out_dir`, one per rank."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    path = out_dir.with_name(f".{out_dir.name}.scratch-{rank}")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
