@@ -94,14 +94,11 @@ def test_training_side_loads_no_hydra_and_no_launch_code(entry):
     assert not bad, f"importing {entry} loads {bad[:10]}"
 
 
-def test_training_loads_no_hugging_face_package():  # transformers is for conversion only
+def test_pretrain_really_loads_the_trainer_and_no_hugging_face_package():
+    # the check above would pass vacuously if pretrain were lazy; transformers is for conversion only
     loaded = loaded_after_import(["nemotron.runtime.pretrain", "nemotron.runtime.sft"])
-    assert not sorted(m for m in loaded if m.split(".")[0] in ("transformers", "safetensors"))
-
-
-def test_pretrain_really_loads_the_trainer():  # the check above would pass vacuously if pretrain were lazy
-    loaded = loaded_after_import(["nemotron.runtime.pretrain"])
     assert "torch" in loaded
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("transformers", "safetensors"))
 
 
 def imported_modules(path: Path) -> set[str]:
