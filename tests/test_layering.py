@@ -38,8 +38,14 @@ COMPOSE_LAUNCH = [
     *LAUNCH_MODULES,
     *COOKBOOK_MODULES,
 ]
-HEAVY = ("torch", "megatron", "mlflow")
-TRAINING_ENTRY = ["nemotron.runtime.pretrain", "nemotron.runtime.script", "nemotron.tracking"]
+HEAVY = ("torch", "megatron", "mlflow", "transformers", "safetensors")
+TRAINING_ENTRY = [
+    "nemotron.runtime.pretrain",
+    "nemotron.runtime.script",
+    "nemotron.tracking",
+    "nemotron.hf.importer",
+    "nemotron.hf.exporter",
+]
 LAUNCH_SIDE = (
     "hydra",
     "hydra_plugins",
@@ -54,7 +60,12 @@ LAUNCH_SIDE = (
     "nemotron.jobs",
 )
 TRAINING_SIDE = sorted(
-    [*REPO.glob("recipes/**/*.py"), *REPO.glob("nemotron/runtime/*.py"), *REPO.glob("nemotron/tracking/*.py")]
+    [
+        *REPO.glob("recipes/**/*.py"),
+        *REPO.glob("nemotron/runtime/*.py"),
+        *REPO.glob("nemotron/tracking/*.py"),
+        *REPO.glob("nemotron/hf/*.py"),
+    ]
 )
 
 
@@ -90,9 +101,11 @@ def test_training_side_loads_no_hydra_and_no_launch_code(entry):
     assert not bad, f"importing {entry} loads {bad[:10]}"
 
 
-def test_pretrain_really_loads_the_trainer():  # the check above would pass vacuously if pretrain were lazy
-    loaded = loaded_after_import(["nemotron.runtime.pretrain"])
+def test_pretrain_really_loads_the_trainer_and_no_hugging_face_package():
+    # the check above would pass vacuously if pretrain were lazy; transformers is for conversion only
+    loaded = loaded_after_import(["nemotron.runtime.pretrain", "nemotron.runtime.sft"])
     assert "torch" in loaded
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("transformers", "safetensors"))
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nemotron.runtime import blend, checkpoint_index
+from nemotron.tokenizer_files import tokenizer_json
 
 
 def load_dir_has_checkpoint(cfg: Any) -> Optional[str]:
@@ -109,8 +110,9 @@ def tracker_path_writable(cfg: Any) -> Optional[str]:
 
 def tokenizer_exists(cfg: Any) -> Optional[str]:
     path = cfg.data.tokenizer_path
-    if path is not None and not Path(path).is_file():
-        return f"data.tokenizer_path={path}: no such file (a `tokenizers` JSON file)"
+    if path is not None and not Path(tokenizer_json(path)).is_file():
+        return (f"data.tokenizer_path={path}: no such file (a `tokenizers` JSON file, or a Hugging Face "
+                "tokenizer directory holding tokenizer.json)")
     return None
 
 
@@ -160,7 +162,7 @@ def tokenizer_tokens(cfg: Any) -> Optional[int]:
     """The run's tokenizer size when it can be known before starting (file, blend or generated)."""
     d = cfg.data
     if d.tokenizer_path is not None:
-        return tokenizer_size(d.tokenizer_path)
+        return tokenizer_size(tokenizer_json(d.tokenizer_path))
     if d.blend_file is not None and not writes_data(cfg):
         try:
             return tokenizer_size(blend.read_blend(d.blend_file).tokenizer_path)

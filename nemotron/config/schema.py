@@ -61,6 +61,8 @@ class ModelConfig:
     """Pad the tokenizer vocabulary up to a multiple of this (times tensor parallel size)."""
     normalization: Normalization = Normalization.RMSNorm
     """Normalization layer type."""
+    layernorm_epsilon: float = ranged(1e-5, POSITIVE)
+    """Epsilon of every LayerNorm/RMSNorm (Llama checkpoints: their config.json's rms_norm_eps)."""
     activation: Activation = Activation.swiglu
     """MLP activation function."""
     position_embedding_type: PositionEmbedding = PositionEmbedding.rope

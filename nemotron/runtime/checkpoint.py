@@ -338,6 +338,14 @@ def _write(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Pa
     return final
 
 
+def write_weights(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Path:
+    """Write a weights-only state dict (an imported model) as a complete iter_<step> folder that
+    `checkpoint.pretrained` loads; all ranks call this."""
+    meta = {"format": FORMAT, "step": step, "position": vars(Position(step=step)).copy(),
+            "run_id": None, "time": time.time(), **meta}
+    return _write(sd, root, step, meta)
+
+
 def _prune(root: str, keep_last: int, current: Path) -> None:
     """Delete complete checkpoints older than the newest `keep_last`, and leftover temp folders."""
     for path in Path(root).iterdir():

@@ -23,6 +23,7 @@ import torch
 from nemotron.runtime import blend as blend_file
 from nemotron.runtime import prep
 from nemotron.runtime.prep import EOD_TOKEN
+from nemotron.tokenizer_files import tokenizer_json
 
 CORPUS_VERSION = 2
 """Bump when the generator or the tiny layout changes: the cache key (and so the folder) changes."""
@@ -89,6 +90,7 @@ class TokenizerAdapter:
     def __init__(self, path: str, eod_token: str = EOD_TOKEN) -> None:
         from tokenizers import Tokenizer
 
+        path = tokenizer_json(path)  # a Hugging Face tokenizer directory means its tokenizer.json
         if not Path(path).is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path} (data.tokenizer_path)")
         self.path = str(path)

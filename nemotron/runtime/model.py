@@ -146,6 +146,7 @@ def transformer_config(cfg: Any) -> Any:
         kv_channels=m.kv_channels,
         ffn_hidden_size=m.ffn_hidden_size,
         normalization=_str(m.normalization),
+        layernorm_epsilon=m.layernorm_epsilon,
         add_bias_linear=m.add_bias_linear,
         init_method_std=m.init_method_std,
         hidden_dropout=m.hidden_dropout,

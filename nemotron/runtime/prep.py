@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from nemotron.runtime.blend import write_blend
 from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards
+from nemotron.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
 
 EOD_TOKEN = "<|endoftext|>"
 """The default end-of-document token (`data.eod_token`)."""
@@ -109,14 +110,18 @@ def _file_id(path: str) -> List[Any]:
 
 
 def ensure_tokenizer(spec: PrepSpec, shards: Sequence[Shard], log: Log) -> Path:
-    """`tokenizer.json` beside the shards: the given file copied, or a BPE trained on the shards."""
+    """`tokenizer.json` beside the shards: the given file (or a Hugging Face tokenizer directory's,
+    with its tokenizer_config.json and chat template) copied, or a BPE trained on the shards."""
     target, meta_path = spec.out_dir / "tokenizer.json", spec.out_dir / "tokenizer.train.json"
     if spec.tokenizer_path:
-        source = Path(spec.tokenizer_path)
+        source = Path(tokenizer_json(spec.tokenizer_path))
         if not source.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {source} (data.tokenizer_path)")
         if not target.is_file() or target.read_bytes() != source.read_bytes():
             write_atomic(target, source.read_bytes())
+        config = tokenizer_config(spec.tokenizer_path)
+        if config.is_file():
+            write_atomic(spec.out_dir / TOKENIZER_CONFIG, config.read_bytes())
         meta_path.unlink(missing_ok=True)
         return target
     meta = {"vocab_size": spec.vocab_size, "eod_token": spec.eod_token, "text_key": spec.text_key,

@@ -35,6 +35,7 @@ import numpy as np
 
 from nemotron.runtime import chat, packing, prep
 from nemotron.runtime.text_sources import Shard, expand_sources, plan_shards
+from nemotron.tokenizer_files import tokenizer_json
 
 FORMAT = "nemotron-sft-1"
 """Version of the manifest layout."""
@@ -71,7 +72,7 @@ class SftPrepSpec:
             raise ValueError("data.tokenizer_path is null: name the tokenizer the pretrained model was "
                              "trained with (e.g. the tokenizer.json beside a blend file)")
         return cls(sources=list(d.sources), packed_file=Path(d.packed_file),
-                   tokenizer_path=str(d.tokenizer_path), seq_length=int(cfg.model.seq_length),
+                   tokenizer_path=tokenizer_json(d.tokenizer_path), seq_length=int(cfg.model.seq_length),
                    chat_template=d.chat_template, eod_token=d.eod_token,
                    overlong=str(getattr(d.overlong, "value", d.overlong)),
                    split=str(d.split), seed=int(d.seed), num_workers=int(d.num_workers),
