@@ -143,6 +143,13 @@ def _configure(state: _State, cfg: Any, config: Any) -> None:
     state.reference = build_reference(cfg, state.vocab_size)
 
 
+def _init_weights(cfg: Any, model: Any) -> None:
+    if cfg.checkpoint.get("pretrained") is None:
+        pretrain._say(sft._rank(), "checkpoint.pretrained=null: DPO starts from random weights")
+        return
+    sft._init_weights(cfg, model)
+
+
 def _datasets(state: _State, cfg: Any, attention_mask: bool) -> Tuple[Any, Any, Optional[Any]]:
     tokenizer, train, valid = dpo_data.build_dpo_datasets(cfg, attention_mask=True)
     state.vocab_size = tokenizer.vocab_size
@@ -154,7 +161,7 @@ def dpo_stage(cfg: Any) -> pretrain.Stage:
     state = _State(beta=float(cfg.dpo.beta), label_smoothing=float(cfg.dpo.label_smoothing))
     return pretrain.Stage(
         "dpo", datasets=partial(_datasets, state), forward_step=partial(forward_step, state),
-        configure=partial(_configure, state), init_weights=sft._init_weights,
+        configure=partial(_configure, state), init_weights=_init_weights,
         metrics=partial(step_metrics, state))
 
 
