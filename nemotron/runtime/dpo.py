@@ -34,9 +34,14 @@ STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/ma
 """The metrics each step logs, in the order `_State.sums` holds them (then the pair count)."""
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float,
-             label_smoothing: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, chosen reward, rejected reward) per pair from answer log-probabilities [pairs].
 
     z = beta ((pi_c - ref_c) - (pi_r - ref_r)); loss = -(1 - eps) log sigmoid(z) - eps log sigmoid(-z).
@@ -70,17 +75,30 @@ def _flatten_pairs(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v.flatten(0, 1) for k, v in batch.items()}
 
 
-def loss_func(state: _State, loss_mask: torch.Tensor, ref_losses: torch.Tensor, training: bool,
-              output_tensor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, dict]:
+def loss_func(
+    state: _State, loss_mask: torch.Tensor, ref_losses: torch.Tensor, training: bool, output_tensor: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, dict]:
     """Summed pair losses, pair count, and the pair for reporting (Megatron's 3-tuple form)."""
     policy = answer_logps(output_tensor, loss_mask).view(-1, 2)
     ref = answer_logps(ref_losses, loss_mask).view(-1, 2)
-    losses, chosen, rejected = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1],
-                                        state.beta, state.label_smoothing)
+    losses, chosen, rejected = dpo_loss(
+        policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], state.beta, state.label_smoothing
+    )
     loss, pairs = losses.sum(), torch.tensor(losses.numel(), dtype=torch.int, device=losses.device)
     if training:
-        state.sums += torch.stack([chosen.sum(), rejected.sum(), (chosen > rejected).float().sum(),
-                                   (chosen - rejected).sum(), pairs.float()]).double().cpu()
+        state.sums += (
+            torch.stack(
+                [
+                    chosen.sum(),
+                    rejected.sum(),
+                    (chosen > rejected).float().sum(),
+                    (chosen - rejected).sum(),
+                    pairs.float(),
+                ]
+            )
+            .double()
+            .cpu()
+        )
     return loss, pairs, {"lm loss": torch.stack([loss.detach(), pairs.float()])}
 
 
@@ -137,8 +155,10 @@ def build_reference(cfg: Any, vocab_size: int) -> Any:
 
 def _configure(state: _State, cfg: Any, config: Any) -> None:
     if cfg.parallel.pipeline_model_parallel_size > 1:
-        raise ValueError(f"DPO with parallel.pipeline_model_parallel_size="
-                         f"{cfg.parallel.pipeline_model_parallel_size} is not supported; use 1")
+        raise ValueError(
+            f"DPO with parallel.pipeline_model_parallel_size="
+            f"{cfg.parallel.pipeline_model_parallel_size} is not supported; use 1"
+        )
     sft._configure(cfg, config)  # per-token (here: per-pair) loss; packed-sample guards
     state.reference = build_reference(cfg, state.vocab_size)
 
@@ -160,9 +180,13 @@ def dpo_stage(cfg: Any) -> pretrain.Stage:
     """The DPO stage of the shared loop for `cfg` (its own reference model and metric sums)."""
     state = _State(beta=float(cfg.dpo.beta), label_smoothing=float(cfg.dpo.label_smoothing))
     return pretrain.Stage(
-        "dpo", datasets=partial(_datasets, state), forward_step=partial(forward_step, state),
-        configure=partial(_configure, state), init_weights=_init_weights,
-        metrics=partial(step_metrics, state))
+        "dpo",
+        datasets=partial(_datasets, state),
+        forward_step=partial(forward_step, state),
+        configure=partial(_configure, state),
+        init_weights=_init_weights,
+        metrics=partial(step_metrics, state),
+    )
 
 
 def run(cfg: Any) -> pretrain.TrainResult:

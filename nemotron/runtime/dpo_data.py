@@ -42,15 +42,12 @@ def _pair(rng: random.Random, grammar: Any, topic: str) -> Tuple[str, str, str]:
         return f"Repeat this sentence: {sentence}", sentence, other
     if roll < 0.6:
         wrong = _other(rng, sorted(data._TOPICS), topic)
-        return f"What is this sentence about? {sentence}", f"It is about the {topic}.", \
-            f"It is about the {wrong}."
+        return f"What is this sentence about? {sentence}", f"It is about the {topic}.", f"It is about the {wrong}."
     if roll < 0.8:
         wrong = _other(rng, words[1:] + other.rstrip(".").split(), words[0])
-        return f"What is the first word of: {sentence}", f"The first word is {words[0]}.", \
-            f"The first word is {wrong}."
+        return f"What is the first word of: {sentence}", f"The first word is {words[0]}.", f"The first word is {wrong}."
     wrong = max(1, len(words) + rng.choice([-2, -1, 1, 2]))
-    return f"How many words are in: {sentence}", f"There are {len(words)} words.", \
-        f"There are {wrong} words."
+    return f"How many words are in: {sentence}", f"There are {len(words)} words.", f"There are {wrong} words."
 
 
 def generate_pairs(num: int, seed: int) -> List[Dict[str, str]]:
@@ -67,8 +64,10 @@ def generate_pairs(num: int, seed: int) -> List[Dict[str, str]]:
 def tiny_manifest_path(cfg: Any) -> Path:
     """The manifest of the generated pairs for `cfg` (corpus and samples beside it)."""
     d = cfg.data
-    key = (f"v{DPO_CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-           f"-l{cfg.model.seq_length}-{sft_data._overlong(d)}")
+    key = (
+        f"v{DPO_CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
+        f"-l{cfg.model.seq_length}-{sft_data._overlong(d)}"
+    )
     return Path(d.cache_dir) / f"dpo-tiny-{key}" / "dpo.json"
 
 
@@ -81,10 +80,18 @@ def _generate_tiny(cfg: Any) -> None:
         lines = [json.dumps(p) + "\n" for p in generate_pairs(d.num_documents, d.seed)]
         data.prep.write_atomic(corpus, "".join(lines).encode())
     spec = sft_prep.SftPrepSpec(
-        sources=[str(corpus)], packed_file=path, tokenizer_path=str(blend.parent / "tokenizer.json"),
-        seq_length=int(cfg.model.seq_length), chat_template=d.chat_template, eod_token=d.eod_token,
-        overlong=sft_data._overlong(d), split=str(d.split), seed=int(d.seed), num_workers=1,
-        docs_per_shard=max(1, int(d.num_documents)))
+        sources=[str(corpus)],
+        packed_file=path,
+        tokenizer_path=str(blend.parent / "tokenizer.json"),
+        seq_length=int(cfg.model.seq_length),
+        chat_template=d.chat_template,
+        eod_token=d.eod_token,
+        overlong=sft_data._overlong(d),
+        split=str(d.split),
+        seed=int(d.seed),
+        num_workers=1,
+        docs_per_shard=max(1, int(d.num_documents)),
+    )
     preference_prep.prepare_dpo(spec, log=lambda line: None)
 
 
@@ -111,18 +118,25 @@ def resolve_dpo(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
     elif d.packed_file:
         path = Path(d.packed_file)
     else:
-        raise ValueError("no DPO data: set data.packed_file (from +recipe=data/prep_dpo) or "
-                         "data.generate_tiny=true (data=dpo_tiny)")
+        raise ValueError(
+            "no DPO data: set data.packed_file (from +recipe=data/prep_dpo) or data.generate_tiny=true (data=dpo_tiny)"
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"data.packed_file={path} not found; write it with "
-                                "python -m nemotron.train +recipe=data/prep_dpo data.sources=[...]")
+        raise FileNotFoundError(
+            f"data.packed_file={path} not found; write it with "
+            "python -m nemotron.train +recipe=data/prep_dpo data.sources=[...]"
+        )
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != preference_prep.FORMAT:
-        raise ValueError(f"{path} is not a DPO manifest ({preference_prep.FORMAT}, from "
-                         f"+recipe=data/prep_dpo) but {manifest.get('format')!r}")
+        raise ValueError(
+            f"{path} is not a DPO manifest ({preference_prep.FORMAT}, from "
+            f"+recipe=data/prep_dpo) but {manifest.get('format')!r}"
+        )
     if manifest["seq_length"] != cfg.model.seq_length:
-        raise ValueError(f"{path} was prepared for seq_length {manifest['seq_length']} but "
-                         f"model.seq_length={cfg.model.seq_length}; prepare it again with that")
+        raise ValueError(
+            f"{path} was prepared for seq_length {manifest['seq_length']} but "
+            f"model.seq_length={cfg.model.seq_length}; prepare it again with that"
+        )
     tokenizer = data.TokenizerAdapter(str(path.parent / manifest["tokenizer"]), d.eod_token)
     return tokenizer, path, manifest
 
@@ -133,8 +147,7 @@ def resolve_dpo(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
 class PreferenceDataset(torch.utils.data.Dataset):
     """The pairs of one split in a seeded shuffled order (see the module docstring for an item)."""
 
-    def __init__(self, manifest_path: Path, split: str, eod: int, seed: int,
-                 attention_mask: bool = True) -> None:
+    def __init__(self, manifest_path: Path, split: str, eod: int, seed: int, attention_mask: bool = True) -> None:
         base = Path(manifest_path).parent / f"dpo-{split}"
         self.tokens = np.load(f"{base}.tokens.npy", mmap_mode="r")
         self.mask = np.load(f"{base}.mask.npy", mmap_mode="r")
@@ -154,8 +167,10 @@ class PreferenceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         p = int(self.order[index])
-        rows = [sft_data.pack_samples([self.sample(2 * p + side)], self.seq_length, self.eod,
-                                      self.with_attention_mask) for side in (0, 1)]
+        rows = [
+            sft_data.pack_samples([self.sample(2 * p + side)], self.seq_length, self.eod, self.with_attention_mask)
+            for side in (0, 1)
+        ]
         return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
 
 
@@ -167,7 +182,8 @@ def build_dpo_datasets(cfg: Any, attention_mask: bool) -> Tuple[data.TokenizerAd
     valid = None
     if cfg.train.eval_interval > 0:
         if "valid" not in manifest["splits"]:
-            raise ValueError(f"train.eval_interval>0 but data.split={manifest['split']!r} left no "
-                             f"validation pairs in {path}")
+            raise ValueError(
+                f"train.eval_interval>0 but data.split={manifest['split']!r} left no validation pairs in {path}"
+            )
         valid = PreferenceDataset(path, "valid", tokenizer.eod, seed + 1, attention_mask)
     return tokenizer, train, valid

@@ -44,8 +44,7 @@ def _as_messages(value: Any, role: str, key: str, where: str) -> Messages:
         return [{"role": role, "content": value}]
     if isinstance(value, list):
         return chat._messages(value, f"{where}: `{key}`")
-    raise chat.ChatDataError(f"{where}: `{key}` is a {type(value).__name__}, expected a string "
-                             "or a list of messages")
+    raise chat.ChatDataError(f"{where}: `{key}` is a {type(value).__name__}, expected a string or a list of messages")
 
 
 def _split_implicit(chosen: Messages, rejected: Messages, where: str) -> Tuple[Messages, Messages, Messages]:
@@ -54,15 +53,17 @@ def _split_implicit(chosen: Messages, rejected: Messages, where: str) -> Tuple[M
     while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
         n += 1
     if n == 0:
-        raise chat.ChatDataError(f"{where}: no `prompt`, and `chosen` and `rejected` share no "
-                                 "leading message to take as one")
+        raise chat.ChatDataError(
+            f"{where}: no `prompt`, and `chosen` and `rejected` share no leading message to take as one"
+        )
     return chosen[:n], chosen[n:], rejected[n:]
 
 
 def _check_answer(answer: Messages, key: str, where: str) -> None:
     if not answer or answer[-1]["role"] != "assistant":
-        raise chat.ChatDataError(f"{where}: `{key}` must end with an assistant message "
-                                 f"(roles: {[m['role'] for m in answer]})")
+        raise chat.ChatDataError(
+            f"{where}: `{key}` must end with an assistant message (roles: {[m['role'] for m in answer]})"
+        )
 
 
 def parse_pair(line: str, where: str) -> Optional[Pair]:
@@ -75,8 +76,9 @@ def parse_pair(line: str, where: str) -> Optional[Pair]:
         raise chat.ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
     if not isinstance(record, dict) or "chosen" not in record or "rejected" not in record:
         keys = sorted(record)[:8] if isinstance(record, dict) else type(record).__name__
-        raise chat.ChatDataError(f"{where}: a preference pair needs `chosen` and `rejected` "
-                                 f"(and usually `prompt`); found {keys}")
+        raise chat.ChatDataError(
+            f"{where}: a preference pair needs `chosen` and `rejected` (and usually `prompt`); found {keys}"
+        )
     chosen = _as_messages(record["chosen"], "assistant", "chosen", where)
     rejected = _as_messages(record["rejected"], "assistant", "rejected", where)
     if "prompt" in record:

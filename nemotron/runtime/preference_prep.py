@@ -62,7 +62,7 @@ def _answer_mask(rendered: chat.Rendered, turns: int, offsets: Any) -> np.ndarra
 def _fit(ids: List[int], mask: np.ndarray, seq_length: int) -> Tuple[List[int], np.ndarray, bool]:
     if len(ids) <= seq_length + 1:
         return ids, mask, False
-    return ids[:seq_length + 1], mask[:seq_length + 1], True
+    return ids[: seq_length + 1], mask[: seq_length + 1], True
 
 
 class PairEncoder:
@@ -78,9 +78,10 @@ class PairEncoder:
         rendered = [self.renderer.render(pair.conversation(s), where) for s in SIDES]
         encodings = self.tok.encode_batch([r.text for r in rendered], add_special_tokens=False)
         sides, cut = [], False
-        for side, r, enc in zip(SIDES, rendered, encodings):
-            ids, mask, was_cut = _fit(enc.ids, _answer_mask(r, pair.answer_turns(side), enc.offsets),
-                                      self.spec.seq_length)
+        for side, r, enc in zip(SIDES, rendered, encodings, strict=True):
+            ids, mask, was_cut = _fit(
+                enc.ids, _answer_mask(r, pair.answer_turns(side), enc.offsets), self.spec.seq_length
+            )
             cut |= was_cut
             sides.append((np.asarray(ids, np.int32), mask))
         if cut and self.spec.overlong == "drop":
@@ -118,14 +119,15 @@ def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder) -> Dict[str, L
 def _write_split(spec: sft_prep.SftPrepSpec, name: str, samples: List[Sample]) -> Dict[str, Any]:
     base = spec.out_dir / f"dpo-{name}"
     empty_i, empty_u = np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    arrays = {"tokens": np.concatenate([s[0] for s in samples]) if samples else empty_i,
-              "mask": np.concatenate([s[1] for s in samples]) if samples else empty_u,
-              "lengths": np.asarray([len(s[0]) for s in samples], np.int32),
-              "bins": np.arange(0, len(samples) + 1, 2, dtype=np.int64)}
+    arrays = {
+        "tokens": np.concatenate([s[0] for s in samples]) if samples else empty_i,
+        "mask": np.concatenate([s[1] for s in samples]) if samples else empty_u,
+        "lengths": np.asarray([len(s[0]) for s in samples], np.int32),
+        "bins": np.arange(0, len(samples) + 1, 2, dtype=np.int64),
+    }
     for part, array in arrays.items():
         sft_prep._save_npy(Path(f"{base}.{part}.npy"), array)
-    return {"prefix": base.name, "num_pairs": len(samples) // 2,
-            "num_tokens": int(sum(len(s[0]) for s in samples))}
+    return {"prefix": base.name, "num_pairs": len(samples) // 2, "num_tokens": int(sum(len(s[0]) for s in samples))}
 
 
 def report_lines(report: Dict[str, Any]) -> List[str]:
@@ -133,9 +135,12 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
     c = report["counts"]
     rows = [("pairs read", c["read"]), ("kept", c["kept"])]
     rows += [(f"dropped: {k.replace('_', ' ')}", v) for k, v in c["dropped"].items()]
-    rows += [(f"truncated to {report['seq_length'] + 1} tokens", c["truncated"]),
-             ("chosen == rejected (kept, no signal)", c["identical"]), ("tokens", c["tokens"]),
-             ("answer tokens", c["answer_tokens"])]
+    rows += [
+        (f"truncated to {report['seq_length'] + 1} tokens", c["truncated"]),
+        ("chosen == rejected (kept, no signal)", c["identical"]),
+        ("tokens", c["tokens"]),
+        ("answer tokens", c["answer_tokens"]),
+    ]
     rows += [(f"{name}: pairs", s["num_pairs"]) for name, s in report["splits"].items()]
     width = max(len(k) for k, _ in rows)
     return [f"  {k:<{width}}  {v}" for k, v in rows]
@@ -169,17 +174,28 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
     encoder = PairEncoder(spec, tok, renderer)
     by_split = _read_pairs(spec, encoder)
     if encoder.counts.kept == 0:
-        raise ValueError(f"data.sources {list(spec.sources)}: no preference pair kept "
-                         f"({encoder.counts.read} read, dropped {encoder.counts.dropped})")
-    splits = {name: _write_split(spec, name, samples)
-              for name, samples in by_split.items() if samples or name == "train"}
+        raise ValueError(
+            f"data.sources {list(spec.sources)}: no preference pair kept "
+            f"({encoder.counts.read} read, dropped {encoder.counts.dropped})"
+        )
+    splits = {
+        name: _write_split(spec, name, samples) for name, samples in by_split.items() if samples or name == "train"
+    }
     report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits}
     prep.write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
-    manifest = {"format": FORMAT, "tokenizer": "tokenizer.json", "tokenizer_sha1": tok_sha1,
-                "eod_token": spec.eod_token,
-                "template_sha1": hashlib.sha1(template.encode()).hexdigest(),
-                "template_origin": origin, "seq_length": spec.seq_length, "split": spec.split,
-                "seed": spec.seed, "splits": splits, "report": "report.json"}
+    manifest = {
+        "format": FORMAT,
+        "tokenizer": "tokenizer.json",
+        "tokenizer_sha1": tok_sha1,
+        "eod_token": spec.eod_token,
+        "template_sha1": hashlib.sha1(template.encode()).hexdigest(),
+        "template_origin": origin,
+        "seq_length": spec.seq_length,
+        "split": spec.split,
+        "seed": spec.seed,
+        "splits": splits,
+        "report": "report.json",
+    }
     prep.write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
     log(f"dpo prep report ({spec.out_dir / 'report.json'}):")
     for line in report_lines(report):

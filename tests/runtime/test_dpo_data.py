@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemotron.runtime import chat, dpo_data, prep, preference_prep
+from nemotron.runtime import chat, dpo_data, preference_prep, prep
 from nemotron.runtime.preference_pairs import parse_pair
 from nemotron.runtime.sft_prep import SftPrepSpec
 
@@ -27,9 +27,14 @@ def tokenizer_path(tmp_path_factory) -> Path:
 
 
 def _spec(tmp_path: Path, tokenizer_path: Path, sources, **kw) -> SftPrepSpec:
-    return SftPrepSpec(sources=[str(s) for s in sources], packed_file=tmp_path / "out" / "dpo.json",
-                       tokenizer_path=str(tokenizer_path), seq_length=kw.pop("seq_length", 64),
-                       split=kw.pop("split", "100,0,0"), **kw)
+    return SftPrepSpec(
+        sources=[str(s) for s in sources],
+        packed_file=tmp_path / "out" / "dpo.json",
+        tokenizer_path=str(tokenizer_path),
+        seq_length=kw.pop("seq_length", 64),
+        split=kw.pop("split", "100,0,0"),
+        **kw,
+    )
 
 
 def _write(path: Path, records) -> Path:
@@ -40,26 +45,40 @@ def _write(path: Path, records) -> Path:
 def test_explicit_and_implicit_prompts_give_the_same_pair():
     user = {"role": "user", "content": "2+2?"}
     explicit = parse_pair(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5"}), "f:1")
-    implicit = parse_pair(json.dumps({
-        "chosen": [user, {"role": "assistant", "content": "4"}],
-        "rejected": [user, {"role": "assistant", "content": "5"}]}), "f:2")
+    implicit = parse_pair(
+        json.dumps(
+            {
+                "chosen": [user, {"role": "assistant", "content": "4"}],
+                "rejected": [user, {"role": "assistant", "content": "5"}],
+            }
+        ),
+        "f:2",
+    )
     assert explicit == implicit
     assert explicit.conversation("rejected") == [user, {"role": "assistant", "content": "5"}]
     assert parse_pair("  \n", "f:3") is None
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ('{"prompt": "a", "chosen": "b"}', "f.jsonl:7: a preference pair needs `chosen` and `rejected`"),
-    ('{"prompt": "a", "chosen": 3, "rejected": "c"}', "f.jsonl:7: `chosen` is a int, expected a string"),
-    ('{"prompt": "a", "chosen": [{"role": "user", "content": "b"}], "rejected": "c"}',
-     "f.jsonl:7: `chosen` must end with an assistant message (roles: ['user'])"),
-    ('{"chosen": [{"role": "assistant", "content": "b"}], "rejected": [{"role": "assistant", '
-     '"content": "c"}]}', "f.jsonl:7: no `prompt`, and `chosen` and `rejected` share no leading"),
-    ('{"prompt": [{"role": "robot", "content": "x"}], "chosen": "b", "rejected": "c"}',
-     "f.jsonl:7: `prompt`: messages[0] has role 'robot'"),
-    ("[1, 2]", "f.jsonl:7: a preference pair needs `chosen` and `rejected` (and usually `prompt`); "
-               "found list"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"prompt": "a", "chosen": "b"}', "f.jsonl:7: a preference pair needs `chosen` and `rejected`"),
+        ('{"prompt": "a", "chosen": 3, "rejected": "c"}', "f.jsonl:7: `chosen` is a int, expected a string"),
+        (
+            '{"prompt": "a", "chosen": [{"role": "user", "content": "b"}], "rejected": "c"}',
+            "f.jsonl:7: `chosen` must end with an assistant message (roles: ['user'])",
+        ),
+        (
+            '{"chosen": [{"role": "assistant", "content": "b"}], "rejected": [{"role": "assistant", "content": "c"}]}',
+            "f.jsonl:7: no `prompt`, and `chosen` and `rejected` share no leading",
+        ),
+        (
+            '{"prompt": [{"role": "robot", "content": "x"}], "chosen": "b", "rejected": "c"}',
+            "f.jsonl:7: `prompt`: messages[0] has role 'robot'",
+        ),
+        ("[1, 2]", "f.jsonl:7: a preference pair needs `chosen` and `rejected` (and usually `prompt`); found list"),
+    ],
+)
 def test_a_bad_line_is_refused_naming_file_line_and_key(line, expected):
     with pytest.raises(chat.ChatDataError) as err:
         parse_pair(line, "f.jsonl:7")
@@ -67,16 +86,21 @@ def test_a_bad_line_is_refused_naming_file_line_and_key(line, expected):
 
 
 def _decoded_answer(tok, ids: np.ndarray, mask: np.ndarray) -> str:
-    return tok.decode([int(i) for i, m in zip(ids, mask) if m], skip_special_tokens=False)
+    return tok.decode([int(i) for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
 
 
 def test_masks_cover_the_answer_only_not_earlier_assistant_turns(tmp_path, tokenizer_path):
     from tokenizers import Tokenizer
 
-    prompt = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "hi"},
-              {"role": "user", "content": "Now the first word of: the cow ran."}]
-    source = _write(tmp_path / "p.jsonl", [
-        {"prompt": prompt, "chosen": "The first word is the.", "rejected": "The first word is cow."}])
+    prompt = [
+        {"role": "user", "content": "Say hi."},
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "Now the first word of: the cow ran."},
+    ]
+    source = _write(
+        tmp_path / "p.jsonl",
+        [{"prompt": prompt, "chosen": "The first word is the.", "rejected": "The first word is cow."}],
+    )
     spec = _spec(tmp_path, tokenizer_path, [source], seq_length=256)
     report = preference_prep.prepare_dpo(spec, log=lambda s: None)
     assert report["counts"]["kept"] == 1 and report["counts"]["truncated"] == 0
@@ -92,19 +116,24 @@ def test_masks_cover_the_answer_only_not_earlier_assistant_turns(tmp_path, token
 
 def test_overlong_pairs_are_truncated_or_dropped_and_counted(tmp_path, tokenizer_path):
     long = " ".join(["the cow ran to the barn"] * 30)
-    source = _write(tmp_path / "p.jsonl", [
-        {"prompt": "Repeat: the cow", "chosen": long, "rejected": "no"},
-        {"prompt": long, "chosen": "yes", "rejected": "no"},  # the answer falls past the cut
-        {"prompt": "same?", "chosen": "same", "rejected": "same"},
-        ""])
+    source = _write(
+        tmp_path / "p.jsonl",
+        [
+            {"prompt": "Repeat: the cow", "chosen": long, "rejected": "no"},
+            {"prompt": long, "chosen": "yes", "rejected": "no"},  # the answer falls past the cut
+            {"prompt": "same?", "chosen": "same", "rejected": "same"},
+            "",
+        ],
+    )
     truncated = preference_prep.prepare_dpo(_spec(tmp_path, tokenizer_path, [source]), log=lambda s: None)
     c = truncated["counts"]
     assert (c["read"], c["kept"], c["truncated"], c["identical"]) == (3, 2, 1, 1)
     assert c["dropped"] == {"too_long": 0, "no_answer_tokens": 1}
     ds = dpo_data.PreferenceDataset(tmp_path / "out" / "dpo.json", "train", 0, seed=1)
     assert max(len(ds.sample(k)[0]) for k in range(4)) == 65
-    dropped = preference_prep.prepare_dpo(_spec(tmp_path, tokenizer_path, [source], overlong="drop"),
-                                          log=lambda s: None)["counts"]
+    dropped = preference_prep.prepare_dpo(
+        _spec(tmp_path, tokenizer_path, [source], overlong="drop"), log=lambda s: None
+    )["counts"]
     assert (dropped["kept"], dropped["dropped"]["too_long"]) == (1, 2)
 
 
@@ -139,3 +168,9 @@ def test_a_pair_item_is_two_padded_rows_chosen_first(tmp_path, tokenizer_path):
         assert item["labels"][side, :n].tolist() == ids[1:].tolist()
         assert item["loss_mask"][side].sum() == mask[1:].sum() > 0
         assert (item["tokens"][side, n:] == 7).all()  # padded with the EOD id
+
+
+def test_lineage_names_dpo_data_by_the_manifest_format_prep_writes():
+    from nemotron.tracking import lineage
+
+    assert lineage.DPO_FORMAT == preference_prep.FORMAT

@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 
 import pytest
+import runtime_support
 import torch
 
 from nemotron.runtime import dpo
-from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
+
+run_config = runtime_support.run_config  # fixtures shared by the runtime tests
+tiny_data_dir = runtime_support.tiny_data_dir
 
 
 def _hand_loss(pc, pr, rc, rr, beta, eps):
@@ -27,8 +30,7 @@ def test_dpo_loss_matches_a_hand_computation():
     assert loss.tolist() == pytest.approx([math.log(1 + math.exp(-0.15)), math.log(1 + math.exp(0.1))])
     assert chosen.tolist() == pytest.approx([0.1, -0.1]) and rejected.tolist() == pytest.approx([-0.05, 0.0])
     smoothed, _, _ = dpo.dpo_loss(*as_t, beta=0.1, label_smoothing=0.2)
-    assert smoothed[0].item() == pytest.approx(0.8 * math.log(1 + math.exp(-0.15))
-                                               + 0.2 * math.log(1 + math.exp(0.15)))
+    assert smoothed[0].item() == pytest.approx(0.8 * math.log(1 + math.exp(-0.15)) + 0.2 * math.log(1 + math.exp(0.15)))
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +78,9 @@ def test_stage_loss_on_a_real_model_matches_the_hand_computation(pairs_and_model
     with torch.no_grad():
         rows = dpo._flatten_pairs({k: v for k, v in batch.items() if k != "segment_ids"})
         pol, ref = _answer_logps_by_hand(policy, rows), _answer_logps_by_hand(reference, rows)
-    hand = [_hand_loss(*(float(t[i, j]) for t, j in ((pol, 0), (pol, 1), (ref, 0), (ref, 1))), 0.3, 0.1)
-            for i in range(2)]
+    hand = [
+        _hand_loss(*(float(t[i, j]) for t, j in ((pol, 0), (pol, 1), (ref, 0), (ref, 1))), 0.3, 0.1) for i in range(2)
+    ]
     assert int(pairs) == 2 and loss.item() == pytest.approx(sum(hand), rel=1e-5)
     assert report["lm loss"].tolist() == pytest.approx([sum(hand), 2.0], rel=1e-5)
     chosen = 0.3 * (pol[:, 0] - ref[:, 0])

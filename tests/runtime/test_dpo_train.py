@@ -9,9 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
+import runtime_support
 
 from nemotron.runtime import dpo, pretrain
-from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
+
+run_config = runtime_support.run_config  # fixtures shared by the runtime tests
+tiny_data_dir = runtime_support.tiny_data_dir
 
 COMMON = ["train.log_interval=1", "train.eval_interval=0"]
 
@@ -20,16 +23,23 @@ COMMON = ["train.log_interval=1", "train.eval_interval=0"]
 def pretrained(tiny_data_dir, tmp_path_factory) -> Path:
     """A gpt/pretrain checkpoint dir (6 steps) on the embedded data, shared by the module."""
     root = tmp_path_factory.mktemp("dpo_pretrain")
-    cfg = resolved_run_config(["+recipe=gpt/pretrain", "train.num_threads=1", "tracker=none",
-                               f"data.cache_dir={tiny_data_dir}", "train.steps=6",
-                               f"checkpoint.dir={root / 'ck'}"], run_dir=root / "run")
+    cfg = runtime_support.resolved_run_config(
+        [
+            "+recipe=gpt/pretrain",
+            "train.num_threads=1",
+            "tracker=none",
+            f"data.cache_dir={tiny_data_dir}",
+            "train.steps=6",
+            f"checkpoint.dir={root / 'ck'}",
+        ],
+        run_dir=root / "run",
+    )
     pretrain.run(cfg)
     return root / "ck"
 
 
 def test_the_policy_starts_as_the_reference_loaded_from_the_checkpoint(run_config, pretrained, capsys):
-    result = dpo.run(run_config("gpt/dpo", *COMMON, "train.steps=2",
-                                f"checkpoint.pretrained={pretrained}"))
+    result = dpo.run(run_config("gpt/dpo", *COMMON, "train.steps=2", f"checkpoint.pretrained={pretrained}"))
     assert result.losses[0] == pytest.approx(math.log(2), abs=1e-6)
     assert result.stage_metrics[0] == pytest.approx(dict.fromkeys(dpo.STATS, 0.0), abs=1e-6)
     assert result.losses[1] != pytest.approx(math.log(2), abs=1e-4)  # the step moved the policy
@@ -40,11 +50,16 @@ def test_the_policy_starts_as_the_reference_loaded_from_the_checkpoint(run_confi
 
 
 def test_resumed_dpo_repeats_the_uninterrupted_run_bitwise(run_config, pretrained, tmp_path, monkeypatch):
-    common = ["train.steps=6", "train.eval_interval=3", "train.eval_iters=1", "train.log_interval=1",
-              "model.hidden_dropout=0.1", f"checkpoint.pretrained={pretrained}"]
+    common = [
+        "train.steps=6",
+        "train.eval_interval=3",
+        "train.eval_iters=1",
+        "train.log_interval=1",
+        "model.hidden_dropout=0.1",
+        f"checkpoint.pretrained={pretrained}",
+    ]
     straight = dpo.run(run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'a'}"))
-    interrupted = run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'b'}",
-                             "checkpoint.save_interval=3")
+    interrupted = run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=3")
     real = pretrain.train_step
 
     def crash_at_step_5(run):
@@ -68,9 +83,18 @@ ACCURACY_GAIN, MARGIN_GAIN = 0.08, 0.2
 
 
 def test_reward_accuracy_and_margin_rise_on_the_synthetic_pairs(run_config, pretrained):
-    result = dpo.run(run_config("gpt/dpo", "train.log_interval=10", "train.eval_interval=0",
-                                f"train.steps={LEARN_STEPS}", "train.global_batch_size=16",
-                                "optim.lr=1e-3", "dpo.beta=0.5", f"checkpoint.pretrained={pretrained}"))
+    result = dpo.run(
+        run_config(
+            "gpt/dpo",
+            "train.log_interval=10",
+            "train.eval_interval=0",
+            f"train.steps={LEARN_STEPS}",
+            "train.global_batch_size=16",
+            "optim.lr=1e-3",
+            "dpo.beta=0.5",
+            f"checkpoint.pretrained={pretrained}",
+        )
+    )
 
     def mean(key, steps):
         return sum(m[key] for m in steps) / len(steps)
@@ -83,7 +107,15 @@ def test_reward_accuracy_and_margin_rise_on_the_synthetic_pairs(run_config, pret
 
 
 def test_the_hybrid_recipe_trains_with_mamba_layers(run_config):
-    result = dpo.run(run_config("nano3/dpo", *COMMON, "train.steps=2", "checkpoint.pretrained=null",
-                                "train.global_batch_size=4", "train.micro_batch_size=2"))
+    result = dpo.run(
+        run_config(
+            "nano3/dpo",
+            *COMMON,
+            "train.steps=2",
+            "checkpoint.pretrained=null",
+            "train.global_batch_size=4",
+            "train.micro_batch_size=2",
+        )
+    )
     assert result.losses[0] == pytest.approx(math.log(2), abs=1e-6)
     assert math.isfinite(result.losses[1]) and len(result.stage_metrics) == 2
