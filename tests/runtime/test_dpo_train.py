@@ -5,7 +5,11 @@ accuracy and margin rise on the synthetic pairs, and the hybrid (nano3) recipe t
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from nemotron.runtime import dpo, pretrain
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
 
+REPO = Path(__file__).resolve().parents[2]
 COMMON = ["train.log_interval=1", "train.eval_interval=0"]
 
 
@@ -119,3 +124,36 @@ def test_the_hybrid_recipe_trains_with_mamba_layers(run_config):
     )
     assert result.losses[0] == pytest.approx(math.log(2), abs=1e-6)
     assert math.isfinite(result.losses[1]) and len(result.stage_metrics) == 2
+
+
+@pytest.mark.slow
+def test_dpo_tensor_parallel_2_reproduces_tensor_parallel_1(run_config, tiny_data_dir, tmp_path):
+    common = [
+        "train.steps=3",
+        "train.log_interval=1",
+        "train.num_threads=1",
+        "train.eval_interval=0",
+        "train.global_batch_size=8",
+        "checkpoint.pretrained=null",
+    ]
+    reference = dpo.run(run_config("gpt/dpo", *common))
+    argv = [
+        sys.executable,
+        "-m",
+        "nemotron.train",
+        "+recipe=gpt/dpo",
+        "resources.procs_per_node=2",
+        "parallel.tensor_model_parallel_size=2",
+        f"paths.output_root={tmp_path}",
+        f"data.cache_dir={tiny_data_dir}",
+        "tracker=jsonl",
+        *common,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (metrics,) = tmp_path.rglob("metrics.jsonl")
+    records = [r for r in map(json.loads, metrics.read_text().splitlines()) if "loss" in r]
+    assert [r["loss"] for r in records] == pytest.approx(reference.losses, abs=1e-4)
+    accuracies = [r["rewards/accuracies"] for r in records]
+    assert accuracies == pytest.approx([m["rewards/accuracies"] for m in reference.stage_metrics], abs=1e-6)
