@@ -113,3 +113,19 @@ def test_beta_not_above_zero_is_refused_at_compose(compose, beta):
     with pytest.raises(ConfigError) as err:
         validate(compose(["+recipe=gpt/dpo", "tracker=none", f"dpo.beta={beta}"]))
     assert f"dpo.beta={float(beta)}: out of range, must be > 0" in str(err.value)
+
+
+def test_pipeline_parallel_dpo_is_refused_at_compose(compose):
+    from nemotron.config.validate import ConfigError, validate
+
+    overrides = [
+        "+recipe=gpt/dpo",
+        "tracker=none",
+        "checkpoint.pretrained=null",
+        "resources.procs_per_node=2",
+        "parallel.pipeline_model_parallel_size=2",
+    ]
+    with pytest.raises(ConfigError) as err:
+        validate(compose(overrides))
+    assert "parallel.pipeline_model_parallel_size=2: DPO runs without pipeline parallelism" in str(err.value)
+    validate(compose([*overrides[:3], "resources.procs_per_node=2", "parallel.tensor_model_parallel_size=2"]))
