@@ -15,10 +15,11 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.environ import child_environ
+from nemotron.launchers.terminal import TerminalFilter
 from nemotron.tracking.secrets import redact
 
 DEFAULT_CMD = "python {script} --config {config}"
@@ -93,8 +94,18 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def run_local(plan: LaunchPlan) -> int:
-    """Run the plan, streaming output to the terminal and to the log file; return the exit code."""
+@dataclass
+class Finished:
+    """How a local run ended."""
+
+    code: int
+    """Its exit code."""
+    reason: Optional[str] = None
+    """The exception line of its first traceback, if it printed one (the traceback is in the log only)."""
+
+
+def run_local(plan: LaunchPlan) -> Finished:
+    """Run the plan, streaming output to the log file and, tracebacks aside, to the terminal."""
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**child_environ(), **plan.env}
     with plan.log_path.open("w", encoding="utf-8") as log:
@@ -107,13 +118,15 @@ def run_local(plan: LaunchPlan) -> int:
             bufsize=1,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
+        shown = TerminalFilter()
         try:
             for line in proc.stdout:  # type: ignore[union-attr]
-                sys.stdout.write(line)
                 log.write(line)
-            return proc.wait()
+                if shown.show(line):
+                    sys.stdout.write(line)
+            return Finished(proc.wait(), shown.reason)
         except KeyboardInterrupt:
-            return stop(proc)
+            return Finished(stop(proc))
 
 
 def stop(proc: subprocess.Popen) -> int:

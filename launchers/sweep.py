@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -22,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
+from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.dump import config_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
@@ -39,7 +41,10 @@ from nemotron.launchers.arrays import (
 from nemotron.launchers.members import Member, MemberComposer
 from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
-from nemotron.secret_files import scrub_multirun_yaml
+from nemotron.refused import forget_dir
+from nemotron.secret_files import scrub_multirun_yaml, scrubbed_log
+from nemotron.sweep_hooks import members_checked, sweep_refused
+from nemotron.tracking.secrets import scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +74,17 @@ class SlurmRenderer:
     def __init__(self, sweep_dir: Path, launcher: Dict[str, Any]) -> None:
         self.sweep_dir, self.cwd, self.launcher = sweep_dir, Path.cwd(), launcher
         self.checked: Set[tuple] = set()
+        self.notes: Set[str] = set()  # batch-size notes already printed
         self.bases: List[DictConfig] = []  # configs whose keys were checked (kept alive: compared by identity)
 
     def __call__(self, cfg: DictConfig) -> Rendered:
         require_recipe(cfg)
         known = any(base is cfg for base in self.bases)  # a shared base: only values changed since its check
+        fitted = fit_batch_to_ranks(cfg)
         validate(cfg, VALUE_RULES if known else RULES)
+        if fitted and fitted not in self.notes:  # after validation: a refused member shows its error alone
+            self.notes.add(fitted)
+            print(fitted, file=sys.stderr)
         if not known:
             self.bases.append(cfg)
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
@@ -173,9 +183,15 @@ def launch(
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # jobs may start elsewhere (a container)
     scrub_multirun_yaml(sweep_dir, config)
-    members = compose_all(
-        hydra_context.config_loader, config, job_overrides, initial_job_idx, SlurmRenderer(sweep_dir, launcher or {})
-    )
+    render = SlurmRenderer(sweep_dir, launcher or {})
+    try:
+        members = compose_all(hydra_context.config_loader, config, job_overrides, initial_job_idx, render)
+    except ConfigError:
+        sweep_refused()
+        forget_dir(str(sweep_dir), str(config.paths.output_root))  # a refused sweep leaves nothing behind
+        raise
+    if not members[0].rendered.dry_run:
+        members_checked()  # e.g. the MLflow parent run, planned by the sweep callback
     executors = {m.rendered.executor for m in members}
     if executors == {"local"}:
         return run_here(hydra_context, task_function, config, job_overrides, initial_job_idx)
@@ -191,12 +207,14 @@ def run_here(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
 ) -> List[JobReturn]:
-    """cluster=local: Hydra's basic launcher runs the (already checked) members one after another."""
-    from nemotron.hydra_compat import BasicLauncher
+    """cluster=local: Hydra's basic launcher runs the (already checked) members one after another
+    (the overrides it logs show no secret)."""
+    from nemotron.hydra_compat import BASIC_LAUNCHER_LOGGER, BasicLauncher
 
     basic = BasicLauncher()
     basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-    return list(basic.launch(job_overrides, initial_job_idx))
+    with scrubbed_log(BASIC_LAUNCHER_LOGGER, config):
+        return list(basic.launch(job_overrides, initial_job_idx))
 
 
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
@@ -206,8 +224,8 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
         replace(
             m.rendered.job,
             num=m.num,
-            overrides=m.overrides,
-            label=json.dumps({"num": m.num, "overrides": [o for o in m.overrides if o not in common]}),
+            overrides=[scrub_text(o) for o in m.overrides],  # records and dry runs show no secret
+            label=json.dumps({"num": m.num, "overrides": [scrub_text(o) for o in m.overrides if o not in common]}),
         )
         for m in members
     ]

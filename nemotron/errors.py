@@ -30,8 +30,10 @@ class TrainingFailed(RuntimeError):
     Defined here, not in train.py: `python -m nemotron.train` runs that module as `__main__`, so a class
     defined there and imported elsewhere would be a different class."""
 
-    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None) -> None:
-        super().__init__(message or f"recipe {recipe} failed with exit code {code}; full log: {log_path}")
+    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None,
+                 reason: Optional[str] = None) -> None:
+        why = f" ({reason})" if reason else ""
+        super().__init__(message or f"recipe {recipe} failed with exit code {code}{why}; full log: {log_path}")
         self.code = code
 
 
@@ -51,6 +53,16 @@ def explain_missing_option(err: MissingConfigException) -> Optional[str]:
 
 def explain_missing_recipe(name: str) -> str:
     names = recipe_names()
+    parent = next((n for n in sorted(names, key=len, reverse=True) if name.startswith(n + "/")), None)
+    if parent is not None:  # +recipe=<name>/<config>: the cookbook's -c
+        from nemotron.paths import recipe_roots
+        from nemotron.runspec.parser import discover
+        from nemotron.runspec.source import config_files
+
+        spec = discover([r for r in recipe_roots() if r.is_dir()])[parent]
+        configs, wanted = [p.stem for p in config_files(spec)], name[len(parent) + 1 :]
+        return (f"+recipe={name}: recipe {parent} has no config {wanted!r} in {spec.config_dir}"
+                f"{closest(wanted, configs)}; its configs: {', '.join(configs) or '(none)'}")
     return f"+recipe={name}: no such recipe{closest(name, names)}; available: {', '.join(names)}"
 
 

@@ -6,7 +6,8 @@ AttributeError deep in a sweep. The pins in pyproject.toml (hydra-core<1.4, omeg
 
 What is used, from where, by whom and why:
 - `BasicLauncher` (hydra._internal.core_plugins.basic_launcher), launchers/sweep.py: `-m` on cluster=local
-  runs the members as Hydra's own launcher would.
+  runs the members as Hydra's own launcher would; `BASIC_LAUNCHER_LOGGER`, the logger it prints each
+  member's overrides with (scrubbed of secrets there).
 - `BasicSweeper` (hydra._internal.core_plugins.basic_sweeper), hydra_plugins/nemotron_launcher: the
   sweeper, minus its slow re-composition of each member.
 - `apply_overrides` (`ConfigLoaderImpl._apply_overrides_to_config`), launchers/members.py: value
@@ -29,11 +30,15 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import base as omegaconf_base
 from omegaconf._utils import is_float, is_int, yaml_is_bool
 
+BASIC_LAUNCHER_LOGGER = BasicLauncher.__module__
+"""The logger name BasicLauncher logs its members' overrides with (it logs via its module's logger)."""
+
 SUPPORTED = {"hydra-core": (hydra.__version__, "1.3."), "omegaconf": (omegaconf.__version__, "2.3.")}
 """package -> (installed version, the series these private APIs were checked against)."""
 
 __all__ = [
     "BasicLauncher",
+    "BASIC_LAUNCHER_LOGGER",
     "BasicSweeper",
     "apply_overrides",
     "get_overrides_dirname",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -63,6 +64,33 @@ def scrub_multirun_yaml(sweep_dir: Path, cfg: Any) -> None:
     container = OmegaConf.to_container(cfg, resolve=False)
     values = [v for v in secret_config_values(container) if "${" not in v]
     scrub_file(Path(sweep_dir) / "multirun.yaml", values, extra_names(container))
+
+
+class ScrubbingFilter(logging.Filter):
+    """Hides secret assignments and values in a logger's records (Hydra's launchers log each
+    member's overrides, a literal `+cluster.env.DB_PASSWORD=...` among them)."""
+
+    def __init__(self, values: List[str], names: List[str]) -> None:
+        super().__init__()
+        self.values, self.names = values, names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub_text(record.getMessage(), self.values, names=self.names), ()
+        return True
+
+
+@contextlib.contextmanager
+def scrubbed_log(logger_name: str, cfg: Any) -> Iterator[None]:
+    """Records of `logger_name` logged inside show no secret of the (unresolved) config `cfg`."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    values = [v for v in secret_config_values(container) if "${" not in v]
+    scrubber = ScrubbingFilter(values, extra_names(container))
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(scrubber)
+    try:
+        yield
+    finally:
+        logger.removeFilter(scrubber)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 import hydra
@@ -22,11 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from nemotron.argv import flags_first
 from nemotron.config import register_configs
+from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
-from nemotron.paths import CONF_DIR
+from nemotron.paths import CONF_DIR, REPO_ROOT
+from nemotron.refused import forget_dir
 from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
 
@@ -44,7 +47,10 @@ def on_slurm(cfg: DictConfig) -> bool:
 def train(cfg: DictConfig) -> int:
     """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it)."""
     require_recipe(cfg)
+    fitted = fit_batch_to_ranks(cfg)
     validate(cfg)
+    for note in [fitted] if fitted else []:  # after validation: a refused run prints its error alone
+        print(note, file=sys.stderr)
     for note in fit_notes(cfg):
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
@@ -72,9 +78,12 @@ def train(cfg: DictConfig) -> int:
         return 0
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(resolved, encoding="utf-8")
-    code = submit_slurm(cfg, plan) if remote else run_local(plan)
+    if remote:
+        code, reason = submit_slurm(cfg, plan), None
+    else:
+        code, reason = astuple(run_local(plan))
     if code != 0:
-        raise TrainingFailed(cfg.recipe.name, code, plan.log_path)
+        raise TrainingFailed(cfg.recipe.name, code, plan.log_path, reason=reason)
     return 0
 
 
@@ -107,12 +116,18 @@ def hydra_main(cfg: DictConfig) -> int:
         return train(cfg)
     except ConfigError as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
         print(f"error: {exc}", file=sys.stderr)
+        forget_dir(HydraConfig.get().runtime.output_dir, cfg.paths.output_root)  # nothing left behind
         sys.exit(2)
+    except TrainingFailed as exc:  # the reason and the log path; the traceback is in the log
+        print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
+        sys.exit(exc.code)
 
 
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
     sys.argv[1:] = flags_first(sys.argv[1:])
+    if str(REPO_ROOT) not in sys.path:  # an editable install hides hydra_plugins/ from Hydra's scan outside the repo
+        sys.path.append(str(REPO_ROOT))
     if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
         with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
             run_main()

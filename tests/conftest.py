@@ -63,3 +63,21 @@ def cli(tmp_path):
         return run_cli(f"paths.output_root={tmp_path / 'outputs'}", *args, env=env, timeout=timeout)
 
     return _cli
+
+
+def write_word_tokenizer(path: Path) -> Path:
+    """A small real `tokenizers` JSON file (word level, with the end-of-document token) at `path`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {word: i for i, word in enumerate(["<unk>", "<|endoftext|>", "the", "a", "cat", "sat"])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer(tmp_path_factory):
+    """Path of a small real tokenizer file, for runs that bring their own shards."""
+    return write_word_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer.json")
+

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 LAUNCH_MODULES = sorted(
     f"nemotron.launchers.{p.stem}" for p in (REPO / "launchers").glob("*.py") if p.stem != "__init__"
 )
+COOKBOOK_MODULES = sorted(
+    f"nemotron.cookbook.{p.stem}" for p in (REPO / "nemotron" / "cookbook").glob("*.py") if p.stem != "__init__"
+)
 COMPOSE_LAUNCH = [
     "nemotron.train",
     "nemotron.jobs",
@@ -31,7 +34,9 @@ COMPOSE_LAUNCH = [
     "nemotron.hydra_compat",
     "hydra_plugins.nemotron_launcher.nemotron_launcher",
     "hydra_plugins.nemotron_runspec.runspec_plugin",
+    "hydra_plugins.nemotron_envtoml.envtoml_plugin",
     *LAUNCH_MODULES,
+    *COOKBOOK_MODULES,
 ]
 HEAVY = ("torch", "megatron", "mlflow")
 TRAINING_ENTRY = ["nemotron.runtime.pretrain", "nemotron.runtime.script", "nemotron.tracking"]
@@ -43,6 +48,7 @@ LAUNCH_SIDE = (
     "nemotron.argv",
     "nemotron.errors",
     "nemotron.runspec",
+    "nemotron.cookbook",
     "nemotron.config.compose",
     "nemotron.hydra_compat",
     "nemotron.jobs",
@@ -71,6 +77,7 @@ def test_launch_package_found():
 def test_compose_and_launch_layer_loads_no_heavy_package():
     loaded = loaded_after_import(COMPOSE_LAUNCH)
     assert "hydra" in loaded and "nemotron.launchers.sweep" in loaded  # the imports happened
+    assert "nemotron.cookbook.cli" in loaded and "hydra_plugins.nemotron_envtoml.envtoml_plugin" in loaded
     heavy = sorted({m for m in loaded if m.split(".")[0] in HEAVY})
     assert not heavy, f"importing the compose/launch layer loads {heavy[:10]}"
 

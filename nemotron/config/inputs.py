@@ -68,6 +68,20 @@ def prefixes_exist(cfg: Any) -> Optional[str]:
     return None
 
 
+def prefixes_complete(cfg: Any) -> Optional[str]:
+    """Prefixes need their tokenizer and, when weighted, one weight each; never a blend file too."""
+    d = cfg.data
+    if not d.prefixes or writes_data(cfg):
+        return None
+    if d.blend_file:
+        return f"data.prefixes and data.blend_file={d.blend_file} are both set; use one of them"
+    if d.tokenizer_path is None:
+        return "data.prefixes needs data.tokenizer_path (the tokenizer the shards were prepared with)"
+    if d.weights is not None and len(d.weights) != len(d.prefixes):
+        return f"data.weights has {len(d.weights)} entries for {len(d.prefixes)} data.prefixes; give one weight each"
+    return None
+
+
 def tokenizer_exists(cfg: Any) -> Optional[str]:
     path = cfg.data.tokenizer_path
     if path is not None and not Path(path).is_file():
@@ -139,6 +153,7 @@ def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
     return None
 
 
-INPUT_RULES = [load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready, prefixes_exist, tokenizer_exists, sources_match,
+INPUT_RULES = [load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready, prefixes_exist, prefixes_complete,
+               tokenizer_exists, sources_match,
                split_valid, pipeline_divides_layers, vocab_covers_tokenizer]
 """In the order their errors are reported (after the layout rules)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
@@ -42,9 +42,10 @@ class RecipeConfigError(ValueError):
     """A recipe's own config file sets something it may not; str() is one line naming file and key."""
 
 
-def recipe_node(spec: Runspec) -> Dict[str, Any]:
-    """The config a recipe contributes: runspec fields under `recipe`, plus its own config."""
-    own = load_recipe_config(spec)
+def recipe_node(spec: Runspec, config: Optional[Path] = None) -> Dict[str, Any]:
+    """The config a recipe contributes: runspec fields under `recipe`, plus its own config (`config`, else
+    the runspec's default one)."""
+    own = load_recipe_config(spec, config)
     node: Dict[str, Any] = {"defaults": list(own.pop("defaults", [])) + ["_self_"]}
     from_runspec = {
         "name": spec.name,
@@ -64,6 +65,21 @@ def recipe_node(spec: Runspec) -> Dict[str, Any]:
     return node
 
 
+def config_files(spec: Runspec) -> List[Path]:
+    """The config files in a recipe's config dir (each selectable as `+recipe=<name>/<file stem>`)."""
+    exts = (".json",) if spec.config_format == "json" else (".yaml", ".yml")
+    if not spec.config_dir.is_dir():
+        return []
+    return sorted(p for p in spec.config_dir.iterdir() if p.suffix in exts and p.is_file())
+
+
+def config_file_at(spec: Runspec, relative: str) -> Optional[Path]:
+    """The config file `relative` (no extension) names from the recipe's config dir, or None."""
+    exts = (".json",) if spec.config_format == "json" else (".yaml", ".yml")
+    base = Path(relative[1:]) if relative.startswith("@/") else spec.config_dir / relative
+    return next((Path(str(base) + ext) for ext in exts if Path(str(base) + ext).is_file()), None)
+
+
 def literal(text: Optional[str]) -> Optional[str]:
     """A runspec string as OmegaConf must see it: `${HOME}` is the shell's, not an interpolation."""
     return None if text is None else text.replace("${", "\\${")
@@ -74,9 +90,9 @@ def runspec_gpus(value: int | str) -> int | str:
     return "${cluster.gpus_per_node}" if value == "gpu" else value
 
 
-def load_recipe_config(spec: Runspec) -> Dict[str, Any]:
-    """The recipe's default config file as a dict (empty when it has none), keys checked."""
-    path = spec.config_file()
+def load_recipe_config(spec: Runspec, path: Optional[Path] = None) -> Dict[str, Any]:
+    """The recipe's config file (`path`, else its default one) as a dict (empty when it has none), keys checked."""
+    path = path or spec.config_file()
     if path is None:
         return {}
     loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
@@ -116,10 +132,11 @@ class RunspecConfigSource(ConfigSource):
 
     def load_config(self, config_path: str) -> ConfigResult:
         name = self._recipe_name(self._normalize_file_name(config_path)[: -len(".yaml")])
-        if name not in self.recipes:
+        found = self.variant(name or "")
+        if found is None:
             raise ConfigLoadError(f"Config not found: {config_path}")
         return ConfigResult(
-            config=OmegaConf.create(recipe_node(self.recipes[name])),
+            config=OmegaConf.create(recipe_node(*found)),
             path=f"{self.scheme()}://{self.path}",
             provider=self.provider,
             header={"package": "_global_"},
@@ -139,7 +156,20 @@ class RunspecConfigSource(ConfigSource):
         if path.endswith(".yaml"):
             path = path[: -len(".yaml")]
         name = self._recipe_name(path)
-        return bool(name) and name in self.recipes
+        return bool(name) and self.variant(name) is not None
+
+    def variant(self, name: str) -> Optional[Tuple[Runspec, Optional[Path]]]:
+        """`nano3/pretrain` -> (its runspec, None: the default config); `nano3/pretrain/tiny` -> (the runspec,
+        <config dir>/tiny.yaml) when that file exists (the cookbook's `-c tiny`; a path relative to the
+        config dir, `..` allowed, names any other file); else None."""
+        if name in self.recipes:
+            return self.recipes[name], None
+        for recipe in sorted(self.recipes, key=len, reverse=True):
+            if name.startswith(recipe + "/"):
+                found = config_file_at(self.recipes[recipe], name[len(recipe) + 1 :])
+                if found is not None:
+                    return self.recipes[recipe], found
+        return None
 
     def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:
         prefix = config_path.strip("/")

@@ -1,13 +1,14 @@
 """Hydra callback: one MLflow parent run per `-m` sweep, each member's run nested under it.
 
 Registered in conf/config.yaml under `hydra.callbacks`. Hydra builds it for every invocation, so
-this module imports nothing heavy; mlflow is imported only in `on_multirun_start/end`, which run
-only for `-m` with `tracker=mlflow`. It implements the interface of
+this module imports nothing heavy; mlflow is imported only once a parent run is created or ended,
+which happens only for `-m` with `tracker=mlflow`. It implements the interface of
 `hydra.experimental.callback.Callback` without importing Hydra (Hydra calls the methods by name),
 so `nemotron/tracking` stays free of compose-side imports (tests/test_layering.py).
 
-- `on_multirun_start`: creates the parent run (params `sweep.<key>` = the swept values, tag
-  `nemotron.sweep.overrides`, artifact `sweep.yaml`) and exports its id in
+- `on_multirun_start`: plans the parent run; once the launcher has checked every member
+  (nemotron/sweep_hooks.py: a refused sweep records nothing) it is created (params `sweep.<key>` =
+  the swept values, tag `nemotron.sweep.overrides`, artifact `sweep.yaml`) and its id exported in
   $NEMOTRON_MLFLOW_PARENT_RUN_ID, which every member's training process inherits; the member's
   tracker sets `mlflow.parentRunId` from it.
 - `on_job_start`: exports the member's swept values ($NEMOTRON_SWEEP_MEMBER) for its run name.
@@ -23,6 +24,7 @@ import os
 import sys
 from typing import Any, List, Optional, Tuple
 
+from nemotron.sweep_hooks import defer
 from nemotron.tracking import settings
 
 SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
@@ -71,14 +73,24 @@ class MlflowSweepCallback:
         self.parent_run_id: Optional[str] = None
         self.uri: Optional[str] = None
         self.swept_keys: List[str] = []
+        self.config: Optional[Any] = None
         self.failed = 0
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        """Plans the parent run; it is created once every member passed its checks (a refused sweep
+        records nothing), or at the first member's start under a launcher that does not say so."""
         if config.tracker.kind != "mlflow" or config.get("dry_run"):
             return  # a dry run records nothing
+        self.config = config
+        self.swept_keys = [split_override(line)[0] for line in config.hydra.overrides.task if is_sweep(line)]
+        defer(self._start_parent)
+
+    def _start_parent(self) -> None:
+        config, self.config = self.config, None
+        if config is None:
+            return  # already started
         task = list(config.hydra.overrides.task)
         swept = [line for line in task if is_sweep(line)]
-        self.swept_keys = [split_override(line)[0] for line in swept]
         try:
             self.parent_run_id = self._create_parent(config, task, swept)
         except Exception as exc:  # noqa: BLE001 - tracking never stops a sweep
@@ -120,6 +132,7 @@ class MlflowSweepCallback:
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         if not self.swept_keys:  # a single run, or tracker is not mlflow
             return
+        self._start_parent()
         mine = [line for line in config.hydra.overrides.task if split_override(line)[0] in self.swept_keys]
         os.environ[settings.MEMBER_ENV] = json.dumps({"num": int(config.hydra.job.num), "overrides": mine})
 

@@ -5,6 +5,8 @@ Each test starts real training processes (~10 s of imports each), so they are fe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import re
 
@@ -40,16 +42,21 @@ def test_main_command_trains_and_loss_goes_down(cli, data_cache, tmp_path):
     assert (run_dir / "train.log").read_text().count("tokens/s") >= len(progress)
 
 
-def test_failed_training_exits_nonzero_and_names_the_log(cli, data_cache, tmp_path):
+def test_failed_training_is_one_line_with_its_reason_and_the_log_keeps_the_traceback(cli, data_cache, tmp_path,
+                                                                                      word_tokenizer):
     # Shards that exist (so the compose-time check passes) but that only the training process reads.
     missing = tmp_path / "not_megatron_data"
     for ext in (".bin", ".idx"):
         missing.with_suffix(ext).write_text("not an indexed dataset\n")
     result = cli("+recipe=gpt/pretrain", f"paths.cache_dir={data_cache}", "data.generate_tiny=false",
-                 f"data.prefixes=[{missing}]", timeout=300)
+                 f"data.prefixes=[{missing}]", f"data.tokenizer_path={word_tokenizer}", timeout=300)
     assert result.returncode not in (0, 2)
-    assert "error: recipe gpt/pretrain failed with exit code" in result.stderr and "train.log" in result.stderr
-    assert "data.prefixes" in result.stdout  # the runtime's own message names the setting
+    assert "Traceback" not in result.stdout + result.stderr and "Error executing job" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    log = line.rsplit("full log: ", 1)[-1]
+    assert line.startswith("error: recipe gpt/pretrain failed with exit code ") and log.endswith("train.log")
+    reason = line.split(" (", 1)[1].rsplit("); full log", 1)[0]  # the exception line the log's traceback ends with
+    assert reason and "Traceback (most recent call last)" in Path(log).read_text() and reason in Path(log).read_text()
 
 
 def test_two_local_ranks_train_data_parallel(cli, data_cache, tmp_path):

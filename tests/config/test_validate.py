@@ -52,6 +52,8 @@ BROKEN = {
                                      "checkpoint.pretrained=/nonexistent/run holds no complete checkpoint"),
     "blend_file_ready": (["data.blend_file=/nonexistent/blend.json"], "data.blend_file: /nonexistent/blend.json not found"),
     "prefixes_exist": (["data.prefixes=[/nonexistent/web]"], "data.prefixes: /nonexistent/web.bin does not exist"),
+    "prefixes_complete": (["data.prefixes=[/x/web]", "data.generate_tiny=false", "data.blend_file=/x/b.json"],
+                          "data.prefixes and data.blend_file=/x/b.json are both set; use one of them"),
     "tokenizer_exists": (["data.tokenizer_path=/nonexistent/tok.json"], "data.tokenizer_path=/nonexistent/tok.json: no such file"),
     "sources_match": (["+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"], "data.sources: /nonexistent/*.jsonl matches no file"),
     "split_valid": (["data.split='98,x'"], "data.split='98,x' must be up to three non-negative numbers"),

@@ -22,7 +22,7 @@ DRY_RUN_HEADER = re.compile(r"^# would submit: sbatch --parsable (\S+) .*\n", re
 
 
 @pytest.fixture(scope="module")
-def jobs(slurm_cluster, tmp_path_factory):
+def jobs(slurm_cluster, tmp_path_factory, word_tokenizer):
     """Submit the good job (after its dry run) and start the failing one with cluster.wait=true."""
     base = tmp_path_factory.mktemp("slurm_jobs")
     cache = f"paths.cache_dir={base / 'cache'}"
@@ -32,7 +32,7 @@ def jobs(slurm_cluster, tmp_path_factory):
     dry = cli(*COMMON, cache, f"hydra.run.dir={good_dir}", "dry_run=true")
     bad = subprocess.Popen(
         [sys.executable, "-m", "nemotron.train", *COMMON, cache, f"hydra.run.dir={bad_dir}", "cluster.wait=true",
-         "data.generate_tiny=false", f"data.prefixes=[{base / 'nope'}]"],
+         "data.generate_tiny=false", f"data.prefixes=[{base / 'nope'}]", f"data.tokenizer_path={word_tokenizer}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     good = cli(*COMMON, cache, f"hydra.run.dir={good_dir}")
@@ -71,7 +71,7 @@ def test_failing_training_is_failed_in_sacct_and_wait_exits_nonzero(jobs, wait_f
     assert "failed with exit code 1; full log:" in err
     state, exit_code = wait_for_job(job_id)
     assert state == "FAILED" and exit_code != "0:0"
-    assert "data.prefixes" in (jobs["bad_dir"] / "train.log").read_text()  # the error is where we point
+    assert "Traceback (most recent call last)" in (jobs["bad_dir"] / "train.log").read_text()  # where we point
 
 
 @pytest.mark.parametrize("overrides, message", [

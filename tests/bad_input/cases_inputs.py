@@ -1,0 +1,31 @@
+"""Bad data paths, tokenizers, checkpoints and trackers: what the run would read or write."""
+
+from __future__ import annotations
+
+from case import Case
+
+GPT = "+recipe=gpt/pretrain"
+NO_TINY = "data.generate_tiny=false"
+
+ROWS = [
+    ((GPT, "data=prepared", "data.blend_file=/nonexistent/blend.json"), "data.blend_file: /nonexistent/blend.json"),
+    ((GPT, NO_TINY, "data.prefixes=[/nonexistent/web]"), "data.prefixes: /nonexistent/web.bin does not exist"),
+    ((GPT, "data.tokenizer_path=/nonexistent/tok.json"), "data.tokenizer_path=/nonexistent/tok.json: no such file"),
+    ((GPT, "data.split='98,a'"), "data.split='98,a' must be up to three non-negative numbers"),
+    ((GPT, "data.split='1,2,3,4'"), "data.split='1,2,3,4'"),
+    ((GPT, "data.split='-1,2'"), "data.split='-1,2'"),
+    ((GPT, "model.vocab_size=100"), "is smaller than the tokenizer's 512 tokens"),
+    ((GPT, NO_TINY), "no training data"),
+    (("+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"), "data.sources"),
+    (("+recipe=data/prep_sft", "data.sources=[/nonexistent/chats.jsonl]"), "data.sources"),
+    ((GPT, "checkpoint.load_dir=/nonexistent/run"), "checkpoint.load_dir=/nonexistent/run: no such directory"),
+    ((GPT, "checkpoint.pretrained=/nonexistent/ckpt"), "checkpoint.pretrained=/nonexistent/ckpt"),
+    (("+recipe=gpt/sft",), "checkpoint.pretrained=newest:gpt/pretrain: no complete checkpoint"),
+    (("+recipe=nano3/sft",), "checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint"),
+    ((GPT, "tracker=mlflow", "tracker.uri=ftp://example.invalid/x"), "tracker.uri"),
+    ((GPT, "tracker=mlflow", "tracker.uri=htp://127.0.0.1:5000"), "tracker.uri"),
+    ((GPT, "tracker.kind=wandb"), "tracker.kind"),
+    ((GPT, "tracker=jsonl", "tracker.path=/proc/nope/metrics.jsonl"), "/proc/nope"),
+]
+
+CASES = [Case(f"inputs: {' '.join(args)}", args, expect) for args, expect in ROWS]
