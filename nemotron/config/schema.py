@@ -33,6 +33,7 @@ from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vo
     Uncommitted,
 )
 from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, ranged
+from nemotron.config.schema_dpo import DpoConfig
 
 
 @dataclass
@@ -150,7 +151,7 @@ class DataConfig:
     seed: int = ranged(1234, NON_NEGATIVE)
     """Seed of the generated corpus and of Megatron's sample shuffling."""
     packed_file: Optional[str] = None
-    """SFT: the manifest `+recipe=data/prep_sft` writes (packed chat samples beside it)."""
+    """SFT/DPO: the manifest `+recipe=data/prep_sft` (or data/prep_dpo) writes, samples beside it."""
     chat_template: Optional[str] = None
     """SFT prep: a Jinja chat template (.jinja path or text) marking answers with {% generation %};
     null: the tokenizer_config.json beside the tokenizer, else the shipped default."""
@@ -227,8 +228,9 @@ class CheckpointConfig:
     timeout_s: int = ranged(600, AT_LEAST_1)
     """Upper bound on one save or load; a hung writer fails the run instead of blocking it forever."""
     pretrained: Optional[str] = None
-    """SFT: initial weights (fresh optimizer and schedule): `newest:<recipe>` (the newest complete
-    checkpoint under paths.output_root/<recipe>), a checkpoint dir or an iter_N folder; null: random."""
+    """SFT/DPO: initial weights (fresh optimizer and schedule): `newest:<recipe>` (the newest complete
+    checkpoint under paths.output_root/<recipe>; `newest:a|b` tries a, then b), a checkpoint dir or
+    an iter_N folder; null: random."""
 
 
 @dataclass
@@ -435,6 +437,8 @@ class RunConfig:
     """Output and cache locations."""
     preflight: PreflightConfig = field(default_factory=PreflightConfig)
     """Pre-flight checks (memory fit)."""
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    """Preference optimization (the */dpo recipes; see nemotron/config/schema_dpo.py)."""
     run_dir: Optional[str] = None
     """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False

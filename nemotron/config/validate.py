@@ -14,6 +14,7 @@ from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.ranges import values_in_range
 from nemotron.config.schema import Arch
+from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.tracking.settings import uri_problem
@@ -233,6 +234,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     tracker_kind_known,
     secrets_are_strings,
     *INPUT_RULES,
+    *DPO_RULES,
     memory_fits,
 ]
 """Every cross-field rule, in the order errors are reported."""

@@ -475,9 +475,10 @@ def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> 
     return position
 
 
-def load_weights(found: Found, cfg: Any, model: Any) -> None:
+def load_weights(found: Found, cfg: Any, model: Any, say: bool = True) -> None:
     """Model weights only from `found` (a pretrained checkpoint), before the optimizer exists: a
-    fine-tuning start with a fresh optimizer and schedule. A tensor that does not fit is named."""
+    fine-tuning start with a fresh optimizer and schedule. A tensor that does not fit is named.
+    `say=False` skips the line saying so (a frozen reference model's weights)."""
     from megatron.core import dist_checkpointing
     from megatron.core.utils import unwrap_model
 
@@ -490,5 +491,6 @@ def load_weights(found: Found, cfg: Any, model: Any) -> None:
         unwrap_model(model).load_state_dict(loaded["model"])
 
     bounded(work, cfg.checkpoint.timeout_s, f"loading pretrained weights {found.path}")
-    _say(f"initialised from pretrained weights {found.path} (step {found.step}); "
-         "optimizer and schedule start fresh")
+    if say:
+        _say(f"initialised from pretrained weights {found.path} (step {found.step}); "
+             "optimizer and schedule start fresh")

@@ -104,22 +104,26 @@ class PretrainedNotFound(FileNotFoundError):
 
 NEWEST = "newest:"
 """`checkpoint.pretrained=newest:<recipe>`: the newest complete checkpoint any run of that recipe
-left under `paths.output_root`."""
+left under `paths.output_root`; `newest:<a>|<b>` takes a's newest, else b's (DPO: SFT, else pretrain)."""
+
+
+def _newest(value: str, recipes: List[str], output_root: str) -> Found:
+    for recipe in recipes:
+        found = [f for d in Path(output_root, recipe).glob("*/checkpoints") if (f := latest(str(d)))]
+        if found:
+            return max(found, key=lambda f: (Path(f.path, MARKER).stat().st_mtime_ns, f.path))
+    where = " or ".join(f"{Path(output_root, r)}/*/checkpoints" for r in recipes)
+    raise PretrainedNotFound(
+        f"checkpoint.pretrained={value}: no complete checkpoint under {where}; make one with "
+        f"`python -m nemotron.train +recipe={recipes[-1]}`, name one with "
+        "checkpoint.pretrained=<dir>, or start from random weights with checkpoint.pretrained=null")
 
 
 def pretrained_checkpoint(value: str, output_root: str) -> Found:
     """The checkpoint `checkpoint.pretrained` names: `newest:<recipe>`, a run's checkpoint dir, or
     one `iter_N` folder. Raises PretrainedNotFound with one line saying how to get one."""
     if value.startswith(NEWEST):
-        recipe = value[len(NEWEST):]
-        found = [f for d in Path(output_root, recipe).glob("*/checkpoints") if (f := latest(str(d)))]
-        if not found:
-            raise PretrainedNotFound(
-                f"checkpoint.pretrained={value}: no complete checkpoint under "
-                f"{Path(output_root, recipe)}/*/checkpoints; make one with `python -m nemotron.train "
-                f"+recipe={recipe}`, name one with checkpoint.pretrained=<dir>, or start from random "
-                "weights with checkpoint.pretrained=null")
-        return max(found, key=lambda f: (Path(f.path, MARKER).stat().st_mtime_ns, f.path))
+        return _newest(value, value[len(NEWEST):].split("|"), output_root)
     path = Path(value)
     if _ITER.match(path.name) and _incomplete_reason(path) is None:
         return Found(str(path), int(_ITER.match(path.name).group(1)),

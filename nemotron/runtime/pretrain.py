@@ -47,6 +47,8 @@ class TrainResult:
     start_step: int = 0
     """Steps already done when this run began (resumed from a checkpoint); losses[0] is step
     start_step + 1."""
+    stage_metrics: List[Dict[str, float]] = field(default_factory=list)
+    """The stage's own metrics of each step, beside `losses` (empty for stages without any)."""
 
 
 @dataclass
@@ -69,6 +71,8 @@ class _Run:
     """The GPU's dense bf16 peak, when known."""
     forward_step: Optional[Callable] = None
     """The stage's micro-batch forward (Megatron's forward_step_func)."""
+    step_metrics: Optional[Callable[[], Dict[str, float]]] = None
+    """The stage's own metrics of the step just trained (see Stage.metrics)."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -167,6 +171,9 @@ class Stage:
     """(cfg, TransformerConfig) -> None, before DDP wraps the model."""
     init_weights: Optional[Callable[[Any, Any], None]] = None
     """(cfg, model) -> None on a fresh start (not on resume), before DDP and the optimizer."""
+    metrics: Optional[Callable[[], Dict[str, float]]] = None
+    """() -> the stage's own metrics of the step just trained (the same on every rank), logged
+    and shown on the progress line with the loss (DPO: reward margins and accuracies)."""
 
 
 def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Found],
@@ -196,7 +203,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
                   if valid_ds is not None else None)
     return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
-                gpu_flops, peak, stage.forward_step or forward_step)
+                gpu_flops, peak, stage.forward_step or forward_step, stage.metrics)
 
 
 def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
@@ -340,18 +347,22 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
         if stopped is not None:  # a signal since the last step (or during setup): stop here
             break
         loss, lr, grad_norm = train_step(run)
+        extra = run.step_metrics() if run.step_metrics else {}
         now = time.perf_counter()
         first_step_s = first_step_s or now - start
         result.losses.append(loss)
+        if extra:
+            result.stage_metrics.append(extra)
         pos.step = step
         pos.consumed_train_samples += cfg.train.global_batch_size
         tracker.log(step, {"loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "tokens_per_s": tokens_per_step / (now - prev)})
+                           "tokens_per_s": tokens_per_step / (now - prev), **extra})
         prev = now
         if step % cfg.train.log_interval == 0 or step == steps:
             rate = tokens_per_step * (step - mark_step) / (now - mark)
             eta = (now - start) / (step - first) * (steps - step)
             text, perf = perf_text(run, rate)
+            text += "".join(f" | {k} {v:.3f}" for k, v in extra.items())
             _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta) + text)
             if perf:
                 tracker.log(step, perf)

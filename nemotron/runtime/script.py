@@ -14,7 +14,7 @@ from typing import List, Optional
 
 
 def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pretrain") -> int:
-    """Load the resolved config named by --config and train `stage` (pretrain or sft); the exit
+    """Load the resolved config named by --config and train `stage` (pretrain, sft or dpo); the exit
     status says whether it worked: 0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM
     after a checkpoint (requeue it)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
@@ -27,6 +27,8 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
     from nemotron.runtime.preemption import SIGNALS, Preempted
     if stage == "sft":
         from nemotron.runtime.sft import run
+    elif stage == "dpo":
+        from nemotron.runtime.dpo import run
     else:
         from nemotron.runtime.pretrain import run
     from nemotron.tracking.context import code_line

@@ -92,9 +92,10 @@ SFT = pretrain.Stage("sft", datasets=_datasets, forward_step=forward_step, confi
 """The SFT stage of the shared loop."""
 
 
-def with_inputs_resolved(cfg: Any) -> Any:
+def with_inputs_resolved(cfg: Any, tiny_manifest: Callable[[Any], Path] = sft_data.tiny_manifest_path) -> Any:
     """`cfg` with `data.packed_file` and `checkpoint.pretrained` set to the paths this run reads,
-    so the tracker records them as the run's lineage inputs (nemotron.tracking.lineage)."""
+    so the tracker records them as the run's lineage inputs (nemotron.tracking.lineage);
+    `tiny_manifest(cfg)` is where the generated data's manifest lies (data.generate_tiny)."""
     from omegaconf import DictConfig, open_dict
 
     if not isinstance(cfg, DictConfig):
@@ -102,7 +103,7 @@ def with_inputs_resolved(cfg: Any) -> Any:
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         if cfg.data.generate_tiny:
-            cfg.data.packed_file = str(sft_data.tiny_manifest_path(cfg).resolve())
+            cfg.data.packed_file = str(tiny_manifest(cfg).resolve())
         value = cfg.checkpoint.get("pretrained")
         if value:
             try:

@@ -1,8 +1,8 @@
 """What a training run consumed and produced, registered in the artifact registry (no mlflow import).
 
 Inputs: the data (`data/<data.name>`: blend file, the .bin/.idx of every prefix, the tokenizer; for
-SFT `sft_data/<data.name>`: the packed-chat manifest and its arrays, and the `checkpoint.pretrained`
-checkpoint the weights came from), plus
+SFT `sft_data/<data.name>`: the packed-chat manifest and its arrays, for DPO `dpo_data/<data.name>`,
+and the `checkpoint.pretrained` checkpoint the weights came from), plus
 any registered artifact whose path a config value names (e.g. `checkpoint.load_dir` set through
 `${art:checkpoint/gpt/pretrain}`). Output of a finished run: its checkpoint directory
 (`checkpoint/<recipe name>`), when it holds files.
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
+
+DPO_FORMAT = "nemotron-dpo-1"
+"""The manifest format of DPO preference data (nemotron.runtime.preference_prep.FORMAT)."""
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -71,7 +74,8 @@ def register_blend(cfg: Any, registry: Registry, run_id: Optional[str], note: st
 
 def register_sft_data(cfg: Any, registry: Registry, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
     """Register packed SFT data (`data.packed_file` and the files beside it) as `sft_data/<name>`,
-    an artifact kind of its own; None when the manifest is missing."""
+    an artifact kind of its own (DPO preference pairs, the same layout: `dpo_data/<name>`); None
+    when the manifest is missing."""
     import json
 
     manifest = Path(cfg.data.packed_file)
@@ -84,8 +88,9 @@ def register_sft_data(cfg: Any, registry: Registry, run_id: Optional[str]) -> Op
                   for part in ("tokens", "mask", "lengths", "bins")]
     if not all(f.is_file() for f in files):
         return None
+    kind = "dpo_data" if content.get("format") == DPO_FORMAT else "sft_data"
     return registry.register(
-        f"sft_data/{cfg.data.name}", "sft_data", manifest.resolve(), content_hash(files),
+        f"{kind}/{cfg.data.name}", kind, manifest.resolve(), content_hash(files),
         _producer(cfg, run_id), inputs=[], note="registered by the first tracked run that consumed it")
 
 

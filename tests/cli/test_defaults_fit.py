@@ -31,6 +31,7 @@ EXPECTED_ON_A_FRESH_CLONE = {
     # a documented command that needs something the user brings or makes first: the one line it gives
     "YOUR_CHATS.jsonl": "error: data.sources: YOUR_CHATS.jsonl",
     "+recipe=nano3/sft": "error: checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint",
+    "+recipe=gpt/dpo": "error: checkpoint.pretrained=newest:gpt/sft|gpt/pretrain: no complete checkpoint",
 }
 """A `$ python -m ...` line followed by an `error:` line in the docs shows a mistake: that line must be exact."""
 

@@ -39,7 +39,9 @@ def test_option_composes_and_validates(compose, option):
 
 
 NEEDS_A_PRETRAINED_RUN = {"gpt/sft": "checkpoint.pretrained=newest:gpt/pretrain: no complete checkpoint",
-                          "nano3/sft": "checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint"}
+                          "nano3/sft": "checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint",
+                          "gpt/dpo": "checkpoint.pretrained=newest:gpt/sft|gpt/pretrain: no complete checkpoint",
+                          "nano3/dpo": "checkpoint.pretrained=newest:nano3/sft|nano3/pretrain: no complete checkpoint"}
 """Recipes that start from another recipe's checkpoint: with no such run, validation says how to make one."""
 
 

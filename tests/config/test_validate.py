@@ -17,6 +17,9 @@ BROKEN = {
     "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
                                  "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)"),
     "keys_known": (["+model.num_layrs=3"], "model.num_layrs: unknown key (did you mean num_layers?)"),
+    "dpo_without_pipeline": (["+recipe=gpt/dpo", "checkpoint.pretrained=null", "resources.procs_per_node=2",
+                              "parallel.pipeline_model_parallel_size=2"],
+                             "parallel.pipeline_model_parallel_size=2: DPO runs without pipeline parallelism"),
     "heads_divide_hidden": (
         ["model.hidden_size=100", "model.num_attention_heads=3", "model.num_query_groups=null"],
         "model.num_attention_heads=3 must divide model.hidden_size=100",

@@ -1,0 +1,45 @@
+"""The `dpo` config section: Direct Preference Optimization settings (recipes gpt/dpo, nano3/dpo).
+
+Read only by the DPO stage (nemotron/runtime/dpo.py); other recipes carry it untouched. The loss
+is TRL's `sigmoid` DPO (Rafailov et al. 2023) with optional conservative label smoothing (cDPO).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional
+
+from nemotron.config.ranges import POSITIVE, Range, ranged
+
+HALF_OPEN = Range(low=0, high=0.5, high_open=True)
+"""[0, 0.5): label smoothing (0.5 would make the loss ignore which answer is preferred)."""
+
+
+@dataclass
+class DpoConfig:
+    """Direct Preference Optimization (top-level `dpo`; used by the */dpo recipes)."""
+
+    beta: float = ranged(0.1, POSITIVE)
+    """Strength of the implicit KL penalty to the reference: rewards are beta x (log pi - log ref)
+    of an answer; larger keeps the policy nearer the reference (TRL's default 0.1)."""
+    label_smoothing: float = ranged(0.0, HALF_OPEN)
+    """Probability that a preference label is flipped (conservative DPO); 0 is plain DPO."""
+
+
+def is_dpo(cfg: Any) -> bool:
+    """Whether `cfg` runs a DPO recipe (`*/dpo`)."""
+    return str(cfg.recipe.name).endswith("/dpo")
+
+
+def dpo_without_pipeline(cfg: Any) -> Optional[str]:
+    pp = cfg.parallel.pipeline_model_parallel_size
+    if is_dpo(cfg) and pp > 1:
+        return (
+            f"parallel.pipeline_model_parallel_size={pp}: DPO runs without pipeline parallelism "
+            "(the frozen reference would need a schedule of its own); use 1, with TP or DP"
+        )
+    return None
+
+
+DPO_RULES: List[Callable[[Any], Optional[str]]] = [dpo_without_pipeline]
+"""Validation rules of DPO runs (nemotron.config.validate.RULES holds them)."""
