@@ -33,6 +33,7 @@ from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vo
     Uncommitted,
 )
 from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, ranged
+from nemotron.config.schema_rl import RLConfig
 
 
 @dataclass
@@ -433,6 +434,8 @@ class RunConfig:
     """Output and cache locations."""
     preflight: PreflightConfig = field(default_factory=PreflightConfig)
     """Pre-flight checks (memory fit)."""
+    rl: RLConfig = field(default_factory=RLConfig)
+    """GRPO settings (the rl recipes)."""
     run_dir: Optional[str] = None
     """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False
