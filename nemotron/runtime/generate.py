@@ -53,11 +53,18 @@ def _forward(model: Any, tokens: torch.Tensor, start: int, context: Optional[Any
     """Logits [b, V] of the last position of `tokens` [b, l] (positions from `start`)."""
     positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
     positions = positions[None].expand_as(tokens)
+    mask = causal_mask(tokens.shape[1], tokens.device) if tokens.shape[1] > 1 else None
     if context is None:
-        out = model(tokens, positions, None, runtime_gather_output=True)
+        out = model(tokens, positions, mask, runtime_gather_output=True)
     else:
-        out = model(tokens, positions, None, inference_context=context, runtime_gather_output=True)
+        out = model(tokens, positions, mask, inference_context=context, runtime_gather_output=True)
     return out[:, -1]
+
+
+def causal_mask(length: int, device: Any = None) -> torch.Tensor:
+    """[1, 1, l, l] bool, True above the diagonal (masked, Megatron's convention). Megatron builds
+    its default one on CUDA, so CPU runs pass it explicitly."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).triu(1)[None, None]
 
 
 def _sample_batch(model: Any, prompts: torch.Tensor, s: SamplingSettings,
