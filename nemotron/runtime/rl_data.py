@@ -96,6 +96,8 @@ class Prompt:
     ids: List[int]
     question: str
     answer: str
+    index: int
+    """Its position in the task or prompt file (what a reward error names)."""
 
 
 class PromptDataset(torch.utils.data.Dataset):
@@ -136,7 +138,7 @@ def build_prompts(cfg: Any, tokenizer: Any, say: Optional[Callable[[str], None]]
         if len(ids) > limit:
             skipped += 1
             continue
-        prompts.append(Prompt(ids, messages[-1]["content"], answer))
+        prompts.append(Prompt(ids, messages[-1]["content"], answer, n))
     if skipped and say is not None:
         say(f"skipped {skipped} of {skipped + len(prompts)} prompts: longer than model.seq_length="
             f"{cfg.model.seq_length} minus rl.max_new_tokens={cfg.rl.max_new_tokens} tokens")
