@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from nemotron.config import rl_rules
 from nemotron.runtime import blend, checkpoint_index
 
 
@@ -41,7 +42,7 @@ def pretrained_checkpoint_exists(cfg: Any) -> Optional[str]:
     try:
         checkpoint_index.pretrained_checkpoint(str(value), str(cfg.paths.output_root))
     except checkpoint_index.PretrainedNotFound as err:
-        return str(err)
+        return None if rl_rules.may_start_random(cfg, str(value)) else str(err)
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.ranges import values_in_range
+from nemotron.config.rl_rules import rewards_usable
 from nemotron.config.schema import Arch
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
@@ -221,6 +222,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     min_lr_below_lr,
     tracker_uri_valid,
     secrets_are_strings,
+    rewards_usable,
     *INPUT_RULES,
     memory_fits,
 ]
