@@ -23,9 +23,10 @@ CLIP = Range(low=0, high=1, low_open=True, high_open=True)
 
 
 def _default_rewards() -> List[Dict[str, Any]]:
-    return [{"_target_": "nemotron.runtime.rewards.numeric_answer", "weight": 1.0},
-            {"_target_": "nemotron.runtime.rewards.regex_match", "pattern": r"^\s*-?\d",
-             "weight": 0.5}]
+    return [
+        {"_target_": "nemotron.runtime.rewards.numeric_answer", "weight": 1.0},
+        {"_target_": "nemotron.runtime.rewards.regex_match", "pattern": r"^\s*-?\d", "weight": 0.5},
+    ]
 
 
 @dataclass

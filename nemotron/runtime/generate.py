@@ -38,7 +38,7 @@ class SamplingSettings:
 
 def next_tokens(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
     """[b, V] logits -> [b] sampled ids (argmax at temperature 0)."""
-    logits = logits[:, :s.vocab_size].float()
+    logits = logits[:, : s.vocab_size].float()
     if s.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / s.temperature, dim=-1)
@@ -67,8 +67,7 @@ def causal_mask(length: int, device: Any = None) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool, device=device).triu(1)[None, None]
 
 
-def _sample_batch(model: Any, prompts: torch.Tensor, s: SamplingSettings,
-                  generator: torch.Generator) -> torch.Tensor:
+def _sample_batch(model: Any, prompts: torch.Tensor, s: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
     """[b, l] prompts of one length -> [b, max_new_tokens] new ids (eos after the stop)."""
     b, length = prompts.shape
     context = inference_compat.static_context(b, length + s.max_new_tokens) if s.use_cache else None
@@ -106,12 +105,13 @@ class Generated:
 
 def _trim(row: Sequence[int], eos: int) -> List[int]:
     row = list(row)
-    return row[:row.index(eos) + 1] if eos in row else row
+    return row[: row.index(eos) + 1] if eos in row else row
 
 
 @torch.no_grad()
-def generate(model: Any, prompts: Sequence[Sequence[int]], s: SamplingSettings,
-             device: Optional[torch.device] = None) -> Generated:
+def generate(
+    model: Any, prompts: Sequence[Sequence[int]], s: SamplingSettings, device: Optional[torch.device] = None
+) -> Generated:
     """Sample one continuation of each prompt (repeat a prompt G times for G samples)."""
     generator = torch.Generator().manual_seed(int(s.seed))
     by_length: Dict[int, List[int]] = defaultdict(list)
@@ -126,7 +126,7 @@ def generate(model: Any, prompts: Sequence[Sequence[int]], s: SamplingSettings,
                 members = by_length[length]
                 batch = torch.tensor([list(prompts[i]) for i in members], device=device)
                 new = _sample_batch(model, batch, s, generator).tolist()
-                rows.update(zip(members, new))
+                rows.update(zip(members, new, strict=True))
     finally:
         model.train(was_training)
     responses = [_trim(rows[i], s.eos) for i in range(len(prompts))]

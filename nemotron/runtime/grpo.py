@@ -29,8 +29,14 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True)
     return centered.view(-1).to(rewards.dtype)
 
 
-def token_terms(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: Optional[torch.Tensor],
-                advantages: torch.Tensor, clip_eps: float, beta: float) -> Dict[str, torch.Tensor]:
+def token_terms(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: Optional[torch.Tensor],
+    advantages: torch.Tensor,
+    clip_eps: float,
+    beta: float,
+) -> Dict[str, torch.Tensor]:
     """Per-token loss, kl and clipped flag, each [b, s] (advantages [b] broadcast over tokens)."""
     ratio = torch.exp(logp - old_logp)
     adv = advantages[:, None].to(logp.dtype)
@@ -43,8 +49,7 @@ def token_terms(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: Optional[t
     else:
         kl = torch.zeros_like(logp)
     was_clipped = (clipped < unclipped).to(logp.dtype)  # the clip changed this token's objective
-    return {"loss": loss, "kl": kl.detach(), "clipped": was_clipped.detach(),
-            "ratio": ratio.detach()}
+    return {"loss": loss, "kl": kl.detach(), "clipped": was_clipped.detach(), "ratio": ratio.detach()}
 
 
 def masked_sums(terms: Dict[str, torch.Tensor], mask: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -58,8 +58,7 @@ def _step(mixer: Any, zxBCdt: torch.Tensor, conv_state: torch.Tensor, ssm_state:
         conv = conv + mixer.conv1d.bias
     x, dt, A, B, C = _ssm_inputs(mixer, F.silu(conv)[:, None], dt[:, None])
     x, dt, B, C = x[:, 0], dt[:, 0], B[:, 0], C[:, 0]
-    ssm_state = (ssm_state * torch.exp(dt * A)[..., None, None]
-                 + (dt[..., None] * x)[..., None] * B[:, :, None, :])
+    ssm_state = ssm_state * torch.exp(dt * A)[..., None, None] + (dt[..., None] * x)[..., None] * B[:, :, None, :]
     y = torch.einsum("bhpn,bhn->bhp", ssm_state, C)
     D = mixer.D.float().view(-1, mixer.headdim) if mixer.D_has_hdim else mixer.D.float()[:, None]
     y = (y + x * D).flatten(-2).to(zxBCdt.dtype)

@@ -58,14 +58,15 @@ class Reward:
 
 def _import(target: Any, key: str) -> Callable[..., Any]:
     if not isinstance(target, str) or "." not in target:
-        raise RewardError(f"{key}._target_={target!r}: expected a dotted path module.callable, "
-                          "e.g. nemotron.runtime.rewards.exact_match")
+        raise RewardError(
+            f"{key}._target_={target!r}: expected a dotted path module.callable, "
+            "e.g. nemotron.runtime.rewards.exact_match"
+        )
     module, _, name = target.rpartition(".")
     try:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as err:
-        raise RewardError(f"{key}._target_={target}: does not import ({type(err).__name__}: "
-                          f"{err})") from None
+        raise RewardError(f"{key}._target_={target}: does not import ({type(err).__name__}: {err})") from None
     if not callable(fn):
         raise RewardError(f"{key}._target_={target}: is a {type(fn).__name__}, not a callable")
     return fn
@@ -82,9 +83,11 @@ def _load_one(spec: Mapping[str, Any], key: str) -> Reward:
     try:
         inspect.signature(fn).bind("prompt", "response", "answer", **kwargs)
     except TypeError as err:
-        raise RewardError(f"{key}._target_={target}: wrong signature ({err}); a reward is called "
-                          "as fn(prompt, response, answer, **kwargs) with kwargs "
-                          f"{sorted(kwargs)}") from None
+        raise RewardError(
+            f"{key}._target_={target}: wrong signature ({err}); a reward is called "
+            "as fn(prompt, response, answer, **kwargs) with kwargs "
+            f"{sorted(kwargs)}"
+        ) from None
     except ValueError:  # builtins without a signature: trust them
         pass
     return Reward(str(target), fn, float(weight), dict(kwargs))
@@ -93,8 +96,9 @@ def _load_one(spec: Mapping[str, Any], key: str) -> Reward:
 def load_rewards(specs: Optional[Sequence[Mapping[str, Any]]]) -> List[Reward]:
     """The rewards `rl.rewards` names; RewardError (one line naming the entry) if one is unusable."""
     if not specs:
-        raise RewardError("rl.rewards is empty: name at least one reward, e.g. "
-                          "[{_target_: nemotron.runtime.rewards.exact_match}]")
+        raise RewardError(
+            "rl.rewards is empty: name at least one reward, e.g. [{_target_: nemotron.runtime.rewards.exact_match}]"
+        )
     return [_load_one(spec, f"rl.rewards[{i}]") for i, spec in enumerate(specs)]
 
 
@@ -106,13 +110,13 @@ def _number(value: Any, reward: Reward, index: int) -> float:
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, (str, bytes)) or not math.isfinite(number):
-        raise RewardError(f"reward {reward.name} returned {value!r} for prompt {index}: "
-                          "a reward must return a finite number")
+        raise RewardError(
+            f"reward {reward.name} returned {value!r} for prompt {index}: a reward must return a finite number"
+        )
     return number
 
 
-def score(rewards: Sequence[Reward], prompt: str, response: str, answer: Any,
-          index: int) -> Dict[str, float]:
+def score(rewards: Sequence[Reward], prompt: str, response: str, answer: Any, index: int) -> Dict[str, float]:
     """{reward name: value, ..., "total": weighted sum} for one sample of prompt `index`."""
     out: Dict[str, float] = {}
     total = 0.0

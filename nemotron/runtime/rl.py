@@ -42,20 +42,27 @@ def weights_source(cfg: Any, say: bool = False) -> Optional[Found]:
         if not (cfg.rl.random_init_if_missing and str(value).startswith(NEWEST)):
             raise
     if say:
-        pretrain._say(_rank(), f"warning: checkpoint.pretrained={value}: no checkpoint yet, so RL "
-                               f"starts from random weights (make one first with `python -m "
-                               f"nemotron.train +recipe={str(value)[len(NEWEST):]}`)")
+        pretrain._say(
+            _rank(),
+            f"warning: checkpoint.pretrained={value}: no checkpoint yet, so RL "
+            f"starts from random weights (make one first with `python -m "
+            f"nemotron.train +recipe={str(value)[len(NEWEST) :]}`)",
+        )
     return None
 
 
 def _check_layout(cfg: Any) -> None:
     p = cfg.parallel
     if p.pipeline_model_parallel_size > 1 or p.context_parallel_size > 1:
-        raise ValueError("RL generation runs on tensor x data parallel layouts only: set "
-                         "parallel.pipeline_model_parallel_size=1 and parallel.context_parallel_size=1")
+        raise ValueError(
+            "RL generation runs on tensor x data parallel layouts only: set "
+            "parallel.pipeline_model_parallel_size=1 and parallel.context_parallel_size=1"
+        )
     if cfg.train.eval_interval > 0:
-        raise ValueError(f"train.eval_interval={cfg.train.eval_interval}: RL has no validation "
-                         "loss; set train.eval_interval=0 (rewards are logged every step)")
+        raise ValueError(
+            f"train.eval_interval={cfg.train.eval_interval}: RL has no validation "
+            "loss; set train.eval_interval=0 (rewards are logged every step)"
+        )
 
 
 def _datasets(cfg: Any, attention_mask: bool) -> Tuple[Any, Any, None]:
@@ -64,8 +71,7 @@ def _datasets(cfg: Any, attention_mask: bool) -> Tuple[Any, Any, None]:
 
     _check_layout(cfg)
     specs = cfg.rl.rewards
-    loaded = rewards.load_rewards(OmegaConf.to_container(specs) if OmegaConf.is_config(specs)
-                                  else specs)
+    loaded = rewards.load_rewards(OmegaConf.to_container(specs) if OmegaConf.is_config(specs) else specs)
     tokenizer = rl_data.rl_tokenizer(cfg)
     prompts = rl_data.build_prompts(cfg, tokenizer, say=lambda line: pretrain._say(_rank(), line))
     prompts.rewards = loaded
@@ -99,12 +105,17 @@ def _reference(cfg: Any, vocab_size: int) -> Any:
 
 def _prepare(cfg: Any, prompts: Any) -> Dict[str, Any]:
     reference = _reference(cfg, prompts.tokenizer.vocab_size) if cfg.rl.kl else None
-    return {"reference": reference, "prompts": prompts, "tokenizer": prompts.tokenizer,
-            "rewards": prompts.rewards}
+    return {"reference": reference, "prompts": prompts, "tokenizer": prompts.tokenizer, "rewards": prompts.rewards}
 
 
-RL = pretrain.Stage("rl", datasets=_datasets, configure=_configure, init_weights=_init_weights,
-                    prepare=_prepare, train_step=rl_step.train_step)
+RL = pretrain.Stage(
+    "rl",
+    datasets=_datasets,
+    configure=_configure,
+    init_weights=_init_weights,
+    prepare=_prepare,
+    train_step=rl_step.train_step,
+)
 """The GRPO stage of the shared loop."""
 
 

@@ -46,7 +46,9 @@ def reverse_task(num: int, seed: int, max_extra: int) -> List[Tuple[str, str]]:
 
 
 TASKS: Dict[str, Callable[[int, int, int], List[Tuple[str, str]]]] = {
-    "arithmetic": arithmetic_task, "reverse": reverse_task}
+    "arithmetic": arithmetic_task,
+    "reverse": reverse_task,
+}
 """The embedded tasks `rl.task` may name."""
 
 
@@ -58,12 +60,12 @@ def _read_prompt_file(path: str) -> List[Tuple[List[Dict[str, str]], str]]:
         where = f"{path}:{n}"
         record = json.loads(line)
         if not isinstance(record, dict) or "answer" not in record:
-            raise chat.ChatDataError(f"{where}: expected an object with `answer` and `prompt` "
-                                     "(or `messages`)")
-        messages = (chat.parse_conversation(json.dumps({"messages": record["messages"]}), where)
-                    if "messages" in record else
-                    chat.parse_conversation(json.dumps({"prompt": record["prompt"],
-                                                        "completion": ""}), where)[:1])
+            raise chat.ChatDataError(f"{where}: expected an object with `answer` and `prompt` (or `messages`)")
+        messages = (
+            chat.parse_conversation(json.dumps({"messages": record["messages"]}), where)
+            if "messages" in record
+            else chat.parse_conversation(json.dumps({"prompt": record["prompt"], "completion": ""}), where)[:1]
+        )
         out.append((messages, str(record["answer"])))
     return out
 
@@ -84,9 +86,10 @@ def prompt_text(renderer: chat.ChatRenderer, messages: List[Dict[str, str]], whe
     """The rendered conversation up to where the assistant's answer would start."""
     rendered = renderer.render([*messages, {"role": "assistant", "content": ""}], where)
     if not rendered.spans:
-        raise chat.ChatDataError(f"the chat template ({renderer.origin}) marks no assistant turn, "
-                                 "so no generation prompt can be cut from it")
-    return rendered.text[:rendered.spans[-1][0]]
+        raise chat.ChatDataError(
+            f"the chat template ({renderer.origin}) marks no assistant turn, so no generation prompt can be cut from it"
+        )
+    return rendered.text[: rendered.spans[-1][0]]
 
 
 @dataclass
@@ -105,8 +108,7 @@ class PromptDataset(torch.utils.data.Dataset):
 
     def __init__(self, prompts: List[Prompt], tokenizer: Any, skipped: int, seed: int) -> None:
         if not prompts:
-            raise ValueError("no prompt fits: every prompt plus rl.max_new_tokens is longer than "
-                             "model.seq_length")
+            raise ValueError("no prompt fits: every prompt plus rl.max_new_tokens is longer than model.seq_length")
         self.prompts, self.tokenizer, self.skipped = prompts, tokenizer, skipped
         self.order = np.random.default_rng(seed).permutation(len(prompts))
 
@@ -140,6 +142,8 @@ def build_prompts(cfg: Any, tokenizer: Any, say: Optional[Callable[[str], None]]
             continue
         prompts.append(Prompt(ids, messages[-1]["content"], answer, n))
     if skipped and say is not None:
-        say(f"skipped {skipped} of {skipped + len(prompts)} prompts: longer than model.seq_length="
-            f"{cfg.model.seq_length} minus rl.max_new_tokens={cfg.rl.max_new_tokens} tokens")
+        say(
+            f"skipped {skipped} of {skipped + len(prompts)} prompts: longer than model.seq_length="
+            f"{cfg.model.seq_length} minus rl.max_new_tokens={cfg.rl.max_new_tokens} tokens"
+        )
     return PromptDataset(prompts, tokenizer, skipped, int(cfg.data.seed))

@@ -38,19 +38,28 @@ class Rollouts:
 def sampling_settings(cfg: Any, tokenizer: Any, seed: int) -> SamplingSettings:
     """The sampler settings `cfg.rl` asks for, seeded with `seed`."""
     rl = cfg.rl
-    return SamplingSettings(max_new_tokens=int(rl.max_new_tokens), eos=tokenizer.eod,
-                            vocab_size=tokenizer.vocab_size, temperature=float(rl.temperature),
-                            top_p=float(rl.top_p), seed=seed)
+    return SamplingSettings(
+        max_new_tokens=int(rl.max_new_tokens),
+        eos=tokenizer.eod,
+        vocab_size=tokenizer.vocab_size,
+        temperature=float(rl.temperature),
+        top_p=float(rl.top_p),
+        seed=seed,
+    )
 
 
-def _score_all(loaded: Sequence[rewards.Reward], prompts: Sequence[Any], texts: Sequence[str],
-               group: int) -> List[Dict[str, float]]:
-    return [rewards.score(loaded, prompts[k // group].question, text, prompts[k // group].answer,
-                          prompts[k // group].index) for k, text in enumerate(texts)]
+def _score_all(
+    loaded: Sequence[rewards.Reward], prompts: Sequence[Any], texts: Sequence[str], group: int
+) -> List[Dict[str, float]]:
+    return [
+        rewards.score(loaded, prompts[k // group].question, text, prompts[k // group].answer, prompts[k // group].index)
+        for k, text in enumerate(texts)
+    ]
 
 
-def rollout(model: Any, prompts: Sequence[Any], cfg: Any, tokenizer: Any, loaded: Sequence[Any],
-            seed: int, device: Any = None) -> Rollouts:
+def rollout(
+    model: Any, prompts: Sequence[Any], cfg: Any, tokenizer: Any, loaded: Sequence[Any], seed: int, device: Any = None
+) -> Rollouts:
     """Sample `rl.group_size` responses for each of `prompts` (rl_data.Prompt) and score them."""
     group = int(cfg.rl.group_size)
     expanded = [p.ids for p in prompts for _ in range(group)]
@@ -62,8 +71,7 @@ def rollout(model: Any, prompts: Sequence[Any], cfg: Any, tokenizer: Any, loaded
     totals = torch.tensor([s["total"] for s in scores], dtype=torch.float64)
     by_reward = {r.name: sum(s[r.name] for s in scores) for r in loaded}
     advantages = grpo.group_advantages(totals, group, bool(cfg.rl.scale_rewards))
-    return Rollouts(expanded, out.responses, totals, advantages, by_reward, generation_s,
-                    out.num_tokens())
+    return Rollouts(expanded, out.responses, totals, advantages, by_reward, generation_s, out.num_tokens())
 
 
 def _row(prompt: List[int], response: List[int]) -> tuple:
@@ -76,18 +84,21 @@ def training_batches(r: Rollouts, rows_per_batch: int, pad: int) -> List[Dict[st
     """Micro-batches of `rows_per_batch` samples (see the module docstring)."""
     batches = []
     for start in range(0, len(r.responses), rows_per_batch):
-        rows = [_row(r.prompt_ids[k], r.responses[k])
-                for k in range(start, min(start + rows_per_batch, len(r.responses)))]
+        rows = [
+            _row(r.prompt_ids[k], r.responses[k]) for k in range(start, min(start + rows_per_batch, len(r.responses)))
+        ]
         width = max(len(tokens) for tokens, _, _ in rows)
 
-        def padded(values: list, fill: Any, dtype: torch.dtype) -> torch.Tensor:
+        def padded(values: list, fill: Any, dtype: torch.dtype, width: int = width) -> torch.Tensor:
             return torch.tensor([v + [fill] * (width - len(v)) for v in values], dtype=dtype)
 
-        batches.append({
-            "tokens": padded([t for t, _, _ in rows], pad, torch.long),
-            "labels": padded([lab for _, lab, _ in rows], pad, torch.long),
-            "loss_mask": padded([m for _, _, m in rows], 0.0, torch.float32),
-            "position_ids": torch.arange(width).expand(len(rows), width).contiguous(),
-            "advantages": r.advantages[start:start + len(rows)].float(),
-        })
+        batches.append(
+            {
+                "tokens": padded([t for t, _, _ in rows], pad, torch.long),
+                "labels": padded([lab for _, lab, _ in rows], pad, torch.long),
+                "loss_mask": padded([m for _, _, m in rows], 0.0, torch.float32),
+                "position_ids": torch.arange(width).expand(len(rows), width).contiguous(),
+                "advantages": r.advantages[start : start + len(rows)].float(),
+            }
+        )
     return batches

@@ -30,8 +30,9 @@ def _to(batch: Dict[str, torch.Tensor], device: Optional[torch.device]) -> Dict[
     return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def token_logp(logits: torch.Tensor, labels: torch.Tensor, vocab: int,
-               temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def token_logp(
+    logits: torch.Tensor, labels: torch.Tensor, vocab: int, temperature: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """(log-prob of each label, entropy) per position [b, s], over the tokenizer's vocabulary at
     the sampling temperature (the distribution the samples were drawn from, before top-p)."""
     logits = logits[..., :vocab].float()
@@ -44,8 +45,7 @@ def token_logp(logits: torch.Tensor, labels: torch.Tensor, vocab: int,
 
 def _logits(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     tokens = batch["tokens"]
-    return model(tokens, batch["position_ids"], causal_mask(tokens.shape[1], tokens.device),
-                 runtime_gather_output=True)
+    return model(tokens, batch["position_ids"], causal_mask(tokens.shape[1], tokens.device), runtime_gather_output=True)
 
 
 @torch.no_grad()
@@ -57,8 +57,14 @@ def frozen_logp(model: Any, batch: Dict[str, torch.Tensor], vocab: int, temperat
 def _loss_func(batch: Dict[str, torch.Tensor], rl: Any, vocab: int, output: torch.Tensor):
     logp, entropy = token_logp(output, batch["labels"], vocab, float(rl.temperature))
     old = batch.get("old_logp")
-    terms = grpo.token_terms(logp, logp.detach() if old is None else old, batch.get("ref_logp"),
-                             batch["advantages"], float(rl.clip_eps), float(rl.kl_beta))
+    terms = grpo.token_terms(
+        logp,
+        logp.detach() if old is None else old,
+        batch.get("ref_logp"),
+        batch["advantages"],
+        float(rl.clip_eps),
+        float(rl.kl_beta),
+    )
     terms["entropy"] = entropy.detach()
     sums = grpo.masked_sums(terms, batch["loss_mask"])
     n = batch["loss_mask"].sum()
@@ -77,9 +83,14 @@ def _schedule(run: Any, batches: List[Dict[str, torch.Tensor]], vocab: int) -> t
 
     width = max(b["tokens"].shape[1] for b in batches)
     out = get_forward_backward_func()(
-        forward_step_func=partial(_forward_step, run.cfg.rl, vocab), data_iterator=iter(batches),
-        model=run.model, num_microbatches=len(batches), seq_length=width,
-        micro_batch_size=batches[0]["tokens"].shape[0], forward_only=False)
+        forward_step_func=partial(_forward_step, run.cfg.rl, vocab),
+        data_iterator=iter(batches),
+        model=run.model,
+        num_microbatches=len(batches),
+        seq_length=width,
+        micro_batch_size=batches[0]["tokens"].shape[0],
+        forward_only=False,
+    )
     total = torch.zeros(len(_SUMS), dtype=torch.float64)
     for item in out:
         total += item["rl"].detach().double().cpu()
@@ -115,10 +126,10 @@ def generation_seed(seed: int, step: int, dp_rank: int) -> int:
 def _rollouts(run: Any) -> rl_rollout.Rollouts:
     from megatron.core import parallel_state
 
-    seed = generation_seed(run.cfg.train.seed, run.position.step + 1,
-                           parallel_state.get_data_parallel_rank())
-    return rl_rollout.rollout(run.model, _prompts(run), run.cfg, run.state["tokenizer"],
-                              run.state["rewards"], seed, _device())
+    seed = generation_seed(run.cfg.train.seed, run.position.step + 1, parallel_state.get_data_parallel_rank())
+    return rl_rollout.rollout(
+        run.model, _prompts(run), run.cfg, run.state["tokenizer"], run.state["rewards"], seed, _device()
+    )
 
 
 def _batches(run: Any, roll: rl_rollout.Rollouts, vocab: int) -> List[Dict[str, torch.Tensor]]:
@@ -127,11 +138,11 @@ def _batches(run: Any, roll: rl_rollout.Rollouts, vocab: int) -> List[Dict[str, 
     batches = rl_rollout.training_batches(roll, rows, tokenizer.eod)
     for batch in batches:
         if run.state["reference"] is not None:
-            batch["ref_logp"] = frozen_logp(run.state["reference"], _to(batch, _device()), vocab,
-                                            float(rl.temperature)).cpu()
+            batch["ref_logp"] = frozen_logp(
+                run.state["reference"], _to(batch, _device()), vocab, float(rl.temperature)
+            ).cpu()
         if rl.updates_per_batch > 1:  # later updates are off-policy: keep the sampling policy's
-            batch["old_logp"] = frozen_logp(run.model, _to(batch, _device()), vocab,
-                                            float(rl.temperature)).cpu()
+            batch["old_logp"] = frozen_logp(run.model, _to(batch, _device()), vocab, float(rl.temperature)).cpu()
     return batches
 
 

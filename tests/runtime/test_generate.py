@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from runtime_support import resolved_run_config
 
 from nemotron.runtime.generate import SamplingSettings, generate, next_tokens
-from runtime_support import resolved_run_config
 
 VOCAB = 300  # the tokenizer's; the model pads to 384
 
@@ -34,8 +34,9 @@ def _model(world, tmp_path_factory, model: str):
     from nemotron.runtime import cpu_compat
     from nemotron.runtime.model import build_model
 
-    cfg = resolved_run_config(["+recipe=gpt/pretrain", f"model={model}", "tracker=none"],
-                              run_dir=tmp_path_factory.mktemp("gen"))
+    cfg = resolved_run_config(
+        ["+recipe=gpt/pretrain", f"model={model}", "tracker=none"], run_dir=tmp_path_factory.mktemp("gen")
+    )
     cpu_compat.seed_model_parallel(7)
     model, _ = build_model(cfg, VOCAB)
     return model.eval()
@@ -63,8 +64,11 @@ def test_cached_greedy_generation_equals_full_forwards(model):
 
 def test_sampling_is_deterministic_for_a_seed_and_differs_across_seeds(model):
     prompts = _prompts() * 2
-    sample = lambda seed: generate(model, prompts, SamplingSettings(  # noqa: E731
-        max_new_tokens=8, eos=0, vocab_size=VOCAB, temperature=1.0, top_p=0.9, seed=seed))
+
+    def sample(seed):
+        settings = SamplingSettings(max_new_tokens=8, eos=0, vocab_size=VOCAB, temperature=1.0, top_p=0.9, seed=seed)
+        return generate(model, prompts, settings)
+
     first, again, other = sample(3), sample(3), sample(4)
     assert first.responses == again.responses
     assert first.responses != other.responses

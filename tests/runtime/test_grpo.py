@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
+from runtime_support import run_config as _run_config  # noqa: F401 - fixtures
 
 from nemotron.runtime import grpo, pretrain, rewards, rl, rl_metrics, rl_step
-from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 FAST = ["train.log_interval=1", "rl.max_new_tokens=4", "rl.group_size=4"]
 VARIED = "rl.rewards=[{_target_: nemotron.runtime.rewards.regex_match, pattern: '[aeiou]'}]"
@@ -45,8 +45,11 @@ def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recip
     if recipe == "gpt/rl":  # the reference loads the same pretrained weights as the policy
         pretrain.run(run_config("gpt/pretrain", "train.steps=3", f"checkpoint.dir={tmp_path / 'pre'}"))
         pretrained = str(tmp_path / "pre")
-    rl.run(run_config(recipe, *FAST, "train.steps=1", "rl.updates_per_batch=2", VARIED,
-                      f"checkpoint.pretrained={pretrained}"))
+    rl.run(
+        run_config(
+            recipe, *FAST, "train.steps=1", "rl.updates_per_batch=2", VARIED, f"checkpoint.pretrained={pretrained}"
+        )
+    )
     n = len(spy["terms"]) // 2  # micro-batches of the first update, then of the second
     for terms in spy["terms"][:n]:
         assert torch.equal(terms["ratio"], torch.ones_like(terms["ratio"]))
@@ -59,15 +62,32 @@ def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recip
 def test_mean_reward_rises_on_the_embedded_task(run_config, tmp_path, capsys):
     """From random weights (no gpt/sft checkpoint under paths.output_root: a fresh clone)."""
     metrics = tmp_path / "metrics.jsonl"
-    result = rl.run(run_config("gpt/rl", "train.steps=40", "tracker=jsonl", f"tracker.path={metrics}",
-                               f"paths.output_root={tmp_path / 'outputs'}"))
+    result = rl.run(
+        run_config(
+            "gpt/rl",
+            "train.steps=40",
+            "tracker=jsonl",
+            f"tracker.path={metrics}",
+            f"paths.output_root={tmp_path / 'outputs'}",
+        )
+    )
     out = capsys.readouterr().out
     assert "warning: checkpoint.pretrained=newest:gpt/sft: no checkpoint yet, so RL starts from random" in out
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     steps = [r for r in rows if "reward_mean" in r]
     assert len(steps) == 40 == result.steps
-    for key in ("reward_std", "reward/numeric_answer", "reward/regex_match", "kl", "clip_fraction", "entropy",
-                "response_length", "generation_tokens_per_s", "training_tokens_per_s", "loss"):
+    for key in (
+        "reward_std",
+        "reward/numeric_answer",
+        "reward/regex_match",
+        "kl",
+        "clip_fraction",
+        "entropy",
+        "response_length",
+        "generation_tokens_per_s",
+        "training_tokens_per_s",
+        "loss",
+    ):
         assert key in steps[0], key
     first = sum(r["reward_mean"] for r in steps[:5]) / 5
     last = sum(r["reward_mean"] for r in steps[-5:]) / 5
@@ -99,8 +119,12 @@ def test_resumed_rl_repeats_the_uninterrupted_run(run_config, tmp_path, monkeypa
 
 
 def test_a_reward_returning_a_non_number_names_the_prompt(run_config):
-    cfg = run_config("gpt/rl", *FAST, "train.steps=1", "checkpoint.pretrained=null",
-                     "rl.rewards=[{_target_: posixpath.join}]")
-    with pytest.raises(rewards.RewardError, match=r"reward posixpath\.join returned '.*' for prompt \d+: "
-                                                  r"a reward must return a finite number"):
+    cfg = run_config(
+        "gpt/rl", *FAST, "train.steps=1", "checkpoint.pretrained=null", "rl.rewards=[{_target_: posixpath.join}]"
+    )
+    with pytest.raises(
+        rewards.RewardError,
+        match=r"reward posixpath\.join returned '.*' for prompt \d+: "
+        r"a reward must return a finite number",
+    ):
         rl.run(cfg)

@@ -27,8 +27,10 @@ def test_clipped_loss_and_kl_match_a_hand_computation():
     old = torch.log(torch.tensor([[0.4, 0.4, 0.9]]))  # ratios 1.25, 0.5, 1.0
     ref = torch.log(torch.tensor([[0.5, 0.1, 0.3]]))
     mask = torch.tensor([[1.0, 1.0, 0.0]])  # the last token is not a response token
-    for adv, pg in ((2.0, [-(1.2 * 2.0), -(0.5 * 2.0)]),  # A > 0: 1.25 clipped to 1.2; 0.5 kept
-                    (-1.0, [1.25, 0.8])):  # A < 0: 1.25 kept; 0.5 clipped to 0.8
+    for adv, pg in (
+        (2.0, [-(1.2 * 2.0), -(0.5 * 2.0)]),  # A > 0: 1.25 clipped to 1.2; 0.5 kept
+        (-1.0, [1.25, 0.8]),
+    ):  # A < 0: 1.25 kept; 0.5 clipped to 0.8
         terms = grpo.token_terms(logp, old, ref, torch.tensor([adv]), clip_eps=0.2, beta=0.1)
         kl = [0.0, 0.5 - math.log(0.5) - 1]  # exp(ref - logp) - (ref - logp) - 1
         expected = [pg[0] + 0.1 * kl[0], pg[1] + 0.1 * kl[1]]
@@ -57,11 +59,13 @@ def test_shipped_rewards():
 
 
 def test_bad_rewards_are_refused_in_one_line():
-    cases = [([{"_target_": "no_such_module.fn"}], r"rl\.rewards\[0\]\._target_=no_such_module\.fn: does not import"),
-             ([{"_target_": "math.pi"}], r"is a float, not a callable"),
-             ([{"_target_": "math.sqrt"}], r"wrong signature"),
-             ([{"_target_": "nemotron.runtime.rewards.regex_match", "patern": "x"}], r"unexpected keyword.*'patern'"),
-             ([], r"rl\.rewards is empty")]
+    cases = [
+        ([{"_target_": "no_such_module.fn"}], r"rl\.rewards\[0\]\._target_=no_such_module\.fn: does not import"),
+        ([{"_target_": "math.pi"}], r"is a float, not a callable"),
+        ([{"_target_": "math.sqrt"}], r"wrong signature"),
+        ([{"_target_": "nemotron.runtime.rewards.regex_match", "patern": "x"}], r"unexpected keyword.*'patern'"),
+        ([], r"rl\.rewards is empty"),
+    ]
     for specs, match in cases:
         with pytest.raises(rewards.RewardError, match=match) as err:
             rewards.load_rewards(specs)
@@ -74,22 +78,25 @@ def test_bad_rewards_are_refused_in_one_line():
 
 
 def test_prompts_use_the_chat_template_and_overlong_ones_are_counted_and_skipped(tiny_tokenizer):
-    cfg = SimpleNamespace(data=SimpleNamespace(chat_template=None, eod_token="<|endoftext|>", seed=5),
-                          model=SimpleNamespace(seq_length=128),
-                          rl=SimpleNamespace(max_new_tokens=8, prompt_file=None, task="arithmetic",
-                                             num_prompts=200, max_operand=99))
+    cfg = SimpleNamespace(
+        data=SimpleNamespace(chat_template=None, eod_token="<|endoftext|>", seed=5),
+        model=SimpleNamespace(seq_length=128),
+        rl=SimpleNamespace(max_new_tokens=8, prompt_file=None, task="arithmetic", num_prompts=200, max_operand=99),
+    )
     lines = []
     ds = rl_data.build_prompts(cfg, tiny_tokenizer, lines.append)
     first = ds.prompts[0]
     assert tiny_tokenizer.detokenize(first.ids) == f"<|user|>\n{first.question}\n<|assistant|>\n"
-    assert int(first.answer) == eval(first.question[len("What is "):-1])  # noqa: S307 - our own text
+    assert int(first.answer) == eval(first.question[len("What is ") : -1])  # noqa: S307 - our own text
     lengths = sorted({len(p.ids) for p in ds.prompts})
     cfg.rl.max_new_tokens = 128 - lengths[-2]  # the longest prompts no longer fit
     too_long = sum(len(p.ids) == lengths[-1] for p in ds.prompts)
     ds = rl_data.build_prompts(cfg, tiny_tokenizer, lines.append)
     assert ds.skipped == too_long > 0 and len(ds) == 200 - too_long
-    assert lines == [f"skipped {too_long} of 200 prompts: longer than model.seq_length=128 minus "
-                     f"rl.max_new_tokens={cfg.rl.max_new_tokens} tokens"]
+    assert lines == [
+        f"skipped {too_long} of 200 prompts: longer than model.seq_length=128 minus "
+        f"rl.max_new_tokens={cfg.rl.max_new_tokens} tokens"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +106,7 @@ def tiny_tokenizer(tmp_path_factory):
     from nemotron.runtime import data
 
     root = _SHARED.get("data") or tmp_path_factory.mktemp("tiny_data")
-    d = SimpleNamespace(cache_dir=str(root / "tiny"), num_documents=2000, seed=1234,
-                        tokenizer_vocab_size=512, eod_token="<|endoftext|>")
+    d = SimpleNamespace(
+        cache_dir=str(root / "tiny"), num_documents=2000, seed=1234, tokenizer_vocab_size=512, eod_token="<|endoftext|>"
+    )
     return data.TokenizerAdapter(str(data.prepare_tiny(d).parent / "tokenizer.json"), d.eod_token)
