@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from runtime_support import run_config as _run_config  # noqa: F401 - fixtures
+from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 from nemotron.runtime import grpo, pretrain, rewards, rl, rl_metrics, rl_step
 
