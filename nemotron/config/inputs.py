@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from nemotron.config import rl_rules
 from nemotron.runtime import blend, checkpoint_index
 from nemotron.tokenizer_files import tokenizer_json
 
@@ -43,7 +44,7 @@ def pretrained_checkpoint_exists(cfg: Any) -> Optional[str]:
     try:
         checkpoint_index.pretrained_checkpoint(str(value), str(cfg.paths.output_root))
     except checkpoint_index.PretrainedNotFound as err:
-        return str(err)
+        return None if rl_rules.may_start_random(cfg, str(value)) else str(err)
     return None
 
 

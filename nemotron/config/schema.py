@@ -34,6 +34,7 @@ from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vo
 )
 from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, ranged
 from nemotron.config.schema_dpo import DpoConfig
+from nemotron.config.schema_rl import RLConfig
 
 
 @dataclass
@@ -439,6 +440,8 @@ class RunConfig:
     """Pre-flight checks (memory fit)."""
     dpo: DpoConfig = field(default_factory=DpoConfig)
     """Preference optimization (the */dpo recipes; see nemotron/config/schema_dpo.py)."""
+    rl: RLConfig = field(default_factory=RLConfig)
+    """GRPO settings (the rl recipes)."""
     run_dir: Optional[str] = None
     """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False

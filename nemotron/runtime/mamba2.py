@@ -11,8 +11,9 @@ saved as z/x/B/C/dt parts, conv1d as x/B/C) follow upstream, so checkpoints move
 classes. `ssd_chunked` is the chunked SSD algorithm (Dao & Gu 2024, "Transformers are SSMs");
 `ssd_naive` is the step-by-step recurrence it is tested against. Packed samples (SFT): inside
 `packed_samples(segment_ids)` every run of equal ids in a row is mixed as its own sequence (conv
-and SSM state start from zero at each sample boundary), exactly as if it were run alone. No
-inference cache or context parallelism. Where mamba_ssm exists, its fused kernels are much faster.
+and SSM state start from zero at each sample boundary), exactly as if it were run alone. Generation keeps
+the conv window and SSM state in Megatron's static inference context (`mamba2_cache`). No context
+parallelism. Where mamba_ssm exists, its fused kernels are much faster.
 """
 
 import contextlib
@@ -269,10 +270,11 @@ class TorchMamba2Mixer(MegatronModule):
     def forward(self, hidden_states, inference_context=None, *, inference_params=None,
                 packed_seq_params=None):
         """hidden_states [seq, batch, hidden] -> (out [seq, batch, hidden], out_bias)."""
-        if inference_context is not None or inference_params is not None:
-            raise NotImplementedError(
-                "TorchMamba2Mixer keeps no conv/SSM inference cache; run generation with "
-                "megatron's MambaMixer (needs mamba_ssm) or call forward without inference_context")
+        context = inference_context if inference_context is not None else inference_params
+        if context is not None and not self.training:  # generation: conv/SSM state cache
+            from nemotron.runtime.mamba2_cache import cached_mix
+
+            return self.out_proj(cached_mix(self, self.in_proj(hidden_states)[0], context))
         if packed_seq_params is not None:
             raise NotImplementedError("TorchMamba2Mixer takes packed samples through "
                                       "packed_samples(segment_ids), not packed_seq_params")

@@ -73,6 +73,13 @@ class _Run:
     """The stage's micro-batch forward (Megatron's forward_step_func)."""
     step_metrics: Optional[Callable[[], Dict[str, float]]] = None
     """The stage's own metrics of the step just trained (see Stage.metrics)."""
+    train_step: Optional[Callable] = None
+    """The stage's optimizer step (`Stage.train_step`); None: `train_step` below."""
+    state: Dict[str, Any] = field(default_factory=dict)
+    """What the stage's `prepare` built (e.g. a frozen reference model)."""
+    metrics: Dict[str, float] = field(default_factory=dict)
+    """Extra metrics of the last step, set by the stage's train_step and logged with it; key
+    `tokens` (popped) replaces global_batch_size x seq_length in the step's throughput."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -174,6 +181,10 @@ class Stage:
     metrics: Optional[Callable[[], Dict[str, float]]] = None
     """() -> the stage's own metrics of the step just trained (the same on every rank), logged
     and shown on the progress line with the loss (DPO: reward margins and accuracies)."""
+    prepare: Optional[Callable[[Any, Any], Dict[str, Any]]] = None
+    """(cfg, train dataset) -> `_Run.state`, fresh start or resume, before a checkpoint is loaded."""
+    train_step: Optional[Callable[[Any], Tuple[float, float, float]]] = None
+    """(run) -> (loss, lr, grad norm) of one step; None: the pretraining `train_step`."""
 
 
 def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Found],
@@ -191,6 +202,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
         stage.configure(cfg, config)
     if found is None and stage.init_weights is not None:
         stage.init_weights(cfg, model)
+    state = stage.prepare(cfg, train_ds) if stage.prepare is not None else {}
     model = _wrap_ddp(cfg, model, config)
     optimizer, scheduler = _build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss
@@ -203,7 +215,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
                   if valid_ds is not None else None)
     return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
-                gpu_flops, peak, stage.forward_step or forward_step, stage.metrics)
+                gpu_flops, peak, stage.forward_step or forward_step, stage.metrics, stage.train_step, state)
 
 
 def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
@@ -341,14 +353,17 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
     cfg, rank, pos = run.cfg, run.info.rank, run.position
     steps, tokens_per_step = cfg.train.steps, cfg.train.global_batch_size * cfg.model.seq_length
     start = prev = mark = time.perf_counter()
-    first, first_step_s, mark_step, paused_s, stopped = pos.step, 0.0, pos.step, 0.0, None
+    first, first_step_s, paused_s, stopped = pos.step, 0.0, 0.0, None
+    window, later, total = 0, 0, 0  # tokens: since the last progress line, after the first step, all
     for step in range(first + 1, steps + 1):
         stopped = preemption.agreed_signal(signals, run.info.world_size)
         if stopped is not None:  # a signal since the last step (or during setup): stop here
             break
-        loss, lr, grad_norm = train_step(run)
-        extra = run.step_metrics() if run.step_metrics else {}
+        loss, lr, grad_norm = (run.train_step or train_step)(run)
+        extra = run.step_metrics() if run.step_metrics else {}  # shown on the progress line too
         now = time.perf_counter()
+        tokens = run.metrics.pop("tokens", tokens_per_step)
+        window, later, total = window + tokens, later + (tokens if first_step_s else 0), total + tokens
         first_step_s = first_step_s or now - start
         result.losses.append(loss)
         if extra:
@@ -356,26 +371,27 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
         pos.step = step
         pos.consumed_train_samples += cfg.train.global_batch_size
         tracker.log(step, {"loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "tokens_per_s": tokens_per_step / (now - prev), **extra})
+                           "tokens_per_s": tokens / (now - prev), **extra, **run.metrics})
         prev = now
         if step % cfg.train.log_interval == 0 or step == steps:
-            rate = tokens_per_step * (step - mark_step) / (now - mark)
+            rate = window / (now - mark)
             eta = (now - start) / (step - first) * (steps - step)
             text, perf = perf_text(run, rate)
             text += "".join(f" | {k} {v:.3f}" for k, v in extra.items())
             _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta) + text)
             if perf:
                 tracker.log(step, perf)
-            mark, mark_step = now, step
+            mark, window = now, 0
         spent = _eval_and_save(run, tracker, result, step)
         if spent:  # keep evaluation and saving out of the throughput
             prev = mark = time.perf_counter()
-            mark_step, paused_s = step, paused_s + spent
+            paused_s, window = paused_s + spent, 0
     result.wall_s = time.perf_counter() - start
     later_s, done = result.wall_s - first_step_s - paused_s, len(result.losses)
-    tokens = tokens_per_step * (done - 1 if done > 1 and later_s > 0 else done)
-    result.tokens_per_s = tokens / (later_s if done > 1 and later_s > 0
-                                    else max(result.wall_s, 1e-9))
+    if done > 1 and later_s > 0:
+        result.tokens_per_s = later / later_s
+    else:
+        result.tokens_per_s = total / max(result.wall_s, 1e-9)
     if stopped is not None:
         raise preemption.stop(run, tracker, stopped, first, saved=_save_due(cfg, pos.step))
 

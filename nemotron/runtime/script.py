@@ -14,7 +14,7 @@ from typing import List, Optional
 
 
 def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pretrain") -> int:
-    """Load the resolved config named by --config and train `stage` (pretrain, sft or dpo); the exit
+    """Load the resolved config named by --config and train `stage` (pretrain, sft, dpo or rl); the exit
     status says whether it worked: 0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM
     after a checkpoint (requeue it)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
@@ -25,10 +25,14 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
 
     from nemotron.runtime.checkpoint_index import PretrainedNotFound
     from nemotron.runtime.preemption import SIGNALS, Preempted
+    from nemotron.runtime.rewards import RewardError
+
     if stage == "sft":
         from nemotron.runtime.sft import run
     elif stage == "dpo":
         from nemotron.runtime.dpo import run
+    elif stage == "rl":
+        from nemotron.runtime.rl import run
     else:
         from nemotron.runtime.pretrain import run
     from nemotron.tracking.context import code_line
@@ -37,7 +41,7 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
         print(code_line(), flush=True)
     try:
         run(OmegaConf.load(args.config))
-    except PretrainedNotFound:  # a known mistake, already said in the run's summary line
+    except (PretrainedNotFound, RewardError):  # a known mistake, already said in the summary line
         return 1
     except Preempted as stopped:  # already reported by the run: no traceback
         for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting

@@ -64,6 +64,8 @@ BROKEN = {
                                  "train.global_batch_size=9", "train.micro_batch_size=3"],
                                 "parallel.pipeline_model_parallel_size=3 must divide the model's 2 layers"),
     "vocab_covers_tokenizer": (["model.vocab_size=100"], "model.vocab_size=100 is smaller than the tokenizer's 512 tokens"),
+    "rewards_usable": (["+recipe=gpt/rl", "tracker=none", "rl.rewards=[{_target_: no_such.fn}]"],
+                       "rl.rewards[0]._target_=no_such.fn: does not import"),
     "memory_fits": (["model=gpt_8b", "cluster=dgx", "train.micro_batch_size=1"],
                     "memory: pipeline stage 0 needs ~207.3 GiB per GPU"),
 }

@@ -177,9 +177,20 @@ def test_mixer_forward_returns_seq_batch_hidden_and_backprops(megatron_world, dt
         assert param.grad.abs().sum() > 0, name
 
 
-def test_mixer_refuses_inference_context(megatron_world):
-    with pytest.raises(NotImplementedError, match="inference cache"):
-        _mixer(megatron_world)(torch.randn(4, 1, 32), inference_context=object())
+def test_cached_decoding_equals_the_full_forward(megatron_world):
+    from nemotron.runtime.inference_compat import advance, static_context
+
+    mixer = _mixer(megatron_world).eval()
+    mixer.layer_number = 1
+    hidden = torch.randn(11, 2, 32)
+    with torch.no_grad():
+        full, _ = mixer(hidden)
+        context = static_context(2, 11)
+        parts = [mixer(hidden[:5], inference_context=context)[0]]  # prefill, then one at a time
+        for t in range(5, 11):
+            advance(context, t)
+            parts.append(mixer(hidden[t:t + 1], inference_context=context)[0])
+    assert _rel_err(torch.cat(parts), full) < 1e-5
 
 
 def test_sharded_state_dict_splits_tensors_like_upstream(megatron_world):

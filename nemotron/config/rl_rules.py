@@ -1,0 +1,35 @@
+"""Compose-time rules of the rl recipes (`+recipe=<family>/rl`): rewards that import and fit.
+
+The reward functions `rl.rewards` names are imported here and their signatures checked, so a typo
+in a `_target_` is one line before anything is submitted (nemotron.runtime.rewards is pure Python;
+a user's own reward module is imported as it is).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def is_rl(cfg: Any) -> bool:
+    """Whether the selected recipe is an RL stage."""
+    return str(cfg.recipe.name).endswith("/rl")
+
+
+def rewards_usable(cfg: Any) -> Optional[str]:
+    """rl.rewards: every entry imports and takes (prompt, response, answer, **kwargs)."""
+    if not is_rl(cfg):
+        return None
+    from omegaconf import OmegaConf
+
+    from nemotron.runtime.rewards import RewardError, load_rewards
+
+    try:
+        load_rewards(OmegaConf.to_container(cfg.rl.rewards, resolve=True))
+    except RewardError as err:
+        return str(err)
+    return None
+
+
+def may_start_random(cfg: Any, value: str) -> bool:
+    """An RL run whose `newest:` source does not exist yet starts from random weights instead."""
+    return is_rl(cfg) and bool(cfg.rl.random_init_if_missing) and value.startswith("newest:")

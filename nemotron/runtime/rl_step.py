@@ -1,0 +1,170 @@
+"""One GRPO step of the shared loop: rollouts, reference log-probs, clipped updates, metrics.
+
+`train_step(run)` is `pretrain.Stage.train_step` for the RL stage (see nemotron/runtime/rl.py).
+The forward-backward over the rollout micro-batches is Megatron's schedule
+(`get_forward_backward_func`) with per-token loss; metrics are reduced over all ranks (tensor-
+parallel copies scale every sum alike, so the ratios are exact) and set on `run.metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+from nemotron.runtime import cpu_compat, grpo, pretrain, rl_rollout
+from nemotron.runtime.generate import causal_mask
+
+_SUMS = ("loss", "tokens", "kl", "clipped", "entropy")
+"""What each micro-batch's loss function reports, summed over response tokens."""
+
+
+def _device() -> Optional[torch.device]:
+    return None if cpu_compat.on_cpu() else torch.device("cuda", torch.cuda.current_device())
+
+
+def _to(batch: Dict[str, torch.Tensor], device: Optional[torch.device]) -> Dict[str, torch.Tensor]:
+    return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def token_logp(
+    logits: torch.Tensor, labels: torch.Tensor, vocab: int, temperature: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(log-prob of each label, entropy) per position [b, s], over the tokenizer's vocabulary at
+    the sampling temperature (the distribution the samples were drawn from, before top-p)."""
+    logits = logits[..., :vocab].float()
+    if temperature > 0:
+        logits = logits / temperature
+    logsm = torch.log_softmax(logits, dim=-1)
+    entropy = -(logsm.exp() * logsm).sum(-1)
+    return logsm.gather(-1, labels[..., None]).squeeze(-1), entropy
+
+
+def _logits(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    tokens = batch["tokens"]
+    return model(tokens, batch["position_ids"], causal_mask(tokens.shape[1], tokens.device), runtime_gather_output=True)
+
+
+@torch.no_grad()
+def frozen_logp(model: Any, batch: Dict[str, torch.Tensor], vocab: int, temperature: float) -> torch.Tensor:
+    """Log-probs of the labels under `model` without gradients (reference, or the old policy)."""
+    return token_logp(_logits(model, batch), batch["labels"], vocab, temperature)[0]
+
+
+def _loss_func(batch: Dict[str, torch.Tensor], rl: Any, vocab: int, output: torch.Tensor):
+    logp, entropy = token_logp(output, batch["labels"], vocab, float(rl.temperature))
+    old = batch.get("old_logp")
+    terms = grpo.token_terms(
+        logp,
+        logp.detach() if old is None else old,
+        batch.get("ref_logp"),
+        batch["advantages"],
+        float(rl.clip_eps),
+        float(rl.kl_beta),
+    )
+    terms["entropy"] = entropy.detach()
+    sums = grpo.masked_sums(terms, batch["loss_mask"])
+    n = batch["loss_mask"].sum()
+    report = torch.stack([sums["loss"].detach(), n, sums["kl"], sums["clipped"], sums["entropy"]])
+    return sums["loss"], n.to(torch.int), {"rl": report}
+
+
+def _forward_step(rl: Any, vocab: int, data_iterator: Iterator, model: Any):
+    batch = _to(next(data_iterator), _device())
+    return _logits(model, batch), partial(_loss_func, batch, rl, vocab)
+
+
+def _schedule(run: Any, batches: List[Dict[str, torch.Tensor]], vocab: int) -> torch.Tensor:
+    """Forward-backward over the rollout micro-batches; the _SUMS of this rank's last stage."""
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    width = max(b["tokens"].shape[1] for b in batches)
+    out = get_forward_backward_func()(
+        forward_step_func=partial(_forward_step, run.cfg.rl, vocab),
+        data_iterator=iter(batches),
+        model=run.model,
+        num_microbatches=len(batches),
+        seq_length=width,
+        micro_batch_size=batches[0]["tokens"].shape[0],
+        forward_only=False,
+    )
+    total = torch.zeros(len(_SUMS), dtype=torch.float64)
+    for item in out:
+        total += item["rl"].detach().double().cpu()
+    return total
+
+
+def _update(run: Any, batches: List[Dict[str, torch.Tensor]], vocab: int) -> Tuple[torch.Tensor, float]:
+    run.model.zero_grad_buffer()
+    run.optimizer.zero_grad()
+    sums = _schedule(run, batches, vocab)
+    with cpu_compat.cuda_as_cpu():
+        _, grad_norm, _ = run.optimizer.step()
+    return sums, float(grad_norm) if grad_norm is not None else float("nan")
+
+
+def _all_reduce(values: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        values = values.cuda() if torch.cuda.is_available() else values
+        dist.all_reduce(values)
+    return values.cpu()
+
+
+def _prompts(run: Any) -> List[Any]:
+    prompts = run.state["prompts"].prompts
+    return [prompts[int(i)] for _ in range(run.num_microbatches) for i in next(run.train_iter)["index"]]
+
+
+def generation_seed(seed: int, step: int, dp_rank: int) -> int:
+    """The sampler's seed for `step` on data-parallel rank `dp_rank` (resume draws the same)."""
+    return (int(seed) * 1_000_003 + step * 7_919 + dp_rank * 104_729) % (2**63)
+
+
+def _rollouts(run: Any) -> rl_rollout.Rollouts:
+    from megatron.core import parallel_state
+
+    seed = generation_seed(run.cfg.train.seed, run.position.step + 1, parallel_state.get_data_parallel_rank())
+    return rl_rollout.rollout(
+        run.model, _prompts(run), run.cfg, run.state["tokenizer"], run.state["rewards"], seed, _device()
+    )
+
+
+def _batches(run: Any, roll: rl_rollout.Rollouts, vocab: int) -> List[Dict[str, torch.Tensor]]:
+    rl, tokenizer = run.cfg.rl, run.state["tokenizer"]
+    rows = int(run.cfg.train.micro_batch_size) * int(rl.group_size)
+    batches = rl_rollout.training_batches(roll, rows, tokenizer.eod)
+    for batch in batches:
+        if run.state["reference"] is not None:
+            batch["ref_logp"] = frozen_logp(
+                run.state["reference"], _to(batch, _device()), vocab, float(rl.temperature)
+            ).cpu()
+        if rl.updates_per_batch > 1:  # later updates are off-policy: keep the sampling policy's
+            batch["old_logp"] = frozen_logp(run.model, _to(batch, _device()), vocab, float(rl.temperature)).cpu()
+    return batches
+
+
+def train_step(run: Any) -> Tuple[float, float, float]:
+    """One rollout batch and `rl.updates_per_batch` optimizer steps: (loss, lr, last grad norm)."""
+    from nemotron.runtime import rl_metrics
+
+    vocab = run.state["tokenizer"].vocab_size
+    roll = _rollouts(run)
+    start = time.perf_counter()
+    batches = _batches(run, roll, vocab)
+    run.scheduler.step(increment=1)  # one learning rate per rollout batch
+    lr = run.optimizer.param_groups[0]["lr"]
+    sums, grad_norm = torch.zeros(len(_SUMS), dtype=torch.float64), float("nan")
+    for _ in range(int(run.cfg.rl.updates_per_batch)):
+        done, grad_norm = _update(run, batches, vocab)
+        sums += done
+    train_s = time.perf_counter() - start
+    tokens = sum(int(b["tokens"].numel()) for b in batches) * int(run.cfg.rl.updates_per_batch)
+    run.metrics = rl_metrics.step_metrics(run, roll, sums, tokens, train_s, _all_reduce)
+    loss = run.metrics.pop("loss_mean")
+    pretrain_line = rl_metrics.progress_line(run, run.position.step + 1)
+    if pretrain_line:
+        pretrain._say(run.info.rank, pretrain_line)
+    return loss, lr, grad_norm
