@@ -15,7 +15,7 @@ GOOD = '[base]\nexecutor = "slurm"\npartition = "debug"\n\n[child]\nextends = "b
 CASES = {
     "unknown family": (["gtp", "pretrain"], GOOD, "nemotron gtp: unknown family (did you mean gpt?); available: "),
     "unknown stage": (["nano3", "pretrian"], GOOD, "unknown command (did you mean pretrain?); available: data, "),
-    "unknown prep kind": (["nano3", "data", "prep", "sfft"], GOOD, "(did you mean sft?); available: pretrain, sft"),
+    "unknown prep kind": (["nano3", "data", "prep", "sfft"], GOOD, "(did you mean sft?); available: "),
     "missing config": (["gpt", "pretrain", "-c", "tiny"], GOOD, "-c tiny: no config 'tiny' in "),
     "missing config file": (["gpt", "pretrain", "-c", "./nope.yaml"], GOOD, "-c ./nope.yaml: no such file"),
     "unknown profile": (
