@@ -84,10 +84,11 @@ def test_a_bad_sweep_is_refused_in_one_line_before_anything_reaches_slurm(slurm_
     assert job_count() == before and not (tmp_path / "sweep" / "sweep.json").exists()
 
 
-def test_wait_follows_every_member_and_fails_when_one_failed(slurm_cluster, tmp_path):
+def test_wait_follows_every_member_and_fails_when_one_failed(slurm_cluster, tmp_path, word_tokenizer):
     sweep = tmp_path / "sweep"
+    # member 1 names a tokenizer the tiny data was not prepared with: only its job can see that, and fails
     result = cli(*BASE, f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", "cluster.wait=true",
-                 "-m", "data.generate_tiny=true,false")  # member 1 has no data: its job fails
+                 "-m", f"data.tokenizer_path=null,{word_tokenizer}")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     array_id = ARRAY.search(result.stdout).group(1)
     assert f"member 0 (Slurm job {array_id}_0): COMPLETED" in result.stdout

@@ -67,7 +67,7 @@ def test_sync_with_store_still_down_says_so(tracked_config, capsys):
     ("localhost:5000", "looks like host:port without a scheme"),
     ("http://", "names no host"),
     ("http://127.0.0.1:port", "invalid port"),
-    ("htp://127.0.0.1:5000", "MLflow has no store for this scheme"),
+    ("htp://127.0.0.1:5000", "MLflow has no store for scheme 'htp'"),
 ])
 def test_malformed_uri_is_named_and_metrics_are_kept(tracked_config, capfd, uri, problem):
     cfg = _config(tracked_config, f"tracker.uri='{uri}'")
