@@ -49,8 +49,8 @@ def train(cfg: DictConfig) -> int:
     require_recipe(cfg)
     fitted = fit_batch_to_ranks(cfg)
     validate(cfg)
-    for note in [fitted] if fitted else []:  # after validation: a refused run prints its error alone
-        print(note, file=sys.stderr)
+    if fitted:  # after validation: a refused run prints its error alone
+        print(fitted, file=sys.stderr)
     for note in fit_notes(cfg):
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"

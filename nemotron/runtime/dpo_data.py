@@ -97,17 +97,7 @@ def _generate_tiny(cfg: Any) -> None:
 
 def prepare_tiny_dpo(cfg: Any) -> Path:
     """Generate and prepare the synthetic pairs if missing (rank 0; the others wait); the manifest."""
-    import torch.distributed as dist
-
-    path = tiny_manifest_path(cfg)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if rank == 0 and not path.is_file():
-        with data._exclusive(path.parent.parent / f".{path.parent.name}.lock"):
-            if not path.is_file():
-                _generate_tiny(cfg)
-    if dist.is_initialized():
-        dist.barrier()
-    return path
+    return sft_data.prepare_once(tiny_manifest_path(cfg), lambda: _generate_tiny(cfg))
 
 
 def resolve_dpo(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:

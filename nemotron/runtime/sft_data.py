@@ -18,7 +18,7 @@ import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -99,19 +99,23 @@ def _generate_tiny(cfg: Any) -> None:
     sft_prep.prepare_sft(spec, log=lambda line: None)
 
 
-def prepare_tiny_sft(cfg: Any) -> Path:
-    """Generate and prepare the synthetic chats if missing (rank 0; the others wait); the manifest."""
+def prepare_once(path: Path, generate: Callable[[], None]) -> Path:
+    """Rank 0 runs `generate` under a file lock when `path` is missing; every rank waits; `path`."""
     import torch.distributed as dist
 
-    path = tiny_manifest_path(cfg)
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0 and not path.is_file():
         with data._exclusive(path.parent.parent / f".{path.parent.name}.lock"):
             if not path.is_file():
-                _generate_tiny(cfg)
+                generate()
     if dist.is_initialized():
         dist.barrier()
     return path
+
+
+def prepare_tiny_sft(cfg: Any) -> Path:
+    """Generate and prepare the synthetic chats if missing (rank 0; the others wait); the manifest."""
+    return prepare_once(tiny_manifest_path(cfg), lambda: _generate_tiny(cfg))
 
 
 def resolve_sft(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
