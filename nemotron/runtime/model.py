@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -164,7 +164,13 @@ def transformer_config(cfg: Any) -> Any:
         **_moe_kwargs(m, grouped_gemm=use_te_spec(cfg)),
         **(mamba if _str(m.arch) == "hybrid" else {}),
         **_recompute_kwargs(_str(cfg.train.recompute)),
+        **_no_cuda_graph_scope(TransformerConfig),
     )
+
+
+def _no_cuda_graph_scope(config_class: Any) -> Dict[str, Any]:
+    """`cuda_graph_scope=[]` (the whole layer; we capture no graphs): Megatron's own default "full" warns."""
+    return {"cuda_graph_scope": []} if "cuda_graph_scope" in config_class.__dataclass_fields__ else {}
 
 
 # ---- GPT -----------------------------------------------------------------------------------------

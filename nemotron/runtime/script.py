@@ -37,8 +37,9 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
         from nemotron.runtime.pretrain import run
     from nemotron.tracking.context import code_line
 
-    if os.environ.get("RANK", "0") == "0":
-        print(code_line(), flush=True)
+    line = code_line()
+    if line and os.environ.get("RANK", "0") == "0":
+        print(line, flush=True)
     try:
         run(OmegaConf.load(args.config))
     except (PretrainedNotFound, RewardError):  # a known mistake, already said in the summary line

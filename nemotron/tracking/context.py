@@ -69,12 +69,13 @@ def snapshot_state() -> Optional[Dict[str, Any]]:
         return None
 
 
-def code_line() -> str:
-    """'code: <dir> (snapshot of <commit>[, with uncommitted changes])': which code this process runs."""
-    root = Path(__file__).resolve().parents[2]
+def code_line() -> Optional[str]:
+    """'code: <dir> (snapshot of <commit>[, with uncommitted changes])' for a job started from a code
+    snapshot (a Slurm job's frozen copy); None for a run from the checkout itself, which says nothing new."""
     snap = snapshot_state()
     if snap is None:
-        return f"code: {root}"
+        return None
+    root = Path(__file__).resolve().parents[2]
     commit = (snap.get("commit") or "no git commit")[:12]
     return f"code: {root} (snapshot of {commit}{', with uncommitted changes' if snap.get('dirty') else ''})"
 

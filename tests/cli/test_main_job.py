@@ -15,6 +15,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 PROGRESS = re.compile(r"step +(\d+)/(\d+) \| loss ([\d.]+) .*\| ([\d,]+) tokens/s")
+WHAT_A_PERSON_NEEDS = re.compile(r"^(step \d+/\d+ \| loss |checkpoint saved: |done \| |outputs: |MLflow: mlflow ui )")
+"""The only lines the main job prints: progress, the checkpoint, the summary, where the outputs are."""
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,11 @@ def test_main_command_trains_and_loss_goes_down(cli, data_cache, tmp_path):
     assert records[-1]["loss"] < records[0]["loss"] - 0.5
     run_dir = next((tmp_path / "outputs").rglob("config.yaml")).parent
     assert (run_dir / "train.log").read_text().count("tokens/s") >= len(progress)
+    printed = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert [line for line in printed if not WHAT_A_PERSON_NEEDS.match(line)] == []  # no warnings, no noise
+    assert f"outputs: {run_dir} " in result.stdout
+    store = tmp_path / "outputs" / "mlflow.db"
+    assert f"MLflow: mlflow ui --backend-store-uri sqlite:///{store}" in result.stdout and store.is_file()
 
 
 def test_failed_training_is_one_line_with_its_reason_and_the_log_keeps_the_traceback(cli, data_cache, tmp_path,
