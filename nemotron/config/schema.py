@@ -352,7 +352,7 @@ class TrackerConfig:
     log_artifacts: bool = True
     """Upload the resolved config, runspec block, sbatch script, train.log and a loss-curve PNG."""
     flush_interval_s: float = ranged(2.0, POSITIVE)
-    """Seconds between uploads of buffered metrics by the tracker's background thread."""
+    """Seconds between uploads of buffered metrics by the tracker's uploader process."""
     retry_max_s: float = ranged(60.0, POSITIVE)
     """Longest wait between reconnection attempts while the tracking server is unreachable."""
     close_timeout_s: float = ranged(10.0, NON_NEGATIVE)

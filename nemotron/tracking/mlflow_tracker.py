@@ -1,50 +1,58 @@
 """The MLflow tracker (`tracker=mlflow`, the default): one MLflow run per training run, never in the way.
 
-`log()` only appends to `<run_dir>/tracking/metrics.jsonl`; a background thread uploads new lines
-every `tracker.flush_interval_s`. When the store is unreachable (at start or mid-run) training goes
-on: one warning, the lines stay buffered, and the thread retries with exponential backoff up to
-`tracker.retry_max_s`, uploading everything once the server is back. `close()` registers lineage,
-tries for up to `tracker.close_timeout_s` to upload the rest, the end artifacts and the final status,
-and otherwise says to run `python -m nemotron.tracking sync <run_dir>`.
+The training process only appends step records to `<run_dir>/tracking/metrics.jsonl` (flushed
+before anything is sent, so nothing is lost). Everything MLflow does (importing mlflow, creating the
+store and the run, uploading, retrying while the server is away, the end artifacts, lineage and the
+final status) happens in a companion process, `nemotron.tracking.uploader`, started when the
+tracker opens: a first run does not wait seconds for a new MLflow store, and the upload never takes
+the training loop's GIL. `close()` tells it the final status and waits for it (bounded by
+`tracker.close_timeout_s` plus the time lineage needs); if the training process dies instead, the
+companion sees its stdin end, uploads what was logged and exits, so it never outlives training.
 
 A requeued or resumed run finds `<run_dir>/tracking/mlflow_run_id` and continues that run.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
-import threading
-import time
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from nemotron.tracking.buffer import RunFiles
-from nemotron.tracking.store import RunStore
 
-FIRST_RETRY_S = 1.0
-"""Wait before the first reconnection attempt; doubled after each failure up to tracker.retry_max_s."""
+UPLOADER = "nemotron.tracking.uploader"
+"""The companion process's module (`python -m`)."""
+CLOSE_MARGIN_S = 120.0
+"""How long, beyond tracker.close_timeout_s, close() waits for lineage hashing and the last upload."""
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+"""The folder holding this `nemotron` package: the companion imports the same code (a job's snapshot)."""
 
 
 def _say(text: str) -> None:
     print(f"tracker: {text}", file=sys.stderr, flush=True)
 
 
+def _companion_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
 class MlflowTracker:
     """What `open_tracker` returns for `tracker.kind=mlflow` on rank 0."""
 
     def __init__(self, cfg: Any, container: Dict[str, Any]) -> None:
-        self.cfg, self.container = cfg, container
+        self.cfg = cfg
         self.files = RunFiles(cfg.run_dir)
         self.files.update_state(finalized=None, final_status=None)  # a new attempt of this run directory
-        self.store = RunStore(cfg, container, self.files)
-        self.interval = float(cfg.tracker.get("flush_interval_s", 2.0))
-        self.retry_max = float(cfg.tracker.get("retry_max_s", 60.0))
-        self.offline_since: Optional[float] = None
-        self._backoff, self._next_try = FIRST_RETRY_S, 0.0
-        self._wake, self._stop = threading.Event(), threading.Event()
-        self._log_failed = False
-        self._attempt()
-        self._thread = threading.Thread(target=self._work, name="mlflow-tracker", daemon=True)
-        self._thread.start()
+        self._log_failed, self._closed = False, False
+        self.uploader = subprocess.Popen([sys.executable, "-m", UPLOADER], stdin=subprocess.PIPE, text=True,
+                                         env=_companion_env(), close_fds=True)
+        self.uploader.stdin.write(json.dumps({"container": container}) + "\n")
+        self.uploader.stdin.flush()
 
     @classmethod
     def for_run(cls, cfg: Any) -> "MlflowTracker":
@@ -56,10 +64,8 @@ class MlflowTracker:
 
     @property
     def run_id(self) -> Optional[str]:
-        """The MLflow run id (None until the store has been reached once)."""
-        return self.store.run_id or self.files.run_id
-
-    # ---- the training loop's side --------------------------------------------------------------
+        """The MLflow run id (None until the companion has reached the store once)."""
+        return self.files.run_id
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Buffer one step's metrics locally; never raises, never waits for the network."""
@@ -70,96 +76,23 @@ class MlflowTracker:
                 _say(f"warning: cannot write {self.files.metrics_path}: {exc}; metrics are not tracked")
                 self._log_failed = True
 
-    # ---- the upload thread ---------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            if not self._stop.is_set() and time.monotonic() >= self._next_try:
-                self._attempt()
-
-    def _attempt(self) -> bool:
-        """Create/continue the run and upload pending lines; on failure schedule the next try."""
-        try:
-            self.store.ensure_run()
-            self.store.push_metrics()
-        except Exception as exc:  # noqa: BLE001 - any failure of the store must not reach training
-            self._went_offline(exc)
-            return False
-        if self.offline_since is not None:
-            _say(f"MLflow at {self.store.uri} is reachable again after "
-                 f"{time.monotonic() - self.offline_since:.0f} s; buffered metrics uploaded")
-            self.offline_since = None
-        self._backoff = FIRST_RETRY_S
-        return True
-
-    def _went_offline(self, exc: BaseException) -> None:
-        if self.offline_since is None:
-            self.offline_since = time.monotonic()
-            _say(f"warning: MLflow at {self.store.uri} is unavailable ({_short(exc)}); training continues, "
-                 f"metrics are buffered in {self.files.metrics_path} and uploaded when it returns "
-                 f"(or later: python -m nemotron.tracking sync {self.cfg.run_dir})")
-        self._next_try = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self.retry_max)
-
-    # ---- the end -------------------------------------------------------------------------------
-
     def close(self, status: str = "FINISHED") -> None:
-        """Stop the thread, register lineage, and finish the MLflow run (or leave it for `sync`)."""
-        if self._stop.is_set():
+        """Send the final status to the companion and wait for it to finish the MLflow run."""
+        if self._closed:
             return
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=15)
+        self._closed = True
         self.files.close()
         self.files.update_state(final_status=status)
-        lineage = self._lineage(status)
-        if self._finish(status, lineage):
-            return
-        left = self.files.pending()
-        _say(f"warning: MLflow at {self.store.uri} is still unavailable: the run is not finished there"
-             f"{f' and {left} step records are not uploaded' if left else ''}; when it is back, run: "
-             f"python -m nemotron.tracking sync {self.cfg.run_dir}")
-
-    def _lineage(self, status: str) -> Dict[str, Any]:
-        from nemotron.tracking import lineage
-
         try:
-            found = lineage.record(self.cfg, self.container, self.run_id, status == "FINISHED")
-        except Exception as exc:  # noqa: BLE001 - lineage is best effort, never a failed run
-            _say(f"warning: could not record artifact lineage: {_short(exc)}")
-            return {}
-        refs = {k: [f"{e['name']}@{e['version']}" for e in v] for k, v in found.items()}
-        self.files.update_state(lineage=refs)
-        return found
-
-    def _finish(self, status: str, lineage: Dict[str, Any]) -> bool:
-        deadline = time.monotonic() + float(self.cfg.tracker.get("close_timeout_s", 10.0))
-        wait = FIRST_RETRY_S
-        while True:
-            try:
-                self.store.finish(status, lineage)
-                if any(not e.get("run_id") for entries in lineage.values() for e in entries):
-                    _fill_registry_run_id(self.cfg, self.store.run_id)
-                return True
-            except Exception as exc:  # noqa: BLE001
-                if time.monotonic() + wait > deadline:
-                    self._went_offline(exc)
-                    return False
-            time.sleep(wait)
-            wait = min(wait * 2, self.retry_max)
-
-
-def _fill_registry_run_id(cfg: Any, run_id: Optional[str]) -> None:
-    from nemotron.tracking.registry import Registry, registry_path
-
-    if run_id:
+            self.uploader.stdin.write(f"close {status}\n")
+            self.uploader.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # it has exited already; its own message said why
+        timeout = float(self.cfg.tracker.get("close_timeout_s", 10.0)) + CLOSE_MARGIN_S
         try:
-            Registry(registry_path(cfg)).set_run_id(str(cfg.run_dir), run_id)
-        except OSError:
-            pass
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
+            self.uploader.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.uploader.kill()
+            self.uploader.wait()
+            _say(f"warning: the MLflow upload did not end within {timeout:.0f} s; when the store answers, "
+                 f"run: python -m nemotron.tracking sync {self.cfg.run_dir}")

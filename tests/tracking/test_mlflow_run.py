@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,16 @@ def test_resume_continues_the_same_mlflow_run(first_run, config_factory, client)
 
 
 class Outage:
-    """Wraps the real tracker: the server is killed after step `down` and restarted after step `up`."""
+    """Wraps the real tracker: the server is killed after step `down` and restarted after step `up`.
+
+    The uploader is a process of its own: the outage starts once it has created the run (mid-run, not
+    before it connected) and lasts at least OUTAGE_S, many of its upload intervals, so it sees it."""
+
+    OUTAGE_S = 1.5
 
     def __init__(self, inner, server, down, up):
         self.inner, self.server, self.down, self.up = inner, server, down, up
+        self.went_down = 0.0
 
     @property
     def run_id(self):
@@ -126,8 +133,13 @@ class Outage:
     def log(self, step, metrics):
         self.inner.log(step, metrics)
         if step == self.down and "val_loss" not in metrics:
+            deadline = time.monotonic() + 60
+            while self.inner.run_id is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.server.stop()
+            self.went_down = time.monotonic()
         if step == self.up and "val_loss" not in metrics:
+            time.sleep(max(0.0, self.went_down + self.OUTAGE_S - time.monotonic()))
             self.server.start()
 
     def close(self, status="FINISHED"):
