@@ -18,6 +18,11 @@ What is used, from where, by whom and why:
   strings in YAML.
 - `omegaconf_base` (omegaconf.base, its `parse`), config/parse_cache.py: interpolation parse trees cached
   during a sweep.
+- `Hydra.get_mode` (hydra._internal.hydra), nemotron/train.py via `skip_mode_compose()`: Hydra composes
+  the whole config once only to read `hydra.mode` before composing it again for the run (a third of
+  a dry run's time). No config this project ships sets `hydra.mode` (tests/config/test_compose_all.py
+  checks), so unless the command line names `hydra.mode` or adds a config dir, the mode is "not set"
+  without that first composition, as Hydra itself would have found.
 """
 
 from __future__ import annotations
@@ -25,21 +30,21 @@ from __future__ import annotations
 import hydra
 import omegaconf
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.hydra import Hydra
 from omegaconf import base as omegaconf_base
 from omegaconf._utils import is_float, is_int, yaml_is_bool
 
-BASIC_LAUNCHER_LOGGER = BasicLauncher.__module__
-"""The logger name BasicLauncher logs its members' overrides with (it logs via its module's logger)."""
+BASIC_LAUNCHER_LOGGER = "hydra._internal.core_plugins.basic_launcher"
+"""The logger name BasicLauncher logs its members' overrides with (its module's logger; checked below)."""
+CORE_PLUGINS = {"BasicLauncher": BASIC_LAUNCHER_LOGGER, "BasicSweeper": "hydra._internal.core_plugins.basic_sweeper"}
+"""Imported on first use (module `__getattr__`), never at this module's import: Hydra's plugin scan
+executes the core plugin modules anew, and a class imported before it would not be the one Hydra uses."""
 
 SUPPORTED = {"hydra-core": (hydra.__version__, "1.3."), "omegaconf": (omegaconf.__version__, "2.3.")}
 """package -> (installed version, the series these private APIs were checked against)."""
 
 __all__ = [
-    "BasicLauncher",
     "BASIC_LAUNCHER_LOGGER",
-    "BasicSweeper",
     "apply_overrides",
     "get_overrides_dirname",
     "is_float",
@@ -47,7 +52,19 @@ __all__ = [
     "yaml_is_bool",
     "omegaconf_base",
     "check_versions",
+    "skip_mode_compose",
 ]
+
+
+def __getattr__(name: str):
+    if name in CORE_PLUGINS:
+        import importlib
+
+        plugin = getattr(importlib.import_module(CORE_PLUGINS[name]), name)
+        if name == "BasicLauncher" and plugin.__module__ != BASIC_LAUNCHER_LOGGER:
+            raise ImportError(f"BasicLauncher moved to {plugin.__module__}: update nemotron/hydra_compat.py")
+        return plugin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_versions() -> None:
@@ -65,6 +82,26 @@ def check_versions() -> None:
 def apply_overrides(cfg: omegaconf.DictConfig, overrides: list) -> None:
     """Hydra's own application of parsed overrides to a config (in place)."""
     ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+
+
+def _names_mode_or_config_dir(argv: list) -> bool:
+    return any(
+        arg.lstrip("+~").startswith("hydra.mode") or arg.startswith(("--config-dir", "-cd", "--config-path", "-cp"))
+        for arg in argv
+    )
+
+
+def skip_mode_compose(argv: list) -> None:
+    """Let Hydra skip its mode-only composition when `argv` cannot set `hydra.mode` (see above)."""
+    if _names_mode_or_config_dir(argv) or getattr(Hydra.get_mode, "nemotron_fast", False):
+        return
+    hydra_get_mode = Hydra.get_mode
+
+    def get_mode(self, config_name, overrides):  # noqa: ANN001 - Hydra's signature
+        return None if not _names_mode_or_config_dir(list(overrides)) else hydra_get_mode(self, config_name, overrides)
+
+    get_mode.nemotron_fast = True
+    Hydra.get_mode = get_mode
 
 
 check_versions()

@@ -33,6 +33,7 @@ def test_option_composes_and_validates(compose, option):
     fit_batch_to_ranks(cfg)
     group, name = option.split("=")
     assert cfg.hydra.runtime.choices[group] == name
+    assert cfg.hydra.mode is None  # nemotron.hydra_compat.skip_mode_compose relies on it
     expected = NOT_ON_A_FRESH_CLONE.get(option)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)
@@ -49,6 +50,7 @@ NEEDS_A_PRETRAINED_RUN = {"gpt/sft": "checkpoint.pretrained=newest:gpt/pretrain:
 def test_recipe_composes_and_validates(compose, recipe, tmp_path):
     cfg = compose([f"+recipe={recipe}", f"paths.output_root={tmp_path / 'empty'}"])
     assert cfg.recipe.name == recipe
+    assert cfg.hydra.mode is None  # nemotron.hydra_compat.skip_mode_compose relies on it
     expected = NEEDS_A_PRETRAINED_RUN.get(recipe)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)
