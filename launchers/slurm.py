@@ -24,6 +24,7 @@ from nemotron.config.validate import ConfigError, ranks_per_node
 from nemotron.launchers import records, scheduler, snapshot
 from nemotron.launchers.arrays import MemberJob, SweepArray, plan_plain, submit_arrays
 from nemotron.launchers.script import CODE_DIR, job_parts
+from nemotron.launchers.terminal import TerminalFilter
 from nemotron.launchers.wait import wait as wait_for_jobs
 
 
@@ -193,12 +194,14 @@ def submit(plan: SlurmPlan) -> str:
     return str(plan.job.job_id)
 
 
-def wait(job_id: str, log_path: Path, grace_s: float, poll_s: float = 1.0) -> Tuple[str, int]:
-    """cluster.wait=true: stream the job's log until it ends; (final state, exit code for this process)."""
-    ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s, grace_s=grace_s)[job_id]
+def wait(job_id: str, log_path: Path, grace_s: float, poll_s: float = 1.0) -> Tuple[str, int, Optional[str]]:
+    """cluster.wait=true: stream the job's log (tracebacks aside) until it ends; (final state, exit code for
+    this process, the exception line of a traceback in the log, if any)."""
+    shown = TerminalFilter()
+    ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s, grace_s=grace_s, shown=shown)[job_id]
     if ended.why:
         print(f"nemotron: {ended.why}; stopped waiting", file=sys.stderr, flush=True)
-    return ended.state, ended.code
+    return ended.state, ended.code, shown.reason
 
 
 def submitted_message(cfg: Any, plan: SlurmPlan, job_id: str) -> str:

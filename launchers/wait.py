@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from nemotron.launchers import scheduler
+from nemotron.launchers.terminal import TerminalFilter
 
 GRACE_S = 60.0
 """How long a job may be unknown to both sacct and squeue before the wait gives it up."""
@@ -50,18 +51,28 @@ def exit_code_of(state: str, exit_code: str) -> int:
 
 
 class LogTail:
-    """Prints what a file gained since the last call (nothing while it does not exist)."""
+    """Prints what a file gained since the last call (nothing while it does not exist).
 
-    def __init__(self, path: Optional[Path]) -> None:
-        self.path, self.offset = path, 0
+    With `shown` (a TerminalFilter), whole lines only, and only those it shows: a job's tracebacks stay
+    in its log, and `shown.reason` keeps the exception line for the one-line error.
+    """
 
-    def __call__(self) -> None:
+    def __init__(self, path: Optional[Path], shown: Optional[TerminalFilter] = None) -> None:
+        self.path, self.offset, self.shown = path, 0, shown
+
+    def __call__(self, final: bool = False) -> None:
         if self.path is None or not self.path.exists():
             return
-        with self.path.open("r", encoding="utf-8", errors="replace") as f:
+        with self.path.open("rb") as f:
             f.seek(self.offset)
-            sys.stdout.write(f.read())
-            self.offset = f.tell()
+            data = f.read()
+        if self.shown is not None and not final and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]  # a line still being written: next time
+        self.offset += len(data)
+        text = data.decode("utf-8", errors="replace")
+        if self.shown is not None:
+            text = "".join(line for line in text.splitlines(keepends=True) if self.shown.show(line))
+        sys.stdout.write(text)
         sys.stdout.flush()
 
 
@@ -78,9 +89,11 @@ def wait(
     poll_s: float = 1.0,
     grace_s: float = GRACE_S,
     on_end: Optional[Callable[[Ended], None]] = None,
+    shown: Optional[TerminalFilter] = None,
 ) -> Dict[str, Ended]:
-    """Poll until every job ended (or was given up); job id -> Ended. `follow` is a log streamed to stdout."""
-    tail, pending, ended = LogTail(follow), list(dict.fromkeys(job_ids)), {}
+    """Poll until every job ended (or was given up); job id -> Ended. `follow` is a log streamed to stdout
+    (through `shown`, a TerminalFilter, when given)."""
+    tail, pending, ended = LogTail(follow, shown), list(dict.fromkeys(job_ids)), {}
     last_seen = {job_id: time.monotonic() for job_id in pending}
     while pending:
         known, sacct_answers = scheduler.known_states(pending)
@@ -106,5 +119,5 @@ def wait(
                 on_end(done)
         if pending:
             time.sleep(poll_s)
-    tail()
+    tail(final=True)
     return ended

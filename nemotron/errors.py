@@ -109,11 +109,21 @@ def explain(exc: BaseException) -> Optional[str]:
         if isinstance(err, OmegaConfBaseException):
             return explain_config_value(err)
         if isinstance(err, yaml.MarkedYAMLError):
-            return f"a config file is not valid YAML: {err.problem} (line {yaml_line(err)}, column " \
-                   f"{(err.problem_mark.column + 1) if err.problem_mark else 1}); check the files of --config-dir"
+            return explain_yaml_error(err)
     if isinstance(exc, HydraException):
         return first_lines(exc)
     return explain_unwritable_run_dir(exc)
+
+
+def explain_yaml_error(err: "yaml.MarkedYAMLError") -> str:
+    """file:line:column and the problem (the file is the mark's stream name: Hydra loads an open file)."""
+    mark = err.problem_mark or err.context_mark
+    column = mark.column + 1 if mark is not None else 1
+    name = getattr(mark, "name", None) or ""
+    if Path(name).is_file():
+        return f"{name}:{yaml_line(err)}:{column}: not valid YAML: {err.problem}"
+    return f"a config file is not valid YAML: {err.problem} (line {yaml_line(err)}, column {column}); " \
+           "check the files of --config-dir"
 
 
 def explain_config_value(err: OmegaConfBaseException) -> str:

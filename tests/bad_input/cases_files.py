@@ -58,7 +58,7 @@ def _cases():
     yield Case(
         "yaml: a broken model option in --config-dir",
         (*user_dir, "model=broken"),
-        "not valid YAML",
+        "conf/model/broken.yaml:3:1: not valid YAML",
         files={"conf/model/broken.yaml": "arch: gpt\nnum_layers: [2\n"},
     )
     yield Case(

@@ -51,3 +51,27 @@ def test_chained_exceptions_are_hidden_whole_and_the_first_exception_is_the_reas
     shown = TerminalFilter()
     assert [line for line in text if shown.show(line)] == ["", "done"]
     assert shown.reason == "KeyError: 'x'"
+
+
+def test_a_streamed_job_log_is_filtered_by_whole_lines(tmp_path, capsys):
+    """cluster.wait=true streams a Slurm job's log as it grows (launchers/wait.py LogTail): a line cut
+    mid-write is held back until it is whole, so a traceback split across two reads is still hidden."""
+    from nemotron.launchers.wait import LogTail
+
+    log = tmp_path / "train.log"
+    log.write_text("")
+    shown = TerminalFilter()
+    tail = LogTail(log, shown)
+    with log.open("a") as job:
+        for chunk in (
+            "step 1/3 | loss 6.1\nTrace",
+            'back (most recent call last):\n  File "x.py", line 3\n',
+            "ValueError: bad idx\nFAILED during setup | 1/3 steps\npart",
+        ):
+            job.write(chunk)
+            job.flush()
+            tail()
+    assert capsys.readouterr().out == "step 1/3 | loss 6.1\nFAILED during setup | 1/3 steps\n"
+    tail(final=True)  # the job ended: its last line is printed as it is
+    assert capsys.readouterr().out == "part"
+    assert shown.reason == "ValueError: bad idx"

@@ -68,7 +68,8 @@ def test_failing_training_is_failed_in_sacct_and_wait_exits_nonzero(jobs, wait_f
     job_id = SUBMITTED.search(out).group(1)
     assert code == 1, out + err
     assert f"Slurm job {job_id}: FAILED" in out
-    assert "failed with exit code 1; full log:" in err
+    assert re.search(r"failed with exit code 1 \(\w+Error: .+\); full log: ", err), err  # the reason, one line
+    assert "Traceback" not in out + err and "step" not in err  # the streamed log kept its traceback to itself
     state, exit_code = wait_for_job(job_id)
     assert state == "FAILED" and exit_code != "0:0"
     assert "Traceback (most recent call last)" in (jobs["bad_dir"] / "train.log").read_text()  # where we point
