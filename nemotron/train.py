@@ -16,6 +16,7 @@ import os
 import sys
 from dataclasses import astuple
 from pathlib import Path
+from typing import Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -26,12 +27,14 @@ from nemotron.config import register_configs
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import ConfigError, validate
 from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
+from nemotron.hydra_compat import skip_mode_compose
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
 from nemotron.paths import CONF_DIR, REPO_ROOT
 from nemotron.refused import forget_dir
 from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
+from nemotron.tracking.settings import is_local_store, tracking_uri
 
 register_configs()
 
@@ -79,12 +82,23 @@ def train(cfg: DictConfig) -> int:
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(resolved, encoding="utf-8")
     if remote:
-        code, reason = submit_slurm(cfg, plan), None
+        code, reason = submit_slurm(cfg, plan)
     else:
         code, reason = astuple(run_local(plan))
     if code != 0:
         raise TrainingFailed(cfg.recipe.name, code, plan.log_path, reason=reason)
+    if not remote:
+        print(outputs_line(cfg), flush=True)
     return 0
+
+
+def outputs_line(cfg: DictConfig) -> str:
+    """Where a finished local run's files are, and how to look at its MLflow run."""
+    line = f"outputs: {cfg.run_dir} (config.yaml, train.log, checkpoints/, tracking/)"
+    if cfg.tracker.kind != "mlflow":
+        return line
+    uri = tracking_uri(cfg)
+    return f"{line}\nMLflow: " + (f"mlflow ui --backend-store-uri {uri}" if is_local_store(uri) else uri)
 
 
 def launcher_keys() -> dict:
@@ -96,17 +110,18 @@ def launcher_keys() -> dict:
     return explicit(HydraConfig.get().launcher)
 
 
-def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> int:  # noqa: F821 - imported for Slurm runs only
-    """Submit the job and say how to follow it; with cluster.wait=true, stream its log and return its code."""
+def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> Tuple[int, Optional[str]]:  # noqa: F821
+    """Submit the job and say how to follow it; with cluster.wait=true, stream its log (tracebacks aside);
+    (exit code, the reason a failed job's log gives). `slurm` is imported for Slurm runs only."""
     from nemotron.launchers import slurm
 
     job_id = slurm.submit(plan)
     print(slurm.submitted_message(cfg, plan, job_id), flush=True)
     if not cfg.cluster.wait:
-        return 0
-    state, code = slurm.wait(job_id, plan.log_path, float(cfg.cluster.wait_grace_s))
+        return 0, None
+    state, code, reason = slurm.wait(job_id, plan.log_path, float(cfg.cluster.wait_grace_s))
     print(f"Slurm job {job_id}: {state}", flush=True)
-    return code
+    return code, reason
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -134,6 +149,7 @@ def main() -> None:
     if keyless:
         print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)
         sys.exit(2)
+    skip_mode_compose(sys.argv[1:])
     if str(REPO_ROOT) not in sys.path:  # an editable install hides hydra_plugins/ from Hydra's scan outside the repo
         sys.path.append(str(REPO_ROOT))
     if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
