@@ -126,3 +126,32 @@ def test_training_side_files_found():
 def test_training_side_imports_no_launch_code(path):
     bad = {m for m in imported_modules(path) if m.split(".")[0] in LAUNCH_SIDE or m.startswith(LAUNCH_SIDE)}
     assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+UPLOADER_SIDE = [
+    "nemotron.tracking.uploader",
+    "nemotron.tracking.store",
+    "nemotron.tracking.lineage",
+    "nemotron.tracking.registry",
+    "nemotron.tracking.plots",
+]
+"""The MLflow uploader process (and what it imports when a run ends): it runs beside training, on another
+core, while training imports torch; importing torch or megatron itself would cost seconds at the end."""
+
+
+def test_the_mlflow_uploader_loads_no_torch_even_for_lineage(tmp_path):
+    blend = tmp_path / "tiny" / "blend.json"
+    code = (
+        "import json, sys\nfrom omegaconf import OmegaConf\n"
+        f"import {', '.join(UPLOADER_SIDE)}\n"
+        "from nemotron.tracking.lineage import data_files\n"
+        f"cfg = OmegaConf.create({{'data': {{'prefixes': None, 'blend_file': None, 'generate_tiny': True, "
+        f"'cache_dir': {str(tmp_path)!r}, 'num_documents': 1, 'tokenizer_vocab_size': 2, 'seed': 3}}}})\n"
+        "try:\n    data_files(cfg)\nexcept (OSError, ValueError):\n    pass\n"  # no blend file: it is looked up
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "nemotron.runtime.blend" in loaded  # lineage did look for the tiny data's blend file
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("torch", "megatron", "hydra")), blend

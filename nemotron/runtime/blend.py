@@ -93,3 +93,15 @@ def missing_files(blend: Blend) -> List[str]:
     """The .bin/.idx files (and tokenizer) a blend names that are not on disk."""
     wanted = [blend.tokenizer_path] + [p + ext for p in blend.prefixes for ext in (".bin", ".idx")]
     return [p for p in wanted if not Path(p).is_file()]
+
+
+CORPUS_VERSION = 2
+"""Bump when the embedded tiny corpus's generator or layout changes: its cache key (the folder) changes."""
+
+
+def tiny_blend_path(data_cfg: Any) -> Path:
+    """The blend file of the generated tiny data for `data_cfg` (its shards and corpus beside it); here,
+    stdlib only, so lineage (in the MLflow uploader) finds it without importing torch."""
+    d = data_cfg
+    key = f"v{CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
+    return Path(d.cache_dir) / f"tiny-{key}" / "blend.json"

@@ -21,12 +21,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 
 from nemotron.runtime import blend as blend_file
+from nemotron.runtime.blend import CORPUS_VERSION, tiny_blend_path  # noqa: F401 - part of this module's API
 from nemotron.runtime import prep
 from nemotron.runtime.prep import EOD_TOKEN
 from nemotron.tokenizer_files import tokenizer_json
 
-CORPUS_VERSION = 2
-"""Bump when the generator or the tiny layout changes: the cache key (and so the folder) changes."""
 
 # ---- the embedded corpus: a small grammar, so a tiny model has structure to learn ----------------
 
@@ -111,13 +110,6 @@ class TokenizerAdapter:
 
 
 # ---- the embedded tiny data, prepared by the prep recipe's own code ------------------------------
-
-
-def tiny_blend_path(data_cfg: Any) -> Path:
-    """The blend file of the generated tiny data for `data_cfg` (its shards and corpus beside it)."""
-    d = data_cfg
-    key = f"v{CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-    return Path(d.cache_dir) / f"tiny-{key}" / "blend.json"
 
 
 def tiny_is_complete(data_cfg: Any) -> bool:

@@ -23,6 +23,11 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
 
     from omegaconf import OmegaConf
 
+    from nemotron.tracking.mlflow_tracker import prestart
+
+    cfg = OmegaConf.load(args.config)
+    prestart(cfg)  # MLflow's imports and store overlap torch's and megatron's below
+
     from nemotron.runtime.checkpoint_index import PretrainedNotFound
     from nemotron.runtime.preemption import SIGNALS, Preempted
     from nemotron.runtime.rewards import RewardError
@@ -41,7 +46,7 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
     if line and os.environ.get("RANK", "0") == "0":
         print(line, flush=True)
     try:
-        run(OmegaConf.load(args.config))
+        run(cfg)
     except (PretrainedNotFound, RewardError):  # a known mistake, already said in the summary line
         return 1
     except Preempted as stopped:  # already reported by the run: no traceback

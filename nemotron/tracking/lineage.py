@@ -41,7 +41,7 @@ def data_files(cfg: Any) -> Tuple[Optional[Path], List[str], Optional[str]]:
     if d.get("blend_file"):
         path = Path(d.blend_file)
     elif d.generate_tiny:
-        from nemotron.runtime.data import tiny_blend_path  # only ever called in the training process
+        from nemotron.runtime.blend import tiny_blend_path  # stdlib only: no torch in the uploader
 
         path = tiny_blend_path(d)
     else:

@@ -3,9 +3,10 @@
 The training process only appends step records to `<run_dir>/tracking/metrics.jsonl` (flushed
 before anything is sent, so nothing is lost). Everything MLflow does (importing mlflow, creating the
 store and the run, uploading, retrying while the server is away, the end artifacts, lineage and the
-final status) happens in a companion process, `nemotron.tracking.uploader`, started when the
-tracker opens: a first run does not wait seconds for a new MLflow store, and the upload never takes
-the training loop's GIL. `close()` tells it the final status and waits for it (bounded by
+final status) happens in a companion process, `nemotron.tracking.uploader`, which the recipe script
+starts first thing (`prestart`, before torch is imported) and the tracker hands the config when it
+opens: a first run does not wait seconds for mlflow and a new store, and the upload never takes the
+training loop's GIL. `close()` tells it the final status and waits for it (bounded by
 `tracker.close_timeout_s` plus the time lineage needs); if the training process dies instead, the
 companion sees its stdin end, uploads what was logged and exits, so it never outlives training.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from nemotron.tracking.buffer import RunFiles
+from nemotron.tracking.settings import tracking_uri
 
 UPLOADER = "nemotron.tracking.uploader"
 """The companion process's module (`python -m`)."""
@@ -41,6 +43,25 @@ def _companion_env() -> Dict[str, str]:
     return env
 
 
+_PRESTARTED: Dict[str, subprocess.Popen] = {}
+"""run_dir -> the uploader `prestart` started for it, waiting for its config."""
+
+
+def _spawn(uri: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", UPLOADER, "--uri", uri], stdin=subprocess.PIPE, text=True,
+                            env=_companion_env(), close_fds=True)
+
+
+def prestart(cfg: Any) -> None:
+    """Start the uploader of `cfg`'s run now, before the training process imports torch: it imports mlflow
+    and opens the store meanwhile, on another core, then waits for `MlflowTracker` to send the config.
+    Only for `tracker.kind=mlflow` on rank 0; a tracker opened without it starts its own."""
+    from nemotron.tracking.settings import tracking_uri
+
+    if cfg.tracker.kind == "mlflow" and os.environ.get("RANK", "0") == "0":
+        _PRESTARTED[str(cfg.run_dir)] = _spawn(tracking_uri(cfg))
+
+
 class MlflowTracker:
     """What `open_tracker` returns for `tracker.kind=mlflow` on rank 0."""
 
@@ -49,8 +70,8 @@ class MlflowTracker:
         self.files = RunFiles(cfg.run_dir)
         self.files.update_state(finalized=None, final_status=None)  # a new attempt of this run directory
         self._log_failed, self._closed = False, False
-        self.uploader = subprocess.Popen([sys.executable, "-m", UPLOADER], stdin=subprocess.PIPE, text=True,
-                                         env=_companion_env(), close_fds=True)
+        early = _PRESTARTED.pop(str(cfg.run_dir), None)
+        self.uploader = early if early is not None and early.poll() is None else _spawn(tracking_uri(cfg))
         self.uploader.stdin.write(json.dumps({"container": container}) + "\n")
         self.uploader.stdin.flush()
 

@@ -17,6 +17,14 @@ def _pyplot():
     return plt
 
 
+def warm() -> None:
+    """Import pyplot and draw one empty figure (fonts, the Agg canvas): a second or more, paid ahead."""
+    plt = _pyplot()
+    fig, _ = plt.subplots(figsize=(1, 1), dpi=10)
+    fig.canvas.draw()
+    plt.close(fig)
+
+
 def loss_curve(loss: Series, out: Path, title: str, val_loss: Optional[Series] = None) -> Optional[Path]:
     """Training loss (and validation loss as markers) against step, saved to `out`; None without data."""
     if not loss and not val_loss:

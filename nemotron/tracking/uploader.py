@@ -1,7 +1,8 @@
 """The MLflow side of one training run, in a process of its own (`python -m nemotron.tracking.uploader`).
 
-The training process (`MlflowTracker`) starts this process first thing and sends it the resolved
-config as one JSON line on stdin; from then on the two share only files: training appends step
+The recipe script starts this process first thing (`mlflow_tracker.prestart`, with `--uri`: it
+imports mlflow and opens the store at once), and the training process's `MlflowTracker` sends it the
+resolved config as one JSON line on stdin when it opens; from then on the two share only files: training appends step
 records to `<run_dir>/tracking/metrics.jsonl`, this process uploads them. So importing mlflow,
 creating a new store and the run (seconds) overlap importing torch and building the model, on
 another core, and never hold the training loop's GIL.
@@ -58,8 +59,6 @@ class Uploader:
     def follow(self, stop: threading.Event) -> None:
         """Upload every interval until `stop` is set (the close line or the end of stdin)."""
         self.attempt()
-        if self.offline_since is None:
-            _warm_end_imports()
         while not stop.wait(self.interval):
             if time.monotonic() >= self._next_try:
                 self.attempt()
@@ -134,7 +133,9 @@ class Uploader:
 def _warm_end_imports() -> None:
     """Import what the end needs (the loss plot) while training runs, not after it."""
     try:
-        import nemotron.tracking.plots  # noqa: F401
+        from nemotron.tracking.plots import warm
+
+        warm()
     except Exception:  # noqa: BLE001 - the end reports its own failure
         pass
 
@@ -165,11 +166,28 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def _warm(uri: str) -> None:
+    """While the training process imports torch: import mlflow, open the store (a new sqlite store creates
+    its tables here), import the end's plotting. Failures are the first real attempt's to report."""
+    from nemotron.tracking.store import connect
+
+    try:
+        connect(uri).search_experiments(max_results=1)
+    except Exception:  # noqa: BLE001
+        pass
+    _warm_end_imports()
+
+
 def main() -> int:
     from omegaconf import OmegaConf
 
     _ignore_stop_signals()
-    hello = json.loads(sys.stdin.readline())
+    if sys.argv[1:2] == ["--uri"]:
+        _warm(sys.argv[2])
+    line = sys.stdin.readline()
+    if not line:  # the training process ended before it opened the tracker
+        return 1
+    hello = json.loads(line)
     uploader = Uploader(OmegaConf.create(hello["container"]), hello["container"])
     status: List[Optional[str]] = [None]
     stop = threading.Event()
