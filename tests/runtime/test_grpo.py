@@ -45,7 +45,7 @@ def spy(monkeypatch):
 
 
 @pytest.mark.parametrize("recipe", ["gpt/rl", "nano3/rl"])
-def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recipe):
+def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recipe, capsys):
     pretrained = "null"
     if recipe == "gpt/rl":  # the reference loads the same pretrained weights as the policy
         pretrain.run(run_config("gpt/pretrain", "train.steps=3", f"checkpoint.dir={tmp_path / 'pre'}"))
@@ -62,6 +62,12 @@ def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recip
     assert any(not torch.equal(t["ratio"], torch.ones_like(t["ratio"])) for t in spy["terms"][n:])
     m = spy["metrics"][0]
     assert m["kl"] > 0 and m["entropy"] > 0 and m["response_length"] > 0  # the second update moved
+    out = capsys.readouterr().out
+    if recipe == "gpt/rl":  # one line for the policy, one for the reference
+        assert out.count("initialised from pretrained weights") == 1
+        assert f"reference model: {tmp_path / 'pre' / 'iter_0000003'} (step 3), frozen" in out
+    else:
+        assert "reference model: the policy's initial weights (train.seed), frozen" in out
 
 
 def test_mean_reward_rises_on_the_embedded_task(run_config, tmp_path, capsys):
