@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from slurm_support import cli, wait_for_log
@@ -46,7 +47,7 @@ def jobs(slurm_cluster, wait_for_job, mlflow_server, tmp_path_factory):
     )
     assert wait_for_job(pre, timeout_s=120) == ("COMPLETED", "0:0")
     dirs = {"rl": outputs / "gpt/rl/run", "dpo": outputs / "gpt/dpo/run"}
-    rl = _submit(
+    rl_args = [
         "+recipe=gpt/rl",
         *common,
         "tracker=jsonl",
@@ -55,8 +56,8 @@ def jobs(slurm_cluster, wait_for_job, mlflow_server, tmp_path_factory):
         "rl.group_size=4",
         "rl.max_new_tokens=4",
         f"hydra.run.dir={dirs['rl']}",
-    )
-    dpo = _submit(
+    ]
+    dpo_args = [
         "+recipe=gpt/dpo",
         *common,
         "tracker=mlflow",
@@ -66,7 +67,9 @@ def jobs(slurm_cluster, wait_for_job, mlflow_server, tmp_path_factory):
         "train.eval_interval=0",
         "train.global_batch_size=8",
         f"hydra.run.dir={dirs['dpo']}",
-    )
+    ]
+    with ThreadPoolExecutor(2) as pool:  # two submits side by side (each CLI start is a few seconds)
+        rl, dpo = pool.map(lambda args: _submit(*args), [rl_args, dpo_args])
     wait_for_log(dirs["rl"] / "train.log", re.compile(r"^rl step [2-9]/", re.M), timeout_s=120)
     subprocess.run(["scancel", "--signal=USR2", rl], check=True)
     states = {"rl": wait_for_job(rl, timeout_s=180), "dpo": wait_for_job(dpo, timeout_s=180)}
