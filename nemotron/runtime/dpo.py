@@ -133,6 +133,13 @@ def step_metrics(state: _State) -> Dict[str, float]:
     return {name: float(total[i]) / pairs for i, name in enumerate(STATS)}
 
 
+def train_step(state: _State, run: Any) -> Tuple[float, float, float]:
+    """The pretraining optimizer step on pairs; the step's STATS go to `run.metrics`."""
+    loss, lr, grad_norm = pretrain.train_step(run)
+    run.metrics = step_metrics(state)
+    return loss, lr, grad_norm
+
+
 def build_reference(cfg: Any, vocab_size: int) -> Any:
     """The frozen reference: the policy's architecture with `checkpoint.pretrained`'s weights, or
     (null) the policy's initial weights, rebuilt from `train.seed`."""
@@ -185,7 +192,8 @@ def dpo_stage(cfg: Any) -> pretrain.Stage:
         forward_step=partial(forward_step, state),
         configure=partial(_configure, state),
         init_weights=_init_weights,
-        metrics=partial(step_metrics, state),
+        train_step=partial(train_step, state),
+        shown=STATS,
     )
 
 

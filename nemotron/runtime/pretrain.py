@@ -48,7 +48,8 @@ class TrainResult:
     """Steps already done when this run began (resumed from a checkpoint); losses[0] is step
     start_step + 1."""
     stage_metrics: List[Dict[str, float]] = field(default_factory=list)
-    """The stage's own metrics of each step, beside `losses` (empty for stages without any)."""
+    """The stage's own metrics of each step (DPO's rewards, GRPO's), beside `losses` (empty for
+    stages without any)."""
 
 
 @dataclass
@@ -71,15 +72,17 @@ class _Run:
     """The GPU's dense bf16 peak, when known."""
     forward_step: Optional[Callable] = None
     """The stage's micro-batch forward (Megatron's forward_step_func)."""
-    step_metrics: Optional[Callable[[], Dict[str, float]]] = None
-    """The stage's own metrics of the step just trained (see Stage.metrics)."""
     train_step: Optional[Callable] = None
     """The stage's optimizer step (`Stage.train_step`); None: `train_step` below."""
     state: Dict[str, Any] = field(default_factory=dict)
     """What the stage's `prepare` built (e.g. a frozen reference model)."""
+    shown: Tuple[str, ...] = ()
+    """Keys of `metrics` shown on the progress line (`Stage.shown`)."""
     metrics: Dict[str, float] = field(default_factory=dict)
-    """Extra metrics of the last step, set by the stage's train_step and logged with it; key
-    `tokens` (popped) replaces global_batch_size x seq_length in the step's throughput."""
+    """The stage's own metrics of the step just trained (the same on every rank), set by its
+    train_step (emptied before each step): logged with the loss and kept in
+    `TrainResult.stage_metrics`; key `tokens` (popped) replaces global_batch_size x seq_length in
+    the step's throughput."""
 
 
 def _num_threads(cfg: Any, info: distributed.DistInfo) -> int:
@@ -178,9 +181,9 @@ class Stage:
     """(cfg, TransformerConfig) -> None, before DDP wraps the model."""
     init_weights: Optional[Callable[[Any, Any], None]] = None
     """(cfg, model) -> None on a fresh start (not on resume), before DDP and the optimizer."""
-    metrics: Optional[Callable[[], Dict[str, float]]] = None
-    """() -> the stage's own metrics of the step just trained (the same on every rank), logged
-    and shown on the progress line with the loss (DPO: reward margins and accuracies)."""
+    shown: Tuple[str, ...] = ()
+    """Keys of the stage's metrics (`_Run.metrics`, set by its train_step) that the loop's
+    progress line shows after the loss (DPO: reward margins and accuracies)."""
     prepare: Optional[Callable[[Any, Any], Dict[str, Any]]] = None
     """(cfg, train dataset) -> `_Run.state`, fresh start or resume, before a checkpoint is loaded."""
     train_step: Optional[Callable[[Any], Tuple[float, float, float]]] = None
@@ -215,7 +218,7 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     valid_iter = (data.batch_iterator(valid_ds, mbs, dp_rank, dp, position.consumed_valid_samples)
                   if valid_ds is not None else None)
     return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
-                gpu_flops, peak, stage.forward_step or forward_step, stage.metrics, stage.train_step, state)
+                gpu_flops, peak, stage.forward_step or forward_step, stage.train_step, state, stage.shown)
 
 
 def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
@@ -359,10 +362,11 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
         stopped = preemption.agreed_signal(signals, run.info.world_size)
         if stopped is not None:  # a signal since the last step (or during setup): stop here
             break
+        run.metrics = {}
         loss, lr, grad_norm = (run.train_step or train_step)(run)
-        extra = run.step_metrics() if run.step_metrics else {}  # shown on the progress line too
         now = time.perf_counter()
-        tokens = run.metrics.pop("tokens", tokens_per_step)
+        extra = dict(run.metrics)
+        tokens = extra.pop("tokens", tokens_per_step)
         window, later, total = window + tokens, later + (tokens if first_step_s else 0), total + tokens
         first_step_s = first_step_s or now - start
         result.losses.append(loss)
@@ -371,13 +375,13 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
         pos.step = step
         pos.consumed_train_samples += cfg.train.global_batch_size
         tracker.log(step, {"loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "tokens_per_s": tokens / (now - prev), **extra, **run.metrics})
+                           "tokens_per_s": tokens / (now - prev), **extra})
         prev = now
         if step % cfg.train.log_interval == 0 or step == steps:
             rate = window / (now - mark)
             eta = (now - start) / (step - first) * (steps - step)
             text, perf = perf_text(run, rate)
-            text += "".join(f" | {k} {v:.3f}" for k, v in extra.items())
+            text += "".join(f" | {k} {extra[k]:.3f}" for k in run.shown if k in extra)
             _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta) + text)
             if perf:
                 tracker.log(step, perf)

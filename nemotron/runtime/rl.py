@@ -96,7 +96,10 @@ def _reference(cfg: Any, vocab_size: int) -> Any:
     model, _ = build_model(cfg, vocab_size)
     source = weights_source(cfg)
     if source is not None:
-        checkpoint.load_weights(source, cfg, model)
+        checkpoint.load_weights(source, cfg, model, say=False)
+        pretrain._say(_rank(), f"reference model: {source.path} (step {source.step}), frozen")
+    else:
+        pretrain._say(_rank(), "reference model: the policy's initial weights (train.seed), frozen")
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -1,11 +1,16 @@
 """GRPO runs of the tiny models in-process (real Megatron-Core, CPU): at the first step the ratio is
 1 and the KL to the reference is 0, the mean reward on the embedded task rises, a resumed run repeats
-the uninterrupted one, and a reward returning a non-number names the prompt.
+the uninterrupted one, a reward returning a non-number names the prompt, and two local ranks (DP=2,
+started by the entry point through PyTorch's elastic launcher) train and save together.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,7 +45,7 @@ def spy(monkeypatch):
 
 
 @pytest.mark.parametrize("recipe", ["gpt/rl", "nano3/rl"])
-def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recipe):
+def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recipe, capsys):
     pretrained = "null"
     if recipe == "gpt/rl":  # the reference loads the same pretrained weights as the policy
         pretrain.run(run_config("gpt/pretrain", "train.steps=3", f"checkpoint.dir={tmp_path / 'pre'}"))
@@ -57,6 +62,12 @@ def test_first_step_ratio_is_one_and_kl_is_zero(run_config, tmp_path, spy, recip
     assert any(not torch.equal(t["ratio"], torch.ones_like(t["ratio"])) for t in spy["terms"][n:])
     m = spy["metrics"][0]
     assert m["kl"] > 0 and m["entropy"] > 0 and m["response_length"] > 0  # the second update moved
+    out = capsys.readouterr().out
+    if recipe == "gpt/rl":  # one line for the policy, one for the reference
+        assert out.count("initialised from pretrained weights") == 1
+        assert f"reference model: {tmp_path / 'pre' / 'iter_0000003'} (step 3), frozen" in out
+    else:
+        assert "reference model: the policy's initial weights (train.seed), frozen" in out
 
 
 def test_mean_reward_rises_on_the_embedded_task(run_config, tmp_path, capsys):
@@ -128,3 +139,34 @@ def test_a_reward_returning_a_non_number_names_the_prompt(run_config):
         r"a reward must return a finite number",
     ):
         rl.run(cfg)
+
+
+@pytest.mark.slow
+def test_two_local_ranks_train_grpo_data_parallel(tiny_data_dir, tmp_path):
+    argv = [
+        sys.executable,
+        "-m",
+        "nemotron.train",
+        "+recipe=gpt/rl",
+        "resources.procs_per_node=2",
+        f"paths.output_root={tmp_path}",
+        f"data.cache_dir={tiny_data_dir}",
+        "tracker=jsonl",
+        "train.steps=3",
+        "train.num_threads=1",
+        "checkpoint.pretrained=null",
+        *FAST,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=repo, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (log,) = tmp_path.rglob("train.log")
+    text = log.read_text()
+    assert "done | 3/3 steps" in text and "world 2 (TP1 PP1 CP1 EP1 DP2)" in text, text[-2000:]
+    (metrics,) = tmp_path.rglob("metrics.jsonl")
+    steps = [r for r in map(json.loads, metrics.read_text().splitlines()) if "reward_mean" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]  # rank 0 logs the reduced metrics once a step
+    assert all(r["response_length"] > 0 and r["generation_tokens_per_s"] > 0 for r in steps)
+    (final,) = tmp_path.rglob("iter_0000003")
+    assert (final / "nemotron_checkpoint.json").exists()
