@@ -28,12 +28,13 @@ from __future__ import annotations
 import gc
 import glob
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ ENCODE_BATCH = 1000
 PIECES_PER_WORKER = 4
 """With several workers, each shard is cut into up to this many pieces per worker (about equal bytes),
 so that one file keeps every worker busy and a worker slowed by other jobs holds up little."""
+IN_FLIGHT_PER_WORKER = 2
+"""Pieces (or whole shards) queued per worker at a time."""
 Log = Callable[[str], None]
 
 
@@ -345,36 +348,55 @@ def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str
             return markers
         with _pool(workers) as pool:
             try:
-                _run_on_pool(pool, jobs, tokenizer_path, done)
+                _run_on_pool(pool, jobs, workers, tokenizer_path, done)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return markers
 
 
-def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str, Any]]],
-                 tokenizer_path: str, done: Callable[[Shard, Dict[str, Any]], None]) -> None:
-    """Submit whole shards and the pieces of split ones, in order; finish each shard as it completes."""
-    futures: Dict[Any, Tuple[Shard, Dict[str, Any], int]] = {}
-    counts: Dict[str, List[Optional[Tuple[int, int]]]] = {}
+Task = Tuple[Shard, Dict[str, Any], int, Shard]
+"""(shard, signature, piece index or -1 for a whole shard, the byte range to encode)."""
+
+
+def _tasks(jobs: Sequence[Tuple[Shard, Dict[str, Any]]]) -> Iterator[Task]:
     for shard, sig in jobs:
         parts = split_pieces(shard)
         if len(parts) == 1:
-            futures[pool.submit(encode_shard, shard, sig, tokenizer_path)] = (shard, sig, -1)
-            continue
-        counts[shard.prefix] = [None] * len(parts)
-        for i, piece in enumerate(parts):
-            futures[pool.submit(encode_piece, piece, i, sig, tokenizer_path)] = (shard, sig, i)
+            yield shard, sig, -1, shard
+        else:
+            yield from ((shard, sig, i, piece) for i, piece in enumerate(parts))
+
+
+def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str, Any]]], workers: int,
+                 tokenizer_path: str, done: Callable[[Shard, Dict[str, Any]], None]) -> None:
+    """Whole shards and the pieces of split ones, in order, at most IN_FLIGHT_PER_WORKER per worker
+    queued at a time (bounded memory and part files on any corpus); each shard finished as it completes."""
+    tasks = _tasks(jobs)
+    pending: Dict[Any, Task] = {}
+    counts: Dict[str, List[Optional[Tuple[int, int]]]] = {}
     vocab_size = _load_tokenizer(tokenizer_path, jobs[0][1]["tokenizer_sha1"]).get_vocab_size()
-    for future in as_completed(futures):
-        shard, sig, index = futures[future]
-        if index < 0:
-            done(shard, future.result())
-            continue
-        got = counts[shard.prefix]
-        got[index] = future.result()
-        if all(c is not None for c in got):
-            done(shard, merge_pieces(shard, sig, got, vocab_size))
+    while True:
+        for task in itertools.islice(tasks, IN_FLIGHT_PER_WORKER * workers - len(pending)):
+            shard, sig, index, span = task
+            if index < 0:
+                pending[pool.submit(encode_shard, shard, sig, tokenizer_path)] = task
+            else:
+                counts.setdefault(shard.prefix, [None] * (len(shard.splits) + 1))
+                pending[pool.submit(encode_piece, span, index, sig, tokenizer_path)] = task
+        if not pending:
+            return
+        finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished_now:
+            shard, sig, index, _ = pending.pop(future)
+            if index < 0:
+                done(shard, future.result())
+                continue
+            got = counts[shard.prefix]
+            got[index] = future.result()
+            if all(c is not None for c in got):
+                del counts[shard.prefix]
+                done(shard, merge_pieces(shard, sig, got, vocab_size))
 
 
 def worker_limit(asked: int, cpus: int) -> int:

@@ -26,7 +26,7 @@ KINDS = (".jsonl", ".txt")
 
 @dataclass(frozen=True)
 class Shard:
-    """A byte range of one source file, encoded by one worker into one .bin/.idx prefix."""
+    """A byte range of one source file, encoded (whole, or its pieces side by side) into one output prefix."""
 
     source_index: int
     """The `data.sources` entry the file came from."""
