@@ -138,9 +138,10 @@ class DataConfig:
     text_key: str = "text"
     """Prep: the JSONL field holding a document's text."""
     num_workers: int = ranged(0, NON_NEGATIVE)
-    """Prep: tokenizing worker processes; 0 uses every CPU this process may run on."""
+    """Prep: tokenizing worker processes, one CPU each, also on one small file (shards are split
+    among them; the output is the same for any count); 0 uses every CPU this process may run on."""
     docs_per_shard: int = ranged(100000, AT_LEAST_1)
-    """Prep: documents per .bin/.idx shard (the unit of parallel work and of resume)."""
+    """Prep: documents per .bin/.idx shard (the unit of output and of resume)."""
     split: str = "98,1,1"
     """Train/valid/test split of each prefix, in parts."""
     cache_dir: str = "${paths.cache_dir}/data/${data.name}"

@@ -6,40 +6,53 @@ Inputs (`data.sources`, files or globs): `.jsonl` holds one JSON object a line w
 `data.text_key`; `.txt` holds one document a line (write multi-line documents as JSONL). Blank lines
 and empty texts are skipped. Everything is written beside `data.blend_file`:
 
-1. plan: one scan of each file cuts it into shards of `data.docs_per_shard` documents (byte ranges);
+1. plan: one scan of each file cuts it into shards of `data.docs_per_shard` documents (byte ranges)
+   and, with several workers, each shard into up to PIECES_PER_WORKER pieces per worker of about
+   equal bytes, so one file keeps every worker busy;
 2. tokenizer: `data.tokenizer_path` copied to `tokenizer.json`, or a byte-level BPE of
    `data.tokenizer_vocab_size` trained here on every document (reused while the sources are unchanged);
-3. shards: `data.num_workers` processes (one core each) encode whole shards with `encode_batch_fast`,
-   append the EOD token to every document and write `<file stem>-<NNNNN>_text_document.{bin,idx}`
-   with Megatron's IndexedDatasetBuilder under temp names, rename them, then write a `.done.json`
-   marker (source size and mtime, byte range, tokenizer, counts). A re-run skips every shard whose
-   marker still matches; an interrupted one leaves no marker and is redone;
+3. shards: `data.num_workers` processes (one core each; at most the CPUs this process may run on,
+   and at most one a document) encode shards, or the pieces of split shards, with
+   `encode_batch_fast`, appending the EOD token to every document, through Megatron's
+   IndexedDatasetBuilder; this process concatenates a split shard's parts in order (`add_index`),
+   so `<file stem>-<NNNNN>_text_document.{bin,idx}` hold the same bytes whatever the worker count.
+   Each is written under temp names and renamed, then a `.done.json` marker (source size and
+   mtime, byte range, tokenizer, counts) is written. A re-run skips every shard whose marker still
+   matches; an interrupted one leaves no marker and is redone (its temp and part files removed).
+   Fewer workers than asked are said in one line;
 4. the blend file (layout in nemotron/runtime/blend.py), written last.
 """
 
 from __future__ import annotations
 
+import gc
 import glob
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from nemotron.runtime.blend import write_blend
-from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards
+from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards, split_pieces
 from nemotron.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
 
 EOD_TOKEN = "<|endoftext|>"
 """The default end-of-document token (`data.eod_token`)."""
 ENCODE_BATCH = 1000
 """Documents per `encode_batch_fast` call."""
+PIECES_PER_WORKER = 4
+"""With several workers, each shard is cut into up to this many pieces per worker (about equal bytes),
+so that one file keeps every worker busy and a worker slowed by other jobs holds up little."""
+IN_FLIGHT_PER_WORKER = 2
+"""Pieces (or whole shards) queued per worker at a time."""
 Log = Callable[[str], None]
 
 
@@ -210,15 +223,14 @@ def _megatron_builder() -> Tuple[Any, Any]:
     return DType, IndexedDatasetBuilder
 
 
-def encode_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str) -> Dict[str, Any]:
-    """Encode one shard into <prefix>.bin/.idx, then write its marker; return the marker."""
+def _encode_range(shard: Shard, sig: Dict[str, Any], tokenizer_path: str, bin_path: str,
+                  idx_path: str) -> Tuple[int, int]:
+    """Encode the documents of `shard`'s byte range (a whole shard or one piece) into bin_path and
+    idx_path with Megatron's builder, an EOD after each; (documents, tokens)."""
     DType, IndexedDatasetBuilder = _megatron_builder()
     tok = _load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
     eod = _eod_id(tok, sig["eod_token"], tokenizer_path)
-    bin_path, idx_path = shard.prefix + ".bin", shard.prefix + ".idx"
-    for stale in glob.glob(glob.escape(shard.prefix) + ".*.tmp*"):  # left by a killed run
-        os.unlink(stale)
-    builder = IndexedDatasetBuilder(str(_tmp(bin_path)), dtype=DType.optimal_dtype(tok.get_vocab_size()))
+    builder = IndexedDatasetBuilder(bin_path, dtype=DType.optimal_dtype(tok.get_vocab_size()))
     num_docs = num_tokens = 0
     for batch in batches(iter_documents(shard, sig["text_key"]), ENCODE_BATCH):
         for encoding in tok.encode_batch_fast(batch):
@@ -227,12 +239,68 @@ def encode_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str) -> Dict
             builder.add_document(ids, [len(ids)])
             num_tokens += len(ids)
         num_docs += len(batch)
-    builder.finalize(str(_tmp(idx_path)))
-    os.replace(_tmp(bin_path), bin_path)
-    os.replace(_tmp(idx_path), idx_path)
+    builder.finalize(idx_path)
+    return num_docs, num_tokens
+
+
+def _finish(shard: Shard, sig: Dict[str, Any], num_docs: int, num_tokens: int) -> Dict[str, Any]:
+    """Rename the shard's temp .bin/.idx into place, then write its marker; return the marker."""
+    for ext in (".bin", ".idx"):
+        os.replace(_tmp(shard.prefix + ext), shard.prefix + ext)
     marker = {**sig, "num_docs": num_docs, "num_tokens": num_tokens}
     write_atomic(marker_path(shard), json.dumps(marker).encode())  # last: "finished"
     return marker
+
+
+def clear_stale(shard: Shard) -> None:
+    """Remove the temp and part files a killed run left for this shard."""
+    for stale in glob.glob(glob.escape(shard.prefix) + ".*.tmp*"):
+        os.unlink(stale)
+
+
+def encode_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str) -> Dict[str, Any]:
+    """Encode one whole shard into <prefix>.bin/.idx, then write its marker; return the marker."""
+    bin_path, idx_path = _tmp(shard.prefix + ".bin"), _tmp(shard.prefix + ".idx")
+    return _finish(shard, sig, *_encode_range(shard, sig, tokenizer_path, str(bin_path), str(idx_path)))
+
+
+def part_prefix(shard: Shard, index: int) -> str:
+    """Where piece `index` of a split shard is written before the merge (`clear_stale` finds it)."""
+    return f"{shard.prefix}.part{index:04d}.tmp"
+
+
+def encode_piece(piece: Shard, index: int, sig: Dict[str, Any], tokenizer_path: str) -> Tuple[int, int]:
+    """Encode one piece of a split shard into its part .bin/.idx; (documents, tokens)."""
+    part = part_prefix(piece, index)
+    return _encode_range(piece, sig, tokenizer_path, part + ".bin", part + ".idx")
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Objects alive now left out of garbage collection meanwhile: Megatron's `add_index` runs a full
+    `gc.collect()` per part, ~0.3 s each over the objects torch and megatron.core leave here."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def merge_pieces(shard: Shard, sig: Dict[str, Any], counts: Sequence[Tuple[int, int]],
+                 vocab_size: int) -> Dict[str, Any]:
+    """Concatenate a split shard's parts, in order, into its .bin/.idx (the bytes one worker would
+    have written), remove them, then write the marker; return the marker."""
+    DType, IndexedDatasetBuilder = _megatron_builder()
+    builder = IndexedDatasetBuilder(str(_tmp(shard.prefix + ".bin")), dtype=DType.optimal_dtype(vocab_size))
+    parts = [part_prefix(shard, i) for i in range(len(counts))]
+    with _gc_frozen():
+        for part in parts:
+            builder.add_index(part)
+    builder.finalize(str(_tmp(shard.prefix + ".idx")))
+    for part in parts:
+        for ext in (".bin", ".idx"):
+            os.unlink(part + ext)
+    return _finish(shard, sig, sum(d for d, _ in counts), sum(t for _, t in counts))
 
 
 # ---- running shards ------------------------------------------------------------------------------
@@ -262,7 +330,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str, workers: int,
                log: Log) -> Dict[str, Dict[str, Any]]:
-    """Encode every (shard, signature) on `workers` processes (in this one for 1); prefix -> marker."""
+    """Encode every (shard, signature) on `workers` processes (in this one for 1); prefix -> marker.
+    A split shard's pieces go to the workers one by one; this process merges them in order."""
     markers: Dict[str, Dict[str, Any]] = {}
 
     def done(shard: Shard, marker: Dict[str, Any]) -> None:
@@ -270,20 +339,84 @@ def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str
         log(f"prep: [{len(markers)}/{len(jobs)}] {Path(shard.prefix).name}: "
             f"{marker['num_docs']} docs, {marker['num_tokens']} tokens")
 
+    for shard, _ in jobs:
+        clear_stale(shard)
     with _one_thread_per_worker():
         if workers <= 1:
             for shard, sig in jobs:
                 done(shard, encode_shard(shard, sig, tokenizer_path))
             return markers
         with _pool(workers) as pool:
-            futures = {pool.submit(encode_shard, shard, sig, tokenizer_path): shard for shard, sig in jobs}
             try:
-                for future in as_completed(futures):
-                    done(futures[future], future.result())
+                _run_on_pool(pool, jobs, workers, tokenizer_path, done)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return markers
+
+
+Task = Tuple[Shard, Dict[str, Any], int, Shard]
+"""(shard, signature, piece index or -1 for a whole shard, the byte range to encode)."""
+
+
+def _tasks(jobs: Sequence[Tuple[Shard, Dict[str, Any]]]) -> Iterator[Task]:
+    for shard, sig in jobs:
+        parts = split_pieces(shard)
+        if len(parts) == 1:
+            yield shard, sig, -1, shard
+        else:
+            yield from ((shard, sig, i, piece) for i, piece in enumerate(parts))
+
+
+def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str, Any]]], workers: int,
+                 tokenizer_path: str, done: Callable[[Shard, Dict[str, Any]], None]) -> None:
+    """Whole shards and the pieces of split ones, in order, at most IN_FLIGHT_PER_WORKER per worker
+    queued at a time (bounded memory and part files on any corpus); each shard finished as it completes."""
+    tasks = _tasks(jobs)
+    pending: Dict[Any, Task] = {}
+    counts: Dict[str, List[Optional[Tuple[int, int]]]] = {}
+    vocab_size = _load_tokenizer(tokenizer_path, jobs[0][1]["tokenizer_sha1"]).get_vocab_size()
+    while True:
+        for task in itertools.islice(tasks, IN_FLIGHT_PER_WORKER * workers - len(pending)):
+            shard, sig, index, span = task
+            if index < 0:
+                pending[pool.submit(encode_shard, shard, sig, tokenizer_path)] = task
+            else:
+                counts.setdefault(shard.prefix, [None] * (len(shard.splits) + 1))
+                pending[pool.submit(encode_piece, span, index, sig, tokenizer_path)] = task
+        if not pending:
+            return
+        finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished_now:
+            shard, sig, index, _ = pending.pop(future)
+            if index < 0:
+                done(shard, future.result())
+                continue
+            got = counts[shard.prefix]
+            got[index] = future.result()
+            if all(c is not None for c in got):
+                del counts[shard.prefix]
+                done(shard, merge_pieces(shard, sig, got, vocab_size))
+
+
+def worker_limit(asked: int, cpus: int) -> int:
+    """The most workers worth starting: `asked` (0: every CPU), one CPU each."""
+    return max(1, min(asked or cpus, cpus))
+
+
+def choose_workers(asked: int, cpus: int, pieces: int) -> Tuple[int, Optional[str]]:
+    """The workers to start for `pieces` pieces of work when `asked` for (0: every CPU) on `cpus`
+    CPUs, and one line saying why that is fewer than asked, if it is."""
+    want = asked or cpus
+    used = max(1, min(worker_limit(asked, cpus), pieces))
+    if used >= want or pieces == 0:
+        return used, None
+    if pieces < worker_limit(asked, cpus):
+        docs = f"{pieces} document is" if pieces == 1 else f"{pieces} documents are"
+        why = f"only {docs} left to encode, one worker each at most"
+    else:
+        why = f"this process may run on {cpus} CPUs, one worker each"
+    return used, f"prep: using {used} of {want} workers (data.num_workers={asked}): {why}"
 
 
 # ---- the whole prep ------------------------------------------------------------------------------
@@ -335,7 +468,8 @@ def prepare(spec: PrepSpec, log: Log = print) -> PrepResult:
     _source_weights(spec)  # bad weights fail before any work
     files = expand_sources(spec.sources)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
-    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir)
+    most = worker_limit(spec.num_workers, default_workers())
+    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir, PIECES_PER_WORKER * most if most > 1 else 1)
     log(f"prep: {len(files)} files -> {len(shards)} shards of up to {spec.docs_per_shard} docs "
         f"in {spec.out_dir}")
     tokenizer_path = ensure_tokenizer(spec, shards, log)
@@ -345,8 +479,12 @@ def prepare(spec: PrepSpec, log: Log = print) -> PrepResult:
     sigs = [signature(s, sha1, spec) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := finished(s, sig)) is not None}
     todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
-    workers = max(1, min(spec.num_workers or default_workers(), len(todo)))
-    log(f"prep: {len(markers)} shards already done; encoding {len(todo)} on {workers} workers")
+    num_pieces = sum(len(s.splits) + 1 for s, _ in todo)
+    workers, fewer = choose_workers(spec.num_workers, default_workers(), num_pieces)
+    if fewer:
+        log(fewer)
+    log(f"prep: {len(markers)} shards already done; encoding {len(todo)} on {workers} workers"
+        + (f" ({num_pieces} pieces)" if num_pieces > len(todo) else ""))
     encoded = run_shards(todo, str(tokenizer_path), workers, log) if todo else {}
     markers.update(encoded)
     content = blend_content(spec, shards, markers, tokenizer, sha1)

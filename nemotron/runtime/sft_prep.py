@@ -350,6 +350,19 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
     return [f"  {k:<{width}}  {v}" for k, v in rows]
 
 
+def _fewer_workers(spec: SftPrepSpec, workers: int, todo: int) -> Optional[str]:
+    """One line saying why fewer workers than `data.num_workers` encode, if they do."""
+    want = spec.num_workers or prep.default_workers()
+    if workers >= want or not todo:
+        return None
+    if todo >= prep.worker_limit(spec.num_workers, prep.default_workers()):
+        why = f"this process may run on {prep.default_workers()} CPUs, one worker each"
+    else:
+        why = (f"only {todo} shard{'s' if todo > 1 else ''} of up to data.docs_per_shard={spec.docs_per_shard} "
+               "conversations left to encode, one worker each at most (a smaller data.docs_per_shard splits more)")
+    return f"sft prep: using {workers} of {want} workers (data.num_workers={spec.num_workers}): {why}"
+
+
 def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     """Check the template, encode what is not finished, pack, write report and manifest; the report."""
     if spec.overlong not in OVERLONG:
@@ -375,7 +388,10 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     sigs = [shard_signature(s, spec, tok_sha1, template_sha1) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := _finished(s, sig)) is not None}
     todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
-    workers = max(1, min(spec.num_workers or prep.default_workers(), len(todo)))
+    workers = max(1, min(prep.worker_limit(spec.num_workers, prep.default_workers()), len(todo)))
+    fewer = _fewer_workers(spec, workers, len(todo))
+    if fewer:
+        log(fewer)
     log(f"sft prep: {len(files)} files -> {len(shards)} shards; {len(markers)} already done, "
         f"encoding {len(todo)} on {workers} workers (template: {origin})")
     if todo:

@@ -3,7 +3,9 @@
 `.jsonl` holds one JSON object a line with the text under `data.text_key`; `.txt` holds one document
 a line. Blank lines and empty texts are skipped. A shard is a byte range of one file holding
 `data.docs_per_shard` documents, found by one scan, so workers read only their own range and a
-re-run cuts the same shards from the same files. Errors name the `data.sources` entry or file:line.
+re-run cuts the same shards from the same files. The same scan may also cut each shard into pieces
+of about equal bytes (`Shard.splits`, `split_pieces`) that several workers encode side by side; the
+shards themselves never depend on that. Errors name the `data.sources` entry or file:line.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import glob
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
@@ -22,7 +26,7 @@ KINDS = (".jsonl", ".txt")
 
 @dataclass(frozen=True)
 class Shard:
-    """A byte range of one source file, encoded by one worker into one .bin/.idx prefix."""
+    """A byte range of one source file, encoded (whole, or its pieces side by side) into one output prefix."""
 
     source_index: int
     """The `data.sources` entry the file came from."""
@@ -36,7 +40,8 @@ class Shard:
     """One past the last byte."""
     first_line: int
     """Line number of `start` (1-based), for error messages."""
-
+    splits: Tuple[Tuple[int, int], ...] = ()
+    """(byte, line number) where each piece after the first begins; empty: the shard is one piece."""
 
 
 def expand_sources(patterns: Sequence[str]) -> List[Tuple[int, str]]:
@@ -58,20 +63,49 @@ def expand_sources(patterns: Sequence[str]) -> List[Tuple[int, str]]:
     return [(i, path) for path, i in found.items()]
 
 
-def _cut(path: str, docs_per_shard: int) -> Iterator[Tuple[int, int, int]]:
-    """(start byte, end byte, first line) of each run of `docs_per_shard` non-blank lines."""
+Cut = Tuple[int, int, int, Tuple[Tuple[int, int], ...]]
+
+
+def _cut(path: str, docs_per_shard: int, pieces: int = 1) -> Iterator[Cut]:
+    """(start byte, end byte, first line, splits) of each run of `docs_per_shard` non-blank lines,
+    each run cut into up to `pieces` pieces of about equal bytes (whole lines, one or more each)."""
     start = pos = docs = 0
     first = 1
+    starts, lines = array("q"), array("q")  # of this shard's non-blank lines, when cutting pieces
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
-            pos += len(line)
+            begin, pos = pos, pos + len(line)
             if line.strip():
                 docs += 1
+                if pieces > 1:
+                    starts.append(begin)
+                    lines.append(lineno)
                 if docs == docs_per_shard:
-                    yield start, pos, first
+                    yield start, pos, first, _splits(starts, lines, start, pos, pieces)
                     start, first, docs = pos, lineno + 1, 0
+                    del starts[:], lines[:]
     if docs:
-        yield start, pos, first
+        yield start, pos, first, _splits(starts, lines, start, pos, pieces)
+
+
+def _splits(starts: array, lines: array, start: int, end: int, pieces: int) -> Tuple[Tuple[int, int], ...]:
+    """Where pieces 2..k of the byte range [start, end) begin: the first non-blank line at or
+    after each k-th of the bytes, at least one line a piece; k = min(pieces, lines in the range)."""
+    k = min(pieces, len(starts))
+    cuts, prev = [], 0
+    for j in range(1, k):
+        i = bisect_left(starts, start + (end - start) * j // k)
+        i = min(max(i, prev + 1), len(starts) - (k - j))
+        cuts.append((starts[i], lines[i]))
+        prev = i
+    return tuple(cuts)
+
+
+def split_pieces(shard: Shard) -> List[Shard]:
+    """The shard's pieces, in order, each a byte range of its own (one piece when not split)."""
+    bounds = [(shard.start, shard.first_line), *shard.splits, (shard.end, 0)]
+    return [replace(shard, start=a, end=b, first_line=line, splits=())
+            for (a, line), (b, _) in zip(bounds, bounds[1:])]
 
 
 def _stems(paths: Sequence[str]) -> List[str]:
@@ -81,15 +115,16 @@ def _stems(paths: Sequence[str]) -> List[str]:
             for s, p in zip(stems, paths)]
 
 
-def plan_shards(files: Sequence[Tuple[int, str]], docs_per_shard: int, out_dir: Path) -> List[Shard]:
-    """Every shard of every file, in order."""
+def plan_shards(files: Sequence[Tuple[int, str]], docs_per_shard: int, out_dir: Path,
+                pieces: int = 1) -> List[Shard]:
+    """Every shard of every file, in order, each cut into up to `pieces` pieces (see `_cut`)."""
     if docs_per_shard < 1:
         raise ValueError(f"data.docs_per_shard={docs_per_shard} must be at least 1")
     shards = []
     for (index, path), stem in zip(files, _stems([p for _, p in files])):
-        for n, (start, end, first) in enumerate(_cut(path, docs_per_shard)):
+        for n, (start, end, first, splits) in enumerate(_cut(path, docs_per_shard, pieces)):
             prefix = str(out_dir / f"{stem}-{n:05d}_text_document")
-            shards.append(Shard(index, path, prefix, start, end, first))
+            shards.append(Shard(index, path, prefix, start, end, first, splits))
     return shards
 
 

@@ -139,6 +139,15 @@ def test_output_is_deterministic_and_workers_do_not_change_it(tmp_path, tokenize
     assert set(json.loads(one.packed_file.read_text())["splits"]) == {"train", "valid"}
 
 
+def test_fewer_workers_than_asked_are_said_in_one_line(tmp_path, tokenizer):
+    lines = []
+    sft_prep.prepare_sft(_spec(tmp_path, tokenizer, [_many(tmp_path)], num_workers=2), log=lines.append)
+    assert [line for line in lines if "workers (data.num_workers" in line] == [
+        "sft prep: using 1 of 2 workers (data.num_workers=2): only 1 shard of up to "
+        "data.docs_per_shard=100000 conversations left to encode, one worker each at most "
+        "(a smaller data.docs_per_shard splits more)"]
+
+
 def test_interrupted_prep_resumes_skipping_finished_shards(tmp_path, tokenizer):
     source = _many(tmp_path)
     clean = _spec(tmp_path / "clean", tokenizer, [source], docs_per_shard=10)
