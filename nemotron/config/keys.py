@@ -20,11 +20,16 @@ def closest(word: str, choices: List[str]) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _hints(node: type) -> dict:
+    return typing.get_type_hints(node)
+
+
+@functools.lru_cache(maxsize=None)
 def schema_node(dotted: str) -> Optional[type]:
     """The dataclass at `dotted` in RunConfig ('model' -> ModelConfig), or None (cached: type hints are slow)."""
     node: type = RunConfig
     for part in [p for p in dotted.split(".") if p]:
-        hints = typing.get_type_hints(node)
+        hints = _hints(node)
         if part not in hints or not dataclasses.is_dataclass(hints[part]):
             return None
         node = hints[part]
