@@ -79,7 +79,7 @@ def run(argv: List[str]) -> int:
     plans = plan_all(pipe, graph, overrides)
     from nemotron.pipe import launch
 
-    return launch.launch(pipe, graph, plans, dry_run, flags.get("--from"), flags.get("--only"))
+    return launch.launch(pipe, graph, plans, dry_run, flags.get("--from"), flags.get("--only"), argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

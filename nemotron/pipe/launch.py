@@ -25,7 +25,7 @@ def local_command(plan: StagePlan) -> str:
 
 
 def launch(pipe: PipelineConfig, graph: Graph, plans: List[StagePlan], dry_run: bool,
-           start: Optional[str], only: Optional[str]) -> int:
+           start: Optional[str], only: Optional[str], argv: List[str]) -> int:
     """Dry run, local run or Slurm submission of the planned stages."""
     remote = on_slurm(plans)
     if dry_run:
@@ -42,7 +42,7 @@ def launch(pipe: PipelineConfig, graph: Graph, plans: List[StagePlan], dry_run: 
     if remote:
         from nemotron.pipe import slurm
 
-        return slurm.submit_all(pipe, plans, start, only)
+        return slurm.submit_all(pipe, plans, start, only, argv)
     from nemotron.pipe import local, tracking
 
     with tracking.parent_run(pipe, plans) as hooks:

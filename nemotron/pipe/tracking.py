@@ -32,7 +32,7 @@ class Hooks:
     def stage_env(self, plan: StagePlan) -> Dict[str, str]:
         if not self.parent:
             return {}
-        return {PARENT_ENV: self.parent, "MLFLOW_EXPERIMENT_NAME": self.experiment or ""}
+        return {PARENT_ENV: self.parent, "MLFLOW_EXPERIMENT_NAME": self.experiment or "pipeline"}
 
     def on_stage(self, plan: StagePlan, state: str, record: Optional[Dict[str, Any]]) -> None:
         self.states[plan.name] = {"state": state, "record": record}
@@ -65,10 +65,12 @@ def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
 
     cfg = plans[0].cfg
     experiment = pipe.experiment or cfg.tracker.experiment or f"pipeline/{pipe.name}"
-    uri = str(cfg.tracker.uri) if cfg.tracker.uri else ""
+    from nemotron.tracking.registry import registry_path
+    from nemotron.tracking.settings import tracking_uri
+
+    uri = tracking_uri(cfg)
     summary = pipeline_dir(plans) / "tracking.json"
-    parent = helper("open", "--uri", uri, "--experiment", experiment, "--name", pipe.name,
-                    "--root", str(cfg.paths.output_root), "--summary", str(summary))
+    parent = helper("open", "--uri", uri, "--experiment", experiment, "--name", pipe.name)
     hooks = Hooks(parent or None, experiment)
     try:
         yield hooks
@@ -76,7 +78,7 @@ def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
         if hooks.parent:
             write_summary(summary, pipe, plans, hooks)
             helper("close", "--uri", uri, "--run-id", hooks.parent, "--summary", str(summary),
-                   "--root", str(cfg.paths.output_root))
+                   "--registry", registry_path(cfg))
 
 
 def write_summary(path: Path, pipe: PipelineConfig, plans: List[StagePlan], hooks: Hooks) -> None:
