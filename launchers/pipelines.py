@@ -42,8 +42,10 @@ def lines(records: List[Dict[str, Any]]) -> List[str]:
     known, _ = scheduler.known_states(sorted(job_ids(records)))
     out = []
     for rec in records:
-        out.append(f"pipeline {rec['pipeline']} ({rec['dir']}, cluster {rec.get('cluster', 'local')}, "
-                   f"updated {rec.get('updated', '?')})")
+        out.append(
+            f"pipeline {rec['pipeline']} ({rec['dir']}, cluster {rec.get('cluster', 'local')}, "
+            f"updated {rec.get('updated', '?')})"
+        )
         for stage in rec["stages"]:
             job = str(stage.get("job_id") or "")
             state = known.get(job)

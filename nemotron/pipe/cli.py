@@ -18,8 +18,10 @@ from typing import List, Optional, Tuple
 
 from nemotron.pipe.spec import PipelineError
 
-USAGE = ("usage: python -m nemotron.pipe pipeline=<name> [cluster=<option>] [dry_run=true] [--from STAGE | "
-         "--only STAGE] [<stage>.<key>=value ...] [<key>=value ...]")
+USAGE = (
+    "usage: python -m nemotron.pipe pipeline=<name> [cluster=<option>] [dry_run=true] [--from STAGE | "
+    "--only STAGE] [<stage>.<key>=value ...] [<key>=value ...]"
+)
 FLAGS = ("--from", "--only")
 
 
@@ -61,8 +63,10 @@ def check_heads(overrides: List[str], stages: List[str]) -> None:
         if head not in known and head not in stages:
             from nemotron.config.keys import closest
 
-            raise PipelineError(f"{arg}: {head!r} is neither a stage nor a config key{closest(head, stages)}; "
-                                f"stages: {', '.join(stages)}")
+            raise PipelineError(
+                f"{arg}: {head!r} is neither a stage nor a config key{closest(head, stages)}; "
+                f"stages: {', '.join(stages)}"
+            )
 
 
 def run(argv: List[str]) -> int:

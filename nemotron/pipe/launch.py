@@ -24,8 +24,15 @@ def local_command(plan: StagePlan) -> str:
     return "  command: " + scrub_text(shlex.join([sys.executable, "-m", "nemotron.train", *plan.train_args()]))
 
 
-def launch(pipe: PipelineConfig, graph: Graph, plans: List[StagePlan], dry_run: bool,
-           start: Optional[str], only: Optional[str], argv: List[str]) -> int:
+def launch(
+    pipe: PipelineConfig,
+    graph: Graph,
+    plans: List[StagePlan],
+    dry_run: bool,
+    start: Optional[str],
+    only: Optional[str],
+    argv: List[str],
+) -> int:
     """Dry run, local run or Slurm submission of the planned stages."""
     remote = on_slurm(plans)
     if dry_run:

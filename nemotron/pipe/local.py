@@ -49,7 +49,7 @@ def selection(plans: List[StagePlan], start: Optional[str], only: Optional[str])
             raise PipelineError(f"{flag} {value}: no such stage (stages: {', '.join(names)})")
     if only:
         return [only]
-    return names[names.index(start):] if start else []
+    return names[names.index(start) :] if start else []
 
 
 def require_inputs(plans: List[StagePlan], forced: List[str], done: Dict[str, Dict[str, Any]]) -> None:
@@ -58,8 +58,10 @@ def require_inputs(plans: List[StagePlan], forced: List[str], done: Dict[str, Di
         if plan.name in forced:
             return
         if plan.name not in done and any(plan.name in p.upstream for p in plans if p.name in forced):
-            raise PipelineError(f"stage {plan.name} has not finished for this config (no {records.STAGE_RECORD} "
-                                f"in {plan.stage_dir}); run it first, e.g. --from {plan.name}")
+            raise PipelineError(
+                f"stage {plan.name} has not finished for this config (no {records.STAGE_RECORD} "
+                f"in {plan.stage_dir}); run it first, e.g. --from {plan.name}"
+            )
 
 
 def run_stage(plan: StagePlan, env: Dict[str, str]) -> int:
@@ -77,9 +79,14 @@ def run_stage(plan: StagePlan, env: Dict[str, str]) -> int:
         raise
 
 
-def run_all(pipeline: str, plans: List[StagePlan], start: Optional[str] = None, only: Optional[str] = None,
-            stage_env: Callable[[StagePlan], Dict[str, str]] = lambda plan: {},
-            on_stage: Callable[[StagePlan, str, Optional[Dict[str, Any]]], None] = lambda *a: None) -> int:
+def run_all(
+    pipeline: str,
+    plans: List[StagePlan],
+    start: Optional[str] = None,
+    only: Optional[str] = None,
+    stage_env: Callable[[StagePlan], Dict[str, str]] = lambda plan: {},
+    on_stage: Callable[[StagePlan, str, Optional[Dict[str, Any]]], None] = lambda *a: None,
+) -> int:
     """Run the stages in order; 0 when every selected stage finished or was skipped."""
     forced = selection(plans, start, only)
     done = {p.name: rec for p in plans if (rec := records.finished(p)) is not None}
@@ -89,8 +96,11 @@ def run_all(pipeline: str, plans: List[StagePlan], start: Optional[str] = None, 
         if only and plan.name != only:
             continue
         if plan.name in done and plan.name not in forced:
-            print(f"pipeline {pipeline}: stage {plan.name}: skipped, finished for the same config "
-                  f"(hash {plan.config_hash}) in {plan.stage_dir}", flush=True)
+            print(
+                f"pipeline {pipeline}: stage {plan.name}: skipped, finished for the same config "
+                f"(hash {plan.config_hash}) in {plan.stage_dir}",
+                flush=True,
+            )
             states[plan.name] = {"state": "skipped"}
             on_stage(plan, "skipped", done[plan.name])
             continue
@@ -105,18 +115,25 @@ def run_all(pipeline: str, plans: List[StagePlan], start: Optional[str] = None, 
             states[plan.name] = {"state": "interrupted"}
             records.write_pipeline(pipeline, plans, states)
             on_stage(plan, "interrupted", None)
-            print(f"pipeline {pipeline}: interrupted in stage {plan.name}; finished stages are kept, the same "
-                  "command resumes", file=sys.stderr, flush=True)
+            print(
+                f"pipeline {pipeline}: interrupted in stage {plan.name}; finished stages are kept, the same "
+                "command resumes",
+                file=sys.stderr,
+                flush=True,
+            )
             return INTERRUPTED
         missing = records.missing_outputs(plan) if code == 0 else []
         if code != 0 or missing:
             states[plan.name] = {"state": "failed", "exit_code": code}
             records.write_pipeline(pipeline, plans, states)
             on_stage(plan, "failed", None)
-            rest = [p.name for p in plans[i + 1:] if not only]
+            rest = [p.name for p in plans[i + 1 :] if not only]
             why = f"exit {code}" if code else f"it did not write {missing[0]}"
-            raise StageFailed(f"pipeline {pipeline}: stage {plan.name} failed ({why}); log: "
-                              f"{plan.stage_dir / 'train.log'}; not run: {', '.join(rest) or 'none'}", code or 1)
+            raise StageFailed(
+                f"pipeline {pipeline}: stage {plan.name} failed ({why}); log: "
+                f"{plan.stage_dir / 'train.log'}; not run: {', '.join(rest) or 'none'}",
+                code or 1,
+            )
         done[plan.name] = records.record_stage(pipeline, plan, done, run_id=read_run_id(plan))
         states[plan.name] = {"state": "done"}
         records.write_pipeline(pipeline, plans, states)

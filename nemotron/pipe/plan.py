@@ -101,12 +101,21 @@ def external_path(stage: StageConfig, artifact: str, cfg: DictConfig) -> str:
         raise PipelineError(f"stage {stage.name}: consumes {artifact}: no stage produces it and {err}") from None
 
 
-def plan_stage(pipe: PipelineConfig, stage: StageConfig, graph: Graph, done: Dict[str, StagePlan],
-               common: List[str], own: List[str]) -> StagePlan:
+def plan_stage(
+    pipe: PipelineConfig,
+    stage: StageConfig,
+    graph: Graph,
+    done: Dict[str, StagePlan],
+    common: List[str],
+    own: List[str],
+) -> StagePlan:
     """Compose `stage` (its producers already planned in `done`), hash it, compose it again and validate it."""
     inputs = {a: done[graph.producer[a]].outputs[a]["path"] for a in stage.consumes if a in graph.producer}
-    overrides = lambda stage_dir: [substitute(o, {**inputs, STAGE_DIR: stage_dir})  # noqa: E731
-                                   for o in [*stage.overrides, *common, *own]]
+
+    def overrides(stage_dir: str) -> List[str]:
+        return [substitute(o, {**inputs, STAGE_DIR: stage_dir}) for o in [*stage.overrides, *common, *own]]
+
+    inputs.update({a: STAND_IN for a in graph.external(stage)})  # looked up in the registry it names
     first = compose_stage(stage, overrides(STAND_IN), STAND_IN)
     for artifact in graph.external(stage):
         inputs[artifact] = external_path(stage, artifact, first)
@@ -115,10 +124,20 @@ def plan_stage(pipe: PipelineConfig, stage: StageConfig, graph: Graph, done: Dic
     stage_dir = (Path(str(first.paths.output_root)) / "pipelines" / pipe.name / f"{stage.name}-{digest}").absolute()
     final = overrides(str(stage_dir))
     cfg = compose_stage(stage, final, str(stage_dir))
-    outputs = {a: {"kind": spec.kind, "path": substitute(spec.path, {STAGE_DIR: str(stage_dir)})}
-               for a, spec in stage.produces.items()}
-    plan = StagePlan(stage=stage, overrides=final, stage_dir=stage_dir, config_hash=digest, cfg=cfg,
-                     inputs=inputs, outputs=outputs, upstream=graph.upstream[stage.name])
+    outputs = {
+        a: {"kind": spec.kind, "path": substitute(spec.path, {STAGE_DIR: str(stage_dir)})}
+        for a, spec in stage.produces.items()
+    }
+    plan = StagePlan(
+        stage=stage,
+        overrides=final,
+        stage_dir=stage_dir,
+        config_hash=digest,
+        cfg=cfg,
+        inputs=inputs,
+        outputs=outputs,
+        upstream=graph.upstream[stage.name],
+    )
     plan.deferred = check_stage(plan, [p for a, p in inputs.items() if a in graph.producer])
     return plan
 

@@ -51,7 +51,7 @@ def finished(plan: StagePlan) -> Optional[Dict[str, Any]]:
     rec = read_json(plan.stage_dir / STAGE_RECORD)
     if not rec or rec.get("config_hash") != plan.config_hash:
         return None
-    for name, out in rec.get("outputs", {}).items():
+    for out in rec.get("outputs", {}).values():
         path = Path(out["path"])
         if not has_files(path) or content_hash([path])[0] != out["hash"]:
             return None
@@ -76,22 +76,37 @@ def input_refs(plan: StagePlan, done: Dict[str, Dict[str, Any]]) -> List[str]:
     return refs
 
 
-def record_stage(pipeline: str, plan: StagePlan, done: Dict[str, Dict[str, Any]],
-                 run_id: Optional[str] = None) -> Dict[str, Any]:
+def record_stage(
+    pipeline: str, plan: StagePlan, done: Dict[str, Dict[str, Any]], run_id: Optional[str] = None
+) -> Dict[str, Any]:
     """Register the stage's outputs (with lineage) and write its record; the record."""
     registry = Registry(registry_path(plan.cfg))
     inputs = input_refs(plan, done)
-    producer = {"run_id": run_id, "run_dir": str(plan.stage_dir), "config": str(plan.stage_dir / "config.yaml"),
-                "recipe": plan.stage.recipe, "pipeline": pipeline, "stage": plan.name}
+    producer = {
+        "run_id": run_id,
+        "run_dir": str(plan.stage_dir),
+        "config": str(plan.stage_dir / "config.yaml"),
+        "recipe": plan.stage.recipe,
+        "pipeline": pipeline,
+        "stage": plan.name,
+    }
     outputs = {}
     for name, out in plan.outputs.items():
         path = Path(out["path"])
         digest = content_hash([path])
         entry = registry.register(f"{pipeline}/{name}", out["kind"], path, digest, producer, inputs=inputs)
         outputs[name] = {"kind": out["kind"], "path": str(path), "hash": digest[0], "ref": ref_of(entry)}
-    rec = {"pipeline": pipeline, "stage": plan.name, "recipe": plan.stage.recipe, "config_hash": plan.config_hash,
-           "overrides": [scrub_text(o) for o in plan.overrides], "inputs": dict(plan.inputs),
-           "input_refs": inputs, "outputs": outputs, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    rec = {
+        "pipeline": pipeline,
+        "stage": plan.name,
+        "recipe": plan.stage.recipe,
+        "config_hash": plan.config_hash,
+        "overrides": [scrub_text(o) for o in plan.overrides],
+        "inputs": dict(plan.inputs),
+        "input_refs": inputs,
+        "outputs": outputs,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     write_json(plan.stage_dir / STAGE_RECORD, rec)
     return rec
 
@@ -101,13 +116,21 @@ def pipeline_dir(plans: List[StagePlan]) -> Path:
     return plans[0].stage_dir.parent
 
 
-def write_pipeline(pipeline: str, plans: List[StagePlan], states: Dict[str, Dict[str, Any]],
-                   **extra: Any) -> Path:
+def write_pipeline(pipeline: str, plans: List[StagePlan], states: Dict[str, Dict[str, Any]], **extra: Any) -> Path:
     """The pipeline's record of its latest launch; its path."""
     path = pipeline_dir(plans) / PIPELINE_RECORD
-    stages = [{"stage": p.name, "recipe": p.stage.recipe, "stage_dir": str(p.stage_dir), "upstream": p.upstream,
-               "inputs": p.inputs, "outputs": {a: o["path"] for a, o in p.outputs.items()},
-               "dependency": p.stage.dependency.value, **states.get(p.name, {})} for p in plans]
-    write_json(path, {"pipeline": pipeline, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "stages": stages, **extra})
+    stages = [
+        {
+            "stage": p.name,
+            "recipe": p.stage.recipe,
+            "stage_dir": str(p.stage_dir),
+            "upstream": p.upstream,
+            "inputs": p.inputs,
+            "outputs": {a: o["path"] for a, o in p.outputs.items()},
+            "dependency": p.stage.dependency.value,
+            **states.get(p.name, {}),
+        }
+        for p in plans
+    ]
+    write_json(path, {"pipeline": pipeline, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages": stages, **extra})
     return path

@@ -26,8 +26,11 @@ def differences(plan: StagePlan) -> List[str]:
     before = dict(flat(redact(OmegaConf.to_container(base, resolve=True))))
     after = dict(flat(redact(OmegaConf.to_container(plan.cfg, resolve=True))))
     show = lambda v: repr(getattr(v, "value", v))  # noqa: E731 - enums by their value
-    return [f"{key}: {show(before.get(key))} -> {show(value)}" for key, value in after.items()
-            if key not in ("run_dir",) and before.get(key) != value]
+    return [
+        f"{key}: {show(before.get(key))} -> {show(value)}"
+        for key, value in after.items()
+        if key not in ("run_dir",) and before.get(key) != value
+    ]
 
 
 def graph_lines(plans: List[StagePlan], producer: Dict[str, str]) -> List[str]:
@@ -40,8 +43,7 @@ def graph_lines(plans: List[StagePlan], producer: Dict[str, str]) -> List[str]:
     return lines
 
 
-def describe(pipeline: str, plans: List[StagePlan], producer: Dict[str, str],
-             commands: Dict[str, str]) -> str:
+def describe(pipeline: str, plans: List[StagePlan], producer: Dict[str, str], commands: Dict[str, str]) -> str:
     """The whole dry-run text; `commands` holds each stage's command line or batch script."""
     out = [f"# pipeline {pipeline}: {len(plans)} stage(s), validated; nothing started"]
     for n, plan in enumerate(plans, 1):

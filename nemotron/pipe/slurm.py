@@ -30,8 +30,12 @@ def launcher_for(plan: StagePlan, ids: Dict[str, str]) -> Dict[str, Any]:
     waits = [ids[name] for name in plan.upstream if name in ids]
     if not waits:
         return {}
-    return {"additional_parameters": {"dependency": f"{plan.stage.dependency.value}:{':'.join(waits)}",
-                                      "kill_on_invalid_dep": "yes"}}
+    return {
+        "additional_parameters": {
+            "dependency": f"{plan.stage.dependency.value}:{':'.join(waits)}",
+            "kill_on_invalid_dep": "yes",
+        }
+    }
 
 
 def slurm_plan(plan: StagePlan, ids: Dict[str, str]) -> Any:
@@ -69,8 +73,9 @@ def settle(pipeline: str, plans: List[StagePlan]) -> Dict[str, Dict[str, Any]]:
     return done
 
 
-def submit_all(pipe: PipelineConfig, plans: List[StagePlan], start: Optional[str], only: Optional[str],
-               argv: List[str]) -> int:
+def submit_all(
+    pipe: PipelineConfig, plans: List[StagePlan], start: Optional[str], only: Optional[str], argv: List[str]
+) -> int:
     """Submit every stage not finished for its config (or the --from/--only selection); return 0."""
     from nemotron.launchers import slurm
     from nemotron.pipe.local import require_inputs, selection
@@ -88,14 +93,16 @@ def submit_all(pipe: PipelineConfig, plans: List[StagePlan], start: Optional[str
         job = slurm_plan(plan, ids) if plan.upstream else planned[plan.name]
         ids[plan.name] = slurm.submit(job)
         states[plan.name] = {"state": "submitted", "job_id": ids[plan.name]}
-    path = records.write_pipeline(pipe.name, plans, states, argv=list(argv), cwd=os.getcwd(),
-                                 cluster=str(plans[0].cfg.cluster.name))
+    path = records.write_pipeline(
+        pipe.name, plans, states, argv=list(argv), cwd=os.getcwd(), cluster=str(plans[0].cfg.cluster.name)
+    )
     print(submitted_message(pipe.name, plans, done, ids, path), flush=True)
     return 0
 
 
-def submitted_message(pipeline: str, plans: List[StagePlan], done: Dict[str, Any], ids: Dict[str, str],
-                      path: Path) -> str:
+def submitted_message(
+    pipeline: str, plans: List[StagePlan], done: Dict[str, Any], ids: Dict[str, str], path: Path
+) -> str:
     """Job ids per stage, dependencies, and how to follow them."""
     lines = [f"pipeline {pipeline}: submitted {len(ids)} stage(s) to Slurm"]
     for plan in plans:
@@ -106,9 +113,10 @@ def submitted_message(pipeline: str, plans: List[StagePlan], done: Dict[str, Any
         elif plan.name in done:
             lines.append(f"  {plan.name}: finished for the same config, not submitted ({plan.stage_dir})")
     first = next(iter(ids.values()), None)
-    lines += [f"  record:  {path}",
-              f"  state:   python -m nemotron.jobs list --root {shlex.quote(str(plans[0].cfg.paths.output_root))}",
-              f"  follow:  python -m nemotron.jobs follow {first}" if first else "  nothing to follow",
-              f"  cancel:  scancel {' '.join(ids.values())}" if ids else ""]
+    lines += [
+        f"  record:  {path}",
+        f"  state:   python -m nemotron.jobs list --root {shlex.quote(str(plans[0].cfg.paths.output_root))}",
+        f"  follow:  python -m nemotron.jobs follow {first}" if first else "  nothing to follow",
+        f"  cancel:  scancel {' '.join(ids.values())}" if ids else "",
+    ]
     return "\n".join(line for line in lines if line)
-

@@ -73,14 +73,18 @@ def check(pipe: PipelineConfig, recipes: List[str]) -> Graph:
         _check_stage(stage, i, seen, recipes)
         for artifact in stage.produces:
             if artifact in producer:
-                raise PipelineError(f"stage {stage.name}: produces.{artifact}: already produced by stage "
-                                    f"{producer[artifact]}; artifact names must be unique")
+                raise PipelineError(
+                    f"stage {stage.name}: produces.{artifact}: already produced by stage "
+                    f"{producer[artifact]}; artifact names must be unique"
+                )
             producer[artifact] = stage.name
     upstream = {s.name: sorted({producer[a] for a in s.consumes if a in producer}) for s in pipe.stages}
     cycle = find_cycle(upstream)
     if cycle:
-        raise PipelineError(f"stage {cycle[0]}: consumes: cycle {' -> '.join(cycle)}; a stage may only "
-                            "consume what earlier stages produce")
+        raise PipelineError(
+            f"stage {cycle[0]}: consumes: cycle {' -> '.join(cycle)}; a stage may only "
+            "consume what earlier stages produce"
+        )
     for stage in pipe.stages:
         _check_order(stage, producer, seen)
         _check_placeholders(stage)
@@ -96,8 +100,10 @@ def _check_stage(stage: StageConfig, i: int, seen: Dict[str, int], recipes: List
     if stage.recipe not in recipes:
         from nemotron.config.keys import closest
 
-        raise PipelineError(f"stage {stage.name}: recipe={stage.recipe!r}: no such recipe"
-                            f"{closest(stage.recipe, recipes)}; available: {', '.join(recipes)}")
+        raise PipelineError(
+            f"stage {stage.name}: recipe={stage.recipe!r}: no such recipe"
+            f"{closest(stage.recipe, recipes)}; available: {', '.join(recipes)}"
+        )
 
 
 def _check_order(stage: StageConfig, producer: Dict[str, str], seen: Dict[str, int]) -> None:
@@ -106,20 +112,26 @@ def _check_order(stage: StageConfig, producer: Dict[str, str], seen: Dict[str, i
         if source == stage.name:
             raise PipelineError(f"stage {stage.name}: consumes {artifact}: it is the stage's own product")
         if source is not None and seen[source] > seen[stage.name]:
-            raise PipelineError(f"stage {stage.name}: consumes {artifact}: produced by stage {source}, which "
-                                "comes later; move it before this stage")
+            raise PipelineError(
+                f"stage {stage.name}: consumes {artifact}: produced by stage {source}, which "
+                "comes later; move it before this stage"
+            )
 
 
 def _check_placeholders(stage: StageConfig) -> None:
     for n, override in enumerate(stage.overrides):
         for name in PLACEHOLDER.findall(override):
             if name != STAGE_DIR and name not in stage.consumes and "/" not in name and "." not in name:
-                raise PipelineError(f"stage {stage.name}: overrides[{n}]={override!r}: {{{name}}} is not an "
-                                    f"artifact it consumes (consumes: {', '.join(stage.consumes) or 'none'})")
+                raise PipelineError(
+                    f"stage {stage.name}: overrides[{n}]={override!r}: {{{name}}} is not an "
+                    f"artifact it consumes (consumes: {', '.join(stage.consumes) or 'none'})"
+                )
     for name, spec in stage.produces.items():
         if not spec.path.startswith("{" + STAGE_DIR + "}"):
-            raise PipelineError(f"stage {stage.name}: produces.{name}.path={spec.path!r}: must lie in the "
-                                "stage's own directory ({stage_dir}/...)")
+            raise PipelineError(
+                f"stage {stage.name}: produces.{name}.path={spec.path!r}: must lie in the "
+                "stage's own directory ({stage_dir}/...)"
+            )
 
 
 def find_cycle(upstream: Dict[str, List[str]]) -> Optional[List[str]]:
@@ -132,7 +144,7 @@ def find_cycle(upstream: Dict[str, List[str]]) -> Optional[List[str]]:
         path.append(node)
         for up in upstream.get(node, []):
             if state.get(up) == 1:
-                return path[path.index(up):] + [up]
+                return path[path.index(up) :] + [up]
             if up not in state:
                 found = visit(up)
                 if found:

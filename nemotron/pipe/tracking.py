@@ -18,8 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from nemotron.config.schema_pipeline import PipelineConfig
 from nemotron.pipe.plan import StagePlan
-
-from nemotron.tracking.settings import PARENT_RUN_ENV as PARENT_ENV  # noqa: E402
+from nemotron.tracking.settings import PARENT_RUN_ENV as PARENT_ENV
 
 
 class Hooks:
@@ -45,8 +44,7 @@ def tracked(plans: List[StagePlan]) -> bool:
 
 def helper(*args: str) -> Optional[str]:
     """Run the tracking helper; its last stdout line, or None (a message on stderr) when it failed."""
-    proc = subprocess.run([sys.executable, "-m", "nemotron.tracking.pipeline", *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nemotron.tracking.pipeline", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"nemotron.pipe: MLflow parent run not recorded ({tail})", file=sys.stderr, flush=True)
@@ -77,8 +75,17 @@ def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
     finally:
         if hooks.parent:
             write_summary(summary, pipe, plans, hooks)
-            helper("close", "--uri", uri, "--run-id", hooks.parent, "--summary", str(summary),
-                   "--registry", registry_path(cfg))
+            helper(
+                "close",
+                "--uri",
+                uri,
+                "--run-id",
+                hooks.parent,
+                "--summary",
+                str(summary),
+                "--registry",
+                registry_path(cfg),
+            )
 
 
 def write_summary(path: Path, pipe: PipelineConfig, plans: List[StagePlan], hooks: Hooks) -> None:
@@ -86,9 +93,17 @@ def write_summary(path: Path, pipe: PipelineConfig, plans: List[StagePlan], hook
     stages = []
     for plan in plans:
         state = hooks.states.get(plan.name, {"state": "not run", "record": None})
-        stages.append({"stage": plan.name, "recipe": plan.stage.recipe, "state": state["state"],
-                       "stage_dir": str(plan.stage_dir), "upstream": plan.upstream, "inputs": plan.inputs,
-                       "outputs": {a: o["path"] for a, o in plan.outputs.items()},
-                       "record": state["record"]})
+        stages.append(
+            {
+                "stage": plan.name,
+                "recipe": plan.stage.recipe,
+                "state": state["state"],
+                "stage_dir": str(plan.stage_dir),
+                "upstream": plan.upstream,
+                "inputs": plan.inputs,
+                "outputs": {a: o["path"] for a, o in plan.outputs.items()},
+                "record": state["record"],
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pipeline": pipe.name, "stages": stages}, indent=1), encoding="utf-8")

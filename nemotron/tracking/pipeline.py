@@ -26,14 +26,23 @@ from nemotron.tracking.store import connect, experiment_id
 
 FINAL_METRICS = ("reward", "loss")
 """The metric shown per stage in the graph, first found."""
-COLORS = {"done": "#8fd18f", "skipped": "#c8e6c8", "failed": "#f19c9c", "interrupted": "#f5d08a",
-          "running": "#9cc3f1", "not run": "#dddddd"}
+COLORS = {
+    "done": "#8fd18f",
+    "skipped": "#c8e6c8",
+    "failed": "#f19c9c",
+    "interrupted": "#f5d08a",
+    "running": "#9cc3f1",
+    "not run": "#dddddd",
+}
 
 
 def open_parent(uri: str, experiment: str, name: str) -> str:
     client = connect(uri)
-    run = client.create_run(experiment_id(client, uri, experiment), run_name=f"pipeline: {name}",
-                            tags=to_tags({"nemotron.pipeline": name, "nemotron.pipeline.role": "parent"}))
+    run = client.create_run(
+        experiment_id(client, uri, experiment),
+        run_name=f"pipeline: {name}",
+        tags=to_tags({"nemotron.pipeline": name, "nemotron.pipeline.role": "parent"}),
+    )
     return run.info.run_id
 
 
@@ -43,8 +52,11 @@ def stage_run(client: Any, parent: str, stage: Dict[str, Any]) -> str:
     if path.is_file():
         return path.read_text().strip()
     exp = client.get_run(parent).info.experiment_id
-    run = client.create_run(exp, run_name=f"{stage['stage']} ({stage['recipe']})",
-                            tags=to_tags({"mlflow.parentRunId": parent, "nemotron.recipe": stage["recipe"]}))
+    run = client.create_run(
+        exp,
+        run_name=f"{stage['stage']} ({stage['recipe']})",
+        tags=to_tags({"mlflow.parentRunId": parent, "nemotron.recipe": stage["recipe"]}),
+    )
     status = {"done": "FINISHED", "skipped": "FINISHED", "failed": "FAILED"}.get(stage["state"], "KILLED")
     client.set_terminated(run.info.run_id, status=status)
     return run.info.run_id
@@ -61,15 +73,26 @@ def log_lineage(client: Any, run_id: str, stage: Dict[str, Any], registry: Regis
             entries.append(registry.get(ref))
         except ArtifactNotFound:
             continue
-    datasets = [DatasetInput(Dataset(name=f"{e['name']}@{e['version']}", digest=e["hash"].split(":")[-1][:36],
-                                     source_type="local", source=json.dumps({"uri": e["path"]}),
-                                     profile=json.dumps({"kind": e["kind"]})),
-                             tags=[InputTag("mlflow.data.context", e["kind"])]) for e in entries]
+    datasets = [
+        DatasetInput(
+            Dataset(
+                name=f"{e['name']}@{e['version']}",
+                digest=e["hash"].split(":")[-1][:36],
+                source_type="local",
+                source=json.dumps({"uri": e["path"]}),
+                profile=json.dumps({"kind": e["kind"]}),
+            ),
+            tags=[InputTag("mlflow.data.context", e["kind"])],
+        )
+        for e in entries
+    ]
     if datasets:
         client.log_inputs(run_id, datasets=datasets)
     outputs = record.get("outputs", {})
-    tags = {"nemotron.pipeline.stage": stage["stage"],
-            **{f"nemotron.output.{n}": f"{o['ref']} {o['path']} {o['hash']}" for n, o in outputs.items()}}
+    tags = {
+        "nemotron.pipeline.stage": stage["stage"],
+        **{f"nemotron.output.{n}": f"{o['ref']} {o['path']} {o['hash']}" for n, o in outputs.items()},
+    }
     for key, value in to_tags(tags).items():
         client.set_tag(run_id, key, value)
 
@@ -93,12 +116,22 @@ def graph_png(stages: List[Dict[str, Any]], out: Path, title: str) -> Path:
         here = x[stage["stage"]]
         for up in stage["upstream"]:
             bend = -0.4 if here - x[up] > 2.5 else 0.0  # a longer edge arcs over the stages between
-            ax.annotate("", xy=(here - 0.6, 0), xytext=(x[up] + 0.6, 0),
-                        arrowprops={"arrowstyle": "->", "connectionstyle": f"arc3,rad={bend}"})
+            ax.annotate(
+                "",
+                xy=(here - 0.6, 0),
+                xytext=(x[up] + 0.6, 0),
+                arrowprops={"arrowstyle": "->", "connectionstyle": f"arc3,rad={bend}"},
+            )
         metric = f"\n{stage['metric']}" if stage.get("metric") else ""
-        ax.text(here, 0, f"{stage['stage']}\n{stage['recipe']}\n{stage['state']}{metric}", ha="center",
-                va="center", fontsize=8, bbox={"boxstyle": "round", "pad": 0.6,
-                                               "facecolor": COLORS.get(stage["state"], "#dddddd")})
+        ax.text(
+            here,
+            0,
+            f"{stage['stage']}\n{stage['recipe']}\n{stage['state']}{metric}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round", "pad": 0.6, "facecolor": COLORS.get(stage["state"], "#dddddd")},
+        )
     ax.set_xlim(-1.3, x[stages[-1]["stage"]] + 1.3)
     ax.set_ylim(-0.8, 1.4)
     ax.axis("off")

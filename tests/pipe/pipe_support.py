@@ -16,8 +16,14 @@ def pipe(*args: str, cwd: Path = REPO, timeout: int = 600, env: dict | None = No
     """`python -m nemotron.pipe ARGS` as a subprocess (both streams captured as text)."""
     full = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     full.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "nemotron.pipe", *args], capture_output=True, text=True,
-                          env=full, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nemotron.pipe", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def write_pipeline(path: Path, stages: list, name: str = "custom") -> Path:
@@ -27,8 +33,13 @@ def write_pipeline(path: Path, stages: list, name: str = "custom") -> Path:
 
 
 def stage(name: str, recipe: str, overrides=(), consumes=(), produces=None) -> dict:
-    return {"name": name, "recipe": recipe, "overrides": list(overrides), "consumes": list(consumes),
-            "produces": produces or {}}
+    return {
+        "name": name,
+        "recipe": recipe,
+        "overrides": list(overrides),
+        "consumes": list(consumes),
+        "produces": produces or {},
+    }
 
 
 PREP = ["data.generate_tiny=true", "data.num_documents=200", "data.cache_dir={stage_dir}/data"]

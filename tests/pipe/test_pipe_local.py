@@ -21,23 +21,38 @@ from pipe_support import CKPT_OUT, DATA_OUT, PREP, PRETRAIN, REPO, pipe, stage, 
 pytestmark = pytest.mark.slow
 
 STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
-TINY = ("pretrain.train.steps=2", "sft.train.steps=2", "sft.train.eval_interval=0", "rl.train.steps=1",
-        "data.data.num_documents=300", "sft_data.data.num_documents=200")
+TINY = (
+    "pretrain.train.steps=2",
+    "sft.train.steps=2",
+    "sft.train.eval_interval=0",
+    "rl.train.steps=1",
+    "data.data.num_documents=300",
+    "sft_data.data.num_documents=200",
+)
 STARTED = re.compile(r"^pipeline nano3: stage (\w+) \(", re.M)
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, mlflow_server):
     root = tmp_path_factory.mktemp("pipe_local") / "outputs"
-    args = ("pipeline=nano3", f"paths.output_root={root}", f"paths.cache_dir={root.parent / 'cache'}",
-            f"tracker.uri={mlflow_server.uri}", "tracker.experiment=pipe-test", *TINY)
+    args = (
+        "pipeline=nano3",
+        f"paths.output_root={root}",
+        f"paths.cache_dir={root.parent / 'cache'}",
+        f"tracker.uri={mlflow_server.uri}",
+        "tracker.experiment=pipe-test",
+        *TINY,
+    )
     first = pipe(*args)
     return {"root": root, "args": args, "first": first, "uri": mlflow_server.uri}
 
 
 def stage_dirs(root):
-    return {p.name.rsplit("-", 1)[0]: p for p in (root / "pipelines" / "nano3").iterdir()
-            if p.is_dir() and ".old-" not in p.name}
+    return {
+        p.name.rsplit("-", 1)[0]: p
+        for p in (root / "pipelines" / "nano3").iterdir()
+        if p.is_dir() and ".old-" not in p.name
+    }
 
 
 def test_the_chain_runs_every_stage_in_order_and_registers_lineage(chain):
@@ -54,8 +69,13 @@ def test_the_chain_runs_every_stage_in_order_and_registers_lineage(chain):
     from nemotron.tracking.registry import Registry, lineage
 
     lines = "\n".join(lineage(Registry(chain["root"] / "artifacts.json"), "nano3/rl_model"))
-    for ref in ("nano3/rl_model@1", "nano3/sft_model@1", "nano3/base_model@1", "nano3/sft_data@1",
-                "nano3/pretrain_data@1"):
+    for ref in (
+        "nano3/rl_model@1",
+        "nano3/sft_model@1",
+        "nano3/base_model@1",
+        "nano3/sft_data@1",
+        "nano3/pretrain_data@1",
+    ):
         assert ref in lines, lines
 
 
@@ -97,9 +117,13 @@ def test_only_reruns_one_stage_and_keeps_its_earlier_run(chain):
 def test_a_failing_stage_stops_the_chain_and_names_its_log(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\nnot json\n')
-    path = write_pipeline(tmp_path / "p.yaml", [
-        stage("data", "data/prep", [f"data.sources=[{bad}]", "data.cache_dir={stage_dir}/data"], produces=DATA_OUT),
-        stage("pretrain", "gpt/pretrain", PRETRAIN, ["pretrain_data"], CKPT_OUT)])
+    path = write_pipeline(
+        tmp_path / "p.yaml",
+        [
+            stage("data", "data/prep", [f"data.sources=[{bad}]", "data.cache_dir={stage_dir}/data"], produces=DATA_OUT),
+            stage("pretrain", "gpt/pretrain", PRETRAIN, ["pretrain_data"], CKPT_OUT),
+        ],
+    )
     root = tmp_path / "outputs"
     result = pipe(f"pipeline={path}", f"paths.output_root={root}", "tracker=none")
     assert result.returncode not in (0, 2), result.stdout + result.stderr
@@ -111,14 +135,29 @@ def test_a_failing_stage_stops_the_chain_and_names_its_log(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(tmp_path):
-    path = write_pipeline(tmp_path / "p.yaml", [
-        stage("data", "data/prep", PREP, produces=DATA_OUT),
-        stage("pretrain", "gpt/pretrain", [*PRETRAIN, "train.steps=24", "train.log_interval=1",
-                                           "checkpoint.save_interval=2"], ["pretrain_data"], CKPT_OUT)])
+    path = write_pipeline(
+        tmp_path / "p.yaml",
+        [
+            stage("data", "data/prep", PREP, produces=DATA_OUT),
+            stage(
+                "pretrain",
+                "gpt/pretrain",
+                [*PRETRAIN, "train.steps=24", "train.log_interval=1", "checkpoint.save_interval=2"],
+                ["pretrain_data"],
+                CKPT_OUT,
+            ),
+        ],
+    )
     args = [f"pipeline={path}", f"paths.output_root={tmp_path / 'outputs'}", "tracker=none"]
-    proc = subprocess.Popen([sys.executable, "-m", "nemotron.pipe", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nemotron.pipe", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     root = tmp_path / "outputs" / "pipelines" / "custom"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(root.glob("pretrain-*/checkpoints/iter_0000002")):

@@ -20,20 +20,33 @@ from slurm_support import REPO
 
 pytestmark = pytest.mark.slow
 
-TINY = ("pretrain.train.steps=2", "sft.train.steps=2", "sft.train.eval_interval=0", "rl.train.steps=1",
-        "data.data.num_documents=300", "sft_data.data.num_documents=200")
+TINY = (
+    "pretrain.train.steps=2",
+    "sft.train.steps=2",
+    "sft.train.eval_interval=0",
+    "rl.train.steps=1",
+    "data.data.num_documents=300",
+    "sft_data.data.num_documents=200",
+)
 GPT_STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
 
 
 def run(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def sacct(job_ids, fields="JobID,State,Start,End,Reason"):
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields], capture_output=True, text=True
+    ).stdout
     return {line.split("|")[0]: line.split("|")[1:] for line in out.strip().splitlines()}
 
 
@@ -48,19 +61,41 @@ def chains(slurm_cluster, tmp_path_factory):
     bad_source = base / "bad.jsonl"
     bad_source.write_text('{"text": "one"}\nnot json\n')
     bad_file = base / "broken.yaml"
-    bad_file.write_text(yaml.safe_dump({"name": "broken", "stages": [
-        {"name": "data", "recipe": "data/prep", "overrides": [f"data.sources=[{bad_source}]",
-                                                             "data.cache_dir={stage_dir}/data"],
-         "produces": {"corpus": {"kind": "data", "path": "{stage_dir}/data"}}},
-        {"name": "pretrain", "recipe": "gpt/pretrain", "consumes": ["corpus"],
-         "overrides": ["data=prepared", "data.blend_file={corpus}/blend.json", "train.steps=2"]}]}))
+    bad_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "broken",
+                "stages": [
+                    {
+                        "name": "data",
+                        "recipe": "data/prep",
+                        "overrides": [f"data.sources=[{bad_source}]", "data.cache_dir={stage_dir}/data"],
+                        "produces": {"corpus": {"kind": "data", "path": "{stage_dir}/data"}},
+                    },
+                    {
+                        "name": "pretrain",
+                        "recipe": "gpt/pretrain",
+                        "consumes": ["corpus"],
+                        "overrides": ["data=prepared", "data.blend_file={corpus}/blend.json", "train.steps=2"],
+                    },
+                ],
+            }
+        )
+    )
     common = ("cluster=slurm_test", "tracker=none", "cluster.snapshot=false")
     started = time.monotonic()
     good = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
     submit_s = time.monotonic() - started
     bad = run("nemotron.pipe", f"pipeline={bad_file}", *common, f"paths.output_root={base / 'bad'}")
-    return {"good": good, "bad": bad, "submit_s": submit_s, "base": base, "bad_source": bad_source,
-            "good_dir": base / "good" / "pipelines" / "gpt", "bad_dir": base / "bad" / "pipelines" / "broken"}
+    return {
+        "good": good,
+        "bad": bad,
+        "submit_s": submit_s,
+        "base": base,
+        "bad_source": bad_source,
+        "good_dir": base / "good" / "pipelines" / "gpt",
+        "bad_dir": base / "bad" / "pipelines" / "broken",
+    }
 
 
 def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chains, wait_for_job):
@@ -111,7 +146,14 @@ def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job
     new, _ = stage_jobs(chains["bad_dir"])
     assert set(new) == {"data", "pretrain"} and not set(new.values()) & set(ids.values())
     assert wait_for_job(new["pretrain"], timeout_s=300) == ("COMPLETED", "0:0")
-    good_again = run("nemotron.pipe", "pipeline=gpt", "cluster=slurm_test", "tracker=none", "cluster.snapshot=false",
-                     f"paths.output_root={chains['base'] / 'good'}", *TINY)
+    good_again = run(
+        "nemotron.pipe",
+        "pipeline=gpt",
+        "cluster=slurm_test",
+        "tracker=none",
+        "cluster.snapshot=false",
+        f"paths.output_root={chains['base'] / 'good'}",
+        *TINY,
+    )
     assert good_again.returncode == 0 and "submitted 0 stage(s)" in good_again.stdout, good_again.stdout
     assert good_again.stdout.count("finished for the same config, not submitted") == 5
