@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Set
 from nemotron.launchers import scheduler
 
 RECORD = "pipeline.json"
+REDACTED = "<redacted>"
+"""What nemotron.tracking.secrets writes in place of a secret value."""
 
 
 def find(root: Path) -> List[Dict[str, Any]]:
@@ -61,6 +63,13 @@ def resubmit(target: Path) -> int:
     argv = rec.get("argv")
     if not argv:
         print(f"error: {target / RECORD} records no command (a local run: rerun it the same way)", file=sys.stderr)
+        return 2
+    if any(REDACTED in arg for arg in argv):  # the record keeps no secret values
+        print(
+            f"error: {target / RECORD}: the pipeline was submitted with a secret on its command line; give "
+            "it again: python -m nemotron.pipe " + " ".join(argv),
+            file=sys.stderr,
+        )
         return 2
     cwd = rec.get("cwd") or os.getcwd()
     return subprocess.run([sys.executable, "-m", "nemotron.pipe", *argv], cwd=cwd).returncode

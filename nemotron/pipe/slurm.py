@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from nemotron.config.schema_pipeline import PipelineConfig
 from nemotron.pipe import records
 from nemotron.pipe.plan import StagePlan
+from nemotron.tracking.secrets import scrub_text
 
 PENDING_ID = "<job id of {stage}>"
 """How a dry run shows a producer's job id (known only once it is submitted)."""
@@ -94,7 +95,12 @@ def submit_all(
         ids[plan.name] = slurm.submit(job)
         states[plan.name] = {"state": "submitted", "job_id": ids[plan.name]}
     path = records.write_pipeline(
-        pipe.name, plans, states, argv=list(argv), cwd=os.getcwd(), cluster=str(plans[0].cfg.cluster.name)
+        pipe.name,
+        plans,
+        states,
+        argv=[scrub_text(a) for a in argv],  # resubmit reruns it; no secret values on disk
+        cwd=os.getcwd(),
+        cluster=str(plans[0].cfg.cluster.name),
     )
     print(submitted_message(pipe.name, plans, done, ids, path), flush=True)
     return 0

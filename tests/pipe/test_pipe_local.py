@@ -142,13 +142,19 @@ def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(tmp_path):
             stage(
                 "pretrain",
                 "gpt/pretrain",
-                [*PRETRAIN, "train.steps=24", "train.log_interval=1", "checkpoint.save_interval=2"],
+                [*PRETRAIN, "train.steps=40", "train.log_interval=1", "checkpoint.save_interval=2"],
                 ["pretrain_data"],
                 CKPT_OUT,
             ),
         ],
     )
-    args = [f"pipeline={path}", f"paths.output_root={tmp_path / 'outputs'}", "tracker=none"]
+    secret = "s3cr3t-pipe-value-42"  # a secret on the command line reaches no file of the pipeline
+    args = [
+        f"pipeline={path}",
+        f"paths.output_root={tmp_path / 'outputs'}",
+        "tracker=none",
+        f"cluster.env.PIPE_TEST_TOKEN={secret}",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "nemotron.pipe", *args],
         cwd=REPO,
@@ -160,8 +166,8 @@ def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(tmp_path):
     )
     root = tmp_path / "outputs" / "pipelines" / "custom"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(root.glob("pretrain-*/checkpoints/iter_0000002")):
-        time.sleep(0.3)
+    while time.monotonic() < deadline and not list(root.glob("pretrain-*/checkpoints/iter_*/nemotron_checkpoint.json")):
+        time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole foreground group
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
@@ -171,3 +177,9 @@ def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(tmp_path):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "stage data: skipped" in again.stdout and "resum" in again.stdout.lower()
     assert list(root.glob("pretrain-*/stage.json"))
+    leaked = [
+        p
+        for p in (tmp_path / "outputs").rglob("*")
+        if p.is_file() and p.name != "secrets.env" and secret.encode() in p.read_bytes()
+    ]
+    assert not leaked, leaked
