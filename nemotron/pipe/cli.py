@@ -107,3 +107,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
+    except KeyboardInterrupt:  # while composing or planning: nothing had started
+        print("nemotron.pipe: interrupted before any stage started", file=sys.stderr)
+        return 130

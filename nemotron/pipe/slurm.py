@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from nemotron.config.schema_pipeline import PipelineConfig
 from nemotron.pipe import records
 from nemotron.pipe.plan import StagePlan
+from nemotron.pipe.spec import PipelineError
 from nemotron.tracking.secrets import scrub_text
 
 PENDING_ID = "<job id of {stage}>"
@@ -57,16 +58,22 @@ def scripts(pipe: PipelineConfig, plans: List[StagePlan]) -> Dict[str, str]:
 
 
 def settle(pipeline: str, plans: List[StagePlan]) -> Dict[str, Dict[str, Any]]:
-    """Record stages a previous submission finished (sacct COMPLETED, outputs there); every finished record."""
+    """Record stages a previous submission finished (sacct COMPLETED, outputs there); every finished record.
+    A stage whose earlier job is still pending or running is refused (submitting it again would run it twice)."""
     from nemotron.launchers import scheduler
 
     last = records.read_json(records.pipeline_dir(plans) / records.PIPELINE_RECORD) or {}
-    jobs = {s["stage"]: s.get("job_id") for s in last.get("stages", []) if s.get("job_id")}
+    jobs = {s["stage"]: str(s["job_id"]) for s in last.get("stages", []) if s.get("job_id")}
     states = scheduler.known_states(list(jobs.values()))[0] if jobs else {}
     done: Dict[str, Dict[str, Any]] = {}
     for plan in plans:
         rec = records.finished(plan)
         state = states.get(jobs.get(plan.name, ""))
+        if rec is None and state is not None and state.state in scheduler.ACTIVE_STATES:
+            raise PipelineError(
+                f"stage {plan.name}: its job {jobs[plan.name]} is still {state.state}; wait for it "
+                f"or cancel it (scancel {jobs[plan.name]}) before submitting the pipeline again"
+            )
         if rec is None and state is not None and state.state == "COMPLETED" and not records.missing_outputs(plan):
             rec = records.record_stage(pipeline, plan, done)
         if rec is not None:

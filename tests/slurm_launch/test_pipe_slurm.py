@@ -86,11 +86,13 @@ def chains(slurm_cluster, tmp_path_factory):
     started = time.monotonic()
     good = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
     submit_s = time.monotonic() - started
+    twice = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
     bad = run("nemotron.pipe", f"pipeline={bad_file}", *common, f"paths.output_root={base / 'bad'}")
     return {
         "good": good,
         "bad": bad,
         "submit_s": submit_s,
+        "twice": twice,
         "base": base,
         "bad_source": bad_source,
         "good_dir": base / "good" / "pipelines" / "gpt",
@@ -104,6 +106,8 @@ def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chain
     assert "submitted 5 stage(s) to Slurm" in good.stdout and "python -m nemotron.jobs list" in good.stdout
     ids, rec = stage_jobs(chains["good_dir"])
     assert sorted(ids) == sorted(GPT_STAGES)
+    twice = chains["twice"]  # the same command while the chain is queued submits nothing twice
+    assert twice.returncode == 2 and "is still" in twice.stderr and "scancel" in twice.stderr, twice.stderr
     upstream = {s["stage"]: s["upstream"] for s in rec["stages"]}
     assert wait_for_job(ids["rl"], timeout_s=420) == ("COMPLETED", "0:0")
     rows = sacct(list(ids.values()))
