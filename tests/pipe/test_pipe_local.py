@@ -16,35 +16,64 @@ import sys
 import time
 
 import pytest
-from pipe_support import CKPT_OUT, DATA_OUT, PREP, PRETRAIN, REPO, pipe, stage, write_pipeline
+from pipe_support import CKPT_OUT, DATA_OUT, PRETRAIN, REPO, pipe, stage, write_pipeline
 
 pytestmark = pytest.mark.slow
 
 STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
 TINY = (
-    "pretrain.train.steps=2",
     "sft.train.steps=2",
     "sft.train.eval_interval=0",
     "rl.train.steps=1",
     "data.data.num_documents=300",
     "sft_data.data.num_documents=200",
+    "pretrain.train.steps=3",
+    "pretrain.checkpoint.save_interval=1",
 )
 STARTED = re.compile(r"^pipeline nano3: stage (\w+) \(", re.M)
 
 
+SECRET = "s3cr3t-pipe-value-42"
+"""Given on the command line (cluster.env); no file of the pipeline may hold it."""
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, mlflow_server):
+    """The chain, first stopped by Ctrl-C once pretraining saved a checkpoint (tracker=none: the same
+    stage hashes), then run again to the end with MLflow."""
     root = tmp_path_factory.mktemp("pipe_local") / "outputs"
     args = (
         "pipeline=nano3",
         f"paths.output_root={root}",
         f"paths.cache_dir={root.parent / 'cache'}",
-        f"tracker.uri={mlflow_server.uri}",
-        "tracker.experiment=pipe-test",
+        f"+cluster.env.PIPE_TEST_TOKEN={SECRET}",
         *TINY,
     )
-    first = pipe(*args)
-    return {"root": root, "args": args, "first": first, "uri": mlflow_server.uri}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nemotron.pipe", *args, "tracker=none"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    marker = "pipelines/nano3/pretrain-*/checkpoints/iter_*/nemotron_checkpoint.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(root.glob(marker)) and proc.poll() is None:
+        time.sleep(0.1)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole foreground group
+    out, err = proc.communicate(timeout=180)
+    done_before = [n for n in STAGES if list(root.glob(f"pipelines/nano3/{n}-*/stage.json"))]
+    first = pipe(*args, f"tracker.uri={mlflow_server.uri}", "tracker.experiment=pipe-test")
+    return {
+        "root": root,
+        "args": args,
+        "first": first,
+        "uri": mlflow_server.uri,
+        "stopped": (proc.returncode, out, err, done_before),
+    }
 
 
 def stage_dirs(root):
@@ -58,7 +87,7 @@ def stage_dirs(root):
 def test_the_chain_runs_every_stage_in_order_and_registers_lineage(chain):
     first = chain["first"]
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert STARTED.findall(first.stdout) == STAGES
+    assert chain["stopped"][3] + STARTED.findall(first.stdout) == STAGES  # the stopped run's, then the rest
     dirs = stage_dirs(chain["root"])
     assert sorted(dirs) == sorted(STAGES)
     for name in STAGES:
@@ -92,12 +121,12 @@ def test_one_parent_run_with_a_nested_run_per_stage_and_the_graph(chain):
     sft_inputs = {d.dataset.name for d in by_stage["sft"].inputs.dataset_inputs}
     assert {"nano3/base_model@1", "nano3/sft_data@1"} <= sft_inputs  # beside what the trainer itself logs
     assert by_stage["rl"].data.tags["nemotron.output.rl_model"].startswith("nano3/rl_model@1 ")
-    assert "loss" in by_stage["pretrain"].data.metrics
+    assert "loss" in by_stage["sft"].data.metrics  # sft and rl always run here (the stop came before them)
     files = {f.path for f in client.list_artifacts(parent.info.run_id)}
     assert {"pipeline_graph.png", "pipeline.json"} <= files
     summary = json.loads(open(client.download_artifacts(parent.info.run_id, "pipeline.json")).read())
     metrics = {s["stage"]: s.get("metric") for s in summary["stages"]}
-    assert metrics["pretrain"].startswith("loss ") and metrics["rl"].startswith(("reward ", "loss "))
+    assert metrics["sft"].startswith("loss ") and metrics["rl"].startswith(("reward ", "loss "))
 
 
 def test_a_rerun_skips_every_finished_stage(chain):
@@ -134,52 +163,22 @@ def test_a_failing_stage_stops_the_chain_and_names_its_log(tmp_path):
     assert not list((root / "pipelines" / "custom").glob("pretrain-*"))
 
 
-def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(tmp_path):
-    path = write_pipeline(
-        tmp_path / "p.yaml",
-        [
-            stage("data", "data/prep", PREP, produces=DATA_OUT),
-            stage(
-                "pretrain",
-                "gpt/pretrain",
-                [*PRETRAIN, "train.steps=40", "train.log_interval=1", "checkpoint.save_interval=2"],
-                ["pretrain_data"],
-                CKPT_OUT,
-            ),
-        ],
-    )
-    secret = "s3cr3t-pipe-value-42"  # a secret on the command line reaches no file of the pipeline
-    args = [
-        f"pipeline={path}",
-        f"paths.output_root={tmp_path / 'outputs'}",
-        "tracker=none",
-        f"cluster.env.PIPE_TEST_TOKEN={secret}",
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nemotron.pipe", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    root = tmp_path / "outputs" / "pipelines" / "custom"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(root.glob("pretrain-*/checkpoints/iter_*/nemotron_checkpoint.json")):
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole foreground group
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 130, out[-2000:] + err[-2000:]
-    assert "interrupted in stage pretrain" in err
-    assert list(root.glob("data-*/stage.json")) and not list(root.glob("pretrain-*/stage.json"))
-    again = pipe(*args)
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "stage data: skipped" in again.stdout and "resum" in again.stdout.lower()
-    assert list(root.glob("pretrain-*/stage.json"))
+def test_ctrl_c_keeps_finished_stages_and_the_same_command_resumes(chain):
+    code, out, err, done_before = chain["stopped"]
+    assert code == 130, out[-2000:] + err[-2000:]
+    stopped = re.search(r"interrupted in stage (\w+); finished stages are kept", err).group(1)
+    assert done_before == STAGES[: STAGES.index(stopped)]  # every stage before it finished, it did not
+    again = chain["first"].stdout
+    assert [f"stage {n}: skipped" in again for n in done_before] == [True] * len(done_before)
+    assert STARTED.findall(again) == STAGES[STAGES.index(stopped) :]
+    if stopped == "pretrain":  # stopped after its first checkpoint: the rerun continues from it
+        assert "resumed from" in again
+
+
+def test_no_file_of_the_pipeline_holds_the_secret(chain):
     leaked = [
         p
-        for p in (tmp_path / "outputs").rglob("*")
-        if p.is_file() and p.name != "secrets.env" and secret.encode() in p.read_bytes()
+        for p in chain["root"].rglob("*")
+        if p.is_file() and p.name != "secrets.env" and SECRET.encode() in p.read_bytes()
     ]
     assert not leaked, leaked
