@@ -4,6 +4,9 @@
     python -m nemotron.jobs follow <job id | run dir>           # print the log until the job ends; 0 iff COMPLETED
     python -m nemotron.jobs cancel <job id | run dir>           # scancel it
     python -m nemotron.jobs resubmit <sweep dir | run dir>      # what did not finish, resuming (resubmit.py)
+    python -m nemotron.jobs resubmit <pipeline dir>             # a pipeline from its first unfinished stage
+
+`list` shows each pipeline (`pipeline.json`, launchers/pipelines.py) as one unit with its stages' states.
 
 States come from one `sacct` call for all listed jobs, from `squeue` when sacct does not answer, else
 "unknown". A job id is looked up among the records under `--root`; an unknown one is a one-line error
@@ -111,9 +114,16 @@ def fill_states(jobs: List[Job]) -> None:
 
 
 def cmd_list(root: Path, last: int) -> int:
-    jobs = find_jobs(root)[:last] if root.is_dir() else []
+    from nemotron.launchers import pipelines
+
+    units = pipelines.find(root)
+    staged = pipelines.job_ids(units)
+    jobs = [j for j in find_jobs(root) if j.job_id not in staged][:last] if root.is_dir() else []
+    for line in pipelines.lines(units):
+        print(line)
     if not jobs:
-        print(f"no Slurm runs recorded under {root}")
+        if not units:
+            print(f"no Slurm runs recorded under {root}")
         return 0
     fill_states(jobs)
     rows = [("JOBID", "RECIPE", "STATE", "ELAPSED", "RUN DIR")]
@@ -165,8 +175,8 @@ def parser() -> argparse.ArgumentParser:
                 default=GRACE_S,
                 help=f"seconds a job unknown to sacct and squeue is waited for (default {GRACE_S:.0f})",
             )
-    rs = sub.add_parser("resubmit", help="resubmit a run, or a sweep's unfinished members, to resume")
-    rs.add_argument("target", type=Path, help="sweep directory or run directory")
+    rs = sub.add_parser("resubmit", help="resubmit a run, a sweep's unfinished members or a pipeline's stages")
+    rs.add_argument("target", type=Path, help="sweep, run or pipeline directory")
     rs.add_argument("--root", type=Path, default=argparse.SUPPRESS)
     return p
 
@@ -177,7 +187,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "list":
             return cmd_list(args.root, args.last)
         if args.command == "resubmit":
+            from nemotron.launchers import pipelines
             from nemotron.launchers.resubmit import resubmit
+
+            if (args.target / pipelines.RECORD).is_file():  # a pipeline: its own command, unfinished stages
+                return pipelines.resubmit(args.target)
 
             print(resubmit(args.target))
             return 0

@@ -25,6 +25,9 @@ LAUNCH_MODULES = sorted(
 COOKBOOK_MODULES = sorted(
     f"nemotron.cookbook.{p.stem}" for p in (REPO / "nemotron" / "cookbook").glob("*.py") if p.stem != "__init__"
 )
+PIPE_MODULES = sorted(
+    f"nemotron.pipe.{p.stem}" for p in (REPO / "nemotron" / "pipe").glob("*.py") if p.stem != "__main__"
+)
 COMPOSE_LAUNCH = [
     "nemotron.train",
     "nemotron.jobs",
@@ -37,6 +40,7 @@ COMPOSE_LAUNCH = [
     "hydra_plugins.nemotron_envtoml.envtoml_plugin",
     *LAUNCH_MODULES,
     *COOKBOOK_MODULES,
+    *PIPE_MODULES,
 ]
 HEAVY = ("torch", "megatron", "mlflow", "transformers", "safetensors")
 TRAINING_ENTRY = [
@@ -58,6 +62,7 @@ LAUNCH_SIDE = (
     "nemotron.config.compose",
     "nemotron.hydra_compat",
     "nemotron.jobs",
+    "nemotron.pipe",
 )
 TRAINING_SIDE = sorted(
     [
@@ -89,6 +94,7 @@ def test_compose_and_launch_layer_loads_no_heavy_package():
     loaded = loaded_after_import(COMPOSE_LAUNCH)
     assert "hydra" in loaded and "nemotron.launchers.sweep" in loaded  # the imports happened
     assert "nemotron.cookbook.cli" in loaded and "hydra_plugins.nemotron_envtoml.envtoml_plugin" in loaded
+    assert "nemotron.pipe.slurm" in loaded and "nemotron.pipe.tracking" in loaded
     heavy = sorted({m for m in loaded if m.split(".")[0] in HEAVY})
     assert not heavy, f"importing the compose/launch layer loads {heavy[:10]}"
 

@@ -123,15 +123,22 @@ def tiny_is_complete(data_cfg: Any) -> bool:
 
 def _generate_tiny(data_cfg: Any) -> None:
     path = tiny_blend_path(data_cfg)
-    corpus = path.parent / "corpus.txt"
-    if not corpus.is_file():
-        corpus.parent.mkdir(parents=True, exist_ok=True)
-        documents = generate_corpus(data_cfg.num_documents, data_cfg.seed)
-        prep.write_atomic(corpus, "".join(d + "\n" for d in documents).encode())
+    corpus = write_tiny_corpus(data_cfg, path.parent)
     spec = prep.PrepSpec(sources=[str(corpus)], blend_file=path, vocab_size=data_cfg.tokenizer_vocab_size,
                          eod_token=data_cfg.eod_token, num_workers=1,
                          docs_per_shard=max(1, data_cfg.num_documents))
     prep.prepare(spec, log=lambda line: None)
+
+
+def write_tiny_corpus(data_cfg: Any, out_dir: Path) -> Path:
+    """The embedded corpus as a prep source: `corpus.txt` in `out_dir` (written once). The data/prep
+    recipe uses it for `data.generate_tiny=true` with no `data.sources` (a pipeline's data stage)."""
+    corpus = Path(out_dir) / "corpus.txt"
+    if not corpus.is_file():
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        documents = generate_corpus(data_cfg.num_documents, data_cfg.seed)
+        prep.write_atomic(corpus, "".join(d + "\n" for d in documents).encode())
+    return corpus
 
 
 @contextlib.contextmanager

@@ -86,17 +86,24 @@ def tiny_manifest_path(cfg: Any) -> Path:
 def _generate_tiny(cfg: Any) -> None:
     d, path = cfg.data, tiny_manifest_path(cfg)
     blend = data.prepare_tiny(_pretrain_tiny(d))
-    corpus = path.parent / "chats.jsonl"
-    if not corpus.is_file():
-        corpus.parent.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(c) + "\n" for c in generate_conversations(d.num_documents, d.seed)]
-        data.prep.write_atomic(corpus, "".join(lines).encode())
+    corpus = write_tiny_chats(d, path.parent)
     spec = sft_prep.SftPrepSpec(
         sources=[str(corpus)], packed_file=path, tokenizer_path=str(blend.parent / "tokenizer.json"),
         seq_length=int(cfg.model.seq_length), chat_template=d.chat_template, eod_token=d.eod_token,
         overlong=_overlong(d), split=str(d.split), seed=int(d.seed), num_workers=1,
         docs_per_shard=max(1, int(d.num_documents)))
     sft_prep.prepare_sft(spec, log=lambda line: None)
+
+
+def write_tiny_chats(data_cfg: Any, out_dir: Path) -> Path:
+    """The embedded synthetic chats as an SFT prep source: `chats.jsonl` in `out_dir` (written once).
+    The data/prep_sft recipe uses it for `data.generate_tiny=true` with no `data.sources`."""
+    corpus = Path(out_dir) / "chats.jsonl"
+    if not corpus.is_file():
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps(c) + "\n" for c in generate_conversations(data_cfg.num_documents, data_cfg.seed)]
+        data.prep.write_atomic(corpus, "".join(lines).encode())
+    return corpus
 
 
 def prepare_once(path: Path, generate: Callable[[], None]) -> Path:

@@ -189,7 +189,9 @@ def test_tree_takes_new_recipes_from_their_runspec(tmp_path, monkeypatch):
     prep = tree.children["nano3"].children["data"].children["prep"].children
     assert prep["rl"].command.recipe.name == "data/prep_rl" and prep["rl"].command.summary == "Toy data/prep_rl."
     assert prep["sft"].command.overrides == ("model=nano3_tiny",)
-    assert "pipe" not in tree.children["nano3"].children  # no pipelines yet (issue 12)
+    pipe = tree.children["nano3"].children["pipe"].command  # conf/pipeline/nano3.yaml and nemotron.pipe exist
+    assert pipe.module == "nemotron.pipe" and pipe.overrides == ("pipeline=nano3",)
+    assert "pipe" not in tree.children["toy"].children  # no conf/pipeline/toy.yaml
 
 
 def test_help_lists_commands_profiles_and_the_hydra_line(tmp_path):

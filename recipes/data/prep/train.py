@@ -8,6 +8,8 @@ writes it resolved and starts this script, which needs only the `data` section; 
 Defaults: ./config/default.yaml (data=prepared: shards and blend.json under data.cache_dir). Train on
 the result with `python -m nemotron.train +recipe=gpt/pretrain data=prepared`. The work:
 nemotron.runtime.prep.prepare (formats and resume rules in its docstring).
+With `data.generate_tiny=true` and no `data.sources` the embedded corpus is written beside the output
+and prepared (a pipeline's data stage, conf/pipeline/).
 """
 # /// script
 # requires-python = ">=3.11"
@@ -33,6 +35,7 @@ nemotron.runtime.prep.prepare (formats and resume rules in its docstring).
 
 import argparse
 import sys
+from dataclasses import replace
 
 
 def main() -> int:
@@ -45,8 +48,14 @@ def main() -> int:
 
     from nemotron.runtime.prep import PrepSpec, prepare
 
+    d = OmegaConf.load(args.config).data
     try:
-        prepare(PrepSpec.from_data_config(OmegaConf.load(args.config).data))
+        spec = PrepSpec.from_data_config(d)
+        if not spec.sources and d.generate_tiny:  # the embedded corpus, written beside the blend file
+            from nemotron.runtime.data import write_tiny_corpus
+
+            spec = replace(spec, sources=[str(write_tiny_corpus(d, spec.out_dir))])
+        prepare(spec)
     except (OSError, ValueError) as exc:  # bad input: the message names the file, line or key
         print(f"prep failed: {exc}", file=sys.stderr)
         return 1

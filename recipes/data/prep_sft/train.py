@@ -10,6 +10,8 @@ Defaults: ./config/default.yaml (data=sft_prepared: samples, report.json and sft
 data.cache_dir). Fine-tune on the result with `python -m nemotron.train +recipe=gpt/sft
 data=sft_prepared`. The work: nemotron.runtime.sft_prep.prepare_sft (formats and resume rules in
 its docstring; templates in nemotron.runtime.chat).
+With `data.generate_tiny=true` and no `data.sources` the embedded chats is written beside the output
+and prepared (a pipeline's data stage, conf/pipeline/).
 """
 # /// script
 # requires-python = ">=3.11"
@@ -35,6 +37,7 @@ its docstring; templates in nemotron.runtime.chat).
 
 import argparse
 import sys
+from dataclasses import replace
 
 
 def main() -> int:
@@ -47,8 +50,14 @@ def main() -> int:
 
     from nemotron.runtime.sft_prep import SftPrepSpec, prepare_sft
 
+    cfg = OmegaConf.load(args.config)
     try:
-        prepare_sft(SftPrepSpec.from_config(OmegaConf.load(args.config)))
+        spec = SftPrepSpec.from_config(cfg)
+        if not spec.sources and cfg.data.generate_tiny:  # the embedded chats, written beside the manifest
+            from nemotron.runtime.sft_data import write_tiny_chats
+
+            spec = replace(spec, sources=[str(write_tiny_chats(cfg.data, spec.out_dir))])
+        prepare_sft(spec)
     except (OSError, ValueError) as exc:  # bad input: the message names the file:line or key
         print(f"sft prep failed: {exc}", file=sys.stderr)
         return 1

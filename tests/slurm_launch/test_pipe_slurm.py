@@ -1,0 +1,164 @@
+"""`python -m nemotron.pipe ... cluster=slurm_test` on the real test cluster: every stage is submitted at
+once, each depending on its producers; the chain completes in order; a failing stage leaves its
+dependents never run (sacct says why); `nemotron.jobs list` shows the pipeline as one unit and
+`nemotron.jobs resubmit` continues from the first unfinished stage.
+
+Both chains are submitted together (module fixture) so that they run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from slurm_support import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY = (
+    "pretrain.train.steps=2",
+    "sft.train.steps=2",
+    "sft.train.eval_interval=0",
+    "rl.train.steps=1",
+    "data.data.num_documents=300",
+    "sft_data.data.num_documents=200",
+)
+GPT_STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
+
+
+def run(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
+def sacct(job_ids, fields="JobID,State,Start,End,Reason"):
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields], capture_output=True, text=True
+    ).stdout
+    return {line.split("|")[0]: line.split("|")[1:] for line in out.strip().splitlines()}
+
+
+def stage_jobs(pipeline_dir):
+    rec = json.loads((pipeline_dir / "pipeline.json").read_text())
+    return {s["stage"]: str(s["job_id"]) for s in rec["stages"] if s.get("job_id")}, rec
+
+
+@pytest.fixture(scope="module")
+def chains(slurm_cluster, tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipe_slurm")
+    bad_source = base / "bad.jsonl"
+    bad_source.write_text('{"text": "one"}\nnot json\n')
+    bad_file = base / "broken.yaml"
+    bad_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "broken",
+                "stages": [
+                    {
+                        "name": "data",
+                        "recipe": "data/prep",
+                        "overrides": [f"data.sources=[{bad_source}]", "data.cache_dir={stage_dir}/data"],
+                        "produces": {"corpus": {"kind": "data", "path": "{stage_dir}/data"}},
+                    },
+                    {
+                        "name": "pretrain",
+                        "recipe": "gpt/pretrain",
+                        "consumes": ["corpus"],
+                        "overrides": ["data=prepared", "data.blend_file={corpus}/blend.json", "train.steps=2"],
+                    },
+                ],
+            }
+        )
+    )
+    common = ("cluster=slurm_test", "tracker=none", "cluster.snapshot=false")
+    started = time.monotonic()
+    good = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
+    submit_s = time.monotonic() - started
+    twice = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
+    bad = run("nemotron.pipe", f"pipeline={bad_file}", *common, f"paths.output_root={base / 'bad'}")
+    return {
+        "good": good,
+        "bad": bad,
+        "submit_s": submit_s,
+        "twice": twice,
+        "base": base,
+        "bad_source": bad_source,
+        "good_dir": base / "good" / "pipelines" / "gpt",
+        "bad_dir": base / "bad" / "pipelines" / "broken",
+    }
+
+
+def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chains, wait_for_job):
+    good = chains["good"]
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "submitted 5 stage(s) to Slurm" in good.stdout and "python -m nemotron.jobs list" in good.stdout
+    ids, rec = stage_jobs(chains["good_dir"])
+    assert sorted(ids) == sorted(GPT_STAGES)
+    twice = chains["twice"]  # the same command while the chain is queued submits nothing twice
+    assert twice.returncode == 2 and "is still" in twice.stderr and "scancel" in twice.stderr, twice.stderr
+    upstream = {s["stage"]: s["upstream"] for s in rec["stages"]}
+    assert wait_for_job(ids["rl"], timeout_s=420) == ("COMPLETED", "0:0")
+    rows = sacct(list(ids.values()))
+    for stage, job in ids.items():
+        state, start, _, _ = rows[job]
+        assert state == "COMPLETED", (stage, rows[job])
+        for producer in upstream[stage]:
+            assert start >= rows[ids[producer]][2], (stage, producer, rows)  # started after its producer ended
+
+
+def test_jobs_lists_the_pipeline_as_one_unit_with_each_stage(chains, wait_for_job):
+    ids, _ = stage_jobs(chains["good_dir"])
+    wait_for_job(ids["rl"], timeout_s=420)
+    listed = run("nemotron.jobs", "list", "--root", str(chains["base"] / "good"))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"pipeline gpt ({chains['good_dir']}")
+    for stage in GPT_STAGES:
+        assert any(ln.split()[:3] == [stage, ids[stage], "COMPLETED"] for ln in lines[1:6]), listed.stdout
+    assert len([ln for ln in lines if ln and not ln.startswith(" ")]) == 1  # the stages are not listed again
+
+
+def test_a_failing_stage_leaves_its_dependents_never_run_and_sacct_says_why(chains, wait_for_job):
+    assert chains["bad"].returncode == 0, chains["bad"].stdout + chains["bad"].stderr
+    ids, _ = stage_jobs(chains["bad_dir"])
+    assert wait_for_job(ids["data"], timeout_s=180)[0] == "FAILED"
+    state, _ = wait_for_job(ids["pretrain"], timeout_s=120)
+    assert state == "CANCELLED"
+    _, elapsed, reason = sacct([ids["pretrain"]], "JobID,State,Elapsed,Reason")[ids["pretrain"]]
+    assert elapsed == "00:00:00" and "Dependency" in reason, (elapsed, reason)  # DependencyNeverSatisfied
+    pretrain_dir = next(chains["bad_dir"].glob("pretrain-*"))
+    assert not (pretrain_dir / "train.log").exists() and not (pretrain_dir / "checkpoints").exists()  # never ran
+
+
+def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job):
+    ids, _ = stage_jobs(chains["bad_dir"])
+    wait_for_job(ids["pretrain"], timeout_s=180)
+    chains["bad_source"].write_text('{"text": "one two three"}\n' * 200)  # fixed; the config is the same
+    again = run("nemotron.jobs", "resubmit", str(chains["bad_dir"]))
+    assert again.returncode == 0, again.stdout + again.stderr
+    new, _ = stage_jobs(chains["bad_dir"])
+    assert set(new) == {"data", "pretrain"} and not set(new.values()) & set(ids.values())
+    assert wait_for_job(new["pretrain"], timeout_s=300) == ("COMPLETED", "0:0")
+    good_again = run(
+        "nemotron.pipe",
+        "pipeline=gpt",
+        "cluster=slurm_test",
+        "tracker=none",
+        "cluster.snapshot=false",
+        f"paths.output_root={chains['base'] / 'good'}",
+        *TINY,
+    )
+    assert good_again.returncode == 0 and "submitted 0 stage(s)" in good_again.stdout, good_again.stdout
+    assert good_again.stdout.count("finished for the same config, not submitted") == 5
