@@ -12,7 +12,9 @@ from nemotron.config.validate import problems
 from nemotron.paths import CONF_DIR, RECIPES_DIR
 from nemotron.runspec.parser import discover
 
-OPTIONS = sorted(f"{p.parent.name}={p.stem}" for p in CONF_DIR.glob("*/*.yaml"))
+RUN_GROUPS = {"cluster", "data", "model", "tracker"}
+"""The groups of a run's config; conf/pipeline/ holds pipelines (`python -m nemotron.pipe`, tests/pipe)."""
+OPTIONS = sorted(f"{p.parent.name}={p.stem}" for p in CONF_DIR.glob("*/*.yaml") if p.parent.name in RUN_GROUPS)
 RECIPES = sorted(discover([RECIPES_DIR]))
 EXTRA: dict = {}
 """Options that need companions to form a valid run on this machine (none today: batch sizes fit the ranks)."""
@@ -23,6 +25,7 @@ NOT_ON_A_FRESH_CLONE = {
 
 
 def test_something_is_shipped():
+    assert {p.name for p in CONF_DIR.iterdir() if p.is_dir()} == RUN_GROUPS | {"pipeline"}  # a new group: add it
     assert {"model=gpt_tiny", "data=tiny", "cluster=local", "tracker=jsonl"} <= set(OPTIONS)
     assert "nano3/pretrain" in RECIPES and "gpt/pretrain" in RECIPES
 
