@@ -40,6 +40,7 @@ def _say(text: str) -> None:
 def _companion_env() -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONSAFEPATH"] = "1"  # `-m` would put the cwd first (a Slurm job's is the submit checkout, not the snapshot)
     return env
 
 

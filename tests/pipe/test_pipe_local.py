@@ -56,7 +56,8 @@ def chain(tmp_path_factory, mlflow_server):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, even when this
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # pytest was started as a background job (SIGINT ignored)
     )
     marker = "pipelines/nano3/pretrain-*/checkpoints/iter_*/nemotron_checkpoint.json"
     deadline = time.monotonic() + 300
