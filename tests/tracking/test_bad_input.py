@@ -45,7 +45,9 @@ def test_unreachable_server_buffers_then_sync_uploads_everything(tracked_config,
     err = capfd.readouterr().err
     assert "is unavailable" in err and "training continues" in err
     assert f"python -m nemotron.tracking sync {cfg.run_dir}" in err
-    assert seconds < 8, seconds  # short HTTP timeouts: seconds, not MLflow's default minutes
+    # Short HTTP timeouts: MLflow's defaults (7 retries, backoff factor 2) take minutes on a closed port;
+    # ours take seconds. The bound is loose on purpose: a loaded 2-core CI machine took 8.4 s once.
+    assert seconds < 60, seconds
     assert RunFiles(cfg.run_dir).pending() == 5 and RunFiles(cfg.run_dir).run_id is None
 
     assert tracking_cli(["sync", str(cfg.run_dir), "--uri", mlflow_server.uri]) == 0
