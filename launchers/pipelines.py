@@ -36,7 +36,8 @@ def find(root: Path) -> List[Dict[str, Any]]:
 
 def job_ids(records: List[Dict[str, Any]]) -> Set[str]:
     """The Slurm job ids the records name (their stages' jobs are listed with their pipeline)."""
-    return {str(s["job_id"]) for rec in records for s in rec["stages"] if s.get("job_id")}
+    stages = {str(s["job_id"]) for rec in records for s in rec["stages"] if s.get("job_id")}
+    return stages | {str(rec["finish_job_id"]) for rec in records if rec.get("finish_job_id")}
 
 
 def lines(records: List[Dict[str, Any]]) -> List[str]:
@@ -54,6 +55,9 @@ def lines(records: List[Dict[str, Any]]) -> List[str]:
             shown = (state.state if state else "unknown") if job else stage.get("state", "not run")
             code = f" exit {state.exit_code}" if state and state.exit_code else ""
             out.append(f"  {stage['stage']:<12} {job or '-':<10} {shown}{code}  {stage['stage_dir']}")
+        if rec.get("finish_job_id"):
+            state = known.get(str(rec["finish_job_id"]))
+            out.append(f"  {'(finish)':<12} {rec['finish_job_id']:<10} {state.state if state else 'unknown'}")
     return out
 
 

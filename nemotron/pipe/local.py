@@ -122,7 +122,7 @@ def run_all(
                 flush=True,
             )
             return INTERRUPTED
-        missing = records.missing_outputs(plan) if code == 0 else []
+        missing = records.missing_outputs(plan.outputs) if code == 0 else []
         if code != 0 or missing:
             states[plan.name] = {"state": "failed", "exit_code": code}
             records.write_pipeline(pipeline, plans, states)

@@ -4,7 +4,8 @@
   outputs with their content hashes and registry refs. A rerun skips a stage whose record has the
   same config hash and whose outputs still hash the same.
 - `<paths.output_root>/pipelines/<name>/pipeline.json`: the last launch: each stage's directory,
-  state and (Slurm) job id; `python -m nemotron.jobs` lists it as one unit.
+  state and (Slurm) job id, the finishing job and the MLflow parent run; `python -m nemotron.jobs`
+  lists it as one unit.
 - Outputs are registered as `<pipeline>/<artifact>` in the artifact registry (nemotron/tracking/registry.py)
   with the consumed artifacts as inputs, so `python -m nemotron.tracking lineage nano3/rl_model`
   follows the chain back to the data. No secret values: overrides are stored scrubbed.
@@ -58,20 +59,36 @@ def finished(plan: StagePlan) -> Optional[Dict[str, Any]]:
     return rec if set(rec.get("outputs", {})) == set(plan.outputs) else None
 
 
-def missing_outputs(plan: StagePlan) -> List[str]:
-    """Produced paths that are absent (or empty) after the stage ran."""
-    return [f"{name}: {out['path']}" for name, out in plan.outputs.items() if not has_files(Path(out["path"]))]
+def missing_outputs(outputs: Dict[str, Dict[str, str]]) -> List[str]:
+    """Produced paths (artifact -> {kind, path}) that are absent (or empty) after the stage ran."""
+    return [f"{name}: {out['path']}" for name, out in outputs.items() if not has_files(Path(out["path"]))]
 
 
-def input_refs(plan: StagePlan, done: Dict[str, Dict[str, Any]]) -> List[str]:
+def facts(plan: StagePlan) -> Dict[str, Any]:
+    """What recording a stage needs, as plain data (a Slurm pipeline's finishing job gets it pickled):
+    no config object, no secret values."""
+    return {
+        "stage": plan.name,
+        "recipe": plan.stage.recipe,
+        "stage_dir": str(plan.stage_dir),
+        "config_hash": plan.config_hash,
+        "overrides": [scrub_text(o) for o in plan.overrides],
+        "inputs": dict(plan.inputs),
+        "outputs": {name: dict(out) for name, out in plan.outputs.items()},
+        "upstream": list(plan.upstream),
+        "registry": str(registry_path(plan.cfg)),
+    }
+
+
+def input_refs(stage: Dict[str, Any], done: Dict[str, Dict[str, Any]]) -> List[str]:
     """Registry refs of what the stage consumed (its producers' records, or the registry for the rest)."""
     refs = []
-    for artifact, path in plan.inputs.items():
+    for artifact, path in stage["inputs"].items():
         producer = next((r for r in done.values() if artifact in r.get("outputs", {})), None)
         if producer is not None:
             refs.append(producer["outputs"][artifact]["ref"])
         else:
-            found = Registry(registry_path(plan.cfg)).find_path(path)
+            found = Registry(stage["registry"]).find_path(path)
             refs += [ref_of(found)] if found else []
     return refs
 
@@ -80,34 +97,42 @@ def record_stage(
     pipeline: str, plan: StagePlan, done: Dict[str, Dict[str, Any]], run_id: Optional[str] = None
 ) -> Dict[str, Any]:
     """Register the stage's outputs (with lineage) and write its record; the record."""
-    registry = Registry(registry_path(plan.cfg))
-    inputs = input_refs(plan, done)
+    return record_facts(pipeline, facts(plan), done, run_id)
+
+
+def record_facts(
+    pipeline: str, stage: Dict[str, Any], done: Dict[str, Dict[str, Any]], run_id: Optional[str] = None
+) -> Dict[str, Any]:
+    """record_stage from a stage's `facts`."""
+    registry = Registry(stage["registry"])
+    stage_dir = Path(stage["stage_dir"])
+    inputs = input_refs(stage, done)
     producer = {
         "run_id": run_id,
-        "run_dir": str(plan.stage_dir),
-        "config": str(plan.stage_dir / "config.yaml"),
-        "recipe": plan.stage.recipe,
+        "run_dir": str(stage_dir),
+        "config": str(stage_dir / "config.yaml"),
+        "recipe": stage["recipe"],
         "pipeline": pipeline,
-        "stage": plan.name,
+        "stage": stage["stage"],
     }
     outputs = {}
-    for name, out in plan.outputs.items():
+    for name, out in stage["outputs"].items():
         path = Path(out["path"])
         digest = content_hash([path])
         entry = registry.register(f"{pipeline}/{name}", out["kind"], path, digest, producer, inputs=inputs)
         outputs[name] = {"kind": out["kind"], "path": str(path), "hash": digest[0], "ref": ref_of(entry)}
     rec = {
         "pipeline": pipeline,
-        "stage": plan.name,
-        "recipe": plan.stage.recipe,
-        "config_hash": plan.config_hash,
-        "overrides": [scrub_text(o) for o in plan.overrides],
-        "inputs": dict(plan.inputs),
+        "stage": stage["stage"],
+        "recipe": stage["recipe"],
+        "config_hash": stage["config_hash"],
+        "overrides": stage["overrides"],
+        "inputs": stage["inputs"],
         "input_refs": inputs,
         "outputs": outputs,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(plan.stage_dir / STAGE_RECORD, rec)
+    write_json(stage_dir / STAGE_RECORD, rec)
     return rec
 
 

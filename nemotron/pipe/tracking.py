@@ -29,12 +29,17 @@ class Hooks:
         self.states: Dict[str, Dict[str, Any]] = {}
 
     def stage_env(self, plan: StagePlan) -> Dict[str, str]:
-        if not self.parent:
-            return {}
-        return {PARENT_ENV: self.parent, "MLFLOW_EXPERIMENT_NAME": self.experiment or "pipeline"}
+        return stage_environ(self.parent, self.experiment)
 
     def on_stage(self, plan: StagePlan, state: str, record: Optional[Dict[str, Any]]) -> None:
         self.states[plan.name] = {"state": state, "record": record}
+
+
+def stage_environ(parent: Optional[str], experiment: Optional[str]) -> Dict[str, str]:
+    """What a stage's process needs to nest its run under the parent (nothing without one)."""
+    if not parent:
+        return {}
+    return {PARENT_ENV: parent, "MLFLOW_EXPERIMENT_NAME": experiment or "pipeline"}
 
 
 def tracked(plans: List[StagePlan]) -> bool:
@@ -53,57 +58,71 @@ def helper(*args: str) -> Optional[str]:
     return lines[-1] if lines else ""
 
 
-@contextlib.contextmanager
-def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
-    """The hooks of one local launch, with a parent MLflow run around it when tracking to MLflow."""
+def open_parent(pipe: PipelineConfig, plans: List[StagePlan]) -> Dict[str, str]:
+    """Open the pipeline's parent MLflow run when the stages track to MLflow: {uri, parent_run_id,
+    experiment, registry}; {} when not tracked or the store did not answer (said on stderr)."""
     if not tracked(plans):
-        yield Hooks(None, None)
-        return
-    from nemotron.pipe.records import pipeline_dir
-
-    cfg = plans[0].cfg
-    experiment = pipe.experiment or cfg.tracker.experiment or f"pipeline/{pipe.name}"
+        return {}
     from nemotron.tracking.registry import registry_path
     from nemotron.tracking.settings import tracking_uri
 
+    cfg = plans[0].cfg
+    experiment = pipe.experiment or cfg.tracker.experiment or f"pipeline/{pipe.name}"
     uri = tracking_uri(cfg)
-    summary = pipeline_dir(plans) / "tracking.json"
     parent = helper("open", "--uri", uri, "--experiment", experiment, "--name", pipe.name)
-    hooks = Hooks(parent or None, experiment)
+    if not parent:
+        return {}
+    return {"uri": uri, "parent_run_id": parent, "experiment": experiment, "registry": str(registry_path(cfg))}
+
+
+def close_parent(opened: Dict[str, str], summary: Path) -> None:
+    """Log the summary's stages to the parent run and end it (through the helper)."""
+    helper("close", "--uri", opened["uri"], "--run-id", opened["parent_run_id"], "--summary", str(summary),
+           "--registry", opened["registry"])  # fmt: skip
+
+
+@contextlib.contextmanager
+def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
+    """The hooks of one local launch, with a parent MLflow run around it when tracking to MLflow."""
+    from nemotron.pipe.records import pipeline_dir
+
+    opened = open_parent(pipe, plans)
+    hooks = Hooks(opened.get("parent_run_id"), opened.get("experiment"))
     try:
         yield hooks
     finally:
         if hooks.parent:
-            write_summary(summary, pipe, plans, hooks)
-            helper(
-                "close",
-                "--uri",
-                uri,
-                "--run-id",
-                hooks.parent,
-                "--summary",
-                str(summary),
-                "--registry",
-                registry_path(cfg),
-            )
+            summary = pipeline_dir(plans) / "tracking.json"
+            write_summary(summary, pipe.name, local_summary(plans, hooks))
+            close_parent(opened, summary)
 
 
-def write_summary(path: Path, pipe: PipelineConfig, plans: List[StagePlan], hooks: Hooks) -> None:
+def summary_entry(stage: Dict[str, Any], state: str, record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """One stage as the helper logs it, from its records.facts, its state and its record."""
+    return {
+        "stage": stage["stage"],
+        "recipe": stage["recipe"],
+        "state": state,
+        "stage_dir": stage["stage_dir"],
+        "upstream": stage["upstream"],
+        "inputs": stage["inputs"],
+        "outputs": {a: o["path"] for a, o in stage["outputs"].items()},
+        "record": record,
+    }
+
+
+def write_summary(path: Path, pipeline: str, stages: List[Dict[str, Any]]) -> None:
     """What the helper logs to the parent: stages, states, inputs/outputs, producers (no secrets)."""
-    stages = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pipeline": pipeline, "stages": stages}, indent=1), encoding="utf-8")
+
+
+def local_summary(plans: List[StagePlan], hooks: Hooks) -> List[Dict[str, Any]]:
+    """The summary entries of a local launch (a stage the launch did not reach is `not run`)."""
+    from nemotron.pipe.records import facts
+
+    entries = []
     for plan in plans:
         state = hooks.states.get(plan.name, {"state": "not run", "record": None})
-        stages.append(
-            {
-                "stage": plan.name,
-                "recipe": plan.stage.recipe,
-                "state": state["state"],
-                "stage_dir": str(plan.stage_dir),
-                "upstream": plan.upstream,
-                "inputs": plan.inputs,
-                "outputs": {a: o["path"] for a, o in plan.outputs.items()},
-                "record": state["record"],
-            }
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pipeline": pipe.name, "stages": stages}, indent=1), encoding="utf-8")
+        entries.append(summary_entry(facts(plan), state["state"], state["record"]))
+    return entries

@@ -1,7 +1,8 @@
 """`python -m nemotron.pipe ... cluster=slurm_test` on the real test cluster: every stage is submitted at
-once, each depending on its producers; the chain completes in order; a failing stage leaves its
-dependents never run (sacct says why); `nemotron.jobs list` shows the pipeline as one unit and
-`nemotron.jobs resubmit` continues from the first unfinished stage.
+once, each depending on its producers; the nano3 chain completes in order; its finishing job writes
+the stage records and closes the MLflow parent run every stage's run nests under; a failing stage
+leaves its dependents never run (sacct says why); `nemotron.jobs list` shows the pipeline as one unit
+and `nemotron.jobs resubmit` continues from the first unfinished stage.
 
 Both chains are submitted together (module fixture) so that they run side by side.
 """
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +30,7 @@ TINY = (
     "data.data.num_documents=300",
     "sft_data.data.num_documents=200",
 )
-GPT_STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
+STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
 
 
 def run(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -56,7 +58,7 @@ def stage_jobs(pipeline_dir):
 
 
 @pytest.fixture(scope="module")
-def chains(slurm_cluster, tmp_path_factory):
+def chains(slurm_cluster, mlflow_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("pipe_slurm")
     bad_source = base / "bad.jsonl"
     bad_source.write_text('{"text": "one"}\nnot json\n')
@@ -82,12 +84,13 @@ def chains(slurm_cluster, tmp_path_factory):
             }
         )
     )
-    common = ("cluster=slurm_test", "tracker=none", "cluster.snapshot=false")
+    common = ("cluster=slurm_test", "cluster.snapshot=false")
+    good_args = (*common, f"tracker.uri={mlflow_server.uri}", f"paths.output_root={base / 'good'}", *TINY)
     started = time.monotonic()
-    good = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
+    good = run("nemotron.pipe", "pipeline=nano3", *good_args)
     submit_s = time.monotonic() - started
-    twice = run("nemotron.pipe", "pipeline=gpt", *common, f"paths.output_root={base / 'good'}", *TINY)
-    bad = run("nemotron.pipe", f"pipeline={bad_file}", *common, f"paths.output_root={base / 'bad'}")
+    twice = run("nemotron.pipe", "pipeline=nano3", *good_args)
+    bad = run("nemotron.pipe", f"pipeline={bad_file}", *common, "tracker=none", f"paths.output_root={base / 'bad'}")
     return {
         "good": good,
         "bad": bad,
@@ -95,7 +98,8 @@ def chains(slurm_cluster, tmp_path_factory):
         "twice": twice,
         "base": base,
         "bad_source": bad_source,
-        "good_dir": base / "good" / "pipelines" / "gpt",
+        "good_args": good_args,
+        "good_dir": base / "good" / "pipelines" / "nano3",
         "bad_dir": base / "bad" / "pipelines" / "broken",
     }
 
@@ -105,7 +109,7 @@ def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chain
     assert good.returncode == 0, good.stdout + good.stderr
     assert "submitted 5 stage(s) to Slurm" in good.stdout and "python -m nemotron.jobs list" in good.stdout
     ids, rec = stage_jobs(chains["good_dir"])
-    assert sorted(ids) == sorted(GPT_STAGES)
+    assert sorted(ids) == sorted(STAGES)
     twice = chains["twice"]  # the same command while the chain is queued submits nothing twice
     assert twice.returncode == 2 and "is still" in twice.stderr and "scancel" in twice.stderr, twice.stderr
     upstream = {s["stage"]: s["upstream"] for s in rec["stages"]}
@@ -124,10 +128,37 @@ def test_jobs_lists_the_pipeline_as_one_unit_with_each_stage(chains, wait_for_jo
     listed = run("nemotron.jobs", "list", "--root", str(chains["base"] / "good"))
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[0].startswith(f"pipeline gpt ({chains['good_dir']}")
-    for stage in GPT_STAGES:
+    assert lines[0].startswith(f"pipeline nano3 ({chains['good_dir']}")
+    for stage in STAGES:
         assert any(ln.split()[:3] == [stage, ids[stage], "COMPLETED"] for ln in lines[1:6]), listed.stdout
     assert len([ln for ln in lines if ln and not ln.startswith(" ")]) == 1  # the stages are not listed again
+    assert any(ln.split()[:2] == ["(finish)", stage_jobs(chains["good_dir"])[1]["finish_job_id"]] for ln in lines)
+
+
+def test_the_finishing_job_records_every_stage_and_closes_the_mlflow_parent_run(chains, wait_for_job, mlflow_server):
+    from mlflow import MlflowClient
+
+    good = chains["good"]
+    assert "finish: job" in good.stdout and "MLflow:  parent run" in good.stdout, good.stdout
+    _, rec = stage_jobs(chains["good_dir"])
+    assert wait_for_job(rec["finish_job_id"], timeout_s=480) == ("COMPLETED", "0:0")
+    _, rec = stage_jobs(chains["good_dir"])  # written by the finishing job, no nemotron.pipe command since
+    assert rec["finished"] and [s["state"] for s in rec["stages"]] == ["done"] * 5, rec
+    stage_records = {s["stage"]: json.loads((Path(s["stage_dir"]) / "stage.json").read_text()) for s in rec["stages"]}
+    sft_ref = stage_records["sft"]["outputs"]["sft_model"]["ref"]
+    assert sft_ref.startswith("nano3/sft_model") and sft_ref in stage_records["rl"]["input_refs"]
+
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    parent = client.get_run(rec["parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["nemotron.pipeline"] == "nano3"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(r.data.tags.get("nemotron.pipeline.stage") for r in children) == sorted(STAGES)
+    own = {r.data.tags["nemotron.pipeline.stage"]: r for r in children}
+    assert "loss" in own["pretrain"].data.metrics and own["rl"].info.status == "FINISHED"
+    assert {d.dataset.name.split("@")[0] for d in own["rl"].inputs.dataset_inputs} >= {"nano3/sft_model"}
+    assert "pipeline_graph.png" in [a.path for a in client.list_artifacts(parent.info.run_id)]
 
 
 def test_a_failing_stage_leaves_its_dependents_never_run_and_sacct_says_why(chains, wait_for_job):
@@ -140,6 +171,11 @@ def test_a_failing_stage_leaves_its_dependents_never_run_and_sacct_says_why(chai
     assert elapsed == "00:00:00" and "Dependency" in reason, (elapsed, reason)  # DependencyNeverSatisfied
     pretrain_dir = next(chains["bad_dir"].glob("pretrain-*"))
     assert not (pretrain_dir / "train.log").exists() and not (pretrain_dir / "checkpoints").exists()  # never ran
+    _, rec = stage_jobs(chains["bad_dir"])
+    wait_for_job(rec["finish_job_id"], timeout_s=120)
+    _, rec = stage_jobs(chains["bad_dir"])
+    assert [s["state"] for s in rec["stages"]] == ["failed", "not run"], rec
+    assert not list(chains["bad_dir"].glob("*/stage.json"))
 
 
 def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job):
@@ -151,14 +187,6 @@ def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job
     new, _ = stage_jobs(chains["bad_dir"])
     assert set(new) == {"data", "pretrain"} and not set(new.values()) & set(ids.values())
     assert wait_for_job(new["pretrain"], timeout_s=300) == ("COMPLETED", "0:0")
-    good_again = run(
-        "nemotron.pipe",
-        "pipeline=gpt",
-        "cluster=slurm_test",
-        "tracker=none",
-        "cluster.snapshot=false",
-        f"paths.output_root={chains['base'] / 'good'}",
-        *TINY,
-    )
+    good_again = run("nemotron.pipe", "pipeline=nano3", *chains["good_args"])
     assert good_again.returncode == 0 and "submitted 0 stage(s)" in good_again.stdout, good_again.stdout
     assert good_again.stdout.count("finished for the same config, not submitted") == 5
