@@ -8,19 +8,16 @@ the tests that only damage or read its checkpoints work on a copy.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
+from dist_support import torchrun
 from omegaconf import OmegaConf
+from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 from nemotron.runtime import checkpoint, pretrain
-from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 GPT = "gpt/pretrain"
 
@@ -195,12 +192,6 @@ if __name__ == "__main__":
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _torchrun(tmp_path: Path, configs: list) -> tuple:
     """Run `configs` one after another in one 2-rank torchrun job: (results, stdout)."""
     paths = []
@@ -208,12 +199,8 @@ def _torchrun(tmp_path: Path, configs: list) -> tuple:
         paths.append(tmp_path / f"cfg{i}.yaml")
         OmegaConf.save(cfg, paths[-1])
     (tmp_path / "driver.py").write_text(_DRIVER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", str(_free_port()), str(tmp_path / "driver.py"),
-           str(tmp_path / "out.json"), *map(str, paths)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = torchrun([tmp_path / "driver.py", tmp_path / "out.json", *paths],
+                    env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((tmp_path / "out.json").read_text()), proc.stdout
 

@@ -12,43 +12,20 @@ mostly imports): marked slow.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from dist_support import torchrun
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory) -> list[dict]:
     """What each of the two ranks sampled: {model: {tp1|tp2: {greedy|sampled: responses}}}."""
     out = tmp_path_factory.mktemp("tp_generate")
-    argv = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        str(HERE / "tp_generate_worker.py"),
-        str(out),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=HERE.parents[1], env=env, timeout=300)
+    done = torchrun([HERE / "tp_generate_worker.py", out])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
