@@ -36,3 +36,26 @@ def flags_first(argv: List[str]) -> List[str]:
                 flags.append(argv[i])
         i += 1
     return flags + overrides
+
+
+DRY_RUN_QUIET = {
+    "hydra.output_subdir": "null",
+    "hydra/job_logging": "none",
+    "hydra/hydra_logging": "none",
+}
+"""What a dry run adds so that Hydra writes no `.hydra/` records and no log file (a tenth of a second,
+and nothing left on disk); a key the command line sets itself is left to it."""
+
+
+def is_dry_run(argv: List[str]) -> bool:
+    """A single run (no -m) with dry_run=true on its command line."""
+    single = not {"-m", "--multirun"}.intersection(argv)
+    return single and any(a.lstrip("+").lower() == "dry_run=true" for a in argv)
+
+
+def quiet_dry_run(argv: List[str]) -> List[str]:
+    """argv, plus DRY_RUN_QUIET for a dry run."""
+    if not is_dry_run(argv):
+        return argv
+    given = {a.lstrip("+~").split("=", 1)[0] for a in argv}
+    return argv + [f"{key}={value}" for key, value in DRY_RUN_QUIET.items() if key not in given]

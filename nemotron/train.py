@@ -22,7 +22,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron.argv import flags_first
+from nemotron.argv import flags_first, quiet_dry_run
 from nemotron.config import register_configs
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import ConfigError, validate
@@ -128,7 +128,10 @@ def submit_slurm(cfg: DictConfig, plan: "slurm.SlurmPlan") -> Tuple[int, Optiona
 def hydra_main(cfg: DictConfig) -> int:
     scrub_hydra_outputs(cfg)  # Hydra wrote .hydra/ with the overrides as typed, before this runs
     try:
-        return train(cfg)
+        code = train(cfg)
+        if cfg.dry_run:  # the run directory Hydra made stays only if something else is in it
+            forget_dir(HydraConfig.get().runtime.output_dir, str(cfg.paths.output_root))
+        return code
     except TrainingFailed as exc:  # the reason and the log path; the traceback is in the log
         print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
@@ -144,7 +147,7 @@ def hydra_main(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
-    sys.argv[1:] = flags_first(sys.argv[1:])
+    sys.argv[1:] = quiet_dry_run(flags_first(sys.argv[1:]))
     keyless = [arg for arg in sys.argv[1:] if arg.startswith("=")]
     if keyless:
         print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)
