@@ -2,7 +2,8 @@
 
 Inputs: the data (`data/<data.name>`: blend file, the .bin/.idx of every prefix, the tokenizer; for
 SFT `sft_data/<data.name>`: the packed-chat manifest and its arrays, for DPO `dpo_data/<data.name>`,
-and the `checkpoint.pretrained` checkpoint the weights came from), plus
+for GRPO `prompts/<stem>` of `rl.prompt_file` (nothing for the generated task; never the pretraining
+blend its `data` group would name), and the `checkpoint.pretrained` checkpoint the weights came from), plus
 any registered artifact whose path a config value names (e.g. `checkpoint.load_dir` set through
 `${art:checkpoint/gpt/pretrain}`). Output of a finished run: its checkpoint directory
 (`checkpoint/<recipe name>`), when it holds files.
@@ -109,6 +110,16 @@ def _pretrained(cfg: Any, registry: Registry, run_id: Optional[str]) -> Optional
                              note="a pretrained checkpoint no tracked run had registered")
 
 
+def _prompts(cfg: Any, registry: Registry, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
+    """`rl.prompt_file` as `prompts/<file stem>` (None for the generated task: its config says it all)."""
+    value = cfg.rl.get("prompt_file")
+    if not value or not Path(value).is_file():
+        return None
+    path = Path(value).resolve()
+    return registry.register(f"prompts/{path.stem}", "prompts", path, content_hash([path]), _producer(cfg, run_id),
+                             inputs=[], note="registered by the first tracked run that consumed it")
+
+
 def _common(prefixes: List[str]) -> Tuple[str, ...]:
     parts = [Path(p).resolve().parent.parts for p in prefixes]
     common = []
@@ -137,6 +148,8 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
     if cfg.data.get("packed_file"):  # SFT: packed chat data, and the weights it started from
         data = register_sft_data(cfg, registry, run_id)
         found = [e for e in (data, _pretrained(cfg, registry, run_id)) if e]
+    elif "rl" in cfg:  # GRPO: its prompts and starting weights; `data` only names the tokenizer
+        found = [e for e in (_prompts(cfg, registry, run_id), _pretrained(cfg, registry, run_id)) if e]
     else:
         data = register_blend(cfg, registry, run_id,
                               note="registered by the first tracked run that consumed it")

@@ -44,3 +44,19 @@ def test_sft_run_records_its_data_and_pretrained_checkpoint(mlflow_server, clien
     assert "sft_data/sft_tiny" in [d.dataset.name.split("@")[0] for d in datasets]
     output = registry.get("checkpoint/gpt/sft")
     assert set(output["inputs"]) == set(inputs)
+
+
+def test_a_grpo_run_records_its_prompts_and_starting_weights_not_a_pretraining_blend(tmp_path):
+    from nemotron.tracking import lineage
+
+    weights = tmp_path / "sft" / "checkpoints" / "iter_0000002"
+    weights.mkdir(parents=True)
+    (weights / "model.pt").write_bytes(b"weights")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "1+1=", "answer": "2"}\n')
+    missing_blend = tmp_path / "nowhere" / "blend.json"  # its data group's blend: RL does not train on it
+    cfg = _config(tmp_path, tmp_path / "no-data", "gpt/rl", "r1", f"checkpoint.pretrained={weights}",
+                  f"rl.prompt_file={prompts}", f"data.blend_file={missing_blend}", "data.generate_tiny=false")
+    found = lineage.record(cfg, OmegaConf.to_container(cfg), run_id=None, finished=False)
+    assert sorted(e["name"] for e in found["inputs"]) == ["checkpoint/pretrained", "prompts/prompts"]
+    assert Registry(lineage.registry_path(cfg)).names() == ["checkpoint/pretrained", "prompts/prompts"]
