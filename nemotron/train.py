@@ -38,6 +38,8 @@ from nemotron.tracking.settings import is_local_store, tracking_uri
 
 register_configs()
 
+RUN_OUTPUTS = ("config.yaml", "train.log", "checkpoints/", "tracking/")
+"""What a finished local run may leave in its directory; the outputs line names those that are there."""
 SHOWS_CONFIG = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"}
 """Flags that print the composed config (their output is scrubbed of secrets)."""
 
@@ -94,7 +96,9 @@ def train(cfg: DictConfig) -> int:
 
 def outputs_line(cfg: DictConfig) -> str:
     """Where a finished local run's files are, and how to look at its MLflow run."""
-    line = f"outputs: {cfg.run_dir} (config.yaml, train.log, checkpoints/, tracking/)"
+    run_dir = Path(cfg.run_dir)
+    there = [name for name in RUN_OUTPUTS if (run_dir / name.rstrip("/")).exists()]
+    line = f"outputs: {cfg.run_dir} ({', '.join(there)})"
     if cfg.tracker.kind != "mlflow":
         return line
     uri = tracking_uri(cfg)

@@ -44,7 +44,7 @@ def test_main_command_trains_and_loss_goes_down(cli, data_cache, tmp_path):
     assert (run_dir / "train.log").read_text().count("tokens/s") >= len(progress)
     printed = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert [line for line in printed if not WHAT_A_PERSON_NEEDS.match(line)] == []  # no warnings, no noise
-    assert f"outputs: {run_dir} " in result.stdout
+    assert f"outputs: {run_dir} (config.yaml, train.log, checkpoints/, tracking/)\n" in result.stdout
     store = tmp_path / "outputs" / "mlflow.db"
     assert f"MLflow: mlflow ui --backend-store-uri sqlite:///{store}" in result.stdout and store.is_file()
 

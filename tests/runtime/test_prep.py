@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,7 @@ def test_prep_recipe_runs_end_to_end_through_the_entry_point(cli, corpus, tmp_pa
                  timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "encoding 3 on 2 workers" in result.stdout
+    assert re.search(r"^outputs: \S+ \(config.yaml, train.log\)$", result.stdout, re.M), result.stdout  # no checkpoints/
     blend = blend_io.read_blend(cache / "data" / "prepared" / "blend.json")
     assert [Path(p).name for p in blend.prefixes] == [
         "web-00000_text_document", "web-00001_text_document", "notes-00000_text_document"]
