@@ -96,12 +96,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip().split("\n\n", 1)[1] if __doc__ else USAGE)
         return 0
+    from nemotron.config.validate import ConfigError
     from nemotron.pipe.local import StageFailed
     from nemotron.tracking.secrets import scrub_text
 
     try:
         return run(args)
     except PipelineError as err:
+        print(f"error: {scrub_text(str(err))}", file=sys.stderr)
+        return 2
+    except ConfigError as err:  # Slurm refused a stage at submission (what was submitted is recorded)
         print(f"error: {scrub_text(str(err))}", file=sys.stderr)
         return 2
     except StageFailed as err:

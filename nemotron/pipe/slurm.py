@@ -91,7 +91,6 @@ def submit_all(
     pipe: PipelineConfig, plans: List[StagePlan], start: Optional[str], only: Optional[str], argv: List[str]
 ) -> int:
     """Submit every stage not finished for its config (or the --from/--only selection); return 0."""
-    from nemotron.launchers import slurm
     from nemotron.pipe.local import require_inputs, selection
 
     forced = selection(plans, start, only)
@@ -104,26 +103,43 @@ def submit_all(
         planned[plan.name] = slurm_plan(plan, {n: PENDING_ID.format(stage=n) for n in plan.upstream})
     states: Dict[str, Dict[str, Any]] = {n: {"state": "done"} for n in done}
     opened = tracking.open_parent(pipe, plans) if todo else {}
+    try:
+        submit_stages(todo, planned, ids, states, opened)
+    finally:  # sbatch refused a stage mid-way: what was submitted still gets its finishing job and record
+        launch_id = uuid.uuid4().hex
+        finish_id = submit_finish(pipe.name, plans, ids, opened, launch_id) if ids else None
+        if opened and not ids:
+            tracking.close_unsubmitted(opened, pipe.name, plans, refused=todo[0].name)
+        path = records.write_pipeline(
+            pipe.name,
+            plans,
+            states,
+            argv=[scrub_text(a) for a in argv],  # resubmit reruns it; no secret values on disk
+            cwd=os.getcwd(),
+            cluster=str(plans[0].cfg.cluster.name),
+            launch_id=launch_id,
+            finish_job_id=finish_id,
+            parent_run_id=opened.get("parent_run_id"),
+        )
+    print(submitted_message(pipe.name, plans, done, ids, path, finish_id, opened.get("parent_run_id")), flush=True)
+    return 0
+
+
+def submit_stages(
+    todo: List[StagePlan],
+    planned: Dict[str, Any],
+    ids: Dict[str, str],
+    states: Dict[str, Dict[str, Any]],
+    opened: Dict[str, str],
+) -> None:
+    """Submit the stages in order, each after its producers' job ids are known (ids, states filled in)."""
+    from nemotron.launchers import slurm
+
     with environ(tracking.stage_environ(opened.get("parent_run_id"), opened.get("experiment"))):
         for plan in todo:
             job = slurm_plan(plan, ids) if plan.upstream else planned[plan.name]
             ids[plan.name] = slurm.submit(job)
             states[plan.name] = {"state": "submitted", "job_id": ids[plan.name]}
-    launch_id = uuid.uuid4().hex
-    finish_id = submit_finish(pipe.name, plans, ids, opened, launch_id) if ids else None
-    path = records.write_pipeline(
-        pipe.name,
-        plans,
-        states,
-        argv=[scrub_text(a) for a in argv],  # resubmit reruns it; no secret values on disk
-        cwd=os.getcwd(),
-        cluster=str(plans[0].cfg.cluster.name),
-        launch_id=launch_id,
-        finish_job_id=finish_id,
-        parent_run_id=opened.get("parent_run_id"),
-    )
-    print(submitted_message(pipe.name, plans, done, ids, path, finish_id, opened.get("parent_run_id")), flush=True)
-    return 0
 
 
 @contextlib.contextmanager

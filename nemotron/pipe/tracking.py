@@ -81,6 +81,16 @@ def close_parent(opened: Dict[str, str], summary: Path) -> None:
            "--registry", opened["registry"])  # fmt: skip
 
 
+def close_unsubmitted(opened: Dict[str, str], pipeline: str, plans: List[StagePlan], refused: str) -> None:
+    """End a parent run whose first stage Slurm refused (nothing was submitted): FAILED, no stage ran."""
+    from nemotron.pipe.records import facts, pipeline_dir
+
+    summary = pipeline_dir(plans) / "tracking.json"
+    entries = [summary_entry(facts(p), "failed" if p.name == refused else "not run", None) for p in plans]
+    write_summary(summary, pipeline, entries)
+    close_parent(opened, summary)
+
+
 @contextlib.contextmanager
 def parent_run(pipe: PipelineConfig, plans: List[StagePlan]) -> Iterator[Hooks]:
     """The hooks of one local launch, with a parent MLflow run around it when tracking to MLflow."""

@@ -190,3 +190,18 @@ def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job
     good_again = run("nemotron.pipe", "pipeline=nano3", *chains["good_args"])
     assert good_again.returncode == 0 and "submitted 0 stage(s)" in good_again.stdout, good_again.stdout
     assert good_again.stdout.count("finished for the same config, not submitted") == 5
+
+
+def test_a_stage_slurm_refuses_submits_nothing_and_ends_the_parent_run_failed(slurm_cluster, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    refused = run(  # 100 GB per node: more than the test nodes have, which only sbatch knows
+        "nemotron.pipe", "pipeline=nano3", "cluster=slurm_test", "cluster.snapshot=false", "cluster.mem_gb=100",
+        f"tracker.uri={mlflow_server.uri}", f"paths.output_root={tmp_path}", *TINY,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.startswith("error: sbatch refused"), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    _, rec = stage_jobs(tmp_path / "pipelines" / "nano3")
+    assert not any(s.get("job_id") for s in rec["stages"]) and rec["finish_job_id"] is None
+    parent = MlflowClient(tracking_uri=mlflow_server.uri).get_run(rec["parent_run_id"])
+    assert parent.info.status == "FAILED"
