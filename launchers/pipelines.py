@@ -54,7 +54,8 @@ def lines(records: List[Dict[str, Any]]) -> List[str]:
             state = known.get(job)
             shown = (state.state if state else "unknown") if job else stage.get("state", "not run")
             code = f" exit {state.exit_code}" if state and state.exit_code else ""
-            out.append(f"  {stage['stage']:<12} {job or '-':<10} {shown}{code}  {stage['stage_dir']}")
+            why = f" ({stage['why']})" if stage.get("why") else ""
+            out.append(f"  {stage['stage']:<12} {job or '-':<10} {shown}{code}{why}  {stage['stage_dir']}")
         if rec.get("finish_job_id"):
             state = known.get(str(rec["finish_job_id"]))
             out.append(f"  {'(finish)':<12} {rec['finish_job_id']:<10} {state.state if state else 'unknown'}")

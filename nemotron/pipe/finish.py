@@ -74,6 +74,9 @@ def settle_stages(task: FinishTask) -> List[Dict[str, Any]]:
         if state in ("done", "skipped") and record:
             done[stage["stage"]] = record
         settled.append({**stage, "state": state, "record": record if state in ("done", "skipped") else None})
+        if state == "not run":  # sacct's Reason for a job its dependency cancelled is not always set
+            unfinished = [s["stage"] for s in settled if s["stage"] in stage["upstream"] and s["stage"] not in done]
+            settled[-1]["why"] = f"never ran: {', '.join(unfinished) or 'a producer'} did not finish"
     return settled
 
 
@@ -88,9 +91,11 @@ def update_record(task: FinishTask, settled: List[Dict[str, Any]]) -> bool:
     rec = records.read_json(path)
     if not rec or rec.get("launch_id") != task.launch_id:
         return False
-    states = {s["stage"]: s["state"] for s in settled}
+    ended = {s["stage"]: s for s in settled}
     for stage in rec["stages"]:
-        stage["state"] = states.get(stage["stage"], stage.get("state"))
+        end = ended.get(stage["stage"], {})
+        stage["state"] = end.get("state", stage.get("state"))
+        stage.update({"why": end["why"]} if "why" in end else {})
     rec["finished"] = True
     records.write_json(path, rec)
     return True

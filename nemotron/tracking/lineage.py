@@ -148,7 +148,8 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
     if cfg.data.get("packed_file"):  # SFT: packed chat data, and the weights it started from
         data = register_sft_data(cfg, registry, run_id)
         found = [e for e in (data, _pretrained(cfg, registry, run_id)) if e]
-    elif "rl" in cfg:  # GRPO: its prompts and starting weights; `data` only names the tokenizer
+    elif str(cfg.recipe.name).endswith("/rl"):  # GRPO (as config.rl_rules.is_rl, which loads Hydra): prompts
+        # and starting weights; its `data` group only names the tokenizer
         found = [e for e in (_prompts(cfg, registry, run_id), _pretrained(cfg, registry, run_id)) if e]
     else:
         data = register_blend(cfg, registry, run_id,
