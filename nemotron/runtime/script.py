@@ -8,6 +8,7 @@ workers that re-import a script's `__main__` stay cheap.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 from typing import List, Optional
@@ -53,4 +54,6 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
         for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting
             signal.signal(sig, signal.SIG_IGN)
         return int(stopped.code)
+    finally:
+        gc.freeze()  # what torch and Megatron built lives until exit: the shutdown's collections skip it (~1.4 s)
     return 0
