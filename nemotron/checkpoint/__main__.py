@@ -1,7 +1,6 @@
 """`python -m nemotron.checkpoint import-hf|export-hf ...`: see nemotron.hf.cli."""
 
-import sys
-
 from nemotron.hf.cli import main
+from nemotron.shutdown import exit_quickly
 
-sys.exit(main())
+exit_quickly(main())

@@ -1,7 +1,6 @@
 """`python -m nemotron.tracking ...`: see nemotron.tracking.cli."""
 
-import sys
-
 from nemotron.tracking.cli import main
+from nemotron.shutdown import exit_quickly
 
-sys.exit(main())
+exit_quickly(main())

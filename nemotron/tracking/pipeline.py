@@ -180,4 +180,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nemotron.shutdown import exit_quickly
+
+    exit_quickly(main())

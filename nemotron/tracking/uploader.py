@@ -19,7 +19,6 @@ reach the whole process group, and the training process answers them with `close
 
 from __future__ import annotations
 
-import gc
 import json
 import signal
 import sys
@@ -201,6 +200,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    gc.freeze()  # mlflow's objects live until exit: the shutdown's collections skip them
-    sys.exit(code)
+    from nemotron.shutdown import exit_quickly
+
+    exit_quickly(main())
