@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -43,16 +42,6 @@ def compose(tmp_path):
         return compose_run(list(overrides), run_dir=tmp_path / "run", with_hydra=True)
 
     return _compose
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 120):
-    """Run `python -m nemotron.train ARGS`; return the CompletedProcess (text, both streams)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "nemotron.train", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=timeout,
-    )
 
 
 @pytest.fixture

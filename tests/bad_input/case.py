@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Tuple
 
-from conftest import run_cli
+from cli_support import run_cli
 
 
 @dataclass(frozen=True)

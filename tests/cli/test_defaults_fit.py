@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from cli_support import run_cli
 
 from nemotron.config.compose import compose_run
 from nemotron.paths import CONF_DIR, RECIPES_DIR

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from cli_support import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SUBMITTED = re.compile(r"submitted gpt/pretrain as Slurm job (\d+)")
@@ -20,10 +20,8 @@ def job_count() -> int:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    """`python -m nemotron.train ARGS` in the repo (as tests/conftest.py's run_cli; SLURM_CONF inherited)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", "nemotron.train", *args], capture_output=True, text=True,
-                          env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO, timeout=120)
+    """`python -m nemotron.train ARGS` in the repo (SLURM_CONF inherited)."""
+    return run_cli(*args)
 
 
 def wait_for_log(path: Path, pattern: "re.Pattern[str]", timeout_s: float) -> "re.Match[str]":
