@@ -70,7 +70,7 @@ def settle_stages(task: FinishTask) -> List[Dict[str, Any]]:
         state = stage_state(stage, known.get(str(stage.get("job_id", ""))))
         record = records.read_json(Path(stage["stage_dir"]) / records.STAGE_RECORD)
         if state == "done" and (record is None or record.get("config_hash") != stage["config_hash"]):
-            record = records.record_facts(task.pipeline, stage, done, run_id=read_run_id(stage))
+            record = records.record_facts(task.pipeline, stage, done, run_id=records.run_id_in(stage["stage_dir"]))
         if state in ("done", "skipped") and record:
             done[stage["stage"]] = record
         settled.append({**stage, "state": state, "record": record if state in ("done", "skipped") else None})
@@ -78,11 +78,6 @@ def settle_stages(task: FinishTask) -> List[Dict[str, Any]]:
             unfinished = [s["stage"] for s in settled if s["stage"] in stage["upstream"] and s["stage"] not in done]
             settled[-1]["why"] = f"never ran: {', '.join(unfinished) or 'a producer'} did not finish"
     return settled
-
-
-def read_run_id(stage: Dict[str, Any]) -> Optional[str]:
-    path = Path(stage["stage_dir"]) / "tracking" / "mlflow_run_id"
-    return path.read_text().strip() if path.is_file() else None
 
 
 def update_record(task: FinishTask, settled: List[Dict[str, Any]]) -> bool:

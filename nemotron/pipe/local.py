@@ -134,15 +134,9 @@ def run_all(
                 f"{plan.stage_dir / 'train.log'}; not run: {', '.join(rest) or 'none'}",
                 code or 1,
             )
-        done[plan.name] = records.record_stage(pipeline, plan, done, run_id=read_run_id(plan))
+        done[plan.name] = records.record_stage(pipeline, plan, done, run_id=records.run_id_in(plan.stage_dir))
         states[plan.name] = {"state": "done"}
         records.write_pipeline(pipeline, plans, states)
         on_stage(plan, "done", done[plan.name])
     print(f"pipeline {pipeline}: done ({', '.join(n + ' ' + s['state'] for n, s in states.items())})", flush=True)
     return 0
-
-
-def read_run_id(plan: StagePlan) -> Optional[str]:
-    """The MLflow run id the stage's tracker left in its run directory, if any."""
-    path = plan.stage_dir / "tracking" / "mlflow_run_id"
-    return path.read_text().strip() if path.is_file() else None

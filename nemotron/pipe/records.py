@@ -59,6 +59,12 @@ def finished(plan: StagePlan) -> Optional[Dict[str, Any]]:
     return rec if set(rec.get("outputs", {})) == set(plan.outputs) else None
 
 
+def run_id_in(stage_dir: Any) -> Optional[str]:
+    """The MLflow run id the stage's tracker left in its run directory, if any."""
+    path = Path(stage_dir) / "tracking" / "mlflow_run_id"
+    return path.read_text().strip() if path.is_file() else None
+
+
 def missing_outputs(outputs: Dict[str, Dict[str, str]]) -> List[str]:
     """Produced paths (artifact -> {kind, path}) that are absent (or empty) after the stage ran."""
     return [f"{name}: {out['path']}" for name, out in outputs.items() if not has_files(Path(out["path"]))]
