@@ -113,10 +113,10 @@ def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any], model
     (all ranks call this)."""
     from megatron.core.utils import unwrap_model
 
-    from nemotron.runtime import checkpoint
+    from nemotron.runtime import checkpoint, checkpoint_fit
 
     sd = {"model": model_sd if model_sd is not None else unwrap_model(model).sharded_state_dict()}
-    return checkpoint.write_weights(sd, str(out_dir), IMPORT_STEP, {**meta, "layout": checkpoint.layout(cfg)})
+    return checkpoint.write_weights(sd, str(out_dir), IMPORT_STEP, {**meta, "layout": checkpoint_fit.layout(cfg)})
 
 
 def load(cfg: DictConfig, model: Any, ckpt: str) -> None:

@@ -11,7 +11,8 @@ position. `checkpoint.dir` looks like:
 Atomic: all ranks write into `iter_N.tmp-<random>`; after every rank has finished (barrier),
 rank 0 writes the marker (with each file's size) and renames the folder to `iter_N`. Resume takes
 the highest `iter_N` whose marker is readable and whose files all have the recorded sizes; a newer
-one that fails this (no marker, a truncated file) is skipped with a `CheckpointWarning`.
+one that fails this (no marker, a truncated file) is skipped with a `CheckpointWarning`
+(`checkpoint_index`). A checkpoint that does not fit the run is named before loading (`checkpoint_fit`).
 
 Timeouts: every save and load runs in a daemon thread that the caller waits on for at most
 `checkpoint.timeout_s`. Past it, `CheckpointTimeoutError` is raised in the training thread and the
@@ -49,9 +50,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nemotron.runtime import cpu_compat
+from nemotron.runtime import checkpoint_fit, cpu_compat
 from nemotron.runtime.checkpoint_index import (
-    FORMAT, MARKER, CheckpointWarning, Found, _files, complete_checkpoints, iter_dir, latest, latest_run_id,
+    FORMAT, MARKER, CheckpointError, CheckpointTimeoutError, CheckpointWarning, Found, _files,
+    complete_checkpoints, iter_dir, latest, latest_run_id,
 )
 
 __all__ = [
@@ -65,14 +67,6 @@ _OPTIMIZER_FORMAT = {"distrib_optim_sharding_type": "dp_reshardable",
 gathering, reshards to another data-parallel size only (Megatron's `fully_reshardable` fails with
 torch's Adam, i.e. without Apex/TE). The plain optimizer's state reshards like the model's."""
 _TORCH_DCP_NOISE = r".*(`load_state_dict` is deprecated|Please use DTensor instead)"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be saved or loaded; the message says why and what to change."""
-
-
-class CheckpointTimeoutError(CheckpointError):
-    """A save or load ran past `checkpoint.timeout_s`."""
 
 
 @dataclass
@@ -173,21 +167,6 @@ def bounded(fn: Callable[[], Any], timeout_s: float, what: str) -> Any:
 # ---- what goes into a checkpoint -----------------------------------------------------------------
 
 
-def layout(cfg: Any) -> Dict[str, Any]:
-    """The parallel layout a checkpoint was saved with (RNG states only fit the same layout)."""
-    p = cfg.parallel
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    return {"world_size": world, "tp": p.tensor_model_parallel_size,
-            "pp": p.pipeline_model_parallel_size, "cp": p.context_parallel_size,
-            "ep": p.expert_model_parallel_size,
-            "distributed_optimizer": bool(p.use_distributed_optimizer)}
-
-
-def _layout_text(lay: Dict[str, Any]) -> str:
-    return (f"world {lay['world_size']} TP{lay['tp']} PP{lay['pp']} CP{lay['cp']} EP{lay['ep']}"
-            f"{' (distributed optimizer)' if lay.get('distributed_optimizer') else ''}")
-
-
 def _rng_state() -> Dict[str, Any]:
     from megatron.core import tensor_parallel
 
@@ -217,39 +196,6 @@ def _rng_object(data: Any) -> Any:
     return ShardedObject("rng_state", data, (world,), (_rank(),), replica_id=0)
 
 
-def _torch_adams(optimizer: Any) -> Iterator[Any]:
-    """The torch.optim optimizers inside Megatron DistributedOptimizers when Apex/TE is absent."""
-    from megatron.core.optimizer import distrib_optimizer as dopt
-
-    if getattr(dopt, "HAVE_APEX_OR_TE", True):
-        return
-    for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
-        if isinstance(opt, dopt.DistributedOptimizer) and getattr(opt, "optimizer", None):
-            yield opt.optimizer
-
-
-def _allocate_adam_state(optimizer: Any) -> None:
-    # Without Apex/TE, DistributedOptimizer.state_dict() reads each param's Adam `step` and asserts
-    # there is one, so a load template cannot be built before the first step: allocate zero state
-    # (the load overwrites it).
-    for inner in _torch_adams(optimizer):
-        for param in (p for group in inner.param_groups for p in group["params"]):
-            if not inner.state[param]:
-                inner.state[param] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
-                                      "exp_avg_sq": torch.zeros_like(param)}
-
-
-def _restore_adam_steps(optimizer: Any) -> None:
-    # ...and its load_state_dict() leaves each param's `step` at the template's value (the saved
-    # one is in the param groups), one tensor shared by all params that torch's Adam would then
-    # increment once per param: give each param its own tensor holding the saved step.
-    for inner in _torch_adams(optimizer):
-        for group in inner.param_groups:
-            if "step" in group:
-                for param in group["params"]:
-                    inner.state[param]["step"] = torch.tensor(float(group["step"]))
-
-
 def state_dict(model: Any, optimizer: Any, scheduler: Any, position: Position,
                with_rng: bool = True, is_loading: bool = False) -> Dict[str, Any]:
     """The sharded state dict a checkpoint holds (also the template a load fills)."""
@@ -257,7 +203,7 @@ def state_dict(model: Any, optimizer: Any, scheduler: Any, position: Position,
 
     model_sd = unwrap_model(model).sharded_state_dict()  # keys without DDP's "module." prefix
     if is_loading:
-        _allocate_adam_state(optimizer)
+        cpu_compat.allocate_adam_state(optimizer)
     with cpu_compat.cuda_as_cpu():  # the distributed optimizer gathers through .cuda() buffers
         optimizer_sd = optimizer.sharded_state_dict(model_sd, is_loading=is_loading,
                                                     metadata=_OPTIMIZER_FORMAT)
@@ -364,7 +310,7 @@ def save(cfg: Any, model: Any, optimizer: Any, scheduler: Any, position: Positio
     this); prints `checkpoint saved: ...` on rank 0 and prunes to `checkpoint.keep_last`."""
     ck, start = cfg.checkpoint, time.perf_counter()
     meta = {"format": FORMAT, "step": position.step, "position": vars(position).copy(),
-            "layout": layout(cfg), "run_id": getattr(tracker, "run_id", None),
+            "layout": checkpoint_fit.layout(cfg), "run_id": getattr(tracker, "run_id", None),
             "time": time.time()}
 
     def work() -> Path:
@@ -385,70 +331,18 @@ def save(cfg: Any, model: Any, optimizer: Any, scheduler: Any, position: Positio
 # ---- loading -------------------------------------------------------------------------------------
 
 
-def _sharded_tensors(sd: Dict[str, Any]) -> Iterator[Any]:
-    """Every ShardedTensor of `sd`, factories built (what the load will look up)."""
-    from megatron.core.dist_checkpointing.dict_utils import nested_values
-    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
-
-    for value in nested_values(sd):
-        if isinstance(value, ShardedTensorFactory):
-            built = value.build()
-            yield from (v for v in nested_values(built if isinstance(built, dict) else [built])
-                        if isinstance(v, ShardedTensor))
-        elif isinstance(value, ShardedTensor):
-            yield value
-
-
-def _check_fits(sd: Dict[str, Any], found: Found, cfg: Any) -> None:
-    """Raise a one-paragraph CheckpointError naming the first tensor that does not fit."""
-    from megatron.core import dist_checkpointing
-
-    saved = dist_checkpointing.load_tensors_metadata(found.path)
-    for ten in _sharded_tensors(sd):
-        if ten.key not in saved:
-            problem = f"tensor {ten.key!r} is not in the checkpoint"
-        elif tuple(saved[ten.key].global_shape) != tuple(ten.global_shape):
-            problem = (f"tensor {ten.key!r} has shape {tuple(saved[ten.key].global_shape)} in the "
-                       f"checkpoint but this run expects {tuple(ten.global_shape)}")
-        else:
-            continue
-        raise CheckpointError(f"checkpoint {found.path} does not fit this run: {problem}. "
-                              f"{_why(found, cfg, ten.key, saved.get(ten.key))}") from None
-
-
-def _why(found: Found, cfg: Any, key: str, saved: Any) -> str:
-    was, now = found.meta.get("layout", {}), layout(cfg)
-    if was and was != now:
-        text = (f"It was saved with {_layout_text(was)} and this run uses {_layout_text(now)}; "
-                "Megatron reshards tensor/pipeline/data parallel splits, but not shapes that "
-                "depend on the layout")
-        if saved is not None and ("word_embeddings" in key or "output_layer" in key):
-            text += (f" (the vocabulary is padded to model.make_vocab_size_divisible_by x TP: set "
-                     f"model.vocab_size={saved.global_shape[0]} to load it)")
-        if was.get("distributed_optimizer") != now.get("distributed_optimizer"):
-            text += "; parallel.use_distributed_optimizer differs"
-        elif key.startswith("optimizer.distributed."):
-            text = (f"It was saved with {_layout_text(was)} and this run uses {_layout_text(now)}: "
-                    "the distributed optimizer's state is saved per data-parallel group "
-                    "(Megatron's dp_reshardable format), which reshards only to another "
-                    "data-parallel size; resume with the saved TP/PP/CP/EP")
-        return text + "."
-    return ("It was saved from a different model (model.* settings): load it with the model config "
-            "it was saved with, or point checkpoint.dir / load_dir / pretrained elsewhere.")
-
-
 def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> Position:
     """Restore model, optimizer, scheduler and (same layout only) RNG states from `found` (all ranks
     call this); the data position to continue from. Prints `resumed from ...` on rank 0."""
     from megatron.core import dist_checkpointing
     from megatron.core.utils import unwrap_model
 
-    same_layout = found.meta.get("layout") == layout(cfg)
+    same_layout = found.meta.get("layout") == checkpoint_fit.layout(cfg)
 
     def work() -> Position:
         sd = state_dict(model, optimizer, scheduler, Position(), with_rng=same_layout,
                         is_loading=True)
-        _check_fits(sd, found, cfg)
+        checkpoint_fit.check_fits(sd, found, cfg)
         try:
             with warnings.catch_warnings():  # torch.distributed.checkpoint deprecations, per load
                 warnings.filterwarnings("ignore", _TORCH_DCP_NOISE, FutureWarning)
@@ -456,11 +350,11 @@ def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> 
         except Exception as err:  # noqa: BLE001 - re-raised with the checkpoint and layouts named
             raise CheckpointError(f"loading checkpoint {found.path} failed: "
                                   f"{str(err).strip().splitlines()[0][:500]}. "
-                                  f"{_why(found, cfg, '', None)}") from err
+                                  f"{checkpoint_fit.why(found, cfg, '', None)}") from err
         unwrap_model(model).load_state_dict(loaded["model"])
         with cpu_compat.cuda_as_cpu(), torch.no_grad():  # fp32 main params are model params on CPU
             optimizer.load_state_dict(loaded["optimizer"])
-        _restore_adam_steps(optimizer)
+        cpu_compat.restore_adam_steps(optimizer)
         scheduler.override_opt_param_scheduler = True  # the config's schedule wins, step is kept
         scheduler.load_state_dict(loaded["scheduler"])
         if same_layout:
@@ -469,8 +363,8 @@ def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> 
 
     position = bounded(work, cfg.checkpoint.timeout_s, f"loading checkpoint {found.path}")
     if not same_layout:
-        _say(f"checkpoint {found.path}: saved with {_layout_text(found.meta.get('layout', {}))}, "
-             f"loaded into {_layout_text(layout(cfg))}; RNG states start fresh")
+        _say(f"checkpoint {found.path}: saved with {checkpoint_fit.layout_text(found.meta.get('layout', {}))}, "
+             f"loaded into {checkpoint_fit.layout_text(checkpoint_fit.layout(cfg))}; RNG states start fresh")
     _say(f"resumed from {found.path} at step {position.step}")
     return position
 
@@ -484,7 +378,7 @@ def load_weights(found: Found, cfg: Any, model: Any, say: bool = True) -> None:
 
     def work() -> None:
         sd = {"model": unwrap_model(model).sharded_state_dict()}
-        _check_fits(sd, found, cfg)
+        checkpoint_fit.check_fits(sd, found, cfg)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", _TORCH_DCP_NOISE, FutureWarning)
             loaded = dist_checkpointing.load(sd, found.path)

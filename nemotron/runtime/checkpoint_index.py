@@ -20,6 +20,14 @@ FORMAT = 1
 _ITER = re.compile(r"^iter_(\d+)$")
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be saved or loaded; the message says why and what to change."""
+
+
+class CheckpointTimeoutError(CheckpointError):
+    """A save or load ran past `checkpoint.timeout_s`."""
+
+
 class CheckpointWarning(UserWarning):
     """A checkpoint was skipped (incomplete or corrupt) or only partly restored."""
 

@@ -295,3 +295,39 @@ def cuda_as_cpu() -> contextlib.AbstractContextManager:
     - get_megatron_optimizer() and optimizer.step(): FP32Optimizer allocates on 'cuda' and
       clip_grads asserts grads are 'torch.cuda.FloatTensor'."""
     return CudaToCpuMode() if on_cpu() else contextlib.nullcontext()
+
+
+# ---- torch's Adam inside Megatron's DistributedOptimizer (no Apex/TE): checkpoint loads ---------------
+
+
+def _torch_adams(optimizer: Any) -> Iterator[Any]:
+    """The torch.optim optimizers inside Megatron DistributedOptimizers when Apex/TE is absent."""
+    from megatron.core.optimizer import distrib_optimizer as dopt
+
+    if getattr(dopt, "HAVE_APEX_OR_TE", True):
+        return
+    for opt in getattr(optimizer, "chained_optimizers", [optimizer]):
+        if isinstance(opt, dopt.DistributedOptimizer) and getattr(opt, "optimizer", None):
+            yield opt.optimizer
+
+
+def allocate_adam_state(optimizer: Any) -> None:
+    # Without Apex/TE, DistributedOptimizer.state_dict() reads each param's Adam `step` and asserts
+    # there is one, so a load template cannot be built before the first step: allocate zero state
+    # (the load overwrites it).
+    for inner in _torch_adams(optimizer):
+        for param in (p for group in inner.param_groups for p in group["params"]):
+            if not inner.state[param]:
+                inner.state[param] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
+                                      "exp_avg_sq": torch.zeros_like(param)}
+
+
+def restore_adam_steps(optimizer: Any) -> None:
+    # ...and its load_state_dict() leaves each param's `step` at the template's value (the saved
+    # one is in the param groups), one tensor shared by all params that torch's Adam would then
+    # increment once per param: give each param its own tensor holding the saved step.
+    for inner in _torch_adams(optimizer):
+        for group in inner.param_groups:
+            if "step" in group:
+                for param in group["params"]:
+                    inner.state[param]["step"] = torch.tensor(float(group["step"]))
