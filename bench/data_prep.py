@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nemotron.runtime import prep
+from nemotron.runtime import prep, prep_tokens, prep_workers
 from nemotron.runtime.data import generate_corpus
 
 BATCH = 1000
@@ -141,10 +141,10 @@ def main() -> None:
         root = Path(tmp)
         documents = write_corpus(root, args.mb)
         tokenizer = root / "tokenizer.json"
-        prep.train_bpe(documents[:20000], 4096, prep.EOD_TOKEN, tokenizer)
+        prep_tokens.train_bpe(documents[:20000], 4096, prep.EOD_TOKEN, tokenizer)
         docs_per_shard = max(DOCS_PER_SHARD, len(documents))  # one file, one shard
         print(f"corpus: one file, {args.mb:.1f} MB, {len(documents)} docs, one shard; BPE vocab 4096; "
-              f"{prep.default_workers()} CPUs, load {os.getloadavg()[0]:.2f}")
+              f"{prep_workers.default_workers()} CPUs, load {os.getloadavg()[0]:.2f}")
         walls = {}
         for name, method in (("encode_batch", "encode_batch"), ("encode_batch_fast", "encode_batch_fast")):
             runs = [baseline(tokenizer, documents, method) for _ in range(args.repeats)]

@@ -23,7 +23,8 @@ from pathlib import Path
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core each side
 
 from nemotron.runtime import chat, sft_data, sft_prep  # noqa: E402
-from nemotron.runtime.prep import EOD_TOKEN, train_bpe  # noqa: E402
+from nemotron.runtime.prep import EOD_TOKEN  # noqa: E402
+from nemotron.runtime.prep_tokens import train_bpe  # noqa: E402
 
 
 def _baseline(texts, tokenizer_path) -> float:

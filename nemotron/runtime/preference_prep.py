@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from nemotron.runtime import chat, prep, sft_prep
+from nemotron.runtime import chat, prep, prep_tokens, sft_prep
 from nemotron.runtime.preference_pairs import Pair, parse_pair
 from nemotron.runtime.text_sources import expand_sources, plan_shards
 
@@ -153,8 +153,8 @@ def _tokenizer(spec: sft_prep.SftPrepSpec) -> Tuple[Any, str]:
         raise FileNotFoundError(f"tokenizer file not found: {source} (data.tokenizer_path)")
     content = source.read_bytes()
     sha1 = hashlib.sha1(content).hexdigest()
-    tok = prep._load_tokenizer(str(source), sha1)
-    prep._eod_id(tok, spec.eod_token, str(source))
+    tok = prep_tokens.load_tokenizer(str(source), sha1)
+    prep_tokens.eod_id(tok, spec.eod_token, str(source))
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     copy = spec.out_dir / "tokenizer.json"
     if not copy.is_file() or copy.read_bytes() != content:

@@ -38,8 +38,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from nemotron.runtime import prep_tokens, prep_workers
 from nemotron.runtime.blend import write_blend
 from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards, split_pieces
 from nemotron.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
@@ -102,21 +103,6 @@ class PrepResult:
 # ---- the tokenizer -------------------------------------------------------------------------------
 
 
-def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: Path) -> None:
-    """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[eod_token],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )
-    tok.train_from_iterator(documents, trainer)
-    tok.save(str(path))
-
-
 def _file_id(path: str) -> List[Any]:
     st = os.stat(path)
     return [path, st.st_size, st.st_mtime_ns]
@@ -144,29 +130,10 @@ def ensure_tokenizer(spec: PrepSpec, shards: Sequence[Shard], log: Log) -> Path:
     log(f"prep: training a BPE tokenizer (vocab {spec.vocab_size}) on {len(meta['sources'])} files")
     docs = (doc for shard in shards for doc in iter_documents(shard, spec.text_key))
     tmp = _tmp(target)
-    train_bpe(docs, spec.vocab_size, spec.eod_token, tmp)
+    prep_tokens.train_bpe(docs, spec.vocab_size, spec.eod_token, tmp)
     os.replace(tmp, target)
     write_atomic(meta_path, json.dumps(meta).encode())
     return target
-
-
-_TOKENIZERS: Dict[Tuple[str, str], Any] = {}
-
-
-def _load_tokenizer(path: str, sha1: str) -> Any:
-    """The tokenizer at `path`, loaded once per process and content."""
-    from tokenizers import Tokenizer
-
-    if (path, sha1) not in _TOKENIZERS:
-        _TOKENIZERS[(path, sha1)] = Tokenizer.from_file(path)
-    return _TOKENIZERS[(path, sha1)]
-
-
-def _eod_id(tok: Any, eod_token: str, path: str) -> int:
-    eod = tok.token_to_id(eod_token)
-    if eod is None:
-        raise ValueError(f"tokenizer {path} has no {eod_token!r} end-of-document token (data.eod_token)")
-    return eod
 
 
 # ---- one shard -----------------------------------------------------------------------------------
@@ -228,8 +195,8 @@ def _encode_range(shard: Shard, sig: Dict[str, Any], tokenizer_path: str, bin_pa
     """Encode the documents of `shard`'s byte range (a whole shard or one piece) into bin_path and
     idx_path with Megatron's builder, an EOD after each; (documents, tokens)."""
     DType, IndexedDatasetBuilder = _megatron_builder()
-    tok = _load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
-    eod = _eod_id(tok, sig["eod_token"], tokenizer_path)
+    tok = prep_tokens.load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
+    eod = prep_tokens.eod_id(tok, sig["eod_token"], tokenizer_path)
     builder = IndexedDatasetBuilder(bin_path, dtype=DType.optimal_dtype(tok.get_vocab_size()))
     num_docs = num_tokens = 0
     for batch in batches(iter_documents(shard, sig["text_key"]), ENCODE_BATCH):
@@ -306,20 +273,6 @@ def merge_pieces(shard: Shard, sig: Dict[str, Any], counts: Sequence[Tuple[int, 
 # ---- running shards ------------------------------------------------------------------------------
 
 
-@contextmanager
-def _one_thread_per_worker() -> Iterator[None]:
-    """Tokenizers' own thread pool off while encoding (and in forked workers): one core each."""
-    old = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = old
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Workers forked where the platform allows it, so they inherit the imported Megatron builder."""
     _megatron_builder()  # imported once, before the fork
@@ -341,7 +294,7 @@ def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str
 
     for shard, _ in jobs:
         clear_stale(shard)
-    with _one_thread_per_worker():
+    with prep_workers.one_thread_per_worker():
         if workers <= 1:
             for shard, sig in jobs:
                 done(shard, encode_shard(shard, sig, tokenizer_path))
@@ -375,7 +328,7 @@ def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str
     tasks = _tasks(jobs)
     pending: Dict[Any, Task] = {}
     counts: Dict[str, List[Optional[Tuple[int, int]]]] = {}
-    vocab_size = _load_tokenizer(tokenizer_path, jobs[0][1]["tokenizer_sha1"]).get_vocab_size()
+    vocab_size = prep_tokens.load_tokenizer(tokenizer_path, jobs[0][1]["tokenizer_sha1"]).get_vocab_size()
     while True:
         for task in itertools.islice(tasks, IN_FLIGHT_PER_WORKER * workers - len(pending)):
             shard, sig, index, span = task
@@ -397,26 +350,6 @@ def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str
             if all(c is not None for c in got):
                 del counts[shard.prefix]
                 done(shard, merge_pieces(shard, sig, got, vocab_size))
-
-
-def worker_limit(asked: int, cpus: int) -> int:
-    """The most workers worth starting: `asked` (0: every CPU), one CPU each."""
-    return max(1, min(asked or cpus, cpus))
-
-
-def choose_workers(asked: int, cpus: int, pieces: int) -> Tuple[int, Optional[str]]:
-    """The workers to start for `pieces` pieces of work when `asked` for (0: every CPU) on `cpus`
-    CPUs, and one line saying why that is fewer than asked, if it is."""
-    want = asked or cpus
-    used = max(1, min(worker_limit(asked, cpus), pieces))
-    if used >= want or pieces == 0:
-        return used, None
-    if pieces < worker_limit(asked, cpus):
-        docs = f"{pieces} document is" if pieces == 1 else f"{pieces} documents are"
-        why = f"only {docs} left to encode, one worker each at most"
-    else:
-        why = f"this process may run on {cpus} CPUs, one worker each"
-    return used, f"prep: using {used} of {want} workers (data.num_workers={asked}): {why}"
 
 
 # ---- the whole prep ------------------------------------------------------------------------------
@@ -457,30 +390,25 @@ def blend_content(spec: PrepSpec, shards: Sequence[Shard], markers: Dict[str, Di
             "num_tokens": sum(d["num_tokens"] for d in datasets), "datasets": datasets}
 
 
-def default_workers() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def prepare(spec: PrepSpec, log: Log = print) -> PrepResult:
     """Plan, tokenize what is not finished yet, and write the blend file; see the module docstring."""
     began = time.perf_counter()
     _source_weights(spec)  # bad weights fail before any work
     files = expand_sources(spec.sources)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
-    most = worker_limit(spec.num_workers, default_workers())
+    most = prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers())
     shards = plan_shards(files, spec.docs_per_shard, spec.out_dir, PIECES_PER_WORKER * most if most > 1 else 1)
     log(f"prep: {len(files)} files -> {len(shards)} shards of up to {spec.docs_per_shard} docs "
         f"in {spec.out_dir}")
     tokenizer_path = ensure_tokenizer(spec, shards, log)
     sha1 = hashlib.sha1(tokenizer_path.read_bytes()).hexdigest()
-    tokenizer = _load_tokenizer(str(tokenizer_path), sha1)
-    _eod_id(tokenizer, spec.eod_token, spec.tokenizer_path or str(tokenizer_path))
+    tokenizer = prep_tokens.load_tokenizer(str(tokenizer_path), sha1)
+    prep_tokens.eod_id(tokenizer, spec.eod_token, spec.tokenizer_path or str(tokenizer_path))
     sigs = [signature(s, sha1, spec) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := finished(s, sig)) is not None}
     todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
     num_pieces = sum(len(s.splits) + 1 for s, _ in todo)
-    workers, fewer = choose_workers(spec.num_workers, default_workers(), num_pieces)
+    workers, fewer = prep_workers.choose_workers(spec.num_workers, prep_workers.default_workers(), num_pieces)
     if fewer:
         log(fewer)
     log(f"prep: {len(markers)} shards already done; encoding {len(todo)} on {workers} workers"

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nemotron.runtime import chat, packing, prep
+from nemotron.runtime import chat, packing, prep, prep_tokens, prep_workers
 from nemotron.runtime.text_sources import Shard, expand_sources, plan_shards
 from nemotron.tokenizer_files import tokenizer_json
 
@@ -168,7 +168,7 @@ def _marker(shard: Shard) -> Path:
 def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
                       template: str, origin: str) -> Dict[str, Any]:
     """Render, tokenize and mask one shard into its .chat.npz, then write its marker."""
-    tok = prep._load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
+    tok = prep_tokens.load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
     renderer = chat.ChatRenderer(template, sig["eod_token"], origin)
     counts, ids_out, mask_out, lengths, lines = Counts(), [], [], [], []
     pending: List[Tuple[int, chat.Rendered]] = []
@@ -248,7 +248,7 @@ def _run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: st
             f"{c['kept']}/{c['read']} conversations, {c['tokens']} tokens")
 
     args = (tokenizer_path, template, origin)
-    with prep._one_thread_per_worker():
+    with prep_workers.one_thread_per_worker():
         if workers <= 1:
             for shard, sig in jobs:
                 done(shard, encode_chat_shard(shard, sig, *args))
@@ -352,11 +352,11 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
 
 def _fewer_workers(spec: SftPrepSpec, workers: int, todo: int) -> Optional[str]:
     """One line saying why fewer workers than `data.num_workers` encode, if they do."""
-    want = spec.num_workers or prep.default_workers()
+    want = spec.num_workers or prep_workers.default_workers()
     if workers >= want or not todo:
         return None
-    if todo >= prep.worker_limit(spec.num_workers, prep.default_workers()):
-        why = f"this process may run on {prep.default_workers()} CPUs, one worker each"
+    if todo >= prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers()):
+        why = f"this process may run on {prep_workers.default_workers()} CPUs, one worker each"
     else:
         why = (f"only {todo} shard{'s' if todo > 1 else ''} of up to data.docs_per_shard={spec.docs_per_shard} "
                "conversations left to encode, one worker each at most (a smaller data.docs_per_shard splits more)")
@@ -378,7 +378,7 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     if not source.is_file():
         raise FileNotFoundError(f"tokenizer file not found: {source} (data.tokenizer_path)")
     tok_sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
-    prep._eod_id(prep._load_tokenizer(str(source), tok_sha1), spec.eod_token, str(source))
+    prep_tokens.eod_id(prep_tokens.load_tokenizer(str(source), tok_sha1), spec.eod_token, str(source))
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_path = spec.out_dir / "tokenizer.json"
     if not tokenizer_path.is_file() or tokenizer_path.read_bytes() != source.read_bytes():
@@ -388,7 +388,7 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     sigs = [shard_signature(s, spec, tok_sha1, template_sha1) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := _finished(s, sig)) is not None}
     todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
-    workers = max(1, min(prep.worker_limit(spec.num_workers, prep.default_workers()), len(todo)))
+    workers = max(1, min(prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers()), len(todo)))
     fewer = _fewer_workers(spec, workers, len(todo))
     if fewer:
         log(fewer)

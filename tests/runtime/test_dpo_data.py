@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemotron.runtime import chat, dpo_data, preference_prep, prep
+from nemotron.runtime import chat, dpo_data, preference_prep, prep, prep_tokens
 from nemotron.runtime.preference_pairs import parse_pair
 from nemotron.runtime.sft_prep import SftPrepSpec
 
@@ -22,7 +22,7 @@ EOD = prep.EOD_TOKEN
 def tokenizer_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("dpo_tok") / "tokenizer.json"
     docs = [json.dumps(p) for p in dpo_data.generate_pairs(200, 1)] + ["<|user|> <|assistant|>"]
-    prep.train_bpe(docs, 400, EOD, path)
+    prep_tokens.train_bpe(docs, 400, EOD, path)
     return path
 
 

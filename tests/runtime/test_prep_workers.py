@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.runtime import prep
+from nemotron.runtime import prep, prep_tokens, prep_workers
 from nemotron.runtime.text_sources import expand_sources, iter_documents, plan_shards, split_pieces
 
 DOCS, DOCS_PER_SHARD = 300, 120
@@ -29,7 +29,7 @@ def corpus(tmp_path_factory) -> Path:
     lines = [json.dumps({"text": _text(i)}) for i in range(DOCS)]
     lines[40:40] = ["", json.dumps({"text": ""})]
     (root / "web.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    prep.train_bpe((_text(i) for i in range(DOCS)), 300, prep.EOD_TOKEN, root / "tokenizer.json")
+    prep_tokens.train_bpe((_text(i) for i in range(DOCS)), 300, prep.EOD_TOKEN, root / "tokenizer.json")
     return root
 
 
@@ -96,14 +96,14 @@ def test_fewer_workers_than_asked_are_said_in_one_line(corpus, tmp_path):
         "prep: using 1 of 2 workers (data.num_workers=2): only 1 document is left to encode, one worker each at most"
     ]
 
-    cpus = prep.default_workers()
-    used, why = prep.choose_workers(cpus + 2, cpus, 1000)
+    cpus = prep_workers.default_workers()
+    used, why = prep_workers.choose_workers(cpus + 2, cpus, 1000)
     assert used == cpus and why == (
         f"prep: using {cpus} of {cpus + 2} workers (data.num_workers={cpus + 2}): "
         f"this process may run on {cpus} CPUs, one worker each"
     )
-    assert prep.choose_workers(0, cpus, 1000) == (cpus, None)
-    assert prep.choose_workers(2, 4, 0) == (1, None)  # nothing left to encode: nothing to say
+    assert prep_workers.choose_workers(0, cpus, 1000) == (cpus, None)
+    assert prep_workers.choose_workers(2, 4, 0) == (1, None)  # nothing left to encode: nothing to say
 
 
 def _prep_in_own_session(spec: prep.PrepSpec) -> None:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from nemotron.runtime import chat, packing, sft_prep
-from nemotron.runtime.prep import EOD_TOKEN, train_bpe
+from nemotron.runtime.prep import EOD_TOKEN
+from nemotron.runtime.prep_tokens import train_bpe
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,45 @@
+"""The tokenizer side of data prep: a byte-level BPE trained on the corpus, loaded once per process.
+
+Shared by the pretraining, SFT and preference preps (`prep`, `sft_prep`, `preference_prep`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterable, Tuple
+
+
+def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: Path) -> None:
+    """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[eod_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(documents, trainer)
+    tok.save(str(path))
+
+
+_TOKENIZERS: Dict[Tuple[str, str], Any] = {}
+
+
+def load_tokenizer(path: str, sha1: str) -> Any:
+    """The tokenizer at `path`, loaded once per process and content."""
+    from tokenizers import Tokenizer
+
+    if (path, sha1) not in _TOKENIZERS:
+        _TOKENIZERS[(path, sha1)] = Tokenizer.from_file(path)
+    return _TOKENIZERS[(path, sha1)]
+
+
+def eod_id(tok: Any, eod_token: str, path: str) -> int:
+    eod = tok.token_to_id(eod_token)
+    if eod is None:
+        raise ValueError(f"tokenizer {path} has no {eod_token!r} end-of-document token (data.eod_token)")
+    return eod
