@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-
-def is_rl(cfg: Any) -> bool:
-    """Whether the selected recipe is an RL stage."""
-    return str(cfg.recipe.name).endswith("/rl")
+from nemotron.stages import is_rl
 
 
 def rewards_usable(cfg: Any) -> Optional[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from nemotron.config.ranges import POSITIVE, Range, ranged
+from nemotron.stages import is_dpo
 
 HALF_OPEN = Range(low=0, high=0.5, high_open=True)
 """[0, 0.5): label smoothing (0.5 would make the loss ignore which answer is preferred)."""
@@ -24,11 +25,6 @@ class DpoConfig:
     of an answer; larger keeps the policy nearer the reference (TRL's default 0.1)."""
     label_smoothing: float = ranged(0.0, HALF_OPEN)
     """Probability that a preference label is flipped (conservative DPO); 0 is plain DPO."""
-
-
-def is_dpo(cfg: Any) -> bool:
-    """Whether `cfg` runs a DPO recipe (`*/dpo`)."""
-    return str(cfg.recipe.name).endswith("/dpo")
 
 
 def dpo_without_pipeline(cfg: Any) -> Optional[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from nemotron.stages import is_rl
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
 
 DPO_FORMAT = "nemotron-dpo-1"
@@ -148,8 +149,7 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
     if cfg.data.get("packed_file"):  # SFT: packed chat data, and the weights it started from
         data = register_sft_data(cfg, registry, run_id)
         found = [e for e in (data, _pretrained(cfg, registry, run_id)) if e]
-    elif str(cfg.recipe.name).endswith("/rl"):  # GRPO (as config.rl_rules.is_rl, which loads Hydra): prompts
-        # and starting weights; its `data` group only names the tokenizer
+    elif is_rl(cfg):  # GRPO: prompts and starting weights; its `data` group only names the tokenizer
         found = [e for e in (_prompts(cfg, registry, run_id), _pretrained(cfg, registry, run_id)) if e]
     else:
         data = register_blend(cfg, registry, run_id,
