@@ -1,7 +1,8 @@
 """Activation memory of one micro batch on one rank, layer part by layer part.
 
 Counts are the tensors autograd keeps for the backward pass, per layer part, in the model's dtype
-unless noted: `s` is the sequence on this rank (seq / CP), `b` the micro batch, `t` TP; tensors
+unless noted: `s` is the sequence on this rank (seq / CP), `b` the rows of a micro batch (the micro
+batch x `Layout.rows_per_item`: 2 for DPO's pairs, rl.group_size for GRPO's prompts), `t` TP; tensors
 outside the tensor-parallel regions (the residual stream, norms) are split by `t` only under
 sequence parallelism. The constants are those of the implementations we run: Megatron-Core's
 local spec with torch norms on CPU (measured in tests/memory/test_activations.py against
@@ -52,7 +53,8 @@ class Tokens:
 
 
 def tokens(x: Layout) -> Tokens:
-    return Tokens(s=x.seq / x.cp, b=x.micro_batch, t=x.tp, sp=x.sequence_parallel, dtype_bytes=2 if x.gpu else 4)
+    rows = x.micro_batch * x.rows_per_item
+    return Tokens(s=x.seq / x.cp, b=rows, t=x.tp, sp=x.sequence_parallel, dtype_bytes=x.dtype_bytes)
 
 
 def _norm_block(x: Layout, k: Tokens) -> float:

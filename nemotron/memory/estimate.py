@@ -8,6 +8,10 @@ data parallelism (routed experts over the expert data-parallel group) and keeps 
 gradients in buffers padded as Megatron pads them (each tensor to 64 elements, each bucket to
 lcm(DP, 128)). Activations: `nemotron.memory.activations`, times the micro batches the 1F1B
 pipeline schedule keeps in flight on the stage (PP - stage, at most the micro batches per step).
+
+DPO and GRPO (with rl.kl) add a frozen reference model: this rank's parameters again, unpadded, in
+the weights' dtype (Megatron's Float16Module without DDP buffers, gradients or optimizer state).
+Their micro batches train on more rows than items (`Layout.rows_per_item`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ GPU_FIXED_BYTES = 2 * GIB
 """Allowance on a GPU for the CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers."""
 FRAGMENTATION = 0.10
 """Allowance for the caching allocator's fragmentation, as a share of everything else (GPU)."""
-COMPONENTS = ("weights", "gradients", "optimizer", "activations", "allowance")
-"""The rows of an estimate, in table order."""
+COMPONENTS = ("weights", "gradients", "optimizer", "reference", "activations", "allowance")
+"""The rows of an estimate, in table order (`reference` is 0 for pretraining and SFT)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def _weights_grads_optimizer(x: Layout, p: StageParams) -> Dict[str, float]:
     else:
         state, weights = p.count, p.count
     return {
-        "weights": weights * (2 if x.gpu else 4),
+        "weights": weights * x.dtype_bytes,
         "gradients": (dense + expert) * acts.FP32,
         "optimizer": state * state_bytes,
     }
@@ -111,9 +115,15 @@ def _layer_sums(x: Layout, stage: int, k: acts.Tokens) -> List[float]:
     return [sum(acts.part_activations(x, part, k) for part in layer) for layer in stage_layers(x, stage)]
 
 
+def reference_bytes(x: Layout, p: StageParams) -> float:
+    """The frozen reference model's weights on this rank (0 without one)."""
+    return float(p.count * x.dtype_bytes) if x.reference else 0.0
+
+
 def estimate_stage(x: Layout, stage: int) -> StageEstimate:
     p = stage_params(x, stage)
     parts = _weights_grads_optimizer(x, p)
+    parts["reference"] = reference_bytes(x, p)
     parts["activations"] = stage_activations(x, stage)
     rest = sum(parts.values())
     parts["allowance"] = GPU_FIXED_BYTES + FRAGMENTATION * rest if x.gpu else 0.0

@@ -4,8 +4,8 @@ The limit is `cluster.gpu_memory_gb` (GiB, as nvidia-smi counts) less `preflight
 of it. Runs on CPU ranks (resources.gpus_per_node=0) are not checked. When a run does not fit,
 `fit_problem` names the worst rank, the estimate, the limit and the first change, in order of what
 it costs in throughput, that would fit with the same GPUs: the distributed optimizer, selective
-recompute, half the micro batch, twice the TP (within a node), twice the PP, full recompute; when
-none does alone, the first pair of them that does.
+recompute, half the micro batch, twice the TP (within a node), twice the PP (not for DPO and GRPO,
+which refuse it), full recompute; when none does alone, the first pair of them that does.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def limit_bytes(cfg: Any) -> Optional[float]:
 
 
 def _layout_text(x: Layout) -> str:
-    return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}, recompute {x.recompute}"
+    rows = f" ({x.micro_batch * x.rows_per_item} rows)" if x.rows_per_item > 1 else ""
+    return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}{rows}, recompute {x.recompute}"
 
 
 def _scaled(x: Layout, tp: int = 1, pp: int = 1) -> Optional[Layout]:
@@ -78,7 +79,7 @@ def _candidates(x: Layout, gpus_per_node: int) -> List[Tuple[str, Optional[Layou
             f"parallel.tensor_model_parallel_size={x.tp * 2}" + sp,
             _scaled(x, tp=2) if x.tp * 2 <= max(1, gpus_per_node) else None,
         ),
-        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", _scaled(x, pp=2)),
+        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", _scaled(x, pp=2) if x.pipeline_allowed else None),
         ("train.recompute=full", r(x, recompute="full") if x.recompute != "full" else None),
     ]
 
@@ -157,7 +158,8 @@ def table(cfg: Any, est: Optional[StageEstimate] = None) -> str:
     device = "GPU, bf16 + fp32 master weights" if x.gpu else "CPU, fp32"
     lines = [f"# memory per rank (estimate; worst: pipeline stage {est.stage} of {x.pp}; {_layout_text(x)}; {device})"]
     scale, unit = (GIB, "GiB") if est.total >= GIB else (2**20, "MiB")
-    lines += [f"  {name:<12}{est.parts[name] / scale:>10.2f} {unit}" for name in COMPONENTS]
+    rows = [name for name in COMPONENTS if name != "reference" or x.reference]
+    lines += [f"  {name:<12}{est.parts[name] / scale:>10.2f} {unit}" for name in rows]
     lines.append(f"  {'total':<12}{est.total / scale:>10.2f} {unit}{_verdict(cfg, x, est)}")
     return "\n".join(lines)
 
