@@ -82,6 +82,9 @@ class Layout:
     reference: bool = False
     """A frozen reference model beside the policy (DPO; GRPO with rl.kl): a copy of this rank's
     weights (same TP/PP/EP shards, not sharded over DP) without gradients or optimizer state."""
+    full_vocab_logprobs: bool = False
+    """The loss takes fp32 log-probabilities and entropy over the full vocabulary, gathered on every
+    TP rank (GRPO's rl_step.token_logp), instead of Megatron's vocab-parallel cross entropy."""
     pipeline_allowed: bool = True
     """False for DPO and GRPO: their runtimes refuse pipeline parallelism."""
 
@@ -123,6 +126,7 @@ def _stage_fields(cfg: Any) -> Dict[str, Any]:
         return {
             "rows_per_item": int(cfg.rl.group_size),
             "reference": bool(cfg.rl.kl),
+            "full_vocab_logprobs": True,
             "pipeline_allowed": False,
         }
     if is_dpo(cfg):

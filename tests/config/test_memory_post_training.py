@@ -71,6 +71,14 @@ def test_dpo_activations_are_chosen_plus_rejected_rows_of_the_sft_shape(compose,
     assert activations("dpo", 2) == pytest.approx(activations("sft", 4))
 
 
+def test_rl_halving_the_micro_batch_is_suggested_with_its_real_value_and_fits(compose):
+    layout = GPT_8B_RL + ["model.seq_length=2048", "train.micro_batch_size=2", "rl.group_size=4"]
+    problem = fit_problem(compose(layout))
+    change = problem.split("cheapest change that fits: ")[1].split(" (")[0]
+    assert change == "train.micro_batch_size=1"
+    assert fit_problem(compose(layout + [change])) is None
+
+
 def test_dpo_fixes_never_suggest_pipeline_parallelism_which_dpo_refuses(compose):
     layout = [
         "+recipe=gpt/dpo",
