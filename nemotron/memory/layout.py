@@ -5,7 +5,8 @@ with `dataclasses.replace` in microseconds. Dimensions follow Megatron-Core's de
 config leaves them null (kv_channels = hidden / heads, ffn = 4 x hidden, Mamba d_inner = 2 x hidden).
 The post-training stages differ from pretraining and SFT in what a step holds: DPO (`*/dpo`) trains
 on chosen + rejected rows of each pair beside a frozen reference model; GRPO (`*/rl`) trains on
-`rl.group_size` samples of each prompt, beside a reference when `rl.kl`.
+`rl.group_size` samples of each prompt, beside a reference when `rl.kl`, after a rollout phase that
+generates all of them (`nemotron.memory.rollout`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Layout:
     reference: bool = False
     """A frozen reference model beside the policy (DPO; GRPO with rl.kl): a copy of this rank's
     weights (same TP/PP/EP shards, not sharded over DP) without gradients or optimizer state."""
+    rollout: bool = False
+    """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
+    and Mamba state, then trains on them."""
     full_vocab_logprobs: bool = False
     """The loss takes fp32 log-probabilities and entropy over the full vocabulary, gathered on every
     TP rank (GRPO's rl_step.token_logp), instead of Megatron's vocab-parallel cross entropy."""
@@ -96,6 +100,12 @@ class Layout:
     def dtype_bytes(self) -> int:
         """Bytes of an element of the weights, activations and KV cache: bf16 on GPU, fp32 on CPU."""
         return 2 if self.gpu else 4
+
+    @property
+    def rollout_rows(self) -> int:
+        """GRPO: sequences one rank generates at once, its prompts of a step (global batch / DP) times
+        rl.group_size; 0 for the other stages."""
+        return self.micro_batches * self.micro_batch * self.rows_per_item if self.rollout else 0
 
 
 def _layers(m: Any, hybrid: bool) -> Tuple[str, ...]:
@@ -126,6 +136,7 @@ def _stage_fields(cfg: Any) -> Dict[str, Any]:
         return {
             "rows_per_item": int(cfg.rl.group_size),
             "reference": bool(cfg.rl.kl),
+            "rollout": True,
             "full_vocab_logprobs": True,
             "pipeline_allowed": False,
         }

@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 from nemotron.memory.layout import Layout
 
-_CONV_WIDTH = 4
+CONV_WIDTH = 4
 """Mamba's depthwise causal conv1d kernel width (Megatron's d_conv)."""
 
 
@@ -62,7 +62,7 @@ def _mamba(x: Layout) -> List[int]:
     return [
         x.norm_params,
         x.hidden * (2 * inner + bc + heads),
-        conv * _CONV_WIDTH,
+        conv * CONV_WIDTH,
         conv,
         heads,
         heads,
