@@ -5,7 +5,7 @@ unless noted: `s` is the sequence on this rank (seq / CP), `b` the rows of a mic
 batch x `Layout.rows_per_item`: 2 for DPO's pairs, rl.group_size for GRPO's prompts), `t` TP; tensors
 outside the tensor-parallel regions (the residual stream, norms) are split by `t` only under
 sequence parallelism. The constants are those of the implementations we run: Megatron-Core's
-local spec with torch norms on CPU (measured in tests/memory/test_activations.py against
+local spec with torch norms on CPU (measured in tests/runtime/test_memory_activations.py against
 PyTorch's allocator accounting) and Transformer Engine's fused norm + linear and flash attention on
 GPUs. Per part:
 
