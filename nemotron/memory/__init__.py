@@ -6,8 +6,9 @@
     fit_problem(cfg)                      # one error line when it does not fit the cluster's GPU
 
 Pure Python on the composed config (no torch, no Megatron): the compose/launch layer calls it.
-`layout` reads the config, `params` and `activations` count what one rank holds, `estimate`
-adds them up per stage, `fit` compares with the cluster's GPU and finds the cheapest change.
+`layout` reads the config, `params` and `activations` count what one rank holds (`rollout`: what a
+GRPO rollout adds), `estimate` adds them up per stage, `fit` compares with the cluster's GPU and
+finds the cheapest change.
 """
 
 from nemotron.memory.estimate import StageEstimate, estimate

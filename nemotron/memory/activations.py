@@ -1,10 +1,11 @@
 """Activation memory of one micro batch on one rank, layer part by layer part.
 
 Counts are the tensors autograd keeps for the backward pass, per layer part, in the model's dtype
-unless noted: `s` is the sequence on this rank (seq / CP), `b` the micro batch, `t` TP; tensors
+unless noted: `s` is the sequence on this rank (seq / CP), `b` the rows of a micro batch (the micro
+batch x `Layout.rows_per_item`: 2 for DPO's pairs, rl.group_size for GRPO's prompts), `t` TP; tensors
 outside the tensor-parallel regions (the residual stream, norms) are split by `t` only under
 sequence parallelism. The constants are those of the implementations we run: Megatron-Core's
-local spec with torch norms on CPU (measured in tests/memory/test_activations.py against
+local spec with torch norms on CPU (measured in tests/runtime/test_memory_activations.py against
 PyTorch's allocator accounting) and Transformer Engine's fused norm + linear and flash attention on
 GPUs. Per part:
 
@@ -18,7 +19,10 @@ GPUs. Per part:
 * Mamba-2 `M`: mamba_ssm's kernels keep in_proj's output, the conv output, y and the gated norm's
   output plus the chunk states in fp32; the pure-PyTorch mixer keeps its chunked scan's
   intermediates (2 b s Q n_heads / t for chunk length Q, and measured per-token terms);
-* the last stage: the final norm and the cross-entropy's fp32 softmax over the vocabulary.
+* the last stage: the final norm and the cross-entropy's fp32 softmax over the vocabulary shard;
+  GRPO's loss (rl_step.token_logp) instead gathers the logits over the full vocabulary on every TP
+  rank and keeps four fp32 copies of them at its peak (temperature-scaled, log-softmax, its exp and
+  the entropy's product), s b V (dtype + 16) bytes.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class Tokens:
 
 
 def tokens(x: Layout) -> Tokens:
-    return Tokens(s=x.seq / x.cp, b=x.micro_batch, t=x.tp, sp=x.sequence_parallel, dtype_bytes=2 if x.gpu else 4)
+    rows = x.micro_batch * x.rows_per_item
+    return Tokens(s=x.seq / x.cp, b=rows, t=x.tp, sp=x.sequence_parallel, dtype_bytes=x.dtype_bytes)
 
 
 def _norm_block(x: Layout, k: Tokens) -> float:
@@ -104,6 +109,15 @@ def part_activations(x: Layout, part: str, k: Tokens) -> float:
     return _mamba(x, k)
 
 
+FULL_VOCAB_FP32_COPIES = 4
+"""fp32 [s, b, vocab] tensors GRPO's token_logp holds at once: logits / temperature, log_softmax,
+its exp and exp x log_softmax (the entropy); measured in tests/runtime/test_memory_activations.py."""
+
+
 def output_activations(x: Layout, k: Tokens) -> float:
-    """The last stage's final norm and cross-entropy (fp32 softmax over the vocabulary shard)."""
+    """The last stage's final norm and loss: Megatron's cross entropy (fp32 softmax over the
+    vocabulary shard), or GRPO's full-vocabulary log-probabilities (gathered logits, fp32 copies)."""
+    if x.full_vocab_logprobs:
+        logits = k.s * k.b * x.vocab
+        return _norm_block(x, k) + logits * (k.dtype_bytes + FULL_VOCAB_FP32_COPIES * FP32)
     return _norm_block(x, k) + k.s * k.b * x.vocab * FP32 / k.t

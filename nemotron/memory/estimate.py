@@ -8,25 +8,32 @@ data parallelism (routed experts over the expert data-parallel group) and keeps 
 gradients in buffers padded as Megatron pads them (each tensor to 64 elements, each bucket to
 lcm(DP, 128)). Activations: `nemotron.memory.activations`, times the micro batches the 1F1B
 pipeline schedule keeps in flight on the stage (PP - stage, at most the micro batches per step).
+
+DPO and GRPO (with rl.kl) add a frozen reference model: this rank's parameters again, unpadded, in
+the weights' dtype (Megatron's Float16Module without DDP buffers, gradients or optimizer state). A
+GRPO step has two phases one after the other, generation then training, so its activations row is
+the larger of the two phases' working sets: training activations (rows = micro batch x
+rl.group_size) or the rollout's KV cache and Mamba state (`nemotron.memory.rollout`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
 from nemotron.memory import activations as acts
 from nemotron.memory.layout import Layout
 from nemotron.memory.params import StageParams, stage_layers, stage_params
+from nemotron.memory.rollout import rollout_parts
 
 GIB = 1024**3
 GPU_FIXED_BYTES = 2 * GIB
 """Allowance on a GPU for the CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers."""
 FRAGMENTATION = 0.10
 """Allowance for the caching allocator's fragmentation, as a share of everything else (GPU)."""
-COMPONENTS = ("weights", "gradients", "optimizer", "activations", "allowance")
-"""The rows of an estimate, in table order."""
+COMPONENTS = ("weights", "gradients", "optimizer", "reference", "activations", "allowance")
+"""The rows of an estimate, in table order (`reference` is 0 for pretraining and SFT)."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,18 @@ class StageEstimate:
     parts: Dict[str, float]
     params: int
     """Parameters this rank holds (unpadded)."""
+    phases: Dict[str, float] = field(default_factory=dict)
+    """Activation bytes of each phase of a step: `training` and, for GRPO, `rollout`;
+    parts["activations"] is the larger."""
 
     @property
     def total(self) -> float:
         return sum(self.parts.values())
+
+    @property
+    def peak_phase(self) -> str:
+        """The phase whose working set is the activations row: `training` or `rollout`."""
+        return max(self.phases, key=self.phases.get) if self.phases else "training"
 
 
 def _pad(n: int, divisor: int) -> int:
@@ -79,7 +94,7 @@ def _weights_grads_optimizer(x: Layout, p: StageParams) -> Dict[str, float]:
     else:
         state, weights = p.count, p.count
     return {
-        "weights": weights * (2 if x.gpu else 4),
+        "weights": weights * x.dtype_bytes,
         "gradients": (dense + expert) * acts.FP32,
         "optimizer": state * state_bytes,
     }
@@ -111,13 +126,28 @@ def _layer_sums(x: Layout, stage: int, k: acts.Tokens) -> List[float]:
     return [sum(acts.part_activations(x, part, k) for part in layer) for layer in stage_layers(x, stage)]
 
 
+def reference_bytes(x: Layout, p: StageParams) -> float:
+    """The frozen reference model's weights on this rank (0 without one)."""
+    return float(p.count * x.dtype_bytes) if x.reference else 0.0
+
+
+def phase_activations(x: Layout, stage: int) -> Dict[str, float]:
+    """Working set of each phase of a step on `stage`: training and (GRPO) rollout."""
+    phases = {"training": stage_activations(x, stage)}
+    if x.rollout:
+        phases["rollout"] = sum(rollout_parts(x, stage).values())
+    return phases
+
+
 def estimate_stage(x: Layout, stage: int) -> StageEstimate:
     p = stage_params(x, stage)
     parts = _weights_grads_optimizer(x, p)
-    parts["activations"] = stage_activations(x, stage)
+    parts["reference"] = reference_bytes(x, p)
+    phases = phase_activations(x, stage)
+    parts["activations"] = max(phases.values())
     rest = sum(parts.values())
     parts["allowance"] = GPU_FIXED_BYTES + FRAGMENTATION * rest if x.gpu else 0.0
-    return StageEstimate(stage=stage, parts=parts, params=p.count)
+    return StageEstimate(stage=stage, parts=parts, params=p.count, phases=phases)
 
 
 def estimate(x: Layout) -> StageEstimate:

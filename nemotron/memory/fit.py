@@ -4,8 +4,8 @@ The limit is `cluster.gpu_memory_gb` (GiB, as nvidia-smi counts) less `preflight
 of it. Runs on CPU ranks (resources.gpus_per_node=0) are not checked. When a run does not fit,
 `fit_problem` names the worst rank, the estimate, the limit and the first change, in order of what
 it costs in throughput, that would fit with the same GPUs: the distributed optimizer, selective
-recompute, half the micro batch, twice the TP (within a node), twice the PP, full recompute; when
-none does alone, the first pair of them that does.
+recompute, half the micro batch, twice the TP (within a node), twice the PP (not for DPO and GRPO,
+which refuse it), full recompute; when none does alone, the first pair of them that does.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 from nemotron.memory.estimate import COMPONENTS, GIB, StageEstimate, estimate
 from nemotron.memory.layout import Layout, layout_from_config
+from nemotron.memory.rollout import rollout_parts
 
 
 def _name(value: Any) -> str:
@@ -35,7 +36,8 @@ def limit_bytes(cfg: Any) -> Optional[float]:
 
 
 def _layout_text(x: Layout) -> str:
-    return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}, recompute {x.recompute}"
+    rows = f" ({x.micro_batch * x.rows_per_item} rows)" if x.rows_per_item > 1 else ""
+    return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}{rows}, recompute {x.recompute}"
 
 
 def _scaled(x: Layout, tp: int = 1, pp: int = 1) -> Optional[Layout]:
@@ -78,7 +80,7 @@ def _candidates(x: Layout, gpus_per_node: int) -> List[Tuple[str, Optional[Layou
             f"parallel.tensor_model_parallel_size={x.tp * 2}" + sp,
             _scaled(x, tp=2) if x.tp * 2 <= max(1, gpus_per_node) else None,
         ),
-        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", _scaled(x, pp=2)),
+        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", _scaled(x, pp=2) if x.pipeline_allowed else None),
         ("train.recompute=full", r(x, recompute="full") if x.recompute != "full" else None),
     ]
 
@@ -123,17 +125,22 @@ def _over_limit(cfg: Any) -> Optional[str]:
     if est.total <= limit:
         return None
     fix = cheapest_fix(x, limit, int(cfg.resources.gpus_per_node))
-    hint = (
-        f"cheapest change that fits: {fix[0]} ({_gib(fix[1].total)})"
-        if fix
-        else "no one or two changes fit: use more GPUs, a smaller model or a shorter model.seq_length"
-    )
+    hint = f"cheapest change that fits: {fix[0]} ({_gib(fix[1].total)})" if fix else _no_fix_hint(est)
     return (
         f"memory: pipeline stage {est.stage} needs ~{_gib(est.total)} per GPU ({_layout_text(x)}), "
         f"over the {_gib(limit)} usable of cluster.gpu_memory_gb={cfg.cluster.gpu_memory_gb} "
         f"(cluster={cfg.cluster.name}, preflight.memory_headroom={cfg.preflight.memory_headroom}); "
         f"{hint}; or preflight.memory=warn|off"
     )
+
+
+def _no_fix_hint(est: StageEstimate) -> str:
+    if est.peak_phase == "rollout":
+        return (
+            "no one or two changes fit: the rollout's KV cache holds train.global_batch_size / DP x "
+            "rl.group_size sequences of model.seq_length: lower one of those, use more GPUs or a smaller model"
+        )
+    return "no one or two changes fit: use more GPUs, a smaller model or a shorter model.seq_length"
 
 
 def fit_notes(cfg: Any) -> List[str]:
@@ -157,9 +164,21 @@ def table(cfg: Any, est: Optional[StageEstimate] = None) -> str:
     device = "GPU, bf16 + fp32 master weights" if x.gpu else "CPU, fp32"
     lines = [f"# memory per rank (estimate; worst: pipeline stage {est.stage} of {x.pp}; {_layout_text(x)}; {device})"]
     scale, unit = (GIB, "GiB") if est.total >= GIB else (2**20, "MiB")
-    lines += [f"  {name:<12}{est.parts[name] / scale:>10.2f} {unit}" for name in COMPONENTS]
+    for name in (n for n in COMPONENTS if n != "reference" or x.reference):
+        note = _row_note(x, est, name, scale, unit)
+        lines.append(f"  {name:<12}{est.parts[name] / scale:>10.2f} {unit}{note}")
     lines.append(f"  {'total':<12}{est.total / scale:>10.2f} {unit}{_verdict(cfg, x, est)}")
     return "\n".join(lines)
+
+
+def _row_note(x: Layout, est: StageEstimate, name: str, scale: float, unit: str) -> str:
+    """GRPO's activations row: which phase it is, and the other phase's size."""
+    if name != "activations" or "rollout" not in est.phases:
+        return ""
+    if est.peak_phase == "rollout":
+        held = " + ".join(rollout_parts(x, est.stage))
+        return f"  (rollout: {held}; training {est.phases['training'] / scale:.2f} {unit})"
+    return f"  (training; rollout {est.phases['rollout'] / scale:.2f} {unit})"
 
 
 def _verdict(cfg: Any, x: Layout, est: StageEstimate) -> str:

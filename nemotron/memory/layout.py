@@ -3,15 +3,21 @@
 Everything downstream works on `Layout` (no OmegaConf), so the fit search can try a changed layout
 with `dataclasses.replace` in microseconds. Dimensions follow Megatron-Core's defaults where the
 config leaves them null (kv_channels = hidden / heads, ffn = 4 x hidden, Mamba d_inner = 2 x hidden).
+The post-training stages differ from pretraining and SFT in what a step holds: DPO (`*/dpo`) trains
+on chosen + rejected rows of each pair beside a frozen reference model; GRPO (`*/rl`) trains on
+`rl.group_size` samples of each prompt, beside a reference when `rl.kl`, after a rollout phase that
+generates all of them (`nemotron.memory.rollout`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Dict, Tuple
 
 from nemotron.config.inputs import tokenizer_tokens
+from nemotron.config.rl_rules import is_rl
+from nemotron.config.schema_dpo import is_dpo
 from nemotron.config.validate import data_parallel_size, hybrid_pattern
 
 _MAMBA_EXPAND = 2
@@ -60,6 +66,7 @@ class Layout:
     sequence_parallel: bool
     distributed_optimizer: bool
     micro_batch: int
+    """train.micro_batch_size: items a micro batch holds (sequences; DPO pairs; GRPO prompts)."""
     micro_batches: int
     """Micro batches per step on one data-parallel rank (gradient accumulation)."""
     recompute: str
@@ -70,10 +77,35 @@ class Layout:
     """Fused (flash) attention: no s x s score matrix is kept."""
     torch_mamba: bool
     """Mamba layers run the pure-PyTorch mixer (CPU) instead of mamba_ssm's kernels."""
+    rows_per_item: int = 1
+    """Sequences each item of a micro batch trains on: 1 (pretrain, SFT), 2 (DPO: a pair's chosen
+    and rejected rows), rl.group_size (GRPO: the samples of one prompt)."""
+    reference: bool = False
+    """A frozen reference model beside the policy (DPO; GRPO with rl.kl): a copy of this rank's
+    weights (same TP/PP/EP shards, not sharded over DP) without gradients or optimizer state."""
+    rollout: bool = False
+    """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
+    and Mamba state, then trains on them."""
+    full_vocab_logprobs: bool = False
+    """The loss takes fp32 log-probabilities and entropy over the full vocabulary, gathered on every
+    TP rank (GRPO's rl_step.token_logp), instead of Megatron's vocab-parallel cross entropy."""
+    pipeline_allowed: bool = True
+    """False for DPO and GRPO: their runtimes refuse pipeline parallelism."""
 
     @property
     def mamba_inner(self) -> int:
         return self.mamba_heads * self.mamba_head_dim
+
+    @property
+    def dtype_bytes(self) -> int:
+        """Bytes of an element of the weights, activations and KV cache: bf16 on GPU, fp32 on CPU."""
+        return 2 if self.gpu else 4
+
+    @property
+    def rollout_rows(self) -> int:
+        """GRPO: sequences one rank generates at once, its prompts of a step (global batch / DP) times
+        rl.group_size; 0 for the other stages."""
+        return self.micro_batches * self.micro_batch * self.rows_per_item if self.rollout else 0
 
 
 def _layers(m: Any, hybrid: bool) -> Tuple[str, ...]:
@@ -96,6 +128,21 @@ def padded_vocab(cfg: Any) -> int:
 def _mamba_dims(m: Any) -> tuple:
     heads = m.mamba_num_heads or (_MAMBA_EXPAND * m.hidden_size) // m.mamba_head_dim
     return heads, m.mamba_head_dim, m.mamba_state_dim, m.mamba_num_groups
+
+
+def _stage_fields(cfg: Any) -> Dict[str, Any]:
+    """What a DPO or GRPO step holds beyond pretraining's (the Layout fields after torch_mamba)."""
+    if is_rl(cfg):
+        return {
+            "rows_per_item": int(cfg.rl.group_size),
+            "reference": bool(cfg.rl.kl),
+            "rollout": True,
+            "full_vocab_logprobs": True,
+            "pipeline_allowed": False,
+        }
+    if is_dpo(cfg):
+        return {"rows_per_item": 2, "reference": True, "pipeline_allowed": False}
+    return {}
 
 
 def layout_from_config(cfg: Any) -> Layout:
@@ -142,4 +189,5 @@ def layout_from_config(cfg: Any) -> Layout:
         gpu=gpu,
         flash_attention=gpu,
         torch_mamba=not gpu,
+        **_stage_fields(cfg),
     )

@@ -5,7 +5,7 @@ vocabulary; norms, routers and row-parallel biases are replicated. Expert parall
 rank `experts / EP` routed experts (expert tensor parallelism = TP, Megatron's default). Pipeline
 stage k holds layers `[k L/PP, (k+1) L/PP)`, the first stage the embeddings, the last the final norm
 and the output layer (and, with tied embeddings and PP > 1, its own copy of the embedding).
-`tests/memory/test_params_exact.py` checks every count against the models Megatron builds.
+`tests/runtime/test_memory_params.py` checks every count against the models Megatron builds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 from nemotron.memory.layout import Layout
 
-_CONV_WIDTH = 4
+CONV_WIDTH = 4
 """Mamba's depthwise causal conv1d kernel width (Megatron's d_conv)."""
 
 
@@ -62,7 +62,7 @@ def _mamba(x: Layout) -> List[int]:
     return [
         x.norm_params,
         x.hidden * (2 * inner + bc + heads),
-        conv * _CONV_WIDTH,
+        conv * CONV_WIDTH,
         conv,
         heads,
         heads,

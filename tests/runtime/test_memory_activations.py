@@ -3,7 +3,8 @@
 One forward and backward of a tiny model per case, in-process (world of one, CPU, fp32), under
 torch.profiler's memory accounting: the peak of allocated bytes above what was allocated before
 the forward (parameters, inputs) is what autograd kept plus recompute's working set. Cases cover
-attention, dense and MoE MLPs, Mamba-2 and every recompute mode the layer kinds support.
+attention, dense and MoE MLPs, Mamba-2 and every recompute mode the layer kinds support, and one
+GRPO training micro batch (micro batch x rl.group_size rows through rl_step's own loss).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from nemotron.memory.estimate import stage_activations
 from nemotron.memory.layout import layout_from_config
-from nemotron.runtime import cpu_compat, distributed, model
+from nemotron.runtime import cpu_compat, distributed, model, rl_step
 
 TOLERANCE = 0.25
 CASES = {
@@ -47,17 +48,50 @@ def config_for(tmp_path_factory):
     distributed.teardown()
 
 
-def measured_peak(cfg) -> int:
-    """Peak bytes allocated during one forward + backward above the level before it."""
+RL_CASES = {
+    "gpt_rl_group_4": ["+recipe=gpt/rl", "train.micro_batch_size=1", "rl.group_size=4"],
+    "nano3_rl_group_4": ["+recipe=nano3/rl", "train.micro_batch_size=1", "rl.group_size=4"],
+}
+VOCAB = 512
+
+
+def _tiny_model(cfg):
     cpu_compat.install()
     cpu_compat.seed_model_parallel(1234)
-    net, _ = model.build_model(cfg, 512)
+    return model.build_model(cfg, VOCAB)[0]
+
+
+def measured_peak(cfg) -> int:
+    """Peak bytes allocated during one forward + backward above the level before it."""
+    net = _tiny_model(cfg)
     b, s = cfg.train.micro_batch_size, cfg.model.seq_length
     tokens = torch.randint(0, 500, (b, s))
     positions = torch.arange(s).expand(b, s)
     mask = torch.ones(s, s, dtype=torch.bool).triu(1).expand(b, 1, s, s)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         net(tokens, positions, mask, labels=tokens).sum().backward()
+    return _peak(prof)
+
+
+def measured_grpo_peak(cfg) -> int:
+    """The same for one GRPO training micro batch: its rows through rl_step's logits and loss."""
+    net = _tiny_model(cfg)
+    rows, s = cfg.train.micro_batch_size * cfg.rl.group_size, cfg.model.seq_length
+    batch = {
+        "tokens": torch.randint(0, 500, (rows, s)),
+        "labels": torch.randint(0, 500, (rows, s)),
+        "position_ids": torch.arange(s).expand(rows, s),
+        "loss_mask": torch.ones(rows, s),
+        "advantages": torch.randn(rows),
+        "ref_logp": torch.randn(rows, s),
+    }
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        loss, _, _ = rl_step._loss_func(batch, cfg.rl, VOCAB, rl_step._logits(net, batch))
+        loss.backward()
+    return _peak(prof)
+
+
+def _peak(prof) -> int:
     events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
     level = peak = 0
     for event in events:
@@ -71,4 +105,12 @@ def test_activation_estimate_is_within_25_percent_of_the_measured_peak(case, con
     cfg = config_for(CASES[case])
     estimated = stage_activations(layout_from_config(cfg), 0)
     measured = measured_peak(cfg)
+    assert abs(estimated - measured) <= TOLERANCE * measured, (case, estimated, measured)
+
+
+@pytest.mark.parametrize("case", RL_CASES)
+def test_grpo_micro_batch_estimate_is_within_25_percent_of_the_measured_peak(case, config_for):
+    cfg = config_for(RL_CASES[case])
+    estimated = stage_activations(layout_from_config(cfg), 0)
+    measured = measured_grpo_peak(cfg)
     assert abs(estimated - measured) <= TOLERANCE * measured, (case, estimated, measured)
