@@ -27,6 +27,22 @@ def rewards_usable(cfg: Any) -> Optional[str]:
     return None
 
 
+def rl_layout(cfg: Any) -> Optional[str]:
+    """GRPO samples on tensor x data parallel layouts only, and has no validation loss."""
+    if not is_rl(cfg):
+        return None
+    p = cfg.parallel
+    for key in ("pipeline_model_parallel_size", "context_parallel_size"):
+        if p[key] > 1:
+            return f"parallel.{key}={p[key]}: RL generation runs on tensor x data parallel layouts only; use 1"
+    if cfg.train.eval_interval > 0:
+        return (
+            f"train.eval_interval={cfg.train.eval_interval}: RL has no validation loss; use 0 "
+            "(rewards are logged every step)"
+        )
+    return None
+
+
 def may_start_random(cfg: Any, value: str) -> bool:
     """An RL run whose `newest:` source does not exist yet starts from random weights instead."""
     return is_rl(cfg) and bool(cfg.rl.random_init_if_missing) and value.startswith("newest:")

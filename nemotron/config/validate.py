@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.ranges import values_in_range
-from nemotron.config.rl_rules import rewards_usable
+from nemotron.config.rl_rules import rewards_usable, rl_layout
 from nemotron.config.schema import Arch
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
@@ -235,6 +235,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     tracker_kind_known,
     secrets_are_strings,
     rewards_usable,
+    rl_layout,
     *INPUT_RULES,
     *DPO_RULES,
     memory_fits,

@@ -33,3 +33,25 @@ def test_bad_rl_input_is_one_line_at_compose(compose, override, line):
         validate(compose(["+recipe=gpt/rl", "tracker=none", override]))
     (found,) = str(err.value).splitlines()
     assert found.startswith(line)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            ["resources.procs_per_node=2", "parallel.pipeline_model_parallel_size=2"],
+            "parallel.pipeline_model_parallel_size=2: RL generation runs on tensor x data parallel layouts only",
+        ),
+        (
+            ["resources.procs_per_node=2", "parallel.context_parallel_size=2"],
+            "parallel.context_parallel_size=2: RL generation runs on tensor x data parallel layouts only",
+        ),
+        (["train.eval_interval=5"], "train.eval_interval=5: RL has no validation loss; use 0"),
+    ],
+)
+def test_rl_layouts_the_sampler_cannot_run_are_refused_at_compose(compose, overrides, line):
+    with pytest.raises(ConfigError) as err:
+        validate(compose(["+recipe=gpt/rl", "tracker=none", *overrides]))
+    (found,) = str(err.value).splitlines()
+    assert found.startswith(line)
+    validate(compose(["+recipe=gpt/pretrain", "tracker=none", *overrides]))  # a pretraining run may
