@@ -20,9 +20,9 @@ GPUs. Per part:
   output plus the chunk states in fp32; the pure-PyTorch mixer keeps its chunked scan's
   intermediates (2 b s Q n_heads / t for chunk length Q, and measured per-token terms);
 * the last stage: the final norm and the cross-entropy's fp32 softmax over the vocabulary shard;
-  GRPO's loss (rl_step.token_logp) instead gathers the logits over the full vocabulary on every TP
-  rank and keeps four fp32 copies of them at its peak (temperature-scaled, log-softmax, its exp and
-  the entropy's product), s b V (dtype + 16) bytes.
+  GRPO's loss (rl_step.token_logp) is vocab-parallel too but keeps three fp32 copies of the shard
+  at its peak (the model's fp32 logits, the temperature-scaled shard the cross entropy keeps as its
+  softmax, the entropy's one temporary), s b V / t x 12 bytes.
 """
 
 from __future__ import annotations
@@ -109,15 +109,17 @@ def part_activations(x: Layout, part: str, k: Tokens) -> float:
     return _mamba(x, k)
 
 
-FULL_VOCAB_FP32_COPIES = 4
-"""fp32 [s, b, vocab] tensors GRPO's token_logp holds at once: logits / temperature, log_softmax,
-its exp and exp x log_softmax (the entropy); measured in tests/runtime/test_memory_activations.py."""
+GRPO_SHARD_FP32_COPIES = 3
+"""fp32 [s, b, vocab / t] tensors GRPO's token_logp holds at once: the logits (Megatron's Float16Module
+returns fp32 on the last stage; fp32 on CPU), the temperature-scaled shard (overwritten in place by
+the cross entropy, kept as its softmax) and the entropy's exp; measured in
+tests/runtime/test_memory_activations.py."""
 
 
 def output_activations(x: Layout, k: Tokens) -> float:
-    """The last stage's final norm and loss: Megatron's cross entropy (fp32 softmax over the
-    vocabulary shard), or GRPO's full-vocabulary log-probabilities (gathered logits, fp32 copies)."""
-    if x.full_vocab_logprobs:
-        logits = k.s * k.b * x.vocab
-        return _norm_block(x, k) + logits * (k.dtype_bytes + FULL_VOCAB_FP32_COPIES * FP32)
-    return _norm_block(x, k) + k.s * k.b * x.vocab * FP32 / k.t
+    """The last stage's final norm and loss over this rank's vocabulary shard: Megatron's cross
+    entropy (its fp32 softmax), or GRPO's log-probabilities and entropy (fp32 copies)."""
+    shard = k.s * k.b * x.vocab / k.t
+    if x.grpo_logprobs:
+        return _norm_block(x, k) + shard * GRPO_SHARD_FP32_COPIES * FP32
+    return _norm_block(x, k) + shard * FP32

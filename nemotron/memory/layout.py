@@ -85,9 +85,9 @@ class Layout:
     rollout: bool = False
     """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
     and Mamba state, then trains on them."""
-    full_vocab_logprobs: bool = False
-    """The loss takes fp32 log-probabilities and entropy over the full vocabulary, gathered on every
-    TP rank (GRPO's rl_step.token_logp), instead of Megatron's vocab-parallel cross entropy."""
+    grpo_logprobs: bool = False
+    """The loss is GRPO's (rl_step.token_logp): fp32 log-probabilities and entropy over this rank's
+    vocabulary shard, three fp32 copies of it at the peak instead of the cross entropy's one."""
     pipeline_allowed: bool = True
     """False for DPO and GRPO: their runtimes refuse pipeline parallelism."""
 
@@ -136,7 +136,7 @@ def _stage_fields(cfg: Any) -> Dict[str, Any]:
             "rows_per_item": int(cfg.rl.group_size),
             "reference": bool(cfg.rl.kl),
             "rollout": True,
-            "full_vocab_logprobs": True,
+            "grpo_logprobs": True,
             "pipeline_allowed": False,
         }
     if is_dpo(cfg):

@@ -30,22 +30,60 @@ def _to(batch: Dict[str, torch.Tensor], device: Optional[torch.device]) -> Dict[
     return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _shard(logits: torch.Tensor, vocab: int, temperature: float) -> torch.Tensor:
+    """This rank's vocabulary shard in fp32 at the sampling temperature, a new tensor; the padded
+    rows beyond the tokenizer's `vocab` (rank r holds [r V/tp, (r+1) V/tp)) at fp32's lowest value."""
+    from megatron.core import parallel_state
+
+    scaled = logits.float() / (temperature if temperature > 0 else 1.0)
+    width = scaled.shape[-1]
+    start = parallel_state.get_tensor_model_parallel_rank() * width
+    if start + width > vocab:
+        padded = torch.arange(start, start + width, device=scaled.device) >= vocab
+        scaled.masked_fill_(padded, torch.finfo(torch.float32).min)
+    return scaled
+
+
+def _tp_all_reduce(values: torch.Tensor, op: Any) -> torch.Tensor:
+    from megatron.core import parallel_state
+
+    if parallel_state.get_tensor_model_parallel_world_size() > 1:
+        dist.all_reduce(values, op=op, group=parallel_state.get_tensor_model_parallel_group())
+    return values
+
+
+@torch.no_grad()
+def _entropy(shard: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax over the vocabulary split across TP ranks, log Z - sum(e log e) / Z with
+    e = exp(z - m) for the global max m and Z = sum(e), from three all-reduced numbers per position;
+    one temporary the size of the shard."""
+    peak = _tp_all_reduce(shard.max(dim=-1).values, dist.ReduceOp.MAX)
+    exp = (shard - peak[..., None]).exp_()
+    total = _tp_all_reduce(exp.sum(dim=-1), dist.ReduceOp.SUM)
+    weighted = _tp_all_reduce(exp.xlogy_(exp).sum(dim=-1), dist.ReduceOp.SUM)  # xlogy(0, 0) = 0
+    return total.log() - weighted / total
+
+
 def token_logp(
     logits: torch.Tensor, labels: torch.Tensor, vocab: int, temperature: float
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(log-prob of each label, entropy) per position [b, s], over the tokenizer's vocabulary at
-    the sampling temperature (the distribution the samples were drawn from, before top-p)."""
-    logits = logits[..., :vocab].float()
-    if temperature > 0:
-        logits = logits / temperature
-    logsm = torch.log_softmax(logits, dim=-1)
-    entropy = -(logsm.exp() * logsm).sum(-1)
-    return logsm.gather(-1, labels[..., None]).squeeze(-1), entropy
+    the sampling temperature (the distribution the samples were drawn from, before top-p).
+
+    `logits` is this rank's vocabulary shard [b, s, V/tp]; Megatron's vocab-parallel cross entropy
+    gives the log-probs (and their gradient) and the detached entropy is all-reduced over TP, so no
+    rank holds the full vocabulary."""
+    from megatron.core.tensor_parallel import vocab_parallel_cross_entropy
+
+    shard = _shard(logits, vocab, temperature)
+    entropy = _entropy(shard)
+    return -vocab_parallel_cross_entropy(shard, labels), entropy  # overwrites `shard` in place
 
 
 def _logits(model: Any, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """This rank's vocabulary shard of the logits, [b, s, V/tp]."""
     tokens = batch["tokens"]
-    return model(tokens, batch["position_ids"], causal_mask(tokens.shape[1], tokens.device), runtime_gather_output=True)
+    return model(tokens, batch["position_ids"], causal_mask(tokens.shape[1], tokens.device))
 
 
 @torch.no_grad()
