@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import os
+import sys
 import types
 import warnings
 from typing import Any, Callable, Iterator, List
@@ -24,13 +26,40 @@ from typing import Any, Callable, Iterator, List
 import torch
 from torch.overrides import TorchFunctionMode
 
+
+
+@contextlib.contextmanager
+def _plain_functions_for_jit_fuser() -> Iterator[None]:
+    """While Megatron-Core is first imported on CPU, `torch.compile` returns the function it is given.
+
+    megatron.core.jit binds `jit_fuser = torch.compile` at import, and a dozen modules decorate small
+    helpers with it at import; each decoration loads torch._dynamo and inductor's compile_fx (~1.5 s
+    of every training process's start, for functions that run eagerly on CPU anyway, see
+    `_run_compiled_eagerly`). With this, Megatron's `jit_fuser` is a plain decorator for the process;
+    `torch.compile` itself is put back at once. Does nothing if Megatron was imported already."""
+    if "megatron.core.jit" in sys.modules or torch.cuda.is_available():
+        yield
+        return
+    real = torch.compile
+
+    def plain(model: Any = None, **_: Any) -> Any:
+        return model if model is not None else (lambda fn: fn)
+
+    torch.compile = plain
+    try:
+        yield
+    finally:
+        torch.compile = real
+
+
 if not torch.cuda.is_available():
     # Expected without a GPU, and repeated by half a dozen megatron modules at import: silence it
     # before megatron is imported (the local fallbacks it announces are what we use on CPU).
     warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed",
                             category=UserWarning)
 
-from megatron.core.tensor_parallel import random as mpu_random  # noqa: E402
+with _plain_functions_for_jit_fuser():
+    from megatron.core.tensor_parallel import random as mpu_random  # noqa: E402
 
 _INSTALLED: List[str] = []
 """Names of the patches applied so far (install() is idempotent)."""
@@ -88,10 +117,13 @@ def _run_compiled_eagerly() -> None:
     # helpers such as squared_relu and the MoE router. On CPU, inductor spends ~8 s compiling C++
     # on the first step (needs a compiler; ~1 s with a warm cache) to fuse ops of a millisecond
     # step: run compiled functions eagerly. Dynamo reads this flag on every call, so it works
-    # after megatron has been imported.
-    import torch._dynamo
-
-    torch._dynamo.config.disable = True
+    # after megatron has been imported. Megatron's own helpers are plain functions already
+    # (`_plain_functions_for_jit_fuser`); dynamo (~0.6 s to import) is loaded here only if something
+    # loaded it before, else its config reads TORCH_COMPILE_DISABLE when it is first imported.
+    if "torch._dynamo" in sys.modules:
+        sys.modules["torch._dynamo"].config.disable = True
+    else:
+        os.environ["TORCH_COMPILE_DISABLE"] = "1"
 
 
 def _patch_current_device() -> None:

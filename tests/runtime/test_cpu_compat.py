@@ -107,3 +107,29 @@ def test_rng_tracker_seeds_are_reproducible_and_distinct(megatron_world):
             draws.append(torch.rand(4))
     assert torch.equal(draws[0], draws[1])
     assert not torch.equal(draws[0], draws[2])
+
+
+JIT_PROBE = """
+import sys, torch
+real_compile = torch.compile
+from nemotron.runtime import cpu_compat
+from megatron.core import jit
+from megatron.core.fusions import fused_bias_gelu
+cpu_compat.install()
+def f(x):
+    return x + 1
+print(jit.jit_fuser(f) is f, torch.compile is real_compile, 'torch._inductor.compile_fx' in sys.modules)
+doubled = torch.compile(lambda x: x * 2)
+print(float(doubled(torch.ones(1))), torch._dynamo.config.disable)
+"""
+
+
+def test_megatron_helpers_are_plain_functions_and_torch_compile_runs_eagerly_on_cpu():
+    """Megatron's jit_fuser decorates its helpers without loading dynamo or inductor (1.5 s of every
+    start); torch.compile itself is the real one again and, as before, runs eagerly on CPU."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", JIT_PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "False", "2.0", "True"]
