@@ -94,13 +94,22 @@ def _fits(changes: List[Tuple[str, Optional[Layout]]], limit: float):
     return None
 
 
+def _combined(first: str, second: str) -> str:
+    """Two changes as one set of overrides: a key both set (TP doubled twice) appears once, with the
+    second value (`parallel.tensor_model_parallel_size=4`, not `...=2 ...=4`)."""
+    merged = dict(item.split("=", 1) for item in first.split())
+    merged.update(item.split("=", 1) for item in second.split())
+    return " ".join(f"{key}={value}" for key, value in merged.items())
+
+
 def cheapest_fix(x: Layout, limit: float, gpus_per_node: int) -> Optional[Tuple[str, StageEstimate]]:
     """The first candidate change (else pair of changes) whose estimate fits `limit`, with that estimate."""
     single = _candidates(x, gpus_per_node)
     found = _fits(single, limit)
     for first, layout in single if found is None else ():
         if layout is not None:
-            pairs = [(f"{first} {second}", y) for second, y in _candidates(layout, gpus_per_node) if second != first]
+            seconds = _candidates(layout, gpus_per_node)
+            pairs = [(_combined(first, second), y) for second, y in seconds if second != first]
             found = _fits(pairs, limit)
             if found:
                 break
