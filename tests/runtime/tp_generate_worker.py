@@ -80,7 +80,8 @@ def sample_all(model) -> dict[str, list[list[int]]]:
     return out
 
 
-def one_model(name: str, overrides: list[str], root: Path) -> dict[str, dict]:
+def one_model(name: str, overrides: list[str], root: Path, measure=None) -> dict[str, dict]:
+    """`measure` (default: sample_all) of the TP=1 model, then of the TP=2 model loaded from its weights."""
     from megatron.core.utils import unwrap_model
 
     from nemotron.runtime import checkpoint
@@ -88,16 +89,18 @@ def one_model(name: str, overrides: list[str], root: Path) -> dict[str, dict]:
 
     _, tp1 = build(overrides, 1, root / name)
     path = checkpoint.write_weights({"model": unwrap_model(tp1).sharded_state_dict()}, str(root / name / "ck"), 0, {})
-    results = {"tp1": sample_all(tp1)}
+    measure = measure or sample_all
+    results = {"tp1": measure(tp1)}
     cfg, tp2 = build(overrides, 2, root / name)
     found = latest(str(root / name / "ck"))
     assert found is not None and Path(found.path) == path, (found, path)
     checkpoint.load_weights(found, cfg, tp2, say=False)
-    results["tp2"] = sample_all(tp2)
+    results["tp2"] = measure(tp2)
     return results
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, measure=None) -> None:
+    """Run every model of MODELS through one_model on this rank; write OUT_DIR/rank<r>.json."""
     import torch.distributed as dist
 
     from nemotron.runtime import distributed
@@ -106,7 +109,7 @@ def main(out_dir: str) -> None:
     distributed.init_process_group()
     rank = dist.get_rank()
     root = Path(out_dir)
-    results = {name: one_model(name, overrides, root) for name, overrides in MODELS.items()}
+    results = {name: one_model(name, overrides, root, measure) for name, overrides in MODELS.items()}
     (root / f"rank{rank}.json").write_text(json.dumps(results))
     distributed.teardown()
     dist.destroy_process_group()

@@ -13,7 +13,6 @@ padding and rank 1's [256, 512) is mostly padding. Each rank writes OUT_DIR/rank
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +20,8 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tp_generate_worker import MODELS, VOCAB, build  # noqa: E402 - after the path
+import tp_generate_worker  # noqa: E402 - after the path
+from tp_generate_worker import VOCAB  # noqa: E402
 
 RL = SimpleNamespace(temperature=0.7, clip_eps=0.2, kl_beta=0.1)
 ROWS, SEQ = 4, 16
@@ -105,35 +105,5 @@ def gathered_full(shard: torch.Tensor, labels: torch.Tensor, vocab: int, tempera
     return gathered_logp(gather_from_tensor_model_parallel_region(shard), labels, vocab, temperature)
 
 
-def one_model(name: str, overrides: list[str], root: Path) -> dict[str, dict]:
-    from megatron.core.utils import unwrap_model
-
-    from nemotron.runtime import checkpoint
-    from nemotron.runtime.checkpoint_index import latest
-
-    _, tp1 = build(overrides, 1, root / name)
-    checkpoint.write_weights({"model": unwrap_model(tp1).sharded_state_dict()}, str(root / name / "ck"), 0, {})
-    results = {"tp1": measure(tp1)}
-    cfg, tp2 = build(overrides, 2, root / name)
-    checkpoint.load_weights(latest(str(root / name / "ck")), cfg, tp2, say=False)
-    results["tp2"] = measure(tp2)
-    return results
-
-
-def main(out_dir: str) -> None:
-    import torch.distributed as dist
-
-    from nemotron.runtime import distributed
-
-    torch.set_num_threads(1)
-    distributed.init_process_group()
-    rank = dist.get_rank()
-    root = Path(out_dir)
-    results = {name: one_model(name, overrides, root) for name, overrides in MODELS.items()}
-    (root / f"rank{rank}.json").write_text(json.dumps(results))
-    distributed.teardown()
-    dist.destroy_process_group()
-
-
 if __name__ == "__main__":
-    main(sys.argv[1])
+    tp_generate_worker.main(sys.argv[1], measure)
