@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: Hydra finds hydra_plugins/
 
 
 def _config(args: argparse.Namespace, root: Path):
@@ -113,7 +116,7 @@ def main() -> None:
         cfg = _config(args, Path(tmp))
         info = distributed.init(cfg)
         try:
-            run = pretrain._setup(cfg, info, None)
+            run = pretrain._setup(cfg, info, None, pretrain.PRETRAIN)
             pretrain.train_step(run)  # Adam state exists after the first step
             params = sum(p.numel() for p in run.model.parameters())
             print(f"model: {params / 1e6:.1f}M parameters (fp32) + Adam state", flush=True)

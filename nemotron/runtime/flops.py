@@ -16,7 +16,7 @@ MFU = achieved model FLOP/s per GPU / the device's dense bf16 peak.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from nemotron.hybrid_pattern import hybrid_pattern
 
@@ -86,3 +86,27 @@ def mfu(tokens_per_s_per_gpu: float, flops_token: float, peak_tflops: Optional[f
     if not peak_tflops:
         return None
     return tokens_per_s_per_gpu * flops_token / (peak_tflops * 1e12)
+
+
+def gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
+    """(FLOPs per token on this rank, device peak TFLOP/s) on a GPU; (None, None) on CPU."""
+    import torch
+
+    from nemotron.runtime.model import padded_vocab_size
+
+    if not torch.cuda.is_available():
+        return None, None
+    vocab = padded_vocab_size(cfg.model, tokenizer_vocab, cfg.parallel.tensor_model_parallel_size)
+    return flops_per_token(model, cfg, vocab), device_peak_tflops(torch.cuda.get_device_name())
+
+
+def perf_text(run: Any, tokens_per_s: float) -> Tuple[str, Dict[str, float]]:
+    """' | 312.4 TFLOP/s/GPU | MFU 31.6%' and the matching metrics, for a GPU run; ('', {}) on CPU."""
+    if not run.flops_per_token:
+        return "", {}
+    per_gpu = run.flops_per_token * tokens_per_s / run.info.data_parallel_size / 1e12
+    text, metrics = f" | {per_gpu:.1f} TFLOP/s/GPU", {"tflops_per_gpu": per_gpu}
+    if run.peak_tflops:
+        metrics["mfu"] = per_gpu / run.peak_tflops
+        text += f" | MFU {metrics['mfu'] * 100:.1f}%"
+    return text, metrics

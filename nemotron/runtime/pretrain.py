@@ -5,7 +5,7 @@ examples/run_simple_mcore_train_loop.py: distributed init -> model -> Megatron
 DistributedDataParallel -> get_megatron_optimizer -> OptimizerParamScheduler ->
 get_forward_backward_func(forward_step_func returning (output, partial(loss_func, loss_mask)))
 -> optimizer.step -> scheduler. CPU quirks live in `cpu_compat`, data in `data`, the model in
-`model`, checkpoints (save every `checkpoint.save_interval` steps and at the end, auto-resume) in
+`model`, the optimizer and DDP wrapper in `optim`, checkpoints (save every `checkpoint.save_interval` steps and at the end, auto-resume) in
 `checkpoint`. Rank 0 prints one progress line per `train.log_interval` and always a final summary
 line; metrics go through `nemotron.tracking.open_tracker`. SIGUSR2/SIGTERM (Slurm's time limit and
 preemption) stop the run at the next step boundary with a checkpoint and exit status 75: `preemption`.
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nemotron.runtime import checkpoint, cpu_compat, data, distributed, flops, preemption
-from nemotron.runtime.model import build_model, padded_vocab_size
+from nemotron.runtime import checkpoint, cpu_compat, data, distributed, flops, optim, preemption
+from nemotron.runtime.model import build_model
 from nemotron.tracking import open_tracker
 
 
@@ -115,50 +115,6 @@ def _set_seed(seed: int) -> None:
     cpu_compat.seed_model_parallel(seed)
 
 
-def min_lr(optim: Any) -> float:
-    """optim.min_lr, or a tenth of the peak when it is null."""
-    return optim.min_lr if optim.min_lr is not None else optim.lr / 10
-
-
-def _build_optimizer(cfg: Any, model: Any) -> Tuple[Any, Any]:
-    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
-    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
-
-    o, steps = cfg.optim, cfg.train.steps
-    config = OptimizerConfig(
-        optimizer="adam", lr=o.lr, min_lr=min_lr(o), weight_decay=o.weight_decay,
-        adam_beta1=o.adam_beta1, adam_beta2=o.adam_beta2, adam_eps=o.adam_eps,
-        clip_grad=o.clip_grad, bf16=not cpu_compat.on_cpu(),
-        params_dtype=torch.float32 if cpu_compat.on_cpu() else torch.bfloat16,
-        use_distributed_optimizer=cfg.parallel.use_distributed_optimizer,
-    )
-    with cpu_compat.cuda_as_cpu():
-        optimizer = get_megatron_optimizer(config, [model])
-    style = str(getattr(o.decay_style, "value", o.decay_style))
-    scheduler = OptimizerParamScheduler(
-        optimizer, init_lr=0.0, max_lr=o.lr, min_lr=min_lr(o),
-        lr_warmup_steps=min(o.warmup_steps, steps - 1), lr_decay_steps=steps, lr_decay_style=style,
-        start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=steps,
-        wd_incr_style="constant", wsd_decay_steps=o.wsd_decay_steps or max(1, steps // 5),
-        lr_wsd_decay_style="linear",
-    )
-    return optimizer, scheduler
-
-
-def _wrap_ddp(cfg: Any, model: Any, config: Any) -> Any:
-    from megatron.core.distributed import (
-        DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads)
-
-    ddp_config = DistributedDataParallelConfig(
-        grad_reduce_in_fp32=True, overlap_grad_reduce=False,
-        use_distributed_optimizer=cfg.parallel.use_distributed_optimizer,
-    )
-    model = DistributedDataParallel(config=config, ddp_config=ddp_config, module=model)
-    config.no_sync_func = model.no_sync
-    config.finalize_model_grads_func = finalize_model_grads
-    return model
-
-
 def pretrain_datasets(cfg: Any, attention_mask: bool) -> Tuple[Any, Any, Optional[Any]]:
     """(tokenizer, train, valid or None): the GPT datasets `cfg.data` names."""
     tokenizer, prefixes, weights = data.resolve_data(cfg.data)
@@ -200,14 +156,14 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
     tokenizer, train_ds, valid_ds = stage.datasets(cfg, cpu_compat.on_cpu())
     _set_seed(cfg.train.seed)
     model, config = build_model(cfg, tokenizer.vocab_size)
-    gpu_flops, peak = _gpu_flops(cfg, model, tokenizer.vocab_size)
+    gpu_flops, peak = flops.gpu_flops(cfg, model, tokenizer.vocab_size)
     if stage.configure is not None:
         stage.configure(cfg, config)
     if found is None and stage.init_weights is not None:
         stage.init_weights(cfg, model)
     state = stage.prepare(cfg, train_ds) if stage.prepare is not None else {}
-    model = _wrap_ddp(cfg, model, config)
-    optimizer, scheduler = _build_optimizer(cfg, model)
+    model = optim.wrap_ddp(cfg, model, config)
+    optimizer, scheduler = optim.build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss
     position = checkpoint.Position()
     if found is not None:  # restores RNG states too: nothing after this may draw random numbers
@@ -219,26 +175,6 @@ def _setup(cfg: Any, info: distributed.DistInfo, found: Optional[checkpoint.Foun
                   if valid_ds is not None else None)
     return _Run(cfg, info, model, optimizer, scheduler, train_iter, valid_iter, n_micro, position,
                 gpu_flops, peak, stage.forward_step or forward_step, stage.train_step, state, stage.shown)
-
-
-def _gpu_flops(cfg: Any, model: Any, tokenizer_vocab: int) -> Tuple[Optional[float], Optional[float]]:
-    """(FLOPs per token on this rank, device peak TFLOP/s) on a GPU; (None, None) on CPU."""
-    if cpu_compat.on_cpu():
-        return None, None
-    vocab = padded_vocab_size(cfg.model, tokenizer_vocab, cfg.parallel.tensor_model_parallel_size)
-    return flops.flops_per_token(model, cfg, vocab), flops.device_peak_tflops(torch.cuda.get_device_name())
-
-
-def perf_text(run: Any, tokens_per_s: float) -> Tuple[str, Dict[str, float]]:
-    """' | 312.4 TFLOP/s/GPU | MFU 31.6%' and the matching metrics, for a GPU run; ('', {}) on CPU."""
-    if not run.flops_per_token:
-        return "", {}
-    per_gpu = run.flops_per_token * tokens_per_s / run.info.data_parallel_size / 1e12
-    text, metrics = f" | {per_gpu:.1f} TFLOP/s/GPU", {"tflops_per_gpu": per_gpu}
-    if run.peak_tflops:
-        metrics["mfu"] = per_gpu / run.peak_tflops
-        text += f" | MFU {metrics['mfu'] * 100:.1f}%"
-    return text, metrics
 
 
 # ---- one step ------------------------------------------------------------------------------------
@@ -380,7 +316,7 @@ def _loop(run: _Run, tracker: Any, result: TrainResult, signals: preemption.Stop
         if step % cfg.train.log_interval == 0 or step == steps:
             rate = window / (now - mark)
             eta = (now - start) / (step - first) * (steps - step)
-            text, perf = perf_text(run, rate)
+            text, perf = flops.perf_text(run, rate)
             text += "".join(f" | {k} {extra[k]:.3f}" for k in run.shown if k in extra)
             _say(rank, _progress_line(step, steps, loss, lr, grad_norm, rate, eta) + text)
             if perf:

@@ -62,7 +62,7 @@ def test_peak_lookup_and_mfu():
 def test_progress_shows_tflops_and_mfu_only_when_flops_are_known():
     from types import SimpleNamespace
 
-    from nemotron.runtime.pretrain import perf_text
+    from nemotron.runtime.flops import perf_text
 
     info = SimpleNamespace(data_parallel_size=2)
     cpu_run = SimpleNamespace(flops_per_token=None, peak_tflops=None, info=info)
