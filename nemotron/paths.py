@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,3 +20,10 @@ def recipe_roots() -> list[Path]:
     """The shipped recipes/ folder followed by the roots named in $NEMOTRON_RECIPE_PATH."""
     extra = [Path(p).resolve() for p in os.environ.get(RECIPE_PATH_ENV, "").split(os.pathsep) if p]
     return [RECIPES_DIR, *extra]
+
+
+def plugins_on_path() -> None:
+    """Put the checkout on sys.path: an editable install hides hydra_plugins/ from Hydra's plugin scan
+    (pkgutil cannot walk the editable finder's path hook) when Python runs outside the repo."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))

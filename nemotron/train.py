@@ -30,7 +30,7 @@ from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_rec
 from nemotron.hydra_compat import skip_mode_compose
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
-from nemotron.paths import CONF_DIR, REPO_ROOT
+from nemotron.paths import CONF_DIR, plugins_on_path
 from nemotron.refused import forget_dir
 from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
@@ -157,8 +157,7 @@ def main() -> None:
         print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)
         sys.exit(2)
     skip_mode_compose(sys.argv[1:])
-    if str(REPO_ROOT) not in sys.path:  # an editable install hides hydra_plugins/ from Hydra's scan outside the repo
-        sys.path.append(str(REPO_ROOT))
+    plugins_on_path()
     if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
         with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
             run_main()

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from nemotron.config import register_configs
-from nemotron.paths import CONF_DIR
+from nemotron.paths import CONF_DIR, plugins_on_path
 
 
 def compose_run(
@@ -28,6 +28,7 @@ def compose_run(
     `with_hydra=True` keeps Hydra's own node (`cfg.hydra.runtime.choices` says which option of each
     group was chosen), as an app sees it through HydraConfig.
     """
+    plugins_on_path()
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(

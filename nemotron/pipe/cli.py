@@ -88,10 +88,9 @@ def run(argv: List[str]) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry: one-line errors for bad input (exit 2)."""
-    from nemotron.paths import REPO_ROOT
+    from nemotron.paths import plugins_on_path
 
-    if str(REPO_ROOT) not in sys.path:  # Hydra's plugin scan needs hydra_plugins/ on the path
-        sys.path.append(str(REPO_ROOT))
+    plugins_on_path()
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print(__doc__.strip().split("\n\n", 1)[1] if __doc__ else USAGE)
