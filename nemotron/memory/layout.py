@@ -82,14 +82,25 @@ class Layout:
     reference: bool = False
     """A frozen reference model beside the policy (DPO; GRPO with rl.kl): a copy of this rank's
     weights (same TP/PP/EP shards, not sharded over DP) without gradients or optimizer state."""
-    rollout: bool = False
-    """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
-    and Mamba state, then trains on them."""
-    grpo_logprobs: bool = False
-    """The loss is GRPO's (rl_step.token_logp): fp32 log-probabilities and entropy over this rank's
-    vocabulary shard, three fp32 copies of it at the peak instead of the cross entropy's one."""
-    pipeline_allowed: bool = True
-    """False for DPO and GRPO: their runtimes refuse pipeline parallelism."""
+    stage: str = "pretrain"
+    """What the step trains: `pretrain` (pretraining and SFT), `dpo` or `rl` (GRPO)."""
+
+    @property
+    def rollout(self) -> bool:
+        """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
+        and Mamba state, then trains on them."""
+        return self.stage == "rl"
+
+    @property
+    def grpo_logprobs(self) -> bool:
+        """The loss is GRPO's (rl_step.token_logp): fp32 log-probabilities and entropy over this rank's
+        vocabulary shard, three fp32 copies of it at the peak instead of the cross entropy's one."""
+        return self.stage == "rl"
+
+    @property
+    def pipeline_allowed(self) -> bool:
+        """False for DPO and GRPO: their runtimes refuse pipeline parallelism."""
+        return self.stage == "pretrain"
 
     @property
     def mamba_inner(self) -> int:
@@ -132,15 +143,9 @@ def _mamba_dims(m: Any) -> tuple:
 def _stage_fields(cfg: Any) -> Dict[str, Any]:
     """What a DPO or GRPO step holds beyond pretraining's (the Layout fields after torch_mamba)."""
     if is_rl(cfg):
-        return {
-            "rows_per_item": int(cfg.rl.group_size),
-            "reference": bool(cfg.rl.kl),
-            "rollout": True,
-            "grpo_logprobs": True,
-            "pipeline_allowed": False,
-        }
+        return {"stage": "rl", "rows_per_item": int(cfg.rl.group_size), "reference": bool(cfg.rl.kl)}
     if is_dpo(cfg):
-        return {"rows_per_item": 2, "reference": True, "pipeline_allowed": False}
+        return {"stage": "dpo", "rows_per_item": 2, "reference": True}
     return {}
 
 
