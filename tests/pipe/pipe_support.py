@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from cli_support import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def pipe(*args: str, cwd: Path = REPO, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m nemotron.pipe ARGS` as a subprocess (both streams captured as text)."""
-    full = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    full.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "nemotron.pipe", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=cwd,
-        timeout=timeout,
-    )
+    return run_module("nemotron.pipe", *args, env=env, cwd=cwd, timeout=timeout)
 
 
 def write_pipeline(path: Path, stages: list, name: str = "custom") -> Path:
