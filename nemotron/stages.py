@@ -1,4 +1,5 @@
-"""Which post-training stage a config runs, told by its recipe's name (`<family>/rl`, `<family>/dpo`).
+"""Which post-training stage a config runs, told by its recipe's name (`<family>/rl`, `<family>/dpo`),
+and the layouts GRPO can run.
 
 Every config has `rl` and `dpo` sections (their defaults), so their presence says nothing. Plain
 functions with no imports, for the compose layer, the tracker and lineage alike.
@@ -6,7 +7,7 @@ functions with no imports, for the compose layer, the tracker and lineage alike.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 
 def is_rl(cfg: Any) -> bool:
@@ -17,3 +18,18 @@ def is_rl(cfg: Any) -> bool:
 def is_dpo(cfg: Any) -> bool:
     """Whether the selected recipe is a DPO stage (`*/dpo`)."""
     return str(cfg.recipe.name).endswith("/dpo")
+
+
+def rl_layout_problem(cfg: Any) -> Optional[str]:
+    """One line when a GRPO config asks for what its sampler cannot run: pipeline or context
+    parallelism, or a validation loss. Checked at compose (config.rl_rules) and again at setup."""
+    p = cfg.parallel
+    for key in ("pipeline_model_parallel_size", "context_parallel_size"):
+        if p[key] > 1:
+            return f"parallel.{key}={p[key]}: RL generation runs on tensor x data parallel layouts only; use 1"
+    if cfg.train.eval_interval > 0:
+        return (
+            f"train.eval_interval={cfg.train.eval_interval}: RL has no validation loss; use 0 "
+            "(rewards are logged every step)"
+        )
+    return None

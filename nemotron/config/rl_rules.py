@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from nemotron.stages import is_rl
+from nemotron.stages import is_rl, rl_layout_problem
 
 
 def rewards_usable(cfg: Any) -> Optional[str]:
@@ -29,18 +29,7 @@ def rewards_usable(cfg: Any) -> Optional[str]:
 
 def rl_layout(cfg: Any) -> Optional[str]:
     """GRPO samples on tensor x data parallel layouts only, and has no validation loss."""
-    if not is_rl(cfg):
-        return None
-    p = cfg.parallel
-    for key in ("pipeline_model_parallel_size", "context_parallel_size"):
-        if p[key] > 1:
-            return f"parallel.{key}={p[key]}: RL generation runs on tensor x data parallel layouts only; use 1"
-    if cfg.train.eval_interval > 0:
-        return (
-            f"train.eval_interval={cfg.train.eval_interval}: RL has no validation loss; use 0 "
-            "(rewards are logged every step)"
-        )
-    return None
+    return rl_layout_problem(cfg) if is_rl(cfg) else None
 
 
 def may_start_random(cfg: Any, value: str) -> bool:

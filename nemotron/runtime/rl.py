@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from nemotron.runtime import checkpoint, cpu_compat, pretrain, rewards, rl_data, rl_step
 from nemotron.runtime.checkpoint_index import NEWEST, Found, PretrainedNotFound, pretrained_checkpoint
+from nemotron.stages import rl_layout_problem
 
 
 def _rank() -> int:
@@ -52,17 +53,9 @@ def weights_source(cfg: Any, say: bool = False) -> Optional[Found]:
 
 
 def _check_layout(cfg: Any) -> None:
-    p = cfg.parallel
-    if p.pipeline_model_parallel_size > 1 or p.context_parallel_size > 1:
-        raise ValueError(
-            "RL generation runs on tensor x data parallel layouts only: set "
-            "parallel.pipeline_model_parallel_size=1 and parallel.context_parallel_size=1"
-        )
-    if cfg.train.eval_interval > 0:
-        raise ValueError(
-            f"train.eval_interval={cfg.train.eval_interval}: RL has no validation "
-            "loss; set train.eval_interval=0 (rewards are logged every step)"
-        )
+    problem = rl_layout_problem(cfg)  # refused at compose already; a hand-built config gets it here
+    if problem:
+        raise ValueError(problem)
 
 
 def _datasets(cfg: Any, attention_mask: bool) -> Tuple[Any, Any, None]:
