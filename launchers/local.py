@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from nemotron.common.environ import child_environ
 from nemotron.config.validate import ConfigError, ranks_per_node
-from nemotron.environ import child_environ
 from nemotron.launchers.terminal import TerminalFilter
 from nemotron.tracking.secrets import redact
 

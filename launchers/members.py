@@ -8,7 +8,7 @@ are put back. Anything else â€” or a value override that lands on a container â€
 composition. Hydra's `${hydra:...}` node follows each member (job.num, override_dirname, output dir),
 so `hydra.sweep.subdir` and `run_dir` resolve exactly as Hydra's own launchers would.
 
-Uses two Hydra internals, through nemotron/hydra_compat.py: `apply_overrides` and
+Uses two Hydra internals, through nemotron/config/hydra_compat.py: `apply_overrides` and
 `get_overrides_dirname`.
 """
 
@@ -24,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import Container, DictConfig, open_dict, read_write
 
-from nemotron.hydra_compat import apply_overrides, get_overrides_dirname
+from nemotron.config.hydra_compat import apply_overrides, get_overrides_dirname
 
 Render = Callable[[DictConfig], Any]
 """What the launcher makes of one member's composed config (it may raise ConfigError). The config

@@ -1,6 +1,6 @@
 """The one module that runs Slurm's commands: sbatch, sacct, squeue, sinfo, scontrol, scancel.
 
-Every call gets the same timeout (`TIMEOUT_S`) and the same environment (`nemotron.environ.child_environ`:
+Every call gets the same timeout (`TIMEOUT_S`) and the same environment (`nemotron.common.environ.child_environ`:
 the user's, without the switches our entry point set for itself). A command that is missing, fails or
 hangs answers None (state queries) or raises `SchedulerError` with Slurm's own reason in one line
 (sbatch, scancel), so no caller can hang on a daemon that stopped answering. Standard library only.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from nemotron.environ import child_environ
+from nemotron.common.environ import child_environ
 
 TIMEOUT_S = 20
 """Longest any Slurm command may take; past it the command counts as not answering."""

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, List, Optional
 
-from nemotron.paths import REPO_ROOT
+from nemotron.common.paths import REPO_ROOT
 from nemotron.tracking.context import SNAPSHOT_RECORD
 
 CODE_PATHS = ("nemotron", "launchers", "recipes", "conf", "hydra_plugins", "pyproject.toml")

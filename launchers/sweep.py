@@ -23,11 +23,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
+from nemotron.cli.errors import TrainingFailed, explain, require_recipe
+from nemotron.cli.refused import forget_dir
+from nemotron.cli.secret_files import scrub_multirun_yaml, scrubbed_log
+from nemotron.cli.sweep_hooks import members_checked, sweep_refused
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.dump import config_yaml
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
-from nemotron.errors import TrainingFailed, explain, require_recipe
 from nemotron.launchers import scheduler, slurm
 from nemotron.launchers.arrays import (
     MemberJob,
@@ -41,9 +44,6 @@ from nemotron.launchers.arrays import (
 from nemotron.launchers.members import Member, MemberComposer
 from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
-from nemotron.refused import forget_dir
-from nemotron.secret_files import scrub_multirun_yaml, scrubbed_log
-from nemotron.sweep_hooks import members_checked, sweep_refused
 from nemotron.tracking.secrets import scrub_text
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def run_here(
 ) -> List[JobReturn]:
     """cluster=local: Hydra's basic launcher runs the (already checked) members one after another
     (the overrides it logs show no secret)."""
-    from nemotron.hydra_compat import BASIC_LAUNCHER_LOGGER, BasicLauncher
+    from nemotron.config.hydra_compat import BASIC_LAUNCHER_LOGGER, BasicLauncher
 
     basic = BasicLauncher()
     basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nemotron.exit_codes import PREEMPTED, PREEMPTED_MARKER
+from nemotron.common.exit_codes import PREEMPTED, PREEMPTED_MARKER
 
 POLL_S = 0.2
 """How often the task looks at its recipe process."""

@@ -22,17 +22,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron.argv import flags_first, quiet_dry_run
+from nemotron.cli.argv import flags_first, quiet_dry_run
+from nemotron.cli.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
+from nemotron.cli.refused import forget_dir
+from nemotron.cli.secret_files import scrub_hydra_outputs, scrubbed_stdout
+from nemotron.common.paths import CONF_DIR, plugins_on_path
 from nemotron.config import register_configs
 from nemotron.config.batch_fit import fit_batch_to_ranks
+from nemotron.config.hydra_compat import skip_mode_compose
 from nemotron.config.validate import ConfigError, validate
-from nemotron.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
-from nemotron.hydra_compat import skip_mode_compose
 from nemotron.launchers.local import plan_local, run_local
 from nemotron.memory import fit_notes, table
-from nemotron.paths import CONF_DIR, plugins_on_path
-from nemotron.refused import forget_dir
-from nemotron.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.tracking.secrets import redact, scrub_text
 from nemotron.tracking.settings import is_local_store, tracking_uri
 

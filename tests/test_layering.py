@@ -34,7 +34,7 @@ COMPOSE_LAUNCH = [
     "nemotron.config.compose",
     "nemotron.config.validate",
     "nemotron.runspec.source",
-    "nemotron.hydra_compat",
+    "nemotron.config.hydra_compat",
     "hydra_plugins.nemotron_launcher.nemotron_launcher",
     "hydra_plugins.nemotron_runspec.runspec_plugin",
     "hydra_plugins.nemotron_envtoml.envtoml_plugin",
@@ -55,12 +55,11 @@ LAUNCH_SIDE = (
     "hydra_plugins",
     "nemotron.launchers",
     "nemotron.train",
-    "nemotron.argv",
-    "nemotron.errors",
+    "nemotron.cli",
     "nemotron.runspec",
     "nemotron.cookbook",
     "nemotron.config.compose",
-    "nemotron.hydra_compat",
+    "nemotron.config.hydra_compat",
     "nemotron.jobs",
     "nemotron.pipe",
 )
@@ -159,5 +158,5 @@ def test_the_mlflow_uploader_loads_no_torch_even_for_lineage(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "nemotron.runtime.blend" in loaded  # lineage did look for the tiny data's blend file
+    assert "nemotron.common.blend" in loaded  # lineage did look for the tiny data's blend file
     assert not sorted(m for m in loaded if m.split(".")[0] in ("torch", "megatron", "hydra")), blend

@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from nemotron.hydra_compat import BasicSweeper
+from nemotron.config.hydra_compat import BasicSweeper
 from nemotron.launchers.launcher_conf import NemotronLauncherConf
 
 

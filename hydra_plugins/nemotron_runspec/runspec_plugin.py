@@ -14,7 +14,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from nemotron.config import register_configs
-from nemotron.paths import recipe_roots
+from nemotron.common.paths import recipe_roots
 from nemotron.runspec.source import RunspecConfigSource
 
 __all__ = ["RunspecSearchPathPlugin", "RunspecConfigSource"]

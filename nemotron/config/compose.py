@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from nemotron.config import register_configs
-from nemotron.paths import CONF_DIR, plugins_on_path
+from nemotron.common.paths import CONF_DIR, plugins_on_path
 
 
 def compose_run(

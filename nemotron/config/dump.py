@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import yaml
 from omegaconf import Container, OmegaConf
 
-from nemotron.hydra_compat import is_float, is_int, yaml_is_bool
+from nemotron.config.hydra_compat import is_float, is_int, yaml_is_bool
 from nemotron.tracking.secrets import reference_secrets, run_secrets
 
 _Base: Any = getattr(yaml, "CDumper", yaml.Dumper)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nemotron.config import rl_rules
-from nemotron.runtime import blend, checkpoint_index
-from nemotron.tokenizer_files import tokenizer_json
+from nemotron.common import blend
+from nemotron.common import checkpoint_index
+from nemotron.common.tokenizer_files import tokenizer_json
 
 
 def load_dir_has_checkpoint(cfg: Any) -> Optional[str]:

@@ -13,7 +13,7 @@ import functools
 from contextlib import contextmanager
 from typing import Iterator
 
-from nemotron.hydra_compat import omegaconf_base as base
+from nemotron.config.hydra_compat import omegaconf_base as base
 
 CACHE_SIZE = 4096
 """Distinct interpolation strings kept (a config has a few dozen)."""

@@ -46,7 +46,7 @@ def local_gpu_memory_gb() -> Optional[float]:
 
 def recipes_help() -> str:
     """'  nano3/pretrain    recipes/nano3/pretrain/train.py (torchrun, 1 node x 8 GPUs)' lines."""
-    from nemotron.paths import recipe_roots
+    from nemotron.common.paths import recipe_roots
     from nemotron.runspec.parser import discover
 
     found = discover([r for r in recipe_roots() if r.is_dir()])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from nemotron.stages import is_rl, rl_layout_problem
+from nemotron.common.stages import is_rl, rl_layout_problem
 
 
 def rewards_usable(cfg: Any) -> Optional[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
+from nemotron.common.stages import is_dpo
 from nemotron.config.ranges import POSITIVE, Range, ranged
-from nemotron.stages import is_dpo
 
 HALF_OPEN = Range(low=0, high=0.5, high_open=True)
 """[0, 0.5): label smoothing (0.5 would make the loss ignore which answer is preferred)."""

@@ -17,7 +17,7 @@ from nemotron.config.rl_rules import rewards_usable, rl_layout
 from nemotron.config.schema import Arch
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
-from nemotron.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
+from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.tracking.settings import uri_problem
 
 

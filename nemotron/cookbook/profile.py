@@ -16,9 +16,9 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from omegaconf import OmegaConf
 
+from nemotron.common.paths import CONF_DIR
 from nemotron.config.schema import ClusterConfig
 from nemotron.cookbook.envfile import EnvFileError, Profile
-from nemotron.paths import CONF_DIR
 
 EXECUTORS = {"slurm": "slurm", "local": "local"}
 """Cookbook executor -> the shipped cluster option a profile builds on."""

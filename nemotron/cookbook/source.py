@@ -19,9 +19,9 @@ from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from omegaconf import OmegaConf
 
+from nemotron.common.paths import CONF_DIR
 from nemotron.cookbook.envfile import EnvFile, load_env_file
 from nemotron.cookbook.profile import cluster_option
-from nemotron.paths import CONF_DIR
 
 GROUP = "cluster"
 _NOTED: Set[str] = set()

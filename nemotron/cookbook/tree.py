@@ -18,7 +18,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from nemotron.paths import CONF_DIR, recipe_roots
+from nemotron.common.paths import CONF_DIR, recipe_roots
 from nemotron.runspec.parser import Runspec, discover
 from nemotron.runspec.source import RecipeConfigError, load_recipe_config
 

@@ -49,10 +49,10 @@ def split_overrides(extra: List[str]) -> Tuple[Optional[str], List[str], List[st
 
 
 def _known_errors() -> tuple:
+    from nemotron.common.checkpoint_index import PretrainedNotFound
     from nemotron.hf.configmap import ConfigMismatch
     from nemotron.hf.st_files import HFInputError
     from nemotron.runtime.checkpoint import CheckpointError
-    from nemotron.runtime.checkpoint_index import PretrainedNotFound
 
     return HFInputError, ConfigMismatch, PretrainedNotFound, CheckpointError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from nemotron.hybrid_pattern import hybrid_pattern
+from nemotron.common.hybrid_pattern import hybrid_pattern
 
 ARCHITECTURES = {"LlamaForCausalLM": "gpt", "NemotronHForCausalLM": "nano3"}
 """HF architecture -> the family of model options it maps to."""

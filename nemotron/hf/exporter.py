@@ -45,7 +45,7 @@ def checkpoint_model(root: Path, option: Optional[str], overrides: List[str]) ->
 
 def checkpoint_and_model(ckpt: str, option: Optional[str], overrides: List[str]) -> Tuple[Any, Path, Any]:
     """(the Found checkpoint `ckpt` names, its folder, its model config with the saved vocab size)."""
-    from nemotron.runtime.checkpoint_index import pretrained_checkpoint
+    from nemotron.common.checkpoint_index import pretrained_checkpoint
 
     found = pretrained_checkpoint(str(Path(ckpt).resolve()), ".")
     root = Path(found.path).parent

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, List, Tuple
 
 import torch
 
-from nemotron.hybrid_pattern import hybrid_pattern
+from nemotron.common.hybrid_pattern import hybrid_pattern
 
 Tensors = List[torch.Tensor]
 

@@ -25,8 +25,8 @@ IMPORT_STEP = 0
 
 def model_config(option: Optional[str], overrides: List[str], base: Optional[Dict[str, Any]] = None) -> DictConfig:
     """ModelConfig <- conf/model/<option>.yaml (or `base`) <- `model.key=value` overrides."""
+    from nemotron.common.paths import CONF_DIR
     from nemotron.config.schema import ModelConfig
-    from nemotron.paths import CONF_DIR
 
     cfg = OmegaConf.structured(ModelConfig)
     if option:
@@ -121,8 +121,8 @@ def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any], model
 
 def load(cfg: DictConfig, model: Any, ckpt: str) -> None:
     """Load the weights of checkpoint `ckpt` (a folder of iter_N, or one iter_N) into `model`."""
+    from nemotron.common.checkpoint_index import pretrained_checkpoint
     from nemotron.runtime import checkpoint
-    from nemotron.runtime.checkpoint_index import pretrained_checkpoint
 
     checkpoint.load_weights(pretrained_checkpoint(ckpt, "."), cfg, model)
 

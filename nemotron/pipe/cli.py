@@ -70,7 +70,7 @@ def check_heads(overrides: List[str], stages: List[str]) -> None:
 
 
 def run(argv: List[str]) -> int:
-    from nemotron.errors import recipe_names
+    from nemotron.cli.errors import recipe_names
     from nemotron.pipe import spec
     from nemotron.pipe.plan import plan_all
 
@@ -88,7 +88,7 @@ def run(argv: List[str]) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry: one-line errors for bad input (exit 2)."""
-    from nemotron.paths import plugins_on_path
+    from nemotron.common.paths import plugins_on_path
 
     plugins_on_path()
     args = sys.argv[1:] if argv is None else argv

@@ -79,8 +79,8 @@ def config_hash(cfg: DictConfig) -> str:
 
 def compose_stage(stage: StageConfig, overrides: List[str], run_dir: str) -> DictConfig:
     """The stage's config; bad input (unknown key, bad value) as a PipelineError naming the stage."""
+    from nemotron.cli.errors import explain
     from nemotron.config.compose import compose_run
-    from nemotron.errors import explain
 
     try:
         return compose_run([f"+recipe={stage.recipe}", *overrides], run_dir=run_dir)

@@ -16,8 +16,8 @@ from typing import Dict, List, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from nemotron.common.paths import CONF_DIR
 from nemotron.config.schema_pipeline import PipelineConfig, StageConfig
-from nemotron.paths import CONF_DIR
 
 PIPELINE_DIR = CONF_DIR / "pipeline"
 STAGE_DIR = "stage_dir"

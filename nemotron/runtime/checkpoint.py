@@ -51,7 +51,7 @@ import torch
 import torch.distributed as dist
 
 from nemotron.runtime import checkpoint_fit, cpu_compat
-from nemotron.runtime.checkpoint_index import (
+from nemotron.common.checkpoint_index import (
     FORMAT, MARKER, CheckpointError, CheckpointTimeoutError, CheckpointWarning, Found, _files,
     complete_checkpoints, iter_dir, latest, latest_run_id,
 )

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator
 
 import torch.distributed as dist
 
-from nemotron.runtime.checkpoint_index import CheckpointError, Found
+from nemotron.common.checkpoint_index import CheckpointError, Found
 
 
 def layout(cfg: Any) -> Dict[str, Any]:

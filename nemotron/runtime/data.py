@@ -20,11 +20,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from nemotron.runtime import blend as blend_file
-from nemotron.runtime.blend import CORPUS_VERSION, tiny_blend_path  # noqa: F401 - part of this module's API
+from nemotron.common import blend as blend_file
+from nemotron.common.blend import CORPUS_VERSION, tiny_blend_path  # noqa: F401 - part of this module's API
 from nemotron.runtime import prep
 from nemotron.runtime.prep import EOD_TOKEN
-from nemotron.tokenizer_files import tokenizer_json
+from nemotron.common.tokenizer_files import tokenizer_json
 
 
 # ---- the embedded corpus: a small grammar, so a tiny model has structure to learn ----------------

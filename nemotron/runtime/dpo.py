@@ -27,8 +27,8 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from nemotron.common.checkpoint_index import pretrained_checkpoint
 from nemotron.runtime import checkpoint, dpo_data, pretrain, sft
-from nemotron.runtime.checkpoint_index import pretrained_checkpoint
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
 """The metrics each step logs, in the order `_State.sums` holds them (then the pair count)."""

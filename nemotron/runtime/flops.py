@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from nemotron.hybrid_pattern import hybrid_pattern
+from nemotron.common.hybrid_pattern import hybrid_pattern
 
 PEAK_BF16_TFLOPS: Dict[str, float] = {
     "H200": 989.0,

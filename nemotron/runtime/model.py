@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from nemotron.hybrid_pattern import hybrid_pattern
+from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.runtime import cpu_compat
 
 

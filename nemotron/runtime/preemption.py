@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.distributed as dist
 
-from nemotron import exit_codes
+from nemotron.common import exit_codes
 from nemotron.runtime import checkpoint
 
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)

@@ -20,7 +20,7 @@ and empty texts are skipped. Everything is written beside `data.blend_file`:
    mtime, byte range, tokenizer, counts) is written. A re-run skips every shard whose marker still
    matches; an interrupted one leaves no marker and is redone (its temp and part files removed).
    Fewer workers than asked are said in one line;
-4. the blend file (layout in nemotron/runtime/blend.py), written last.
+4. the blend file (layout in nemotron/common/blend.py), written last.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from nemotron.runtime import prep_tokens, prep_workers
-from nemotron.runtime.blend import write_blend
+from nemotron.common.blend import write_blend
 from nemotron.runtime.text_sources import Shard, batches, expand_sources, iter_documents, plan_shards, split_pieces
-from nemotron.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
+from nemotron.common.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
 
 EOD_TOKEN = "<|endoftext|>"
 """The default end-of-document token (`data.eod_token`)."""

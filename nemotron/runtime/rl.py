@@ -19,9 +19,9 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from nemotron.common.checkpoint_index import NEWEST, Found, PretrainedNotFound, pretrained_checkpoint
+from nemotron.common.stages import rl_layout_problem
 from nemotron.runtime import checkpoint, cpu_compat, pretrain, rewards, rl_data, rl_step
-from nemotron.runtime.checkpoint_index import NEWEST, Found, PretrainedNotFound, pretrained_checkpoint
-from nemotron.stages import rl_layout_problem
 
 
 def _rank() -> int:

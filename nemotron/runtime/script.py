@@ -12,7 +12,7 @@ import os
 import signal
 from typing import List, Optional
 
-from nemotron.shutdown import skip_exit_collections
+from nemotron.common.shutdown import skip_exit_collections
 
 
 def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pretrain") -> int:
@@ -30,7 +30,7 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
     cfg = OmegaConf.load(args.config)
     prestart(cfg)  # MLflow's imports and store overlap torch's and megatron's below
 
-    from nemotron.runtime.checkpoint_index import PretrainedNotFound
+    from nemotron.common.checkpoint_index import PretrainedNotFound
     from nemotron.runtime.preemption import SIGNALS, Preempted
     from nemotron.runtime.rewards import RewardError
 

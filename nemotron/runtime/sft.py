@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Tuple
 import torch
 
 from nemotron.runtime import checkpoint, pretrain, sft_data
-from nemotron.runtime.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
+from nemotron.common.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
 
 
 def _str(value: Any) -> str:
@@ -32,7 +32,7 @@ def _str(value: Any) -> str:
 
 
 def _has_mamba(cfg: Any) -> bool:
-    from nemotron.config.validate import hybrid_pattern
+    from nemotron.common.hybrid_pattern import hybrid_pattern
 
     return _str(cfg.model.arch) == "hybrid" and "M" in hybrid_pattern(cfg.model)
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from nemotron.runtime import chat, packing, prep, prep_tokens, prep_workers
 from nemotron.runtime.text_sources import Shard, expand_sources, plan_shards
-from nemotron.tokenizer_files import tokenizer_json
+from nemotron.common.tokenizer_files import tokenizer_json
 
 FORMAT = "nemotron-sft-1"
 """Version of the manifest layout."""

@@ -1,6 +1,6 @@
 """`python -m nemotron.tracking ...`: see nemotron.tracking.cli."""
 
 from nemotron.tracking.cli import main
-from nemotron.shutdown import exit_quickly
+from nemotron.common.shutdown import exit_quickly
 
 exit_quickly(main())

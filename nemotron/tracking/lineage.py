@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from nemotron.stages import is_rl
+from nemotron.common.stages import is_rl
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
 
 DPO_FORMAT = "nemotron-dpo-1"
@@ -43,12 +43,12 @@ def data_files(cfg: Any) -> Tuple[Optional[Path], List[str], Optional[str]]:
     if d.get("blend_file"):
         path = Path(d.blend_file)
     elif d.generate_tiny:
-        from nemotron.runtime.blend import tiny_blend_path  # stdlib only: no torch in the uploader
+        from nemotron.common.blend import tiny_blend_path  # stdlib only: no torch in the uploader
 
         path = tiny_blend_path(d)
     else:
         return None, [], None
-    from nemotron.runtime.blend import read_blend
+    from nemotron.common.blend import read_blend
 
     blend = read_blend(path)
     return path, blend.prefixes, blend.tokenizer_path

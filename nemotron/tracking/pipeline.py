@@ -180,6 +180,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from nemotron.shutdown import exit_quickly
+    from nemotron.common.shutdown import exit_quickly
 
     exit_quickly(main())

@@ -200,6 +200,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from nemotron.shutdown import exit_quickly
+    from nemotron.common.shutdown import exit_quickly
 
     exit_quickly(main())

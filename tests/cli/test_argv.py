@@ -1,6 +1,6 @@
 """Flags and overrides may be mixed on the command line."""
 
-from nemotron.argv import flags_first, quiet_dry_run
+from nemotron.cli.argv import flags_first, quiet_dry_run
 
 
 def test_multirun_flag_after_overrides_moves_first():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pathlib import Path
 
-from nemotron.paths import CONF_DIR, RECIPES_DIR
+from nemotron.common.paths import CONF_DIR, RECIPES_DIR
 from nemotron.runspec.parser import discover
 
 TESTS = Path(__file__).resolve().parents[1]

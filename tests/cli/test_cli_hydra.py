@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from nemotron.paths import CONF_DIR, RECIPES_DIR
+from nemotron.common.paths import CONF_DIR, RECIPES_DIR
 
 
 def test_help_lists_recipes(cli):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from cli_support import run_cli
 
+from nemotron.common.paths import CONF_DIR, RECIPES_DIR
 from nemotron.config.compose import compose_run
-from nemotron.paths import CONF_DIR, RECIPES_DIR
 from nemotron.runspec.parser import discover
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nemotron.config.hydra_compat import SUPPORTED, check_versions
 from nemotron.config.validate import ConfigError
-from nemotron.hydra_compat import SUPPORTED, check_versions
 from nemotron.launchers import slurm
 from nemotron.launchers.launcher_conf import STOCK_KEYS, explicit
 

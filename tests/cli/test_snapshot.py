@@ -155,7 +155,7 @@ def test_job_path_maps_scripts_under_the_source_only(repo, tmp_path):
 def test_pythonpath_imports_nemotron_from_a_snapshot_of_this_checkout(tmp_path):
     snap = take(tmp_path / "code", root=code_root())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(snap.path), os.environ.get("PYTHONPATH", "")])}
-    code = "import nemotron, nemotron.paths; print(nemotron.__file__); print(nemotron.paths.CONF_DIR)"
+    code = "import nemotron, nemotron.common.paths; print(nemotron.__file__); print(nemotron.common.paths.CONF_DIR)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [str(snap.path / "nemotron/__init__.py"), str(snap.path / "conf")]

@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from nemotron.config import register_configs
 from nemotron.config.dump import resolved_yaml
 from nemotron.config.parse_cache import cached_parsing
-from nemotron.paths import CONF_DIR
+from nemotron.common.paths import CONF_DIR
 from nemotron.launchers.members import MemberComposer
 
 COMMON = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]

@@ -9,7 +9,7 @@ import pytest
 
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import problems
-from nemotron.paths import CONF_DIR, RECIPES_DIR
+from nemotron.common.paths import CONF_DIR, RECIPES_DIR
 from nemotron.runspec.parser import discover
 
 RUN_GROUPS = {"cluster", "data", "model", "tracker"}
@@ -36,7 +36,7 @@ def test_option_composes_and_validates(compose, option):
     fit_batch_to_ranks(cfg)
     group, name = option.split("=")
     assert cfg.hydra.runtime.choices[group] == name
-    assert cfg.hydra.mode is None  # nemotron.hydra_compat.skip_mode_compose relies on it
+    assert cfg.hydra.mode is None  # nemotron.config.hydra_compat.skip_mode_compose relies on it
     expected = NOT_ON_A_FRESH_CLONE.get(option)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)
@@ -53,7 +53,7 @@ NEEDS_A_PRETRAINED_RUN = {"gpt/sft": "checkpoint.pretrained=newest:gpt/pretrain:
 def test_recipe_composes_and_validates(compose, recipe, tmp_path):
     cfg = compose([f"+recipe={recipe}", f"paths.output_root={tmp_path / 'empty'}"])
     assert cfg.recipe.name == recipe
-    assert cfg.hydra.mode is None  # nemotron.hydra_compat.skip_mode_compose relies on it
+    assert cfg.hydra.mode is None  # nemotron.config.hydra_compat.skip_mode_compose relies on it
     expected = NEEDS_A_PRETRAINED_RUN.get(recipe)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)

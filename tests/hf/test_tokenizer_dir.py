@@ -41,9 +41,9 @@ def test_config_check_and_size_accept_a_tokenizer_directory(hf_tokenizer, tmp_pa
 
 
 def test_training_tokenizer_and_sft_template_come_from_the_directory(hf_tokenizer):
+    from nemotron.common.tokenizer_files import tokenizer_json
     from nemotron.runtime import chat
     from nemotron.runtime.data import TokenizerAdapter
-    from nemotron.tokenizer_files import tokenizer_json
 
     adapter = TokenizerAdapter(str(hf_tokenizer))
     assert adapter.path == str(hf_tokenizer / "tokenizer.json") and adapter.eod == 1

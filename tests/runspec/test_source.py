@@ -59,7 +59,7 @@ def test_recipes_listed_as_a_group(fixture_recipes, compose):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from nemotron.paths import CONF_DIR
+    from nemotron.common.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         repo = GlobalHydra.instance().config_loader().get_sources()

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 from omegaconf import OmegaConf
 
-from nemotron import exit_codes
+from nemotron.common import exit_codes
 from nemotron.runtime import checkpoint, pretrain
 from nemotron.runtime.preemption import Preempted, StopSignals, agreed_signal
 from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures

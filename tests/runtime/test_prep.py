@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from nemotron.config.schema import DataConfig
-from nemotron.runtime import blend as blend_io
+from nemotron.common import blend as blend_io
 from nemotron.runtime import data, prep
 from runtime_support import process_group  # noqa: F401 - fixture
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from nemotron.runtime import checkpoint, pretrain, sft
-from nemotron.runtime.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
+from nemotron.common.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]

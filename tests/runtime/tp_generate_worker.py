@@ -84,8 +84,8 @@ def one_model(name: str, overrides: list[str], root: Path, measure=None) -> dict
     """`measure` (default: sample_all) of the TP=1 model, then of the TP=2 model loaded from its weights."""
     from megatron.core.utils import unwrap_model
 
+    from nemotron.common.checkpoint_index import latest
     from nemotron.runtime import checkpoint
-    from nemotron.runtime.checkpoint_index import latest
 
     _, tp1 = build(overrides, 1, root / name)
     path = checkpoint.write_weights({"model": unwrap_model(tp1).sharded_state_dict()}, str(root / name / "ck"), 0, {})

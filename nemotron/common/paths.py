@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package was installed from (editable install)."""
 CONF_DIR = REPO_ROOT / "conf"
 """The primary config and its groups."""

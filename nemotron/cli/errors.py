@@ -17,7 +17,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from nemotron.config.keys import closest, describe_unknown
-from nemotron.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-exported for train.py
+from nemotron.common.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-exported for train.py
 from nemotron.config.validate import ConfigError
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import GROUP as RECIPE_GROUP
@@ -57,7 +57,7 @@ def explain_missing_recipe(name: str) -> str:
     names = recipe_names()
     parent = next((n for n in sorted(names, key=len, reverse=True) if name.startswith(n + "/")), None)
     if parent is not None:  # +recipe=<name>/<config>: the cookbook's -c
-        from nemotron.paths import recipe_roots
+        from nemotron.common.paths import recipe_roots
         from nemotron.runspec.parser import discover
         from nemotron.runspec.source import config_files
 
@@ -76,7 +76,7 @@ def require_recipe(cfg: Any) -> None:
 
 def recipe_names() -> List[str]:
     """Names of every recipe on the recipe roots."""
-    from nemotron.paths import recipe_roots
+    from nemotron.common.paths import recipe_roots
     from nemotron.runspec.parser import discover
 
     return sorted(discover([r for r in recipe_roots() if r.is_dir()]))

@@ -62,7 +62,7 @@ def __getattr__(name: str):
 
         plugin = getattr(importlib.import_module(CORE_PLUGINS[name]), name)
         if name == "BasicLauncher" and plugin.__module__ != BASIC_LAUNCHER_LOGGER:
-            raise ImportError(f"BasicLauncher moved to {plugin.__module__}: update nemotron/hydra_compat.py")
+            raise ImportError(f"BasicLauncher moved to {plugin.__module__}: update nemotron/config/hydra_compat.py")
         return plugin
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -72,7 +72,7 @@ def check_versions() -> None:
     for name, (version, series) in SUPPORTED.items():
         if not version.startswith(series):
             raise ImportError(
-                f"nemotron uses private APIs of {name} {series}x (nemotron/hydra_compat.py); "
+                f"nemotron uses private APIs of {name} {series}x (nemotron/config/hydra_compat.py); "
                 f"{version} is installed: pip install '{name}=={series}*'"
             )
     if not callable(getattr(omegaconf_base, "parse", None)):
