@@ -1,4 +1,4 @@
-"""Checkpoint cost: our save/load (`nemotron.runtime.checkpoint`) against a bare
+"""Checkpoint cost: our save/load (`nemotron.runtime.checkpoint.store`) against a bare
 `dist_checkpointing.save/load` of the same state.
 
     python bench/checkpoint.py [--repeats 5] [--hidden-size 1024] [--num-layers 6]
@@ -52,7 +52,7 @@ def _timed(fn: Callable[[], None]) -> float:
 def _bench(run, cfg, root: Path, repeats: int) -> dict:
     from megatron.core import dist_checkpointing
 
-    from nemotron.runtime import checkpoint
+    from nemotron.runtime.checkpoint import store as checkpoint
 
     position = checkpoint.Position(step=1, consumed_train_samples=1)
     bare_dir, ours_dir = root / "bare", Path(cfg.checkpoint.dir)
@@ -110,14 +110,21 @@ def main() -> None:
     parser.add_argument("--num-layers", type=int, default=6)
     args = parser.parse_args()
 
-    from nemotron.runtime import distributed, pretrain
+    from nemotron.runtime.stages import pretrain
+
+    from nemotron.runtime.train import step as train_step_module
+
+    from nemotron.runtime.checkpoint.checkpointer import Checkpointer
+
+    from nemotron.runtime.train.setup import setup
+    from nemotron.runtime.train import distributed
 
     with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as tmp:
         cfg = _config(args, Path(tmp))
         info = distributed.init(cfg)
         try:
-            run = pretrain._setup(cfg, info, None, pretrain.PRETRAIN)
-            pretrain.train_step(run)  # Adam state exists after the first step
+            run = setup(cfg, info, pretrain.PretrainStage(), Checkpointer(cfg))
+            train_step_module.train_step(run)  # Adam state exists after the first step
             params = sum(p.numel() for p in run.model.parameters())
             print(f"model: {params / 1e6:.1f}M parameters (fp32) + Adam state", flush=True)
             result = _bench(run, cfg, Path(tmp), args.repeats)

@@ -30,8 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from nemotron.runtime import prep, prep_tokens, prep_workers
-from nemotron.runtime.data import generate_corpus
+from nemotron.runtime.prep import text as prep
+from nemotron.runtime.prep import tokens as prep_tokens
+from nemotron.runtime.prep import workers as prep_workers
+from nemotron.runtime.data.gpt import generate_corpus
 
 BATCH = 1000
 DOCS_PER_SHARD = 100_000

@@ -5,7 +5,7 @@
 It trains the model that resolved config describes for its `train.steps` on its (already prepared)
 data, the plain way: one process, gloo, Megatron's DDP wrapper, `get_megatron_optimizer`,
 `get_forward_backward_func`, same seed, threads and micro-batches. The model comes from
-`nemotron.runtime.model.build_model`, which is Megatron-Core's own GPTModel/MambaModel with its
+`nemotron.runtime.model.build.build_model`, which is Megatron-Core's own GPTModel/MambaModel with its
 local layer spec (and, on CPU, the pure-PyTorch Mamba-2 mixer, since Megatron's needs the GPU
 kernels). No Hydra, no launcher process, no tracker, no checkpoint, no progress lines: what a
 first run cannot do without. Prints the last loss (it must equal the main command's).
@@ -22,8 +22,9 @@ import torch
 import torch.distributed as dist
 from omegaconf import OmegaConf
 
-from nemotron.runtime import cpu_compat, data
-from nemotron.runtime.model import build_model
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.data import gpt as data
+from nemotron.runtime.model.build import build_model
 
 
 def loss_func(loss_mask, output):

@@ -4,7 +4,7 @@
 
 For a lent GPU: each model trains in this process with the same code path as the recipes
 (`nemotron.runtime.pretrain.run`, bf16, TE spec where transformer_engine imports, upstream Mamba
-kernels where mamba_ssm imports), then its FLOPs per token (nemotron/runtime/flops.py) and the
+kernels where mamba_ssm imports), then its FLOPs per token (nemotron/runtime/train/flops.py) and the
 device's dense bf16 peak give MFU. Tiny models cannot fill a GPU: their MFU is a smoke test of the
 path, not a performance claim. Refuses to run without CUDA.
 """
@@ -24,9 +24,10 @@ SMALL_OVERRIDES = {
 
 def flops_of(cfg, vocab: int) -> float:
     """FLOPs per token of the model this config builds (built once on the GPU, then dropped)."""
-    from nemotron.runtime import cpu_compat, distributed
-    from nemotron.runtime.flops import flops_per_token
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.train import distributed
+    from nemotron.runtime.train.flops import flops_per_token
+    from nemotron.runtime.model.build import build_model
 
     distributed.init(cfg)
     try:
@@ -42,8 +43,8 @@ def check(name: str, steps: int, root: str) -> str:
     from omegaconf import OmegaConf
 
     from nemotron.config.compose import compose_run
-    from nemotron.runtime import pretrain
-    from nemotron.runtime.flops import device_peak_tflops, mfu
+    from nemotron.runtime.stages import pretrain
+    from nemotron.runtime.train.flops import device_peak_tflops, mfu
 
     overrides = SMALL_OVERRIDES.get(name, [f"model={name}"])
     cfg = compose_run(["+recipe=gpt/pretrain", *overrides, f"train.steps={steps}", "tracker=none",

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hf"))
 from memory_probe import peak_above_start, wide_llama  # noqa: E402
 
 from nemotron.hf import exporter, importer  # noqa: E402
-from nemotron.runtime import distributed  # noqa: E402
+from nemotron.runtime.train import distributed  # noqa: E402
 
 
 def _measure(work) -> int:

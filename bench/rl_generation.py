@@ -27,8 +27,9 @@ def _model(name: str, seq_length: int, vocab: int):
     from megatron.core import parallel_state
     from runtime_support import resolved_run_config
 
-    from nemotron.runtime import cpu_compat, distributed
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.model.build import build_model
+    from nemotron.runtime.train import distributed
 
     distributed.init_process_group()
     parallel_state.initialize_model_parallel(1, 1)
@@ -42,7 +43,7 @@ def _model(name: str, seq_length: int, vocab: int):
 
 
 def _rate(model, prompts, new_tokens: int, vocab: int, use_cache: bool, repeats: int) -> float:
-    from nemotron.runtime.generate import SamplingSettings, generate
+    from nemotron.runtime.model.generate import SamplingSettings, generate
 
     s = SamplingSettings(
         max_new_tokens=new_tokens, eos=vocab + 1, vocab_size=vocab, temperature=0.0, use_cache=use_cache

@@ -22,9 +22,11 @@ from pathlib import Path
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core each side
 
-from nemotron.runtime import chat, sft_data, sft_prep  # noqa: E402
-from nemotron.runtime.prep import EOD_TOKEN  # noqa: E402
-from nemotron.runtime.prep_tokens import train_bpe  # noqa: E402
+from nemotron.runtime.prep import chat
+from nemotron.runtime.data import sft as sft_data
+from nemotron.runtime.prep import sft as sft_prep  # noqa: E402
+from nemotron.runtime.prep.text import EOD_TOKEN  # noqa: E402
+from nemotron.runtime.prep.tokens import train_bpe  # noqa: E402
 
 
 def _baseline(texts, tokenizer_path) -> float:

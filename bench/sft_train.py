@@ -2,7 +2,7 @@
 
     python bench/sft_train.py [--model gpt_tiny|nano3_tiny] [--rounds 3] [--steps 20] [override ...]
 
-Ours: `nemotron.runtime.sft.run` on `+recipe=<arch>/sft` (packed synthetic chats, block-diagonal
+Ours: `nemotron.runtime.stages.sft.run` on `+recipe=<arch>/sft` (packed synthetic chats, block-diagonal
 attention mask, per-sample Mamba state, per-token loss over the global batch). Baseline:
 `nemotron.runtime.pretrain.run` on `+recipe=<arch>/pretrain` (which on CPU also feeds a causal
 attention mask). Same model, seq length, batch sizes, 1 thread, no tracker, no checkpoint, random
@@ -21,7 +21,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nemotron.config.compose import compose_run
-from nemotron.runtime import pretrain, sft
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.stages import sft
 
 
 def _config(recipe: str, model: str, steps: int, work: Path, extra):

@@ -34,7 +34,9 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 
 from nemotron.config.compose import compose_run
-from nemotron.runtime import cpu_compat, data, pretrain
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.data import gpt as data
 
 SMALL_GPT = ["model.num_layers=4", "model.hidden_size=256", "model.num_attention_heads=8",
              "model.num_query_groups=4", "model.ffn_hidden_size=768", "model.seq_length=256",

@@ -44,7 +44,8 @@ COMPOSE_LAUNCH = [
 ]
 HEAVY = ("torch", "megatron", "mlflow", "transformers", "safetensors")
 TRAINING_ENTRY = [
-    "nemotron.runtime.pretrain",
+    "nemotron.runtime.stages.pretrain",
+    "nemotron.runtime.train.loop",
     "nemotron.runtime.script",
     "nemotron.tracking",
     "nemotron.hf.importer",
@@ -66,7 +67,7 @@ LAUNCH_SIDE = (
 TRAINING_SIDE = sorted(
     [
         *REPO.glob("recipes/**/*.py"),
-        *REPO.glob("nemotron/runtime/*.py"),
+        *REPO.glob("nemotron/runtime/**/*.py"),
         *REPO.glob("nemotron/tracking/*.py"),
         *REPO.glob("nemotron/hf/*.py"),
     ]
@@ -108,7 +109,7 @@ def test_training_side_loads_no_hydra_and_no_launch_code(entry):
 
 def test_pretrain_really_loads_the_trainer_and_no_hugging_face_package():
     # the check above would pass vacuously if pretrain were lazy; transformers is for conversion only
-    loaded = loaded_after_import(["nemotron.runtime.pretrain", "nemotron.runtime.sft"])
+    loaded = loaded_after_import(["nemotron.runtime.stages.pretrain", "nemotron.runtime.stages.sft"])
     assert "torch" in loaded
     assert not sorted(m for m in loaded if m.split(".")[0] in ("transformers", "safetensors"))
 

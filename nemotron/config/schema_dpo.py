@@ -1,6 +1,6 @@
 """The `dpo` config section: Direct Preference Optimization settings (recipes gpt/dpo, nano3/dpo).
 
-Read only by the DPO stage (nemotron/runtime/dpo.py); other recipes carry it untouched. The loss
+Read only by the DPO stage (nemotron/runtime/stages/dpo.py); other recipes carry it untouched. The loss
 is TRL's `sigmoid` DPO (Rafailov et al. 2023) with optional conservative label smoothing (cDPO).
 """
 

@@ -52,7 +52,7 @@ def _known_errors() -> tuple:
     from nemotron.common.checkpoint_index import PretrainedNotFound
     from nemotron.hf.configmap import ConfigMismatch
     from nemotron.hf.st_files import HFInputError
-    from nemotron.runtime.checkpoint import CheckpointError
+    from nemotron.runtime.checkpoint.store import CheckpointError
 
     return HFInputError, ConfigMismatch, PretrainedNotFound, CheckpointError
 
@@ -109,6 +109,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _teardown() -> None:
-    from nemotron.runtime import distributed
+    from nemotron.runtime.train import distributed
 
     distributed.teardown()

@@ -2,7 +2,7 @@
 
 `model_config(option, overrides)` reads `conf/model/<option>.yaml` over the schema's ModelConfig (as
 `model=<option> model.x=y` would compose); `build(model, tp)` sets up a world (one process, or the
-torchrun one) and builds the model `nemotron.runtime.model` builds for training; `save()` writes it
+torchrun one) and builds the model `nemotron.runtime.model.build` builds for training; `save()` writes it
 as an `iter_0000000` checkpoint (the same folder and marker as a training save, model weights only)
 and `load()` reads one into a built model. `fill()` copies full-size tensors into this rank's
 tensor-parallel shard of each parameter.
@@ -59,8 +59,9 @@ def run_config(model: DictConfig, tp: int = 1) -> DictConfig:
 
 def build(cfg: DictConfig, seed: int = 1234) -> Any:
     """The unwrapped Megatron model of `cfg` on this rank (the world is set up on first use)."""
-    from nemotron.runtime import cpu_compat, distributed
-    from nemotron.runtime import model as model_lib
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.model import build as model_lib
+    from nemotron.runtime.train import distributed
 
     distributed.init(cfg)
     cpu_compat.seed_model_parallel(seed)
@@ -113,7 +114,8 @@ def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any], model
     (all ranks call this)."""
     from megatron.core.utils import unwrap_model
 
-    from nemotron.runtime import checkpoint, checkpoint_fit
+    from nemotron.runtime.checkpoint import fit as checkpoint_fit
+    from nemotron.runtime.checkpoint import store as checkpoint
 
     sd = {"model": model_sd if model_sd is not None else unwrap_model(model).sharded_state_dict()}
     return checkpoint.write_weights(sd, str(out_dir), IMPORT_STEP, {**meta, "layout": checkpoint_fit.layout(cfg)})
@@ -122,7 +124,7 @@ def save(cfg: DictConfig, model: Any, out_dir: Path, meta: Dict[str, Any], model
 def load(cfg: DictConfig, model: Any, ckpt: str) -> None:
     """Load the weights of checkpoint `ckpt` (a folder of iter_N, or one iter_N) into `model`."""
     from nemotron.common.checkpoint_index import pretrained_checkpoint
-    from nemotron.runtime import checkpoint
+    from nemotron.runtime.checkpoint import store as checkpoint
 
     checkpoint.load_weights(pretrained_checkpoint(ckpt, "."), cfg, model)
 

@@ -23,8 +23,9 @@ from nemotron.hf import megatron_side as ours
 
 def build_meta(cfg: Any) -> Any:
     """The unwrapped model of `cfg` on the meta device (sets up the world on first use)."""
-    from nemotron.runtime import cpu_compat, distributed
-    from nemotron.runtime.model import build_unwrapped_model, transformer_config
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.model.build import build_unwrapped_model, transformer_config
+    from nemotron.runtime.train import distributed
 
     distributed.init(cfg)
     cpu_compat.seed_model_parallel(1234)

@@ -1,7 +1,7 @@
 """Memory per GPU of a layout, per pipeline stage, and the worst stage.
 
 Weights, gradients and optimizer state follow Megatron-Core's DistributedDataParallel and optimizer
-as `nemotron.runtime.pretrain` configures them: gradients in fp32 buffers (`grad_reduce_in_fp32`);
+as `nemotron.runtime.train.optim` configures them: gradients in fp32 buffers (`grad_reduce_in_fp32`);
 on GPUs bf16 weights with fp32 master copies and two fp32 Adam moments (12 bytes a parameter), on
 CPU fp32 weights that are their own masters (8). The distributed optimizer shards that state over
 data parallelism (routed experts over the expert data-parallel group) and keeps weights and

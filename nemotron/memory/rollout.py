@@ -1,6 +1,6 @@
 """What a GRPO rollout holds on one rank besides the persistent weights, gradients and optimizer state.
 
-Generation (nemotron/runtime/generate.py) samples all of this rank's prompts of a step
+Generation (nemotron/runtime/model/generate.py) samples all of this rank's prompts of a step
 (train.global_batch_size / DP) rl.group_size times, `Layout.rollout_rows` sequences, through one
 Megatron `StaticInferenceContext`. Per sequence it keeps:
 

@@ -31,18 +31,12 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
     prestart(cfg)  # MLflow's imports and store overlap torch's and megatron's below
 
     from nemotron.common.checkpoint_index import PretrainedNotFound
-    from nemotron.runtime.preemption import SIGNALS, Preempted
     from nemotron.runtime.rewards import RewardError
-
-    if stage == "sft":
-        from nemotron.runtime.sft import run
-    elif stage == "dpo":
-        from nemotron.runtime.dpo import run
-    elif stage == "rl":
-        from nemotron.runtime.rl import run
-    else:
-        from nemotron.runtime.pretrain import run
+    from nemotron.runtime.stages.registry import stage_runner
+    from nemotron.runtime.train.preemption import SIGNALS, Preempted
     from nemotron.tracking.context import code_line
+
+    run = stage_runner(stage)
 
     line = code_line()
     if line and os.environ.get("RANK", "0") == "0":

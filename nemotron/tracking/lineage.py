@@ -18,7 +18,7 @@ from nemotron.common.stages import is_rl
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
 
 DPO_FORMAT = "nemotron-dpo-1"
-"""The manifest format of DPO preference data (nemotron.runtime.preference_prep.FORMAT)."""
+"""The manifest format of DPO preference data (nemotron.runtime.prep.preference.FORMAT)."""
 
 
 def _strings(node: Any) -> Iterator[str]:

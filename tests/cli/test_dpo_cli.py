@@ -39,7 +39,7 @@ def test_beta_zero_is_one_line_before_anything_starts(cli):
 
 def _pretrain(outputs: Path, cache: Path, uri: str) -> None:
     from nemotron.config.compose import compose_run
-    from nemotron.runtime import pretrain
+    from nemotron.runtime.stages import pretrain
 
     argv = [
         "+recipe=gpt/pretrain",

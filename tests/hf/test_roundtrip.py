@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from nemotron.hf import exporter, importer, verify
 from nemotron.hf import megatron_side as ours
-from nemotron.runtime import distributed
+from nemotron.runtime.train import distributed
 
 CASES = ["llama_tied", "llama_untied", "nemotron_h"]
 

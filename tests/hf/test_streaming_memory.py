@@ -11,7 +11,7 @@ from hf_support import llama_dir
 from memory_probe import layer_bytes, peak_above_start, wide_llama
 
 from nemotron.hf import exporter, importer
-from nemotron.runtime import distributed
+from nemotron.runtime.train import distributed
 
 LAYERS, HIDDEN, FFN, SHARD_MB = 12, 768, 3072, 50
 SLACK = 96 << 20

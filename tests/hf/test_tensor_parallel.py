@@ -13,7 +13,7 @@ from test_roundtrip import _tensors
 
 from nemotron.hf import exporter, verify
 from nemotron.hf import megatron_side as ours
-from nemotron.runtime import distributed
+from nemotron.runtime.train import distributed
 
 REPO = Path(__file__).resolve().parents[2]
 

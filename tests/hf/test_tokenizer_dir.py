@@ -42,8 +42,8 @@ def test_config_check_and_size_accept_a_tokenizer_directory(hf_tokenizer, tmp_pa
 
 def test_training_tokenizer_and_sft_template_come_from_the_directory(hf_tokenizer):
     from nemotron.common.tokenizer_files import tokenizer_json
-    from nemotron.runtime import chat
-    from nemotron.runtime.data import TokenizerAdapter
+    from nemotron.runtime.data.gpt import TokenizerAdapter
+    from nemotron.runtime.prep import chat
 
     adapter = TokenizerAdapter(str(hf_tokenizer))
     assert adapter.path == str(hf_tokenizer / "tokenizer.json") and adapter.eod == 1
@@ -52,7 +52,7 @@ def test_training_tokenizer_and_sft_template_come_from_the_directory(hf_tokenize
 
 
 def test_pretrain_prep_copies_tokenizer_and_its_chat_template(hf_tokenizer, tmp_path):
-    from nemotron.runtime import prep
+    from nemotron.runtime.prep import text as prep
 
     spec = prep.PrepSpec(sources=[], blend_file=tmp_path / "out" / "blend.json", tokenizer_path=str(hf_tokenizer))
     spec.out_dir.mkdir(parents=True)

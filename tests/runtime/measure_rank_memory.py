@@ -28,12 +28,16 @@ def _buffers(model):
 def main(config_path: str, out: str) -> None:
     from megatron.core import parallel_state as ps
 
-    from nemotron.runtime import distributed, pretrain
+    from nemotron.runtime.checkpoint.checkpointer import Checkpointer
+    from nemotron.runtime.stages import pretrain
+    from nemotron.runtime.train import distributed
+    from nemotron.runtime.train import step as train_step_module
+    from nemotron.runtime.train.setup import setup
 
     cfg = OmegaConf.load(config_path)
     info = distributed.init(cfg)
-    run = pretrain._setup(cfg, info, None, pretrain.PRETRAIN)
-    pretrain.train_step(run)
+    run = setup(cfg, info, pretrain.PretrainStage(), Checkpointer(cfg))
+    train_step_module.train_step(run)
     buffers = _buffers(run.model)
     record = {
         "stage": ps.get_pipeline_model_parallel_rank(),

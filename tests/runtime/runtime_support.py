@@ -50,7 +50,7 @@ def process_group():
     """A world-size-1 gloo group (Megatron's dataset builder needs one), destroyed afterwards."""
     import torch.distributed as dist
 
-    from nemotron.runtime import distributed
+    from nemotron.runtime.train import distributed
 
     created = distributed.init_process_group()
     yield

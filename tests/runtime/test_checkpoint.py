@@ -17,21 +17,24 @@ from dist_support import torchrun
 from omegaconf import OmegaConf
 from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
-from nemotron.runtime import checkpoint, pretrain
+from nemotron.runtime.stages import pretrain
+
+from nemotron.runtime.train import step as train_step_module
+from nemotron.runtime.checkpoint import store as checkpoint
 
 GPT = "gpt/pretrain"
 
 
 def _interrupt_at(monkeypatch, step: int) -> None:
     """Make the next run raise (like a killed job) when it reaches `step`."""
-    real = pretrain.train_step
+    real = train_step_module.train_step
 
     def train_step(run):
         if run.position.step + 1 == step:
             raise KeyboardInterrupt(f"simulated crash before step {step}")
         return real(run)
 
-    monkeypatch.setattr(pretrain, "train_step", train_step)
+    monkeypatch.setattr(train_step_module, "train_step", train_step)
 
 
 class _TrackerWithRunId:
@@ -176,7 +179,7 @@ _DRIVER = '''
 import json, sys
 import torch.distributed as dist
 from omegaconf import OmegaConf
-from nemotron.runtime import pretrain
+from nemotron.runtime.stages import pretrain
 
 if __name__ == "__main__":
     dist.init_process_group("gloo")  # shared by the runs below (each run leaves it in place)

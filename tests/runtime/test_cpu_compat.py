@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nemotron.runtime import cpu_compat, distributed
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.train import distributed
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU patches are off with CUDA")
 

@@ -1,4 +1,4 @@
-"""nemotron.runtime.data: the generated tiny dataset, the tokenizer adapter, datasets and batches."""
+"""nemotron.runtime.data.gpt: the generated tiny dataset, the tokenizer adapter, datasets and batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nemotron.config.schema import DataConfig
-from nemotron.runtime import data
+from nemotron.runtime.data import gpt as data
 from runtime_support import process_group, tiny_data_dir  # noqa: F401 - fixtures
 
 

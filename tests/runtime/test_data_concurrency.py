@@ -13,7 +13,7 @@ PREPARE = """
 import sys
 from omegaconf import OmegaConf
 from nemotron.config.schema import DataConfig
-from nemotron.runtime.data import prepare_tiny, tiny_blend_path
+from nemotron.runtime.data.gpt import prepare_tiny, tiny_blend_path
 cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"cache_dir": sys.argv[1], "num_documents": 400})
 if sys.argv[2] == "where":
     print(tiny_blend_path(cfg)); sys.exit()

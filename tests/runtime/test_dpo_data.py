@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemotron.runtime import chat, dpo_data, preference_prep, prep, prep_tokens
-from nemotron.runtime.preference_pairs import parse_pair
-from nemotron.runtime.sft_prep import SftPrepSpec
+from nemotron.runtime.data import dpo as dpo_data
+from nemotron.runtime.prep import chat
+from nemotron.runtime.prep import preference as preference_prep
+from nemotron.runtime.prep import text as prep
+from nemotron.runtime.prep import tokens as prep_tokens
+from nemotron.runtime.prep.pairs import parse_pair
+from nemotron.runtime.prep.sft import SftPrepSpec
 
 EOD = prep.EOD_TOKEN
 

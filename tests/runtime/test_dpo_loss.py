@@ -10,7 +10,7 @@ import pytest
 import runtime_support
 import torch
 
-from nemotron.runtime import dpo
+from nemotron.runtime.stages import dpo
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
@@ -38,7 +38,8 @@ def megatron_world():
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    from nemotron.runtime import cpu_compat, distributed
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.train import distributed
 
     distributed.init_process_group()
     parallel_state.initialize_model_parallel(1, 1)
@@ -51,8 +52,10 @@ def megatron_world():
 @pytest.fixture
 def pairs_and_models(run_config, megatron_world):
     """(cfg, one micro-batch of 2 pairs, policy, reference): two different random tiny GPTs."""
-    from nemotron.runtime import cpu_compat, data, dpo_data
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.data import dpo as dpo_data
+    from nemotron.runtime.data import gpt as data
+    from nemotron.runtime.model.build import build_model
 
     cfg = run_config("gpt/dpo", "train.micro_batch_size=2", "checkpoint.pretrained=null")
     tokenizer, train, _ = dpo_data.build_dpo_datasets(cfg, attention_mask=True)
@@ -72,11 +75,11 @@ def _answer_logps_by_hand(model, rows):
 
 def test_stage_loss_on_a_real_model_matches_the_hand_computation(pairs_and_models):
     _, batch, policy, reference = pairs_and_models
-    state = dpo._State(beta=0.3, label_smoothing=0.1, reference=reference)
-    output, loss_of = dpo.forward_step(state, iter([dict(batch)]), policy)
+    state = dpo.DPOStage(beta=0.3, label_smoothing=0.1, reference=reference)
+    output, loss_of = state.forward_step(iter([dict(batch)]), policy)
     loss, pairs, report = loss_of(output)
     with torch.no_grad():
-        rows = dpo._flatten_pairs({k: v for k, v in batch.items() if k != "segment_ids"})
+        rows = dpo.flatten_pairs({k: v for k, v in batch.items() if k != "segment_ids"})
         pol, ref = _answer_logps_by_hand(policy, rows), _answer_logps_by_hand(reference, rows)
     hand = [
         _hand_loss(*(float(t[i, j]) for t, j in ((pol, 0), (pol, 1), (ref, 0), (ref, 1))), 0.3, 0.1) for i in range(2)
@@ -90,7 +93,7 @@ def test_stage_loss_on_a_real_model_matches_the_hand_computation(pairs_and_model
 
 def _grad_norm_after_backward(state, batch, policy) -> float:
     policy.zero_grad(set_to_none=True)
-    output, loss_of = dpo.forward_step(state, iter([batch]), policy)
+    output, loss_of = state.forward_step(iter([batch]), policy)
     loss_of(output)[0].backward()
     grads = [p.grad.flatten() for p in policy.parameters() if p.grad is not None]
     return torch.cat(grads).abs().max().item() if grads else 0.0
@@ -98,7 +101,7 @@ def _grad_norm_after_backward(state, batch, policy) -> float:
 
 def test_chosen_equal_to_rejected_gives_zero_gradient(pairs_and_models):
     _, batch, policy, reference = pairs_and_models
-    state = dpo._State(beta=0.5, label_smoothing=0.0, reference=reference)
+    state = dpo.DPOStage(beta=0.5, label_smoothing=0.0, reference=reference)
     real = _grad_norm_after_backward(state, dict(batch), policy)
     same = {k: torch.stack([v[:, 0], v[:, 0]], dim=1) for k, v in batch.items()}
     tie = _grad_norm_after_backward(state, same, policy)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import runtime_support
 
-from nemotron.runtime import dpo, pretrain
+from nemotron.runtime.stages import dpo, pretrain
+from nemotron.runtime.train import step as train_step_module
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
@@ -65,7 +66,7 @@ def test_resumed_dpo_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
     ]
     straight = dpo.run(run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'a'}"))
     interrupted = run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=3")
-    real = pretrain.train_step
+    real = train_step_module.train_step
 
     def crash_at_step_5(run):
         if run.position.step + 1 == 5:
@@ -73,7 +74,7 @@ def test_resumed_dpo_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
         return real(run)
 
     with monkeypatch.context() as m:
-        m.setattr(pretrain, "train_step", crash_at_step_5)
+        m.setattr(train_step_module, "train_step", crash_at_step_5)
         with pytest.raises(KeyboardInterrupt):
             dpo.run(interrupted)
     resumed = dpo.run(interrupted)

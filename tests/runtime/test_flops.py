@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from nemotron.runtime import cpu_compat, distributed
-from nemotron.runtime.flops import device_peak_tflops, flops_per_token, mfu
-from nemotron.runtime.model import build_model
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.train import distributed
+from nemotron.runtime.train.flops import device_peak_tflops, flops_per_token, mfu
+from nemotron.runtime.model.build import build_model
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 VOCAB = 512
@@ -62,7 +63,7 @@ def test_peak_lookup_and_mfu():
 def test_progress_shows_tflops_and_mfu_only_when_flops_are_known():
     from types import SimpleNamespace
 
-    from nemotron.runtime.flops import perf_text
+    from nemotron.runtime.train.flops import perf_text
 
     info = SimpleNamespace(data_parallel_size=2)
     cpu_run = SimpleNamespace(flops_per_token=None, peak_tflops=None, info=info)

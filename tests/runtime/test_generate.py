@@ -9,7 +9,7 @@ import pytest
 import torch
 from runtime_support import resolved_run_config
 
-from nemotron.runtime.generate import SamplingSettings, generate, next_tokens
+from nemotron.runtime.model.generate import SamplingSettings, generate, next_tokens
 
 VOCAB = 300  # the tokenizer's; the model pads to 384
 
@@ -19,7 +19,8 @@ def world():
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    from nemotron.runtime import cpu_compat, distributed
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.train import distributed
 
     created = distributed.init_process_group()
     parallel_state.initialize_model_parallel(1, 1)
@@ -32,7 +33,7 @@ def world():
 
 def _model(world, tmp_path_factory, model: str):
     from nemotron.runtime import cpu_compat
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime.model.build import build_model
 
     cfg = resolved_run_config(
         ["+recipe=gpt/pretrain", f"model={model}", "tracker=none"], run_dir=tmp_path_factory.mktemp("gen")

@@ -14,7 +14,7 @@ import os
 import pytest
 import torch.distributed as dist
 
-from nemotron.runtime import pretrain
+from nemotron.runtime.stages import pretrain
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 UPDATE = os.environ.get("NEMOTRON_UPDATE_GOLDEN") == "1"

@@ -16,7 +16,12 @@ import pytest
 import torch
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
-from nemotron.runtime import grpo, pretrain, rewards, rl, rl_metrics, rl_step
+from nemotron.runtime import rewards
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.stages.rl import grpo
+from nemotron.runtime.stages.rl import metrics as rl_metrics
+from nemotron.runtime.stages.rl import stage as rl
+from nemotron.runtime.stages.rl import step as rl_step
 
 FAST = ["train.log_interval=1", "rl.max_new_tokens=4", "rl.group_size=4"]
 VARIED = "rl.rewards=[{_target_: nemotron.runtime.rewards.regex_match, pattern: '[aeiou]'}]"
@@ -111,15 +116,15 @@ def test_resumed_rl_repeats_the_uninterrupted_run(run_config, tmp_path, monkeypa
     straight_rewards = [m["reward_mean"] for m in spy["metrics"]]
     spy["metrics"].clear()
     interrupted = run_config("gpt/rl", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=3")
-    real = rl_step._rollouts
+    real = rl_step.rollouts
 
-    def crash_at_step_5(run):
+    def crash_at_step_5(run, stage):
         if run.position.step + 1 == 5:
             raise KeyboardInterrupt("simulated kill")
-        return real(run)
+        return real(run, stage)
 
     with monkeypatch.context() as m:
-        m.setattr(rl_step, "_rollouts", crash_at_step_5)
+        m.setattr(rl_step, "rollouts", crash_at_step_5)
         with pytest.raises(KeyboardInterrupt):
             rl.run(interrupted)
     spy["metrics"].clear()

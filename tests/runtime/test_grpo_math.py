@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nemotron.runtime import grpo, rewards, rl_data
+from nemotron.runtime import rewards
+from nemotron.runtime.data import rl as rl_data
+from nemotron.runtime.stages.rl import grpo
 
 
 def test_group_advantages_match_a_hand_computation():
@@ -103,7 +105,7 @@ def test_prompts_use_the_chat_template_and_overlong_ones_are_counted_and_skipped
 def tiny_tokenizer(tmp_path_factory):
     from runtime_support import _SHARED  # the session's tiny data, when another module made it
 
-    from nemotron.runtime import data
+    from nemotron.runtime.data import gpt as data
 
     root = _SHARED.get("data") or tmp_path_factory.mktemp("tiny_data")
     d = SimpleNamespace(

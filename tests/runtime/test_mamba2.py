@@ -1,4 +1,4 @@
-"""Tests for nemotron.runtime.mamba2, the pure-PyTorch Mamba-2 mixer used without mamba_ssm."""
+"""Tests for nemotron.runtime.model.mamba2, the pure-PyTorch Mamba-2 mixer used without mamba_ssm."""
 
 import os
 import socket
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nemotron.runtime import cpu_compat
-from nemotron.runtime.mamba2 import (
+from nemotron.runtime.model.mamba2 import (
     GatedRMSNorm,
     MambaMixerSubmodules,
     TorchMamba2Mixer,
@@ -178,7 +178,7 @@ def test_mixer_forward_returns_seq_batch_hidden_and_backprops(megatron_world, dt
 
 
 def test_cached_decoding_equals_the_full_forward(megatron_world):
-    from nemotron.runtime.inference_compat import advance, static_context
+    from nemotron.runtime.model.inference_compat import advance, static_context
 
     mixer = _mixer(megatron_world).eval()
     mixer.layer_number = 1
@@ -229,7 +229,7 @@ from megatron.core.process_groups_config import ProcessGroupCollection
 from megatron.core.transformer.transformer_config import TransformerConfig
 from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 from nemotron.runtime import cpu_compat
-from nemotron.runtime.mamba2 import MambaMixerSubmodules, TorchMamba2Mixer
+from nemotron.runtime.model.mamba2 import MambaMixerSubmodules, TorchMamba2Mixer
 
 def main(out_path, ckpt_dir):
     dist.init_process_group("gloo")

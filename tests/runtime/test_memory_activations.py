@@ -16,7 +16,10 @@ from torch.profiler import ProfilerActivity, profile
 
 from nemotron.memory.estimate import stage_activations
 from nemotron.memory.layout import layout_from_config
-from nemotron.runtime import cpu_compat, distributed, model, rl_step
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.model import build as model
+from nemotron.runtime.stages.rl import step as rl_step
+from nemotron.runtime.train import distributed
 
 TOLERANCE = 0.25
 CASES = {
@@ -86,7 +89,7 @@ def measured_grpo_peak(cfg) -> int:
         "ref_logp": torch.randn(rows, s),
     }
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        loss, _, _ = rl_step._loss_func(batch, cfg.rl, VOCAB, rl_step._logits(net, batch))
+        loss, _, _ = rl_step.loss_func(batch, cfg.rl, VOCAB, rl_step.policy_logits(net, batch))
         loss.backward()
     return _peak(prof)
 

@@ -14,7 +14,10 @@ from runtime_support import resolved_run_config
 
 from nemotron.memory.layout import layout_from_config
 from nemotron.memory.rollout import kv_cache_bytes, mamba_state_bytes
-from nemotron.runtime import cpu_compat, distributed, generate, inference_compat, model
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.model import build as model
+from nemotron.runtime.model import generate, inference_compat
+from nemotron.runtime.train import distributed
 
 CASES = {
     "gpt_rl": ["+recipe=gpt/rl"],

@@ -1,11 +1,12 @@
-"""nemotron.runtime.model: config translation and the errors a wrong model config gets."""
+"""nemotron.runtime.model.build: config translation and the errors a wrong model config gets."""
 
 from __future__ import annotations
 
 import pytest
 from omegaconf import OmegaConf
 
-from nemotron.runtime import model, pretrain
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.model import build as model
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 
@@ -81,7 +82,7 @@ def test_full_recompute_of_a_hybrid_is_refused_where_megatron_cannot(run_config)
 
 
 def test_mamba_mixer_is_the_pure_pytorch_one_without_mamba_ssm():
-    pytest.importorskip("nemotron.runtime.mamba2")
+    pytest.importorskip("nemotron.runtime.model.mamba2")
     assert model.mamba_mixer_class().__name__ == "TorchMamba2Mixer"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.runtime import pretrain
+from nemotron.runtime.stages import pretrain
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from nemotron.runtime import cpu_compat, distributed, model, param_counts
+from nemotron.runtime import cpu_compat
+from nemotron.runtime.train import distributed
+from nemotron.runtime.model import build as model
+from nemotron.runtime.model import param_counts
 from runtime_support import resolved_run_config
 
 TOKENIZER_VOCAB = 512

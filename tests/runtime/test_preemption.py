@@ -24,8 +24,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from nemotron.common import exit_codes
-from nemotron.runtime import checkpoint, pretrain
-from nemotron.runtime.preemption import Preempted, StopSignals, agreed_signal
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.checkpoint import store as checkpoint
+from nemotron.runtime.train.preemption import Preempted, StopSignals, agreed_signal
 from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""nemotron.runtime.prep: text/JSONL -> .bin/.idx shards in parallel, resume, blend files, the recipe."""
+"""nemotron.runtime.prep.text: text/JSONL -> .bin/.idx shards in parallel, resume, blend files, the recipe."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from nemotron.config.schema import DataConfig
 from nemotron.common import blend as blend_io
-from nemotron.runtime import data, prep
+from nemotron.runtime.data import gpt as data
+from nemotron.runtime.prep import text as prep
 from runtime_support import process_group  # noqa: F401 - fixture
 
 WEB_DOCS, NOTES_DOCS, DOCS_PER_SHARD = 250, 130, 100

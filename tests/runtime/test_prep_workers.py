@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.runtime import prep, prep_tokens, prep_workers
-from nemotron.runtime.text_sources import expand_sources, iter_documents, plan_shards, split_pieces
+from nemotron.runtime.prep import text as prep
+from nemotron.runtime.prep import tokens as prep_tokens
+from nemotron.runtime.prep import workers as prep_workers
+from nemotron.runtime.prep.sources import expand_sources, iter_documents, plan_shards, split_pieces
 
 DOCS, DOCS_PER_SHARD = 300, 120
 

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nemotron.runtime import checkpoint, pretrain, sft
+from nemotron.runtime.stages import pretrain
+
+from nemotron.runtime.train import step as train_step_module
+from nemotron.runtime.checkpoint import store as checkpoint
+from nemotron.runtime.stages import sft
 from nemotron.common.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
@@ -35,8 +39,11 @@ def _expected_first_loss(cfg, ck: Path) -> float:
     import torch.distributed as dist
     from megatron.core import dist_checkpointing, parallel_state
 
-    from nemotron.runtime import cpu_compat, data, distributed, sft_data
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.data import gpt as data
+    from nemotron.runtime.train import distributed
+    from nemotron.runtime.data import sft as sft_data
+    from nemotron.runtime.model.build import build_model
 
     distributed.init_process_group()
     parallel_state.initialize_model_parallel(1, 1)
@@ -52,7 +59,7 @@ def _expected_first_loss(cfg, ck: Path) -> float:
         total = count = 0.0
         with torch.no_grad():
             for _ in range(cfg.train.global_batch_size // cfg.train.micro_batch_size):
-                output, loss = sft.forward_step(batches, model)
+                output, loss = sft.SFTStage().forward_step(batches, model)
                 s, n, _ = loss(output)
                 total, count = total + float(s), count + float(n)
         return total / count
@@ -78,7 +85,7 @@ def test_resumed_sft_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
     straight = sft.run(run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'a'}"))
     interrupted = run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'b'}",
                              "checkpoint.save_interval=3")
-    real = pretrain.train_step
+    real = train_step_module.train_step
 
     def crash_at_step_5(run):
         if run.position.step + 1 == 5:
@@ -86,7 +93,7 @@ def test_resumed_sft_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
         return real(run)
 
     with monkeypatch.context() as m:
-        m.setattr(pretrain, "train_step", crash_at_step_5)
+        m.setattr(train_step_module, "train_step", crash_at_step_5)
         with pytest.raises(KeyboardInterrupt):
             sft.run(interrupted)
     resumed = sft.run(interrupted)

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from nemotron.runtime import cpu_compat, pretrain
-from nemotron.runtime.mamba2 import packed_samples
-from nemotron.runtime.model import build_model
-from nemotron.runtime.sft_data import block_causal_mask, pack_samples
+from nemotron.runtime import cpu_compat
+
+from nemotron.runtime.stages import pretrain
+
+from nemotron.runtime.train import step as train_step_module
+from nemotron.runtime.model.mamba2 import packed_samples
+from nemotron.runtime.model.build import build_model
+from nemotron.runtime.data.sft import block_causal_mask, pack_samples
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 VOCAB, SEQ = 512, 128
@@ -24,7 +28,7 @@ def megatron_world():
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    from nemotron.runtime import distributed
+    from nemotron.runtime.train import distributed
 
     created = distributed.init_process_group()
     parallel_state.initialize_model_parallel(1, 1)
@@ -120,7 +124,7 @@ def test_only_labels_inside_the_loss_mask_move_the_loss(megatron_world, run_conf
         with torch.no_grad():
             out = model(batch["tokens"], batch["position_ids"], batch["attention_mask"],
                         labels=labels)
-        total, count, _ = pretrain.loss_func(batch["loss_mask"], out)
+        total, count, _ = train_step_module.loss_func(batch["loss_mask"], out)
         return float(total / count)
 
     base = masked_loss(batch["labels"])

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemotron.runtime import chat, packing, sft_prep
-from nemotron.runtime.prep import EOD_TOKEN
-from nemotron.runtime.prep_tokens import train_bpe
+from nemotron.runtime.prep import chat
+from nemotron.runtime.prep import packing
+from nemotron.runtime.prep import sft as sft_prep
+from nemotron.runtime.prep.text import EOD_TOKEN
+from nemotron.runtime.prep.tokens import train_bpe
 
 
 @pytest.fixture(scope="module")

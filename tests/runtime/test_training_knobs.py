@@ -7,7 +7,7 @@ import json
 import pytest
 from megatron.core import tensor_parallel
 
-from nemotron.runtime import pretrain
+from nemotron.runtime.stages import pretrain
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 

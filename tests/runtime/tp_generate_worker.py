@@ -49,7 +49,7 @@ def build(overrides: list[str], tp: int, run_dir: Path):
     from megatron.core import parallel_state
 
     from nemotron.runtime import cpu_compat
-    from nemotron.runtime.model import build_model
+    from nemotron.runtime.model.build import build_model
 
     cfg = resolved_run_config(
         [
@@ -71,7 +71,7 @@ def build(overrides: list[str], tp: int, run_dir: Path):
 
 
 def sample_all(model) -> dict[str, list[list[int]]]:
-    from nemotron.runtime.generate import SamplingSettings, generate
+    from nemotron.runtime.model.generate import SamplingSettings, generate
 
     out = {}
     for name, how in SAMPLINGS.items():
@@ -85,7 +85,7 @@ def one_model(name: str, overrides: list[str], root: Path, measure=None) -> dict
     from megatron.core.utils import unwrap_model
 
     from nemotron.common.checkpoint_index import latest
-    from nemotron.runtime import checkpoint
+    from nemotron.runtime.checkpoint import store as checkpoint
 
     _, tp1 = build(overrides, 1, root / name)
     path = checkpoint.write_weights({"model": unwrap_model(tp1).sharded_state_dict()}, str(root / name / "ck"), 0, {})
@@ -103,7 +103,7 @@ def main(out_dir: str, measure=None) -> None:
     """Run every model of MODELS through one_model on this rank; write OUT_DIR/rank<r>.json."""
     import torch.distributed as dist
 
-    from nemotron.runtime import distributed
+    from nemotron.runtime.train import distributed
 
     torch.set_num_threads(1)
     distributed.init_process_group()

@@ -66,12 +66,12 @@ def grad_norm(model) -> float:
 
 
 def loss_and_grad(model, data: dict, logp_fn) -> tuple[float, float]:
-    from nemotron.runtime import rl_step
+    from nemotron.runtime.stages.rl import step as rl_step
 
     model.zero_grad(set_to_none=True)
     real, rl_step.token_logp = rl_step.token_logp, logp_fn
     try:
-        loss, _, _ = rl_step._loss_func(data, RL, VOCAB, rl_step._logits(model, data))
+        loss, _, _ = rl_step.loss_func(data, RL, VOCAB, rl_step.policy_logits(model, data))
     finally:
         rl_step.token_logp = real
     loss.backward()
@@ -79,14 +79,14 @@ def loss_and_grad(model, data: dict, logp_fn) -> tuple[float, float]:
 
 
 def measure(model) -> dict[str, list]:
-    from nemotron.runtime import rl_step
+    from nemotron.runtime.stages.rl import step as rl_step
 
     data = batch()
     noise = data.pop("noise")
     frozen = rl_step.frozen_logp(model, data, VOCAB, RL.temperature)
     data.update(old_logp=frozen + noise[0], ref_logp=frozen + noise[1])
     with torch.no_grad():
-        shard = rl_step._logits(model, data)
+        shard = rl_step.policy_logits(model, data)
         logp, entropy = rl_step.token_logp(shard, data["labels"], VOCAB, RL.temperature)
         full = model(data["tokens"], data["position_ids"], rl_step.causal_mask(SEQ, None), runtime_gather_output=True)
         old_logp, old_entropy = gathered_logp(full, data["labels"], VOCAB, RL.temperature)

@@ -21,7 +21,7 @@ LONG = "x" * 7000
 
 
 def _train(cfg):
-    from nemotron.runtime.pretrain import run
+    from nemotron.runtime.stages.pretrain import run
 
     return run(cfg)
 
@@ -147,7 +147,7 @@ class Outage:
 
 
 def test_server_lost_and_back_mid_run_loses_nothing(tracked_config, mlflow_server, client, monkeypatch, capfd):
-    import nemotron.runtime.pretrain as pretrain
+    import nemotron.runtime.stages.pretrain as pretrain
     from nemotron.tracking import open_tracker
 
     monkeypatch.setattr(pretrain, "open_tracker", lambda cfg, rank: Outage(open_tracker(cfg, rank),

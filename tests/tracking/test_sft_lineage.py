@@ -23,7 +23,8 @@ def _config(root: Path, data_dir: Path, recipe: str, run: str, *overrides: str):
 
 
 def test_sft_run_records_its_data_and_pretrained_checkpoint(mlflow_server, client, data_dir, tmp_path):
-    from nemotron.runtime import pretrain, sft
+    from nemotron.runtime.stages import pretrain
+    from nemotron.runtime.stages import sft
 
     uri = [f"tracker.uri={mlflow_server.uri}", "tracker.experiment=sft-lineage"]
     pre = _config(tmp_path, data_dir, "gpt/pretrain", "r1", *uri)

@@ -7,7 +7,7 @@ writes it resolved and starts this script, which needs only the `data` section; 
 
 Defaults: ./config/default.yaml (data=prepared: shards and blend.json under data.cache_dir). Train on
 the result with `python -m nemotron.train +recipe=gpt/pretrain data=prepared`. The work:
-nemotron.runtime.prep.prepare (formats and resume rules in its docstring).
+nemotron.runtime.prep.text.prepare (formats and resume rules in its docstring).
 With `data.generate_tiny=true` and no `data.sources` the embedded corpus is written beside the output
 and prepared (a pipeline's data stage, conf/pipeline/).
 """
@@ -46,13 +46,13 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
-    from nemotron.runtime.prep import PrepSpec, prepare
+    from nemotron.runtime.prep.text import PrepSpec, prepare
 
     d = OmegaConf.load(args.config).data
     try:
         spec = PrepSpec.from_data_config(d)
         if not spec.sources and d.generate_tiny:  # the embedded corpus, written beside the blend file
-            from nemotron.runtime.data import write_tiny_corpus
+            from nemotron.runtime.data.gpt import write_tiny_corpus
 
             spec = replace(spec, sources=[str(write_tiny_corpus(d, spec.out_dir))])
         prepare(spec)

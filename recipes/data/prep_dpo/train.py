@@ -8,8 +8,8 @@ this script, which reads the `data` section and `model.seq_length` (the row leng
 
 Defaults: ./config/default.yaml (data=dpo_prepared: samples, report.json and dpo.json under
 data.cache_dir). Align on the result with `python -m nemotron.train +recipe=gpt/dpo
-data=dpo_prepared`. The work: nemotron.runtime.preference_prep.prepare_dpo (line formats in
-nemotron.runtime.preference_pairs; templates in nemotron.runtime.chat).
+data=dpo_prepared`. The work: nemotron.runtime.prep.preference.prepare_dpo (line formats in
+nemotron.runtime.prep.pairs; templates in nemotron.runtime.prep.chat).
 """
 # /// script
 # requires-python = ">=3.11"
@@ -45,8 +45,8 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
-    from nemotron.runtime.preference_prep import prepare_dpo
-    from nemotron.runtime.sft_prep import SftPrepSpec
+    from nemotron.runtime.prep.preference import prepare_dpo
+    from nemotron.runtime.prep.sft import SftPrepSpec
 
     try:
         prepare_dpo(SftPrepSpec.from_config(OmegaConf.load(args.config)))

@@ -8,8 +8,8 @@ this script, which reads the `data` section and `model.seq_length` (the bin size
 
 Defaults: ./config/default.yaml (data=sft_prepared: samples, report.json and sft.json under
 data.cache_dir). Fine-tune on the result with `python -m nemotron.train +recipe=gpt/sft
-data=sft_prepared`. The work: nemotron.runtime.sft_prep.prepare_sft (formats and resume rules in
-its docstring; templates in nemotron.runtime.chat).
+data=sft_prepared`. The work: nemotron.runtime.prep.sft.prepare_sft (formats and resume rules in
+its docstring; templates in nemotron.runtime.prep.chat).
 With `data.generate_tiny=true` and no `data.sources` the embedded chats is written beside the output
 and prepared (a pipeline's data stage, conf/pipeline/).
 """
@@ -48,13 +48,13 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
-    from nemotron.runtime.sft_prep import SftPrepSpec, prepare_sft
+    from nemotron.runtime.prep.sft import SftPrepSpec, prepare_sft
 
     cfg = OmegaConf.load(args.config)
     try:
         spec = SftPrepSpec.from_config(cfg)
         if not spec.sources and cfg.data.generate_tiny:  # the embedded chats, written beside the manifest
-            from nemotron.runtime.sft_data import write_tiny_chats
+            from nemotron.runtime.data.sft import write_tiny_chats
 
             spec = replace(spec, sources=[str(write_tiny_chats(cfg.data, spec.out_dir))])
         prepare_sft(spec)

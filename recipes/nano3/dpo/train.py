@@ -7,7 +7,7 @@ and starts this script; by hand, with a resolved config file:
 
 Defaults: ./config/default.yaml (model=nano3_tiny, data=dpo_tiny, policy and frozen reference from the
 newest local nano3/sft checkpoint, else nano3/pretrain; dpo.beta=0.5). The loop:
-nemotron.runtime.dpo.run (the pretraining loop with preference pairs, the sigmoid DPO loss and a
+nemotron.runtime.stages.dpo.run (the pretraining loop with preference pairs, the sigmoid DPO loss and a
 frozen reference model).
 """
 # /// script

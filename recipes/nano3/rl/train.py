@@ -7,7 +7,7 @@ and starts this script; by hand, with a resolved config file:
 
 Defaults: ./config/default.yaml (model=nano3_tiny, the embedded synthetic arithmetic task, rewards
 numeric_answer + a format regex, weights from the newest local nano3/sft checkpoint, random weights
-with a warning when there is none yet). The loop: nemotron.runtime.rl.run (the pretraining loop
+with a warning when there is none yet). The loop: nemotron.runtime.stages.rl.stage.run (the pretraining loop
 with a rollout-and-update step: sampling with a KV cache, group-normalized advantages, clipped
 policy loss and KL to the frozen reference). The reference cookbook runs this stage with NeMo-RL on
 Ray; here it is torchrun like the other stages (docs/rl.md).

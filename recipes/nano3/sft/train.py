@@ -6,7 +6,7 @@ and starts this script; by hand, with a resolved config file:
     python recipes/nano3/sft/train.py --config resolved.yaml
 
 Defaults: ./config/default.yaml (model=nano3_tiny, data=sft_tiny, weights from the newest local
-nano3/pretrain checkpoint). The loop: nemotron.runtime.sft.run (the pretraining loop with packed
+nano3/pretrain checkpoint). The loop: nemotron.runtime.stages.sft.run (the pretraining loop with packed
 chat data, the assistant-token loss and pretrained weights).
 """
 # /// script
