@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from nemotron.runtime.prep import text as prep
+from nemotron.runtime.prep import text_shard
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep import workers as prep_workers
 from nemotron.runtime.data.gpt import generate_corpus
@@ -98,7 +99,7 @@ def prep_once(source: str, out: str, tokenizer_path: str, workers: int, docs_per
     """In a fresh process: one timed prep; prints its figures as JSON (RSS in MB)."""
     spec = prep.PrepSpec(sources=[source], blend_file=Path(out) / "blend.json", tokenizer_path=tokenizer_path,
                          num_workers=workers, docs_per_shard=docs_per_shard)
-    prep._megatron_builder()  # a one-off import cost per prep process, not throughput
+    text_shard.megatron_builder()  # a one-off import cost per prep process, not throughput
     lines: list[str] = []
     began, cpu = time.perf_counter(), cpu_seconds()
     tokens = prep.prepare(spec, log=lines.append).encoded_tokens

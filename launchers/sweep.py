@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from nemotron.cli.errors import TrainingFailed, explain, require_recipe
 from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_multirun_yaml, scrubbed_log
-from nemotron.cli.sweep_hooks import members_checked, sweep_refused
+from nemotron.common.sweep_hooks import members_checked, sweep_refused
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.dump import config_yaml
 from nemotron.config.parse_cache import cached_parsing

@@ -54,7 +54,7 @@ def _warn(text: str) -> None:
     warnings.warn(text, CheckpointWarning, stacklevel=3)
 
 
-def _files(path: Path) -> Dict[str, int]:
+def checkpoint_files(path: Path) -> Dict[str, int]:
     """Relative path -> size of every file under `path` except the marker."""
     return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*"))
             if p.is_file() and p.name != MARKER}

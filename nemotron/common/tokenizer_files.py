@@ -9,6 +9,8 @@ from typing import Any
 
 TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
+EOD_TOKEN = "<|endoftext|>"
+"""The default end-of-document token (`data.eod_token`) of tokenizers data prep trains."""
 
 
 def tokenizer_json(path: Any) -> str:

@@ -65,7 +65,7 @@ def full_shape(param: torch.Tensor) -> torch.Size:
     """A parameter's shape before tensor-parallel sharding."""
     shape = list(param.shape)
     if getattr(param, "tensor_model_parallel", False):
-        shape[getattr(param, "partition_dim", 0)] *= ours._tp()[0]
+        shape[getattr(param, "partition_dim", 0)] *= ours.tp_layout()[0]
     return torch.Size(shape)
 
 

@@ -69,7 +69,7 @@ def build(cfg: DictConfig, seed: int = 1234) -> Any:
     return model
 
 
-def _tp() -> tuple:
+def tp_layout() -> tuple:
     from megatron.core import parallel_state
 
     return (parallel_state.get_tensor_model_parallel_world_size(), parallel_state.get_tensor_model_parallel_rank())
@@ -80,7 +80,7 @@ def shard(key: str, full: torch.Tensor, local_shape: torch.Size, parts: Optional
     and up, Mamba's in_proj z/x/B/C/dt) is split part by part, as Megatron shards it."""
     if tuple(full.shape) == tuple(local_shape):
         return full
-    size, rank = _tp()
+    size, rank = tp_layout()
     dims = [d for d, (a, b) in enumerate(zip(full.shape, local_shape, strict=True)) if a != b]
     if len(dims) != 1 or full.shape[dims[0]] != local_shape[dims[0]] * size:
         raise HFInputError(
@@ -150,6 +150,6 @@ def logits(model: Any, tokens: torch.Tensor) -> torch.Tensor:
 def _gather_vocab(out: torch.Tensor) -> torch.Tensor:
     from megatron.core import tensor_parallel
 
-    if _tp()[0] == 1:
+    if tp_layout()[0] == 1:
         return out
     return tensor_parallel.gather_from_tensor_model_parallel_region(out)

@@ -107,9 +107,9 @@ def final_metric(client: Any, run_id: str) -> Optional[str]:
 
 def graph_png(stages: List[Dict[str, Any]], out: Path, title: str) -> Path:
     """Stages as boxes left to right (their state's colour, final metric), arrows producer -> consumer."""
-    from nemotron.tracking.plots import _pyplot
+    from nemotron.tracking.plots import load_pyplot
 
-    plt = _pyplot()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 2.4 * len(stages)), 3), dpi=100)
     x = {s["stage"]: i * 2.4 for i, s in enumerate(stages)}
     for stage in stages:

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 Series = List[Tuple[int, float]]
 
 
-def _pyplot():
+def load_pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -19,7 +19,7 @@ def _pyplot():
 
 def warm() -> None:
     """Import pyplot and draw one empty figure (fonts, the Agg canvas): a second or more, paid ahead."""
-    plt = _pyplot()
+    plt = load_pyplot()
     fig, _ = plt.subplots(figsize=(1, 1), dpi=10)
     fig.canvas.draw()
     plt.close(fig)
@@ -29,7 +29,7 @@ def loss_curve(loss: Series, out: Path, title: str, val_loss: Optional[Series] =
     """Training loss (and validation loss as markers) against step, saved to `out`; None without data."""
     if not loss and not val_loss:
         return None
-    plt = _pyplot()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if loss:
         ax.plot(*zip(*loss), label="loss", linewidth=1.2)
@@ -50,7 +50,7 @@ def compare_curves(curves: Dict[str, Series], out: Path, title: str, metric: str
     curves = {name: series for name, series in curves.items() if series}
     if not curves:
         return None
-    plt = _pyplot()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for name, series in curves.items():
         ax.plot(*zip(*series), label=name, linewidth=1.2)

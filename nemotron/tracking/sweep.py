@@ -7,7 +7,7 @@ which happens only for `-m` with `tracker=mlflow`. It implements the interface o
 so `nemotron/tracking` stays free of compose-side imports (tests/test_layering.py).
 
 - `on_multirun_start`: plans the parent run; once the launcher has checked every member
-  (nemotron/cli/sweep_hooks.py: a refused sweep records nothing) it is created (params `sweep.<key>` =
+  (nemotron/common/sweep_hooks.py: a refused sweep records nothing) it is created (params `sweep.<key>` =
   the swept values, tag `nemotron.sweep.overrides`, artifact `sweep.yaml`) and its id exported in
   $NEMOTRON_MLFLOW_PARENT_RUN_ID, which every member's training process inherits; the member's
   tracker sets `mlflow.parentRunId` from it.
@@ -24,7 +24,7 @@ import os
 import sys
 from typing import Any, List, Optional, Tuple
 
-from nemotron.cli.sweep_hooks import defer
+from nemotron.common.sweep_hooks import defer
 from nemotron.tracking import settings
 
 SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")

@@ -46,7 +46,7 @@ def cached_bytes(cfg, rows: int) -> int:
     context = inference_compat.static_context(rows, cfg.model.seq_length)
     prompts = torch.randint(0, 500, (rows, 5))
     with torch.no_grad(), inference_compat.generation_mode():
-        generate._forward(net, prompts, 0, context)
+        generate.forward_logits(net, prompts, 0, context)
     tensors = [t for cached in context.key_value_memory_dict.values() for t in cached]
     return sum(t.numel() * t.element_size() for t in tensors)
 

@@ -74,7 +74,7 @@ def test_recompute_maps_to_megatron_granularity(run_config, recompute, granulari
 
 
 def test_full_recompute_of_a_hybrid_is_refused_where_megatron_cannot(run_config):
-    stack = model._hybrid_classes()[1]
+    stack = model.hybrid_classes()[1]
     if hasattr(stack, "_checkpointed_forward"):
         pytest.skip(f"{stack.__name__} recomputes whole layers in this megatron-core")
     with pytest.raises(ValueError, match="train.recompute=full: .* use train.recompute=selective"):

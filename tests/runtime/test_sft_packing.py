@@ -11,7 +11,6 @@ import torch
 
 from nemotron.runtime import cpu_compat
 
-from nemotron.runtime.stages import pretrain
 
 from nemotron.runtime.train import step as train_step_module
 from nemotron.runtime.model.mamba2 import packed_samples

@@ -53,7 +53,7 @@ import torch.distributed as dist
 from nemotron.runtime import cpu_compat
 from nemotron.runtime.checkpoint import fit as checkpoint_fit
 from nemotron.common.checkpoint_index import (
-    FORMAT, MARKER, CheckpointError, CheckpointTimeoutError, CheckpointWarning, Found, _files,
+    FORMAT, MARKER, CheckpointError, CheckpointTimeoutError, CheckpointWarning, Found, checkpoint_files,
     complete_checkpoints, iter_dir, latest, latest_run_id,
 )
 
@@ -268,7 +268,7 @@ def _write(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Pa
     with _in_process_results():
         dist_checkpointing.save(sd, str(tmp), sharded_strategy=_save_strategy())  # + barrier
     if _rank() == 0:
-        meta = {**meta, "files": _files(tmp)}
+        meta = {**meta, "files": checkpoint_files(tmp)}
         with open(tmp / MARKER, "w") as f:
             json.dump(meta, f, indent=1)
             f.flush()

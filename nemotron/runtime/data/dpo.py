@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from nemotron.common.atomic_files import write_atomic
 from nemotron.runtime.data import gpt as data
 from nemotron.runtime.data import sft as sft_data
 from nemotron.runtime.prep import preference as preference_prep
@@ -44,7 +45,7 @@ def _pair(rng: random.Random, grammar: Any, topic: str) -> Tuple[str, str, str]:
     if roll < 0.35:
         return f"Repeat this sentence: {sentence}", sentence, other
     if roll < 0.6:
-        wrong = _other(rng, sorted(data._TOPICS), topic)
+        wrong = _other(rng, sorted(data.TOPICS), topic)
         return f"What is this sentence about? {sentence}", f"It is about the {topic}.", f"It is about the {wrong}."
     if roll < 0.8:
         wrong = _other(rng, words[1:] + other.rstrip(".").split(), words[0])
@@ -58,8 +59,8 @@ def generate_pairs(num: int, seed: int) -> List[Dict[str, str]]:
     rng = random.Random(seed)
     pairs = []
     for _ in range(num):
-        topic = rng.choice(sorted(data._TOPICS))
-        question, right, wrong = _pair(rng, data._Grammar(rng, topic), topic)
+        topic = rng.choice(sorted(data.TOPICS))
+        question, right, wrong = _pair(rng, data.Grammar(rng, topic), topic)
         pairs.append({"prompt": question, "chosen": right, "rejected": wrong})
     return pairs
 
@@ -69,19 +70,19 @@ def tiny_manifest_path(cfg: Any) -> Path:
     d = cfg.data
     key = (
         f"v{DPO_CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-        f"-l{cfg.model.seq_length}-{sft_data._overlong(d)}"
+        f"-l{cfg.model.seq_length}-{sft_data.overlong_mode(d)}"
     )
     return Path(d.cache_dir) / f"dpo-tiny-{key}" / "dpo.json"
 
 
 def _generate_tiny(cfg: Any) -> None:
     d, path = cfg.data, tiny_manifest_path(cfg)
-    blend = data.prepare_tiny(sft_data._pretrain_tiny(d))
+    blend = data.prepare_tiny(sft_data.pretrain_tiny(d))
     corpus = path.parent / "pairs.jsonl"
     if not corpus.is_file():
         corpus.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(p) + "\n" for p in generate_pairs(d.num_documents, d.seed)]
-        data.prep.write_atomic(corpus, "".join(lines).encode())
+        write_atomic(corpus, "".join(lines).encode())
     spec = sft_prep.SftPrepSpec(
         sources=[str(corpus)],
         packed_file=path,
@@ -89,7 +90,7 @@ def _generate_tiny(cfg: Any) -> None:
         seq_length=int(cfg.model.seq_length),
         chat_template=d.chat_template,
         eod_token=d.eod_token,
-        overlong=sft_data._overlong(d),
+        overlong=sft_data.overlong_mode(d),
         split=str(d.split),
         seed=int(d.seed),
         num_workers=1,

@@ -22,14 +22,13 @@ import torch
 
 from nemotron.common import blend as blend_file
 from nemotron.common.blend import CORPUS_VERSION, tiny_blend_path  # noqa: F401 - part of this module's API
-from nemotron.runtime.prep import text as prep
-from nemotron.runtime.prep.text import EOD_TOKEN
-from nemotron.common.tokenizer_files import tokenizer_json
+from nemotron.common.atomic_files import write_atomic
+from nemotron.common.tokenizer_files import EOD_TOKEN, tokenizer_json
 
 
 # ---- the embedded corpus: a small grammar, so a tiny model has structure to learn ----------------
 
-_TOPICS = {
+TOPICS = {
     "farm": ("cow horse hen goat farmer barn field fence tractor pig", "muddy green old quiet"),
     "city": ("bus taxi shop street tower bridge driver market train cafe", "busy loud tall grey"),
     "sea": ("ship boat fish wave sailor harbor island gull shell storm", "blue deep salty calm"),
@@ -42,12 +41,12 @@ _ADVERBS = "slowly quickly happily quietly early late".split()
 _PREPS = "near behind under beside across".split()
 
 
-class _Grammar:
+class Grammar:
     """Sentences about one topic; the topic fixes nouns and adjectives for a whole document."""
 
     def __init__(self, rng: random.Random, topic: str) -> None:
         self.rng = rng
-        nouns, adjectives = _TOPICS[topic]
+        nouns, adjectives = TOPICS[topic]
         self.nouns, self.adjectives = nouns.split(), adjectives.split()
 
     def noun_phrase(self) -> str:
@@ -73,8 +72,8 @@ def generate_corpus(num_documents: int, seed: int) -> List[str]:
     rng = random.Random(seed)
     documents = []
     for _ in range(num_documents):
-        topic = rng.choice(sorted(_TOPICS))
-        grammar = _Grammar(rng, topic)
+        topic = rng.choice(sorted(TOPICS))
+        grammar = Grammar(rng, topic)
         sentences = [grammar.sentence() for _ in range(rng.randint(3, 8))]
         documents.append(f"About the {topic}. " + " ".join(sentences))
     return documents
@@ -122,6 +121,8 @@ def tiny_is_complete(data_cfg: Any) -> bool:
 
 
 def _generate_tiny(data_cfg: Any) -> None:
+    from nemotron.runtime.prep import text as prep  # offline prep code, needed only the first time
+
     path = tiny_blend_path(data_cfg)
     corpus = write_tiny_corpus(data_cfg, path.parent)
     spec = prep.PrepSpec(sources=[str(corpus)], blend_file=path, vocab_size=data_cfg.tokenizer_vocab_size,
@@ -137,12 +138,12 @@ def write_tiny_corpus(data_cfg: Any, out_dir: Path) -> Path:
     if not corpus.is_file():
         corpus.parent.mkdir(parents=True, exist_ok=True)
         documents = generate_corpus(data_cfg.num_documents, data_cfg.seed)
-        prep.write_atomic(corpus, "".join(d + "\n" for d in documents).encode())
+        write_atomic(corpus, "".join(d + "\n" for d in documents).encode())
     return corpus
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive file lock: jobs sharing one data cache prepare it one at a time."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
@@ -159,7 +160,7 @@ def prepare_tiny(data_cfg: Any) -> Path:
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0 and not tiny_is_complete(data_cfg):
-        with _exclusive(tiny_blend_path(data_cfg).parent / ".prepare.lock"):
+        with exclusive_lock(tiny_blend_path(data_cfg).parent / ".prepare.lock"):
             if not tiny_is_complete(data_cfg):  # another job may have finished it while we waited
                 _generate_tiny(data_cfg)
     if dist.is_initialized():

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from nemotron.common.atomic_files import write_atomic
 from nemotron.runtime.data import gpt as data
 from nemotron.runtime.prep import sft as sft_prep
 
@@ -52,8 +53,8 @@ def generate_conversations(num: int, seed: int) -> List[Dict[str, Any]]:
     rng = random.Random(seed)
     chats = []
     for _ in range(num):
-        topic = rng.choice(sorted(data._TOPICS))
-        grammar = data._Grammar(rng, topic)
+        topic = rng.choice(sorted(data.TOPICS))
+        grammar = data.Grammar(rng, topic)
         messages = []
         if rng.random() < 0.3:
             messages.append({"role": "system", "content": "You answer briefly."})
@@ -65,14 +66,14 @@ def generate_conversations(num: int, seed: int) -> List[Dict[str, Any]]:
     return chats
 
 
-def _pretrain_tiny(d: Any) -> SimpleNamespace:
+def pretrain_tiny(d: Any) -> SimpleNamespace:
     """The data=tiny config beside this cache (same paths.cache_dir), for its tokenizer."""
     return SimpleNamespace(cache_dir=str(Path(d.cache_dir).parent / "tiny"),
                            num_documents=_PRETRAIN_TINY_DOCUMENTS, seed=1234,
                            tokenizer_vocab_size=d.tokenizer_vocab_size, eod_token=d.eod_token)
 
 
-def _overlong(d: Any) -> str:
+def overlong_mode(d: Any) -> str:
     return str(getattr(d.overlong, "value", d.overlong))
 
 
@@ -80,18 +81,18 @@ def tiny_manifest_path(cfg: Any) -> Path:
     """The manifest of the generated chats for `cfg` (corpus and samples beside it)."""
     d = cfg.data
     key = (f"v{SFT_CORPUS_VERSION}-n{d.num_documents}-t{d.tokenizer_vocab_size}-s{d.seed}"
-           f"-l{cfg.model.seq_length}-{_overlong(d)}")
+           f"-l{cfg.model.seq_length}-{overlong_mode(d)}")
     return Path(d.cache_dir) / f"sft-tiny-{key}" / "sft.json"
 
 
 def _generate_tiny(cfg: Any) -> None:
     d, path = cfg.data, tiny_manifest_path(cfg)
-    blend = data.prepare_tiny(_pretrain_tiny(d))
+    blend = data.prepare_tiny(pretrain_tiny(d))
     corpus = write_tiny_chats(d, path.parent)
     spec = sft_prep.SftPrepSpec(
         sources=[str(corpus)], packed_file=path, tokenizer_path=str(blend.parent / "tokenizer.json"),
         seq_length=int(cfg.model.seq_length), chat_template=d.chat_template, eod_token=d.eod_token,
-        overlong=_overlong(d), split=str(d.split), seed=int(d.seed), num_workers=1,
+        overlong=overlong_mode(d), split=str(d.split), seed=int(d.seed), num_workers=1,
         docs_per_shard=max(1, int(d.num_documents)))
     sft_prep.prepare_sft(spec, log=lambda line: None)
 
@@ -103,7 +104,7 @@ def write_tiny_chats(data_cfg: Any, out_dir: Path) -> Path:
     if not corpus.is_file():
         corpus.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(c) + "\n" for c in generate_conversations(data_cfg.num_documents, data_cfg.seed)]
-        data.prep.write_atomic(corpus, "".join(lines).encode())
+        write_atomic(corpus, "".join(lines).encode())
     return corpus
 
 
@@ -113,7 +114,7 @@ def prepare_once(path: Path, generate: Callable[[], None]) -> Path:
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0 and not path.is_file():
-        with data._exclusive(path.parent.parent / f".{path.parent.name}.lock"):
+        with data.exclusive_lock(path.parent.parent / f".{path.parent.name}.lock"):
             if not path.is_file():
                 generate()
     if dist.is_initialized():

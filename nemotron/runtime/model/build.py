@@ -122,7 +122,7 @@ def _check_router_and_recompute(cfg: Any) -> None:
         raise ValueError("model.moe_router_enable_expert_bias=true needs "
                          "model.moe_router_score_function=sigmoid (Megatron supports no other)")
     if _str(cfg.train.recompute) == "full" and _str(m.arch) == "hybrid":
-        stack = _hybrid_classes()[1]
+        stack = hybrid_classes()[1]
         if not hasattr(stack, "_checkpointed_forward"):
             raise ValueError(
                 f"train.recompute=full: Megatron-Core's hybrid stack ({stack.__name__}) in this "
@@ -230,7 +230,7 @@ def mamba_mixer_class() -> type:
     return TorchMamba2Mixer
 
 
-def _hybrid_classes() -> Tuple[type, type, type]:
+def hybrid_classes() -> Tuple[type, type, type]:
     """(model class, stack class, stack submodules class) under 0.19 or 0.16 names."""
     try:
         from megatron.core.models.hybrid.hybrid_block import HybridStack, HybridStackSubmodules
@@ -271,7 +271,7 @@ def local_hybrid_stack_spec(cfg: Any) -> Any:
     from megatron.core.transformer.transformer_layer import (
         MoETransformerLayer, TransformerLayer, TransformerLayerSubmodules)
 
-    _, stack, stack_submodules = _hybrid_classes()
+    _, stack, stack_submodules = hybrid_classes()
     dense = specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization)).submodules
     # Key maps: checkpoints match the TE spec, whose linear layers hold the fused pre-norms.
     attention = TransformerLayerSubmodules(
@@ -329,7 +329,7 @@ def hybrid_stack_spec(cfg: Any) -> Any:
 
 def _build_hybrid(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool) -> Any:
     m = cfg.model
-    model_cls = _hybrid_classes()[0]
+    model_cls = hybrid_classes()[0]
     params = inspect.signature(model_cls.__init__).parameters
     spec_key = "hybrid_stack_spec" if "hybrid_stack_spec" in params else "mamba_stack_spec"
     pattern_key = ("hybrid_layer_pattern" if "hybrid_layer_pattern" in params

@@ -49,7 +49,7 @@ def next_tokens(logits: torch.Tensor, s: SamplingSettings, generator: torch.Gene
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 
-def _forward(model: Any, tokens: torch.Tensor, start: int, context: Optional[Any]) -> torch.Tensor:
+def forward_logits(model: Any, tokens: torch.Tensor, start: int, context: Optional[Any]) -> torch.Tensor:
     """Logits [b, V] of the last position of `tokens` [b, l] (positions from `start`)."""
     positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
     positions = positions[None].expand_as(tokens)
@@ -73,7 +73,7 @@ def _sample_batch(model: Any, prompts: torch.Tensor, s: SamplingSettings, genera
     context = inference_compat.static_context(b, length + s.max_new_tokens) if s.use_cache else None
     done = torch.zeros(b, dtype=torch.bool, device=prompts.device)
     seq, out = prompts, []
-    logits = _forward(model, prompts, 0, context)
+    logits = forward_logits(model, prompts, 0, context)
     for step in range(s.max_new_tokens):
         token = next_tokens(logits, s, generator).masked_fill(done, s.eos)
         out.append(token)
@@ -82,10 +82,10 @@ def _sample_batch(model: Any, prompts: torch.Tensor, s: SamplingSettings, genera
             break
         seq = torch.cat([seq, token[:, None]], dim=1)
         if context is None:
-            logits = _forward(model, seq, 0, None)
+            logits = forward_logits(model, seq, 0, None)
         else:
             inference_compat.advance(context, seq.shape[1] - 1)
-            logits = _forward(model, token[:, None], seq.shape[1] - 1, context)
+            logits = forward_logits(model, token[:, None], seq.shape[1] - 1, context)
     new = torch.stack(out, dim=1)
     return torch.nn.functional.pad(new, (0, s.max_new_tokens - new.shape[1]), value=s.eos)
 

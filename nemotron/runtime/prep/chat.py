@@ -63,15 +63,15 @@ def parse_conversation(line: str, where: str) -> Optional[List[Dict[str, str]]]:
         raise ChatDataError(f"{where}: a JSON {type(record).__name__}, expected an object "
                             "with `messages` or `prompt`/`completion`")
     if "messages" in record:
-        return _messages(record["messages"], where)
+        return checked_messages(record["messages"], where)
     if "prompt" in record and "completion" in record:
-        return _messages([{"role": "user", "content": record["prompt"]},
+        return checked_messages([{"role": "user", "content": record["prompt"]},
                           {"role": "assistant", "content": record["completion"]}], where)
     raise ChatDataError(f"{where}: no `messages` list and no `prompt`/`completion` pair "
                         f"(keys: {sorted(record)[:8]})")
 
 
-def _messages(value: Any, where: str) -> List[Dict[str, str]]:
+def checked_messages(value: Any, where: str) -> List[Dict[str, str]]:
     if not isinstance(value, list):
         raise ChatDataError(f"{where}: `messages` is a {type(value).__name__}, expected a list")
     out = []

@@ -43,7 +43,7 @@ def _as_messages(value: Any, role: str, key: str, where: str) -> Messages:
     if isinstance(value, str):
         return [{"role": role, "content": value}]
     if isinstance(value, list):
-        return chat._messages(value, f"{where}: `{key}`")
+        return chat.checked_messages(value, f"{where}: `{key}`")
     raise chat.ChatDataError(f"{where}: `{key}` is a {type(value).__name__}, expected a string or a list of messages")
 
 

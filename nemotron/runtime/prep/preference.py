@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from nemotron.common.atomic_files import write_atomic
 from nemotron.runtime.prep import chat
 from nemotron.runtime.prep import sft as sft_prep
-from nemotron.runtime.prep import text as prep
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep.pairs import Pair, parse_pair
 from nemotron.runtime.prep.sources import expand_sources, plan_shards
@@ -109,12 +109,12 @@ def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder) -> Dict[str, L
     bounds = np.cumsum(sft_prep.split_fractions(spec.split)).tolist()
     out: Dict[str, List[Sample]] = {name: [] for name in sft_prep.SPLITS}
     for shard in plan_shards(files, spec.docs_per_shard, spec.out_dir):
-        for lineno, line in sft_prep._lines(shard):
+        for lineno, line in sft_prep.shard_lines(shard):
             where = f"{shard.path}:{lineno}"
             pair = parse_pair(line, where)
             kept = encoder.encode(pair, where) if pair is not None else None
             if kept is not None:
-                split = sft_prep._split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)
+                split = sft_prep.split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)
                 out[sft_prep.SPLITS[split]].extend(kept)
     return out
 
@@ -129,7 +129,7 @@ def _write_split(spec: sft_prep.SftPrepSpec, name: str, samples: List[Sample]) -
         "bins": np.arange(0, len(samples) + 1, 2, dtype=np.int64),
     }
     for part, array in arrays.items():
-        sft_prep._save_npy(Path(f"{base}.{part}.npy"), array)
+        sft_prep.save_npy(Path(f"{base}.{part}.npy"), array)
     return {"prefix": base.name, "num_pairs": len(samples) // 2, "num_tokens": int(sum(len(s[0]) for s in samples))}
 
 
@@ -161,7 +161,7 @@ def _tokenizer(spec: sft_prep.SftPrepSpec) -> Tuple[Any, str]:
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     copy = spec.out_dir / "tokenizer.json"
     if not copy.is_file() or copy.read_bytes() != content:
-        prep.write_atomic(copy, content)
+        write_atomic(copy, content)
     return tok, sha1
 
 
@@ -185,7 +185,7 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
         name: _write_split(spec, name, samples) for name, samples in by_split.items() if samples or name == "train"
     }
     report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits}
-    prep.write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
+    write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
     manifest = {
         "format": FORMAT,
         "tokenizer": "tokenizer.json",
@@ -199,7 +199,7 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
         "splits": splits,
         "report": "report.json",
     }
-    prep.write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
+    write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
     log(f"dpo prep report ({spec.out_dir / 'report.json'}):")
     for line in report_lines(report):
         log(line)

@@ -27,17 +27,19 @@ import hashlib
 import json
 import os
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from nemotron.common.atomic_files import read_json, tmp_path_for, write_atomic
 from nemotron.runtime.prep import chat
 from nemotron.runtime.prep import packing
 from nemotron.runtime.prep import text as prep
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep import workers as prep_workers
+from nemotron.runtime.prep.sft_report import Counts, refuse_broken, report_lines
 from nemotron.runtime.prep.sources import Shard, expand_sources, plan_shards
 from nemotron.common.tokenizer_files import tokenizer_json
 
@@ -87,32 +89,10 @@ class SftPrepSpec:
         return self.packed_file.parent
 
 
-@dataclass
-class Counts:
-    """What happened to the conversations of one shard (or, summed, of all)."""
-
-    read: int = 0
-    kept: int = 0
-    dropped: Dict[str, int] = field(default_factory=lambda: {
-        "no_assistant_turn": 0, "too_long": 0, "no_loss_tokens": 0})
-    truncated: int = 0
-    mask_all_ones: int = 0
-    tokens: int = 0
-    loss_tokens: int = 0
-
-    def add(self, other: Dict[str, Any]) -> None:
-        for key, value in other.items():
-            if key == "dropped":
-                for reason, n in value.items():
-                    self.dropped[reason] += n
-            else:
-                setattr(self, key, getattr(self, key) + value)
-
-
 # ---- one shard -----------------------------------------------------------------------------------
 
 
-def _lines(shard: Shard):
+def shard_lines(shard: Shard):
     """(line number, text) of the shard's lines."""
     with open(shard.path, "rb") as f:
         f.seek(shard.start)
@@ -129,7 +109,7 @@ def _lines(shard: Shard):
 
 
 def _conversations(shard: Shard, counts: Counts):
-    for lineno, line in _lines(shard):
+    for lineno, line in shard_lines(shard):
         messages = chat.parse_conversation(line, f"{shard.path}:{lineno}")
         if messages is None:
             continue
@@ -194,24 +174,24 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
         if len(pending) == RENDER_BATCH:
             flush()
     flush()
-    _save_npz(chat_path(shard), tokens=np.concatenate(ids_out or [np.zeros(0, np.int32)]),
+    save_npz(chat_path(shard), tokens=np.concatenate(ids_out or [np.zeros(0, np.int32)]),
               mask=np.concatenate(mask_out or [np.zeros(0, np.uint8)]),
               lengths=np.asarray(lengths, np.int32),
               lines=np.asarray(lines, np.int32))
     marker = {**sig, "counts": asdict(counts)}
-    prep.write_atomic(_marker(shard), json.dumps(marker).encode())  # last: "finished"
+    write_atomic(_marker(shard), json.dumps(marker).encode())  # last: "finished"
     return marker
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = prep._tmp(path)
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = tmp_path_for(path)
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
     os.replace(tmp, path)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = prep._tmp(path)
+def save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = tmp_path_for(path)
     with open(tmp, "wb") as f:
         np.save(f, array)
     os.replace(tmp, path)
@@ -228,7 +208,7 @@ def shard_signature(shard: Shard, spec: SftPrepSpec, tokenizer_sha1: str,
 
 
 def _finished(shard: Shard, sig: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    marker = prep._read_json(_marker(shard))
+    marker = read_json(_marker(shard))
     if not isinstance(marker, dict) or any(marker.get(k) != v for k, v in sig.items()):
         return None
     return marker if chat_path(shard).is_file() else None
@@ -284,7 +264,7 @@ def split_fractions(split: str) -> List[float]:
     return [p / sum(parts) for p in parts]
 
 
-def _split_of(seed: int, source_index: int, path: str, lineno: int,
+def split_of(seed: int, source_index: int, path: str, lineno: int,
               bounds: Sequence[float]) -> int:
     u = zlib.crc32(f"{seed}:{source_index}:{Path(path).name}:{lineno}".encode()) / 2**32
     return next((i for i, b in enumerate(bounds) if u < b), len(bounds) - 1)
@@ -300,7 +280,7 @@ def _collect(shards: Sequence[Shard], spec: SftPrepSpec) -> Dict[str, List[Tuple
             tokens, mask, lengths, lines = z["tokens"], z["mask"], z["lengths"], z["lines"]
         starts = np.concatenate([[0], np.cumsum(lengths)])
         for k, lineno in enumerate(lines.tolist()):
-            name = SPLITS[_split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)]
+            name = SPLITS[split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)]
             a, b = starts[k], starts[k + 1]
             out[name].append((tokens[a:b], mask[a:b]))
     return out
@@ -314,12 +294,12 @@ def _write_split(spec: SftPrepSpec, name: str,
     order = [i for b in bins for i in b]
     base = spec.out_dir / f"sft-{name}"
     empty_i, empty_u = np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    _save_npy(Path(f"{base}.tokens.npy"),
+    save_npy(Path(f"{base}.tokens.npy"),
               np.concatenate([samples[i][0] for i in order]) if order else empty_i)
-    _save_npy(Path(f"{base}.mask.npy"),
+    save_npy(Path(f"{base}.mask.npy"),
               np.concatenate([samples[i][1] for i in order]) if order else empty_u)
-    _save_npy(Path(f"{base}.lengths.npy"), np.asarray([len(samples[i][0]) for i in order], np.int32))
-    _save_npy(Path(f"{base}.bins.npy"),
+    save_npy(Path(f"{base}.lengths.npy"), np.asarray([len(samples[i][0]) for i in order], np.int32))
+    save_npy(Path(f"{base}.bins.npy"),
               np.cumsum([0] + [len(b) for b in bins]).astype(np.int64))
     return {"prefix": base.name, "num_samples": len(order), "num_bins": len(bins),
             "num_tokens": int(sum(len(s[0]) for s in samples)),
@@ -327,31 +307,6 @@ def _write_split(spec: SftPrepSpec, name: str,
 
 
 # ---- the whole prep ------------------------------------------------------------------------------
-
-
-def _refuse_broken(counts: Counts, sources: Sequence[str]) -> None:
-    if counts.kept == 0:
-        raise ValueError(f"data.sources {list(sources)}: no conversation kept ({counts.read} read, "
-                         f"dropped {counts.dropped}); nothing to train on")
-    if counts.mask_all_ones == counts.kept:
-        raise ValueError("every kept sample's loss mask covers all its tokens: the chat template "
-                         "marks prompts as answers (check data.chat_template)")
-
-
-def report_lines(report: Dict[str, Any]) -> List[str]:
-    """The short terminal table of a data report."""
-    c, share = report["counts"], report["loss_token_share"]
-    rows = [("conversations read", c["read"]), ("kept", c["kept"])]
-    rows += [(f"dropped: {k.replace('_', ' ')}", v) for k, v in c["dropped"].items()]
-    rows += [(f"truncated to {report['seq_length'] + 1} tokens", c["truncated"]),
-             ("loss mask empty (dropped)", c["dropped"]["no_loss_tokens"]),
-             ("loss mask all ones", c["mask_all_ones"]), ("tokens", c["tokens"]),
-             ("loss tokens", f"{c['loss_tokens']} ({share * 100:.1f}%)")]
-    for name, s in report["splits"].items():
-        rows.append((f"{name}: samples -> bins", f"{s['num_samples']} -> {s['num_bins']} "
-                     f"({s['packing_efficiency'] * 100:.1f}% packed)"))
-    width = max(len(k) for k, _ in rows)
-    return [f"  {k:<{width}}  {v}" for k, v in rows]
 
 
 def _fewer_workers(spec: SftPrepSpec, workers: int, todo: int) -> Optional[str]:
@@ -386,7 +341,7 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_path = spec.out_dir / "tokenizer.json"
     if not tokenizer_path.is_file() or tokenizer_path.read_bytes() != source.read_bytes():
-        prep.write_atomic(tokenizer_path, source.read_bytes())
+        write_atomic(tokenizer_path, source.read_bytes())
     shards = plan_shards(files, spec.docs_per_shard, spec.out_dir)
     template_sha1 = hashlib.sha1(template.encode()).hexdigest()
     sigs = [shard_signature(s, spec, tok_sha1, template_sha1) for s in shards]
@@ -403,18 +358,18 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     counts = Counts()
     for s in shards:
         counts.add(markers[s.prefix]["counts"])
-    _refuse_broken(counts, spec.sources)
+    refuse_broken(counts, spec.sources)
     splits = {name: _write_split(spec, name, samples)
               for name, samples in _collect(shards, spec).items() if samples or name == "train"}
     report = {"counts": asdict(counts), "seq_length": spec.seq_length,
               "loss_token_share": round(counts.loss_tokens / max(1, counts.tokens), 6),
               "packing": "best-fit decreasing", "splits": splits}
-    prep.write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
+    write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
     manifest = {"format": FORMAT, "tokenizer": "tokenizer.json", "tokenizer_sha1": tok_sha1,
                 "eod_token": spec.eod_token, "template_sha1": template_sha1,
                 "template_origin": origin, "seq_length": spec.seq_length, "split": spec.split,
                 "seed": spec.seed, "splits": splits, "report": "report.json"}
-    prep.write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
+    write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
     log(f"sft prep report ({spec.out_dir / 'report.json'}):")
     for line in report_lines(report):
         log(line)

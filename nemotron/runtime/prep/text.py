@@ -25,31 +25,32 @@ and empty texts are skipped. Everything is written beside `data.blend_file`:
 
 from __future__ import annotations
 
-import gc
-import glob
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
 import time
-import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep import workers as prep_workers
+from nemotron.common.atomic_files import read_json, tmp_path_for, write_atomic
 from nemotron.common.blend import write_blend
-from nemotron.runtime.prep.sources import Shard, batches, expand_sources, iter_documents, plan_shards, split_pieces
-from nemotron.common.tokenizer_files import TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
+from nemotron.runtime.prep.text_shard import (
+    clear_stale,
+    encode_piece,
+    encode_shard,
+    finished,
+    megatron_builder,
+    merge_pieces,
+)
+from nemotron.runtime.prep.sources import Shard, expand_sources, iter_documents, plan_shards, split_pieces
+from nemotron.common.tokenizer_files import EOD_TOKEN, TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
 
-EOD_TOKEN = "<|endoftext|>"
-"""The default end-of-document token (`data.eod_token`)."""
-ENCODE_BATCH = 1000
-"""Documents per `encode_batch_fast` call."""
 PIECES_PER_WORKER = 4
 """With several workers, each shard is cut into up to this many pieces per worker (about equal bytes),
 so that one file keeps every worker busy and a worker slowed by other jobs holds up little."""
@@ -126,41 +127,18 @@ def ensure_tokenizer(spec: PrepSpec, shards: Sequence[Shard], log: Log) -> Path:
         return target
     meta = {"vocab_size": spec.vocab_size, "eod_token": spec.eod_token, "text_key": spec.text_key,
             "sources": [_file_id(p) for p in dict.fromkeys(s.path for s in shards)]}
-    if target.is_file() and _read_json(meta_path) == meta:
+    if target.is_file() and read_json(meta_path) == meta:
         return target
     log(f"prep: training a BPE tokenizer (vocab {spec.vocab_size}) on {len(meta['sources'])} files")
     docs = (doc for shard in shards for doc in iter_documents(shard, spec.text_key))
-    tmp = _tmp(target)
+    tmp = tmp_path_for(target)
     prep_tokens.train_bpe(docs, spec.vocab_size, spec.eod_token, tmp)
     os.replace(tmp, target)
     write_atomic(meta_path, json.dumps(meta).encode())
     return target
 
 
-# ---- one shard -----------------------------------------------------------------------------------
-
-
-def _tmp(path: Path | str) -> Path:
-    return Path(f"{path}.tmp{os.getpid()}")
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write `content` to `path` through a temp file and a rename: readers see all of it or nothing."""
-    tmp = _tmp(path)
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Optional[Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def marker_path(shard: Shard) -> Path:
-    """The file whose presence (with a matching signature) means the shard is finished."""
-    return Path(shard.prefix + ".done.json")
+# ---- one shard (encoding: nemotron/runtime/prep/text_shard.py) ---------------------------------
 
 
 def signature(shard: Shard, tokenizer_sha1: str, spec: PrepSpec) -> Dict[str, Any]:
@@ -171,112 +149,13 @@ def signature(shard: Shard, tokenizer_sha1: str, spec: PrepSpec) -> Dict[str, An
             "text_key": spec.text_key}
 
 
-def finished(shard: Shard, sig: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The shard's marker when it matches `sig` and the .bin/.idx exist, else None."""
-    marker = _read_json(marker_path(shard))
-    if not isinstance(marker, dict) or any(marker.get(k) != v for k, v in sig.items()):
-        return None
-    if not all(Path(shard.prefix + ext).is_file() for ext in (".bin", ".idx")):
-        return None
-    return marker
-
-
-def _megatron_builder() -> Tuple[Any, Any]:
-    """Megatron's (DType, IndexedDatasetBuilder); importing them imports megatron.core (~4 s)."""
-    # Expected without Transformer Engine and repeated by several megatron modules: not news here.
-    warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed",
-                            category=UserWarning)
-    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
-
-    return DType, IndexedDatasetBuilder
-
-
-def _encode_range(shard: Shard, sig: Dict[str, Any], tokenizer_path: str, bin_path: str,
-                  idx_path: str) -> Tuple[int, int]:
-    """Encode the documents of `shard`'s byte range (a whole shard or one piece) into bin_path and
-    idx_path with Megatron's builder, an EOD after each; (documents, tokens)."""
-    DType, IndexedDatasetBuilder = _megatron_builder()
-    tok = prep_tokens.load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
-    eod = prep_tokens.eod_id(tok, sig["eod_token"], tokenizer_path)
-    builder = IndexedDatasetBuilder(bin_path, dtype=DType.optimal_dtype(tok.get_vocab_size()))
-    num_docs = num_tokens = 0
-    for batch in batches(iter_documents(shard, sig["text_key"]), ENCODE_BATCH):
-        for encoding in tok.encode_batch_fast(batch):
-            ids = encoding.ids
-            ids.append(eod)
-            builder.add_document(ids, [len(ids)])
-            num_tokens += len(ids)
-        num_docs += len(batch)
-    builder.finalize(idx_path)
-    return num_docs, num_tokens
-
-
-def _finish(shard: Shard, sig: Dict[str, Any], num_docs: int, num_tokens: int) -> Dict[str, Any]:
-    """Rename the shard's temp .bin/.idx into place, then write its marker; return the marker."""
-    for ext in (".bin", ".idx"):
-        os.replace(_tmp(shard.prefix + ext), shard.prefix + ext)
-    marker = {**sig, "num_docs": num_docs, "num_tokens": num_tokens}
-    write_atomic(marker_path(shard), json.dumps(marker).encode())  # last: "finished"
-    return marker
-
-
-def clear_stale(shard: Shard) -> None:
-    """Remove the temp and part files a killed run left for this shard."""
-    for stale in glob.glob(glob.escape(shard.prefix) + ".*.tmp*"):
-        os.unlink(stale)
-
-
-def encode_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str) -> Dict[str, Any]:
-    """Encode one whole shard into <prefix>.bin/.idx, then write its marker; return the marker."""
-    bin_path, idx_path = _tmp(shard.prefix + ".bin"), _tmp(shard.prefix + ".idx")
-    return _finish(shard, sig, *_encode_range(shard, sig, tokenizer_path, str(bin_path), str(idx_path)))
-
-
-def part_prefix(shard: Shard, index: int) -> str:
-    """Where piece `index` of a split shard is written before the merge (`clear_stale` finds it)."""
-    return f"{shard.prefix}.part{index:04d}.tmp"
-
-
-def encode_piece(piece: Shard, index: int, sig: Dict[str, Any], tokenizer_path: str) -> Tuple[int, int]:
-    """Encode one piece of a split shard into its part .bin/.idx; (documents, tokens)."""
-    part = part_prefix(piece, index)
-    return _encode_range(piece, sig, tokenizer_path, part + ".bin", part + ".idx")
-
-
-@contextmanager
-def _gc_frozen() -> Iterator[None]:
-    """Objects alive now left out of garbage collection meanwhile: Megatron's `add_index` runs a full
-    `gc.collect()` per part, ~0.3 s each over the objects torch and megatron.core leave here."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def merge_pieces(shard: Shard, sig: Dict[str, Any], counts: Sequence[Tuple[int, int]],
-                 vocab_size: int) -> Dict[str, Any]:
-    """Concatenate a split shard's parts, in order, into its .bin/.idx (the bytes one worker would
-    have written), remove them, then write the marker; return the marker."""
-    DType, IndexedDatasetBuilder = _megatron_builder()
-    builder = IndexedDatasetBuilder(str(_tmp(shard.prefix + ".bin")), dtype=DType.optimal_dtype(vocab_size))
-    parts = [part_prefix(shard, i) for i in range(len(counts))]
-    with _gc_frozen():
-        for part in parts:
-            builder.add_index(part)
-    builder.finalize(str(_tmp(shard.prefix + ".idx")))
-    for part in parts:
-        for ext in (".bin", ".idx"):
-            os.unlink(part + ext)
-    return _finish(shard, sig, sum(d for d, _ in counts), sum(t for _, t in counts))
-
 
 # ---- running shards ------------------------------------------------------------------------------
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Workers forked where the platform allows it, so they inherit the imported Megatron builder."""
-    _megatron_builder()  # imported once, before the fork
+    megatron_builder()  # imported once, before the fork
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
