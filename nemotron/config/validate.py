@@ -18,37 +18,13 @@ from nemotron.config.schema import Arch
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
+from nemotron.common.topology import data_parallel_size, model_parallel_size, ranks_per_node, world_size
+from nemotron.memory.fit import fit_problem
 from nemotron.tracking.settings import uri_problem
 
 
 class ConfigError(ValueError):
     """A composed config breaks a cross-field rule; str() has one line per broken rule."""
-
-
-def ranks_per_node(cfg: Any) -> int:
-    """Ranks started on each node: resources.procs_per_node, else one per GPU, else 1 (CPU)."""
-    res = cfg.resources
-    if res.procs_per_node is not None:
-        return int(res.procs_per_node)
-    return int(res.gpus_per_node) or 1
-
-
-def world_size(cfg: Any) -> int:
-    """Total ranks of the job."""
-    return int(cfg.resources.nodes) * ranks_per_node(cfg)
-
-
-def model_parallel_size(cfg: Any) -> int:
-    """TP x PP x CP: ranks one data-parallel replica spans."""
-    p = cfg.parallel
-    return p.tensor_model_parallel_size * p.pipeline_model_parallel_size * p.context_parallel_size
-
-
-def data_parallel_size(cfg: Any) -> int:
-    """DP as configured, or derived from the world size."""
-    if cfg.parallel.data_parallel_size is not None:
-        return int(cfg.parallel.data_parallel_size)
-    return max(1, world_size(cfg) // model_parallel_size(cfg))
 
 
 def keys_known(cfg: Any) -> Optional[str]:
@@ -210,8 +186,6 @@ def tracker_kind_known(cfg: Any) -> Optional[str]:
 
 def memory_fits(cfg: Any) -> Optional[str]:
     """The pre-flight memory estimate fits the cluster's GPUs (nemotron.memory)."""
-    from nemotron.memory.fit import fit_problem  # imports this module
-
     return fit_problem(cfg)
 
 
