@@ -8,13 +8,16 @@ the schemas at compose time; these are the rules no single field can check.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, List, Optional, Sequence
+
+from omegaconf import OmegaConf
 
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
-from nemotron.config.ranges import values_in_range
+from nemotron.config.ranges import field_ranges
 from nemotron.config.rl_rules import rewards_usable, rl_layout
-from nemotron.config.schema import Arch
+from nemotron.config.schema import Arch, RunConfig
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
@@ -31,6 +34,22 @@ def keys_known(cfg: Any) -> Optional[str]:
     """Keys added past the schema (`+model.x=1`) would be silently ignored by the recipe: refuse them."""
     extra = list(unknown_keys(cfg))
     return describe_unknown(extra[0]) if extra else None
+
+
+@functools.lru_cache(maxsize=None)
+def _ranged_fields() -> tuple:
+    """(dotted key, type, range) of every schema field with a range (read once: type hints are slow)."""
+    return tuple((key, kind, r) for key, kind, r in field_ranges(RunConfig) if r is not None)
+
+
+def values_in_range(cfg: Any) -> Optional[str]:
+    """Every numeric field with a range (`nemotron.config.ranges`) holds a value inside it, or null."""
+    found = []
+    for key, _, bounds in _ranged_fields():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not isinstance(value, bool) and not bounds.contains(value):
+            found.append(f"{key}={value}: out of range, must be {bounds.text()}")
+    return "\n".join(found) or None
 
 
 def heads_divide_hidden(cfg: Any) -> Optional[str]:
