@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from nemotron.common.environ import child_environ
-from nemotron.config.validate import ConfigError, ranks_per_node
+from nemotron.common.topology import ranks_per_node
+from nemotron.config.validate import ConfigError
 from nemotron.launchers.terminal import TerminalFilter
 from nemotron.tracking.secrets import redact
 

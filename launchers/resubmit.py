@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from nemotron.launchers.jobs import RECORD, Job, JobsError, fill_states
+from nemotron.launchers.job_records import RECORD, Job, JobsError, fill_states
 from nemotron.launchers.scheduler import ACTIVE_STATES, sbatch
 
 SWEEP_RECORD = "sweep.json"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from nemotron.common.paths import REPO_ROOT
-from nemotron.config.validate import ConfigError, ranks_per_node
+from nemotron.common.topology import ranks_per_node
+from nemotron.config.validate import ConfigError
 from nemotron.launchers.local import process_argv
 from nemotron.launchers.snapshot import CODE_PATHS, snapshot_rel
 from nemotron.tracking.secrets import is_secret_name

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nemotron.config.validate import ConfigError, ranks_per_node
+from nemotron.common.topology import ranks_per_node
+from nemotron.config.validate import ConfigError
 from nemotron.launchers import records, scheduler, snapshot
 from nemotron.launchers.arrays import MemberJob, SweepArray, plan_plain, submit_arrays
 from nemotron.launchers.script import CODE_DIR, job_parts

@@ -6,6 +6,11 @@
 - The training side (nemotron.runtime.pretrain, the recipes' runtime, tracking) loads no Hydra and no
   launch code: recipes run from a resolved config alone, on a Slurm node or in a container.
 A static check of each training-side file's own imports stays as a fast, precise pointer to the culprit.
+
+The whole project's import graph is also read statically (every module of nemotron/, launchers/ and
+hydra_plugins/, imports inside functions included): no import circle among project modules; nothing
+below the config layer (runtime, tracking, hf, memory, common) imports it or anything above it;
+nemotron.common imports only nemotron.common; config and memory import no launch, CLI or runtime code.
 """
 
 from __future__ import annotations
@@ -161,3 +166,191 @@ def test_the_mlflow_uploader_loads_no_torch_even_for_lineage(tmp_path):
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert "nemotron.common.blend" in loaded  # lineage did look for the tiny data's blend file
     assert not sorted(m for m in loaded if m.split(".")[0] in ("torch", "megatron", "hydra")), blend
+
+
+# --- the whole project's import graph, read statically (imports inside functions count too) ----------
+
+PROJECT_ROOTS = {"nemotron": REPO / "nemotron", "nemotron.launchers": REPO / "launchers"}
+PLUGIN_ROOT = REPO / "hydra_plugins"
+
+
+def project_modules() -> dict:
+    """Every project module's dotted name -> its file; a package is named by its `__init__.py`."""
+    found = {}
+    roots = [*PROJECT_ROOTS.items(), *((f"hydra_plugins.{p.name}", p) for p in PLUGIN_ROOT.iterdir() if p.is_dir())]
+    for prefix, root in roots:
+        for path in root.rglob("*.py"):
+            rel = path.relative_to(root).with_suffix("").parts
+            parts = rel[:-1] if rel[-1] == "__init__" else rel
+            found[".".join((prefix, *parts))] = path
+    return found
+
+
+MODULES = project_modules()
+
+
+def _target(name: str) -> str | None:
+    """The longest project module `name` starts with (an attribute of a module names that module)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def module_imports(module: str, path: Path) -> set:
+    """Project modules `module` imports anywhere in its file. `import a.b.c` and `from a.b import c`
+    are edges to a.b.c only: loading the parent packages on the way is no dependency on what they hold."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out.update(_target(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, base] if base else up)
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                out.add(full if full in MODULES else _target(base))
+    return out - {None, module}
+
+
+def import_graph() -> dict:
+    return {m: module_imports(m, p) for m, p in MODULES.items()}
+
+
+def cycles(graph: dict) -> list:
+    """Each strongly connected component of more than one module (Tarjan's algorithm, iterative), told
+    as one of its circles (a -> b -> ... -> a) and every module in it."""
+    index, low, stack, on_stack, comps = {}, {}, [], set(), []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = set()
+                    while True:
+                        top = stack.pop()
+                        on_stack.discard(top)
+                        comp.add(top)
+                        if top == node:
+                            break
+                    if len(comp) > 1:
+                        comps.append(comp)
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return [" -> ".join(_circle(graph, comp)) + f"  (all of {sorted(comp)})" for comp in comps]
+
+
+def _circle(graph: dict, comp: set) -> list:
+    """The shortest path from the component's first module back to itself, inside the component."""
+    first = min(comp)
+    paths = {first: [first]}
+    queue = [first]
+    for node in queue:
+        for child in sorted(graph[node] & comp):
+            if child == first:
+                return [*paths[node], first]
+            if child not in paths:
+                paths[child] = [*paths[node], child]
+                queue.append(child)
+    raise AssertionError(comp)
+
+
+def imports_from(graph: dict, sources: tuple, targets: tuple) -> list:
+    """`a -> b` for every import of a module under one of `targets` by a module under one of `sources`."""
+
+    def under(name: str, prefixes: tuple) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    return sorted(f"{a} -> {b}" for a in graph if under(a, sources) for b in graph[a] if under(b, targets))
+
+
+def test_import_graph_found():
+    graph = import_graph()
+    assert {"nemotron.launchers.jobs", "nemotron.config.validate", "hydra_plugins.nemotron_launcher"} <= set(graph)
+    assert "nemotron.config.schema" in graph["nemotron.config.validate"]
+    assert "nemotron.config.rl_rules" in graph["nemotron.config.inputs"]  # `from nemotron.config import rl_rules`
+
+
+def test_no_import_circle():
+    found = cycles(import_graph())
+    assert not found, "import circles:\n" + "\n".join(found)
+
+
+LOWER = ("nemotron.runtime", "nemotron.tracking", "nemotron.hf", "nemotron.memory", "nemotron.common")
+"""What runs a job (runtime, tracking, Hugging Face conversion) and the torch-free leaves below it."""
+UPPER = (
+    "nemotron.config",
+    "nemotron.cli",
+    "nemotron.launchers",
+    "nemotron.cookbook",
+    "nemotron.pipe",
+    "nemotron.runspec",
+    "nemotron.train",
+    "nemotron.jobs",
+    "hydra_plugins",
+)
+"""The compose and launch layers, and the entry points above them."""
+
+
+KNOWN_CLIMBS = {
+    "nemotron.hf.megatron_side -> nemotron.config.schema": (
+        "a conversion builds the model a run would: conf/model/<option>.yaml over the schema's ModelConfig, "
+        "ParallelConfig and CheckpointConfig (imported inside the functions, so the converter loads no Hydra)"
+    ),
+}
+"""Imports from below the config layer into it that are known and why; anything else fails."""
+
+
+def test_nothing_below_the_config_layer_imports_it_or_anything_above():
+    bad = [line for line in imports_from(import_graph(), LOWER, UPPER) if line not in KNOWN_CLIMBS]
+    assert not bad, "imports running back up:\n" + "\n".join(bad)
+
+
+def test_common_imports_only_common():
+    graph = import_graph()
+    bad = [
+        line for line in imports_from(graph, ("nemotron.common",), ("nemotron",)) if "-> nemotron.common" not in line
+    ]
+    bad += imports_from(graph, ("nemotron.common",), ("hydra_plugins",))
+    assert not bad, "nemotron.common is for leaves every layer may import:\n" + "\n".join(bad)
+
+
+def test_config_and_memory_import_no_launch_cli_or_runtime_code():
+    bad = imports_from(
+        import_graph(),
+        ("nemotron.config", "nemotron.memory"),
+        ("nemotron.launchers", "nemotron.cli", "nemotron.runtime"),
+    )
+    assert not bad, "the config layer reaches up or into the runtime:\n" + "\n".join(bad)
+
+
+MAX_MODULE_LINES = 400
+"""A module past this is two concerns in one file: split it by what its parts do."""
+
+
+def test_no_module_is_over_the_size_limit():
+    modules = [*REPO.glob("nemotron/**/*.py"), *REPO.glob("launchers/*.py"), *REPO.glob("hydra_plugins/**/*.py")]
+    assert len(modules) > 100
+    long = sorted(
+        f"{p.relative_to(REPO)}: {n} lines"
+        for p in modules
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    )
+    assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)

@@ -1,7 +1,7 @@
 """`hydra/launcher=nemotron` and `hydra/sweeper=nemotron`: registered here, built in nemotron.launchers.
 
 The launcher is hydra-submitit-launcher's `BaseSubmititLauncher` with its config dataclass
-(`nemotron.launchers.launcher_conf.NemotronLauncherConf`, a `SlurmQueueConf`), so `hydra.launcher.*`
+(`nemotron.config.schema_launcher.NemotronLauncherConf`, a `SlurmQueueConf`), so `hydra.launcher.*`
 keys have their stock names; `launch` hands the members to `nemotron.launchers.sweep`, which checks
 every member and then submits them through submitit as Slurm job arrays (or runs them here on
 cluster=local). The sweeper is Hydra's basic
@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from nemotron.config.hydra_compat import BasicSweeper
-from nemotron.launchers.launcher_conf import NemotronLauncherConf
+from nemotron.config.schema_launcher import NemotronLauncherConf
 
 
 @dataclass

@@ -1,13 +1,18 @@
-"""Which post-training stage a config runs, told by its recipe's name (`<family>/rl`, `<family>/dpo`),
+"""Which stage a config runs, told by its recipe's name (`data/...` prep, `<family>/rl`, `<family>/dpo`),
 and the layouts GRPO can run.
 
 Every config has `rl` and `dpo` sections (their defaults), so their presence says nothing. Plain
-functions with no imports, for the compose layer, the tracker and lineage alike.
+functions with no imports, for the compose layer, the memory estimate, the tracker and lineage alike.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
+
+
+def writes_data(cfg: Any) -> bool:
+    """Data-prep recipes (`data/...`) write the blend file and read `data.sources`; others read the blend."""
+    return str(cfg.recipe.name).startswith("data/")
 
 
 def is_rl(cfg: Any) -> bool:

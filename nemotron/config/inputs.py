@@ -9,7 +9,6 @@ rules that need the tokenizer's size or the pipeline split.
 from __future__ import annotations
 
 import glob
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +16,9 @@ from typing import Any, Optional
 from nemotron.config import rl_rules
 from nemotron.common import blend
 from nemotron.common import checkpoint_index
-from nemotron.common.tokenizer_files import tokenizer_json
+from nemotron.common.hybrid_pattern import hybrid_pattern
+from nemotron.common.stages import writes_data
+from nemotron.common.tokenizer_files import tokenizer_json, tokenizer_tokens
 
 
 def load_dir_has_checkpoint(cfg: Any) -> Optional[str]:
@@ -30,11 +31,6 @@ def load_dir_has_checkpoint(cfg: Any) -> Optional[str]:
         return (f"checkpoint.load_dir={load_dir} holds no complete checkpoint "
                 f"(folders iter_NNNNNNN with a {checkpoint_index.MARKER})")
     return None
-
-
-def writes_data(cfg: Any) -> bool:
-    """Data-prep recipes (`data/...`) write the blend file and read `data.sources`; others read the blend."""
-    return str(cfg.recipe.name).startswith("data/")
 
 
 def pretrained_checkpoint_exists(cfg: Any) -> Optional[str]:
@@ -138,39 +134,12 @@ def split_valid(cfg: Any) -> Optional[str]:
 
 
 def pipeline_divides_layers(cfg: Any) -> Optional[str]:
-    from nemotron.config.validate import hybrid_pattern  # validate imports this module
-
     pp, m = cfg.parallel.pipeline_model_parallel_size, cfg.model
     layers = len(hybrid_pattern(m)) if getattr(m.arch, "name", m.arch) == "hybrid" else m.num_layers
     if pp > 1 and layers % pp:
         return (f"parallel.pipeline_model_parallel_size={pp} must divide the model's {layers} layers "
                 f"(model.num_layers={m.num_layers})")
     return None
-
-
-def tokenizer_size(path: str) -> Optional[int]:
-    """Tokens of a `tokenizers` JSON file (vocabulary and added tokens); None when unreadable."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        vocab = data["model"]["vocab"]
-        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
-        ids += [t["id"] for t in data.get("added_tokens", [])]
-        return max(ids) + 1
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def tokenizer_tokens(cfg: Any) -> Optional[int]:
-    """The run's tokenizer size when it can be known before starting (file, blend or generated)."""
-    d = cfg.data
-    if d.tokenizer_path is not None:
-        return tokenizer_size(tokenizer_json(d.tokenizer_path))
-    if d.blend_file is not None and not writes_data(cfg):
-        try:
-            return tokenizer_size(blend.read_blend(d.blend_file).tokenizer_path)
-        except (OSError, ValueError):
-            return None
-    return int(d.tokenizer_vocab_size) if d.generate_tiny and not d.prefixes else None
 
 
 def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:

@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Optional
 from omegaconf import DictConfig
 
 from nemotron.config.schema import RunConfig
+from nemotron.config.schema_launcher import STOCK_KEYS
 
 
 def closest(word: str, choices: List[str]) -> str:
@@ -45,8 +46,6 @@ def _field_names(dotted: str) -> Optional[tuple]:
 def schema_keys(dotted: str) -> Optional[List[str]]:
     """Field names of the schema node at `dotted`, if it is a dataclass (`hydra.launcher`: the launcher's)."""
     if dotted == "hydra.launcher":
-        from nemotron.launchers.launcher_conf import STOCK_KEYS
-
         return list(STOCK_KEYS)
     names = _field_names(dotted)
     return None if names is None else list(names)

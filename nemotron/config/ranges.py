@@ -2,7 +2,7 @@
 
     steps: int = ranged(30, AT_LEAST_1)   # with its docstring on the next line, as every field
 
-`values_in_range(cfg)` is a validation rule: every field with a range is checked at compose time,
+`nemotron.config.validate.values_in_range(cfg)` is a validation rule: every field with a range is checked at compose time,
 one line naming the key, the value and the range. null stays allowed where the type is Optional
 (null means "derive it"). Floats must also be finite (nan and inf are refused). A test generated
 from the schema requires a range on every numeric field and checks that a value outside each is
@@ -81,24 +81,3 @@ def numeric_type(kind: Any) -> Optional[type]:
     """int or float for `int`, `float` and their Optional forms; None for anything else (bool too)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) else [kind]
     return args[0] if len(args) == 1 and args[0] in (int, float) else None
-
-
-def values_in_range(cfg: Any) -> Optional[str]:
-    from omegaconf import OmegaConf
-
-    from nemotron.config.schema import RunConfig
-
-    found = []
-    for key, _, bounds in _RANGED or _ranged(RunConfig):
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and not isinstance(value, bool) and not bounds.contains(value):
-            found.append(f"{key}={value}: out of range, must be {bounds.text()}")
-    return "\n".join(found) or None
-
-
-_RANGED: list = []
-
-
-def _ranged(root: type) -> list:
-    _RANGED.extend((key, kind, r) for key, kind, r in field_ranges(root) if r is not None)
-    return _RANGED

@@ -1,14 +1,15 @@
 """Compose-time rules of the rl recipes (`+recipe=<family>/rl`): rewards that import and fit.
 
 The reward functions `rl.rewards` names are imported here and their signatures checked, so a typo
-in a `_target_` is one line before anything is submitted (nemotron.runtime.rewards is pure Python;
-a user's own reward module is imported as it is).
+in a `_target_` is one line before anything is submitted (`nemotron.common.reward_specs` loads them
+as the runtime does; a user's own reward module is imported as it is).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from nemotron.common.reward_specs import RewardError, load_rewards
 from nemotron.common.stages import is_rl, rl_layout_problem
 
 
@@ -17,8 +18,6 @@ def rewards_usable(cfg: Any) -> Optional[str]:
     if not is_rl(cfg):
         return None
     from omegaconf import OmegaConf
-
-    from nemotron.runtime.rewards import RewardError, load_rewards
 
     try:
         load_rewards(OmegaConf.to_container(cfg.rl.rewards, resolve=True))

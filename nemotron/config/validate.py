@@ -8,16 +8,21 @@ the schemas at compose time; these are the rules no single field can check.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, List, Optional, Sequence
+
+from omegaconf import OmegaConf
 
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
-from nemotron.config.ranges import values_in_range
+from nemotron.config.ranges import field_ranges
 from nemotron.config.rl_rules import rewards_usable, rl_layout
-from nemotron.config.schema import Arch
+from nemotron.config.schema import Arch, RunConfig
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
+from nemotron.common.topology import data_parallel_size, model_parallel_size, ranks_per_node, world_size
+from nemotron.memory.fit import fit_problem
 from nemotron.tracking.settings import uri_problem
 
 
@@ -25,36 +30,26 @@ class ConfigError(ValueError):
     """A composed config breaks a cross-field rule; str() has one line per broken rule."""
 
 
-def ranks_per_node(cfg: Any) -> int:
-    """Ranks started on each node: resources.procs_per_node, else one per GPU, else 1 (CPU)."""
-    res = cfg.resources
-    if res.procs_per_node is not None:
-        return int(res.procs_per_node)
-    return int(res.gpus_per_node) or 1
-
-
-def world_size(cfg: Any) -> int:
-    """Total ranks of the job."""
-    return int(cfg.resources.nodes) * ranks_per_node(cfg)
-
-
-def model_parallel_size(cfg: Any) -> int:
-    """TP x PP x CP: ranks one data-parallel replica spans."""
-    p = cfg.parallel
-    return p.tensor_model_parallel_size * p.pipeline_model_parallel_size * p.context_parallel_size
-
-
-def data_parallel_size(cfg: Any) -> int:
-    """DP as configured, or derived from the world size."""
-    if cfg.parallel.data_parallel_size is not None:
-        return int(cfg.parallel.data_parallel_size)
-    return max(1, world_size(cfg) // model_parallel_size(cfg))
-
-
 def keys_known(cfg: Any) -> Optional[str]:
     """Keys added past the schema (`+model.x=1`) would be silently ignored by the recipe: refuse them."""
     extra = list(unknown_keys(cfg))
     return describe_unknown(extra[0]) if extra else None
+
+
+@functools.lru_cache(maxsize=None)
+def _ranged_fields() -> tuple:
+    """(dotted key, type, range) of every schema field with a range (read once: type hints are slow)."""
+    return tuple((key, kind, r) for key, kind, r in field_ranges(RunConfig) if r is not None)
+
+
+def values_in_range(cfg: Any) -> Optional[str]:
+    """Every numeric field with a range (`nemotron.config.ranges`) holds a value inside it, or null."""
+    found = []
+    for key, _, bounds in _ranged_fields():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not isinstance(value, bool) and not bounds.contains(value):
+            found.append(f"{key}={value}: out of range, must be {bounds.text()}")
+    return "\n".join(found) or None
 
 
 def heads_divide_hidden(cfg: Any) -> Optional[str]:
@@ -210,8 +205,6 @@ def tracker_kind_known(cfg: Any) -> Optional[str]:
 
 def memory_fits(cfg: Any) -> Optional[str]:
     """The pre-flight memory estimate fits the cluster's GPUs (nemotron.memory)."""
-    from nemotron.memory.fit import fit_problem  # imports this module
-
     return fit_problem(cfg)
 
 

@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
+from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.common.stages import is_dpo, is_rl
-from nemotron.config.inputs import tokenizer_tokens
-from nemotron.config.validate import data_parallel_size, hybrid_pattern
+from nemotron.common.tokenizer_files import tokenizer_tokens
+from nemotron.common.topology import data_parallel_size
 
 _MAMBA_EXPAND = 2
 """Megatron's MambaMixer `expand`: d_inner = expand x hidden_size when mamba_num_heads is null."""

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from nemotron.config.hydra_compat import SUPPORTED, check_versions
+from nemotron.config.schema_launcher import STOCK_KEYS
 from nemotron.config.validate import ConfigError
 from nemotron.launchers import slurm
-from nemotron.launchers.launcher_conf import STOCK_KEYS, explicit
+from nemotron.launchers.launcher_conf import explicit
 
 BASE = ["+recipe=gpt/pretrain", "cluster=slurm_test", "tracker=none"]
 STOCK = {

@@ -109,7 +109,7 @@ def test_two_ranks_with_tp2_is_valid(compose):
 
 
 def test_hybrid_pattern_tiles_to_a_multiple_of_its_length(compose):
-    from nemotron.config.validate import hybrid_pattern
+    from nemotron.common.hybrid_pattern import hybrid_pattern
 
     cfg = compose(BASE + ["model=nano3_tiny", "model.num_layers=8"])
     assert problems(cfg) == []

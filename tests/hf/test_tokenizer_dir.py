@@ -29,13 +29,14 @@ def hf_tokenizer(tmp_path) -> Path:
 
 
 def test_config_check_and_size_accept_a_tokenizer_directory(hf_tokenizer, tmp_path):
+    from nemotron.common.tokenizer_files import tokenizer_tokens
     from nemotron.config import inputs
 
     cfg = OmegaConf.create({"data": {"tokenizer_path": str(hf_tokenizer), "blend_file": None}})
     assert inputs.tokenizer_exists(cfg) is None
     from tokenizers import Tokenizer
 
-    assert inputs.tokenizer_tokens(cfg) == Tokenizer.from_file(str(hf_tokenizer / "tokenizer.json")).get_vocab_size()
+    assert tokenizer_tokens(cfg) == Tokenizer.from_file(str(hf_tokenizer / "tokenizer.json")).get_vocab_size()
     cfg.data.tokenizer_path = str(tmp_path / "missing")
     assert "Hugging Face tokenizer directory" in inputs.tokenizer_exists(cfg)
 
