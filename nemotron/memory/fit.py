@@ -40,7 +40,7 @@ def _layout_text(x: Layout) -> str:
     return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}{rows}, recompute {x.recompute}"
 
 
-def _scaled(x: Layout, tp: int = 1, pp: int = 1) -> Optional[Layout]:
+def scaled_layout(x: Layout, tp: int = 1, pp: int = 1) -> Optional[Layout]:
     """`x` with TP/PP multiplied (DP shrinks to keep the world), or None when that cannot be built."""
     new_tp, new_pp = x.tp * tp, x.pp * pp
     world = x.tp * x.pp * x.cp * x.dp
@@ -78,9 +78,9 @@ def _candidates(x: Layout, gpus_per_node: int) -> List[Tuple[str, Optional[Layou
         ),
         (
             f"parallel.tensor_model_parallel_size={x.tp * 2}" + sp,
-            _scaled(x, tp=2) if x.tp * 2 <= max(1, gpus_per_node) else None,
+            scaled_layout(x, tp=2) if x.tp * 2 <= max(1, gpus_per_node) else None,
         ),
-        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", _scaled(x, pp=2) if x.pipeline_allowed else None),
+        (f"parallel.pipeline_model_parallel_size={x.pp * 2}", scaled_layout(x, pp=2) if x.pipeline_allowed else None),
         ("train.recompute=full", r(x, recompute="full") if x.recompute != "full" else None),
     ]
 

@@ -133,11 +133,11 @@ def test_a_pair_of_changes_to_one_key_is_one_override_with_the_final_value(compo
     """Only TP x 4 fits (distributed optimizer, full recompute and micro batch 1 are set already): the
     pair found is TP doubled twice, suggested as tensor_model_parallel_size=4 once, not =2 then =4."""
     from nemotron.memory.estimate import estimate
-    from nemotron.memory.fit import _scaled, cheapest_fix
+    from nemotron.memory.fit import cheapest_fix, scaled_layout
     from nemotron.memory.layout import layout_from_config
 
     cfg = compose(GPT_8B + ["train.recompute=full", "parallel.use_distributed_optimizer=true"])
     x = layout_from_config(cfg)
-    limit = estimate(_scaled(_scaled(x, tp=2), tp=2)).total
+    limit = estimate(scaled_layout(scaled_layout(x, tp=2), tp=2)).total
     change, _ = cheapest_fix(x, limit, gpus_per_node=8)
     assert change == "parallel.tensor_model_parallel_size=4 parallel.sequence_parallel=true"
