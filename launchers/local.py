@@ -102,7 +102,8 @@ class Finished:
     code: int
     """Its exit code."""
     reason: Optional[str] = None
-    """The exception line of its first traceback, if it printed one (the traceback is in the log only)."""
+    """Its refusal's reason, else the exception line of its first traceback (the traceback is in the log
+    only)."""
 
 
 def run_local(plan: LaunchPlan) -> Finished:
@@ -125,7 +126,7 @@ def run_local(plan: LaunchPlan) -> Finished:
                 log.write(line)
                 if shown.show(line):
                     sys.stdout.write(line)
-            return Finished(proc.wait(), shown.reason)
+            return Finished(proc.wait(), shown.refusal or shown.reason)
         except KeyboardInterrupt:
             return Finished(stop(proc))
 

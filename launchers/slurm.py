@@ -202,7 +202,7 @@ def wait(job_id: str, log_path: Path, grace_s: float, poll_s: float = 1.0) -> Tu
     ended = wait_for_jobs([job_id], follow=log_path, poll_s=poll_s, grace_s=grace_s, shown=shown)[job_id]
     if ended.why:
         print(f"nemotron: {ended.why}; stopped waiting", file=sys.stderr, flush=True)
-    return ended.state, ended.code, shown.reason
+    return ended.state, ended.code, shown.refusal or shown.reason
 
 
 def submitted_message(cfg: Any, plan: SlurmPlan, job_id: str) -> str:

@@ -16,6 +16,7 @@ import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from nemotron.common.exit_codes import REFUSED
 from nemotron.config.keys import closest, describe_unknown
 from nemotron.common.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-exported for train.py
 from nemotron.config.validate import ConfigError
@@ -35,6 +36,8 @@ class TrainingFailed(RuntimeError):
     def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None,
                  reason: Optional[str] = None) -> None:
         why = f" ({reason})" if reason else ""
+        if reason and code == REFUSED:  # the stage said why: its reason first, then where to look
+            message = message or f"{reason} (recipe {recipe} refused its input; full log: {log_path})"
         super().__init__(message or f"recipe {recipe} failed with exit code {code}{why}; full log: {log_path}")
         self.code = code
 

@@ -15,6 +15,15 @@ def writes_data(cfg: Any) -> bool:
     return str(cfg.recipe.name).startswith("data/")
 
 
+CHAT_PREPS = ("data/prep_sft", "data/prep_dpo")
+"""The recipes that render chats into packed samples beside `data.packed_file`."""
+
+
+def is_chat_prep(cfg: Any) -> bool:
+    """Whether the selected recipe prepares SFT or DPO data (`CHAT_PREPS`)."""
+    return str(cfg.recipe.name) in CHAT_PREPS
+
+
 def is_rl(cfg: Any) -> bool:
     """Whether the selected recipe is a GRPO stage (`*/rl`)."""
     return str(cfg.recipe.name).endswith("/rl")

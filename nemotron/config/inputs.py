@@ -17,7 +17,7 @@ from nemotron.config import rl_rules
 from nemotron.common import blend
 from nemotron.common import checkpoint_index
 from nemotron.common.hybrid_pattern import hybrid_pattern
-from nemotron.common.stages import writes_data
+from nemotron.common.stages import is_chat_prep, writes_data
 from nemotron.common.tokenizer_files import tokenizer_json, tokenizer_tokens
 
 
@@ -121,6 +121,26 @@ def sources_match(cfg: Any) -> Optional[str]:
     return None
 
 
+def chat_prep_inputs(cfg: Any) -> Optional[str]:
+    """SFT and DPO prep write beside `data.packed_file` with the model's tokenizer, from .jsonl chats."""
+    if not is_chat_prep(cfg):
+        return None
+    d = cfg.data
+    if not d.packed_file:
+        return f"data.packed_file is null: {cfg.recipe.name} writes its samples and manifest beside it"
+    if not d.tokenizer_path:
+        return (
+            "data.tokenizer_path is null: name the tokenizer the model was trained with "
+            "(e.g. data.tokenizer_path=<the tokenizer.json beside its blend file>)"
+        )
+    if not d.sources and not d.generate_tiny:
+        return f"data.sources is empty: name the .jsonl chat files {cfg.recipe.name} reads (or data.generate_tiny=true)"
+    not_jsonl = [p for source in d.sources for p in sorted(glob.glob(str(source))) if not p.endswith(".jsonl")]
+    if not_jsonl:
+        return f"data.sources: {not_jsonl[0]}: {cfg.recipe.name} reads .jsonl chat files only"
+    return None
+
+
 def split_valid(cfg: Any) -> Optional[str]:
     split = str(cfg.data.split)
     try:
@@ -153,7 +173,8 @@ def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
 
 INPUT_RULES = [
     has_training_data, tracker_path_writable, load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready,
-    prefixes_exist, prefixes_complete, tokenizer_exists, sources_match, split_valid, pipeline_divides_layers,
+    prefixes_exist, prefixes_complete, tokenizer_exists, sources_match, chat_prep_inputs, split_valid,
+    pipeline_divides_layers,
     vocab_covers_tokenizer,
 ]
 """In the order their errors are reported (after the layout rules)."""

@@ -30,7 +30,9 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
     cfg = OmegaConf.load(args.config)
     prestart(cfg)  # MLflow's imports and store overlap torch's and megatron's below
 
-    from nemotron.common.checkpoint_index import PretrainedNotFound
+    from nemotron.common.checkpoint_index import CheckpointError, PretrainedNotFound
+    from nemotron.common.refusals import refuse
+    from nemotron.runtime.prep.chat import ChatDataError
     from nemotron.runtime.rewards import RewardError
     from nemotron.runtime.stages.registry import stage_runner
     from nemotron.runtime.train.preemption import SIGNALS, Preempted
@@ -43,8 +45,8 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
         print(line, flush=True)
     try:
         run(cfg)
-    except (PretrainedNotFound, RewardError):  # a known mistake, already said in the summary line
-        return 1
+    except (PretrainedNotFound, RewardError, CheckpointError, ChatDataError) as err:  # a known mistake
+        return refuse(str(err))  # the summary line said it too; this line is what the launcher ends with
     except Preempted as stopped:  # already reported by the run: no traceback
         for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting
             signal.signal(sig, signal.SIG_IGN)

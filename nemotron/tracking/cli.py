@@ -83,8 +83,16 @@ def compare(args: argparse.Namespace) -> int:
             print(f"error: no member of {args.sweep} recorded a sweep parent run (was it run with "
                   "-m and tracker=mlflow?)", file=sys.stderr)
             return 2
+    from mlflow.exceptions import MlflowException
+
     client = connect(uri or tracking_uri({}))
-    rows, curves = summarize(client, parent, args.metric)
+    try:
+        rows, curves = summarize(client, parent, args.metric)
+    except MlflowException as exc:  # an unknown run id, or one of another store
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {args.sweep}: not a sweep directory and not a parent run of {client.tracking_uri} "
+              f"({first})", file=sys.stderr)
+        return 2
     if not rows:
         print(f"error: run {parent} has no child runs", file=sys.stderr)
         return 2
@@ -134,9 +142,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from nemotron.tracking.store import TrackingError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ArtifactNotFound, FileNotFoundError, json.JSONDecodeError) as exc:
+    except (ArtifactNotFound, FileNotFoundError, json.JSONDecodeError, TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ ROWS = [
     (("+recipe=gpt/sft", NO_TINY, "checkpoint.pretrained=null"), "no training data"),
     (("+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"), "data.sources"),
     (("+recipe=data/prep_sft", "data.sources=[/nonexistent/chats.jsonl]"), "data.sources"),
+    (("+recipe=data/prep_sft",), "data.tokenizer_path is null"),
+    (("+recipe=data/prep_dpo", "data.packed_file=null"), "data.packed_file is null"),
     ((GPT, "checkpoint.load_dir=/nonexistent/run"), "checkpoint.load_dir=/nonexistent/run: no such directory"),
     ((GPT, "checkpoint.pretrained=/nonexistent/ckpt"), "checkpoint.pretrained=/nonexistent/ckpt"),
     (("+recipe=gpt/sft",), "checkpoint.pretrained=newest:gpt/pretrain: no complete checkpoint"),

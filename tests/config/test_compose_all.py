@@ -47,6 +47,11 @@ NEEDS_A_PRETRAINED_RUN = {"gpt/sft": "checkpoint.pretrained=newest:gpt/pretrain:
                           "gpt/dpo": "checkpoint.pretrained=newest:gpt/sft|gpt/pretrain: no complete checkpoint",
                           "nano3/dpo": "checkpoint.pretrained=newest:nano3/sft|nano3/pretrain: no complete checkpoint"}
 """Recipes that start from another recipe's checkpoint: with no such run, validation says how to make one."""
+NEEDS_A_TOKENIZER = {
+    recipe: "data.tokenizer_path is null: name the tokenizer the model was trained with"
+    for recipe in ("data/prep_sft", "data/prep_dpo")
+}
+"""Chat preps tokenize with the model's own tokenizer: refused at compose until one is named."""
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -54,6 +59,6 @@ def test_recipe_composes_and_validates(compose, recipe, tmp_path):
     cfg = compose([f"+recipe={recipe}", f"paths.output_root={tmp_path / 'empty'}"])
     assert cfg.recipe.name == recipe
     assert cfg.hydra.mode is None  # nemotron.config.hydra_compat.skip_mode_compose relies on it
-    expected = NEEDS_A_PRETRAINED_RUN.get(recipe)
+    expected = NEEDS_A_PRETRAINED_RUN.get(recipe) or NEEDS_A_TOKENIZER.get(recipe)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)

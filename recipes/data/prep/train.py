@@ -46,6 +46,7 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
+    from nemotron.common.refusals import refuse
     from nemotron.runtime.prep.text import PrepSpec, prepare
 
     d = OmegaConf.load(args.config).data
@@ -57,8 +58,7 @@ def main() -> int:
             spec = replace(spec, sources=[str(write_tiny_corpus(d, spec.out_dir))])
         prepare(spec)
     except (OSError, ValueError) as exc:  # bad input: the message names the file, line or key
-        print(f"prep failed: {exc}", file=sys.stderr)
-        return 1
+        return refuse(str(exc))
     return 0
 
 

@@ -45,14 +45,14 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
+    from nemotron.common.refusals import refuse
     from nemotron.runtime.prep.preference import prepare_dpo
     from nemotron.runtime.prep.sft import SftPrepSpec
 
     try:
         prepare_dpo(SftPrepSpec.from_config(OmegaConf.load(args.config)))
     except (OSError, ValueError) as exc:  # bad input: the message names the file:line or key
-        print(f"dpo prep failed: {exc}", file=sys.stderr)
-        return 1
+        return refuse(str(exc))
     return 0
 
 

@@ -48,6 +48,7 @@ def main() -> int:
 
     from omegaconf import OmegaConf
 
+    from nemotron.common.refusals import refuse
     from nemotron.runtime.prep.sft import SftPrepSpec, prepare_sft
 
     cfg = OmegaConf.load(args.config)
@@ -59,8 +60,7 @@ def main() -> int:
             spec = replace(spec, sources=[str(write_tiny_chats(cfg.data, spec.out_dir))])
         prepare_sft(spec)
     except (OSError, ValueError) as exc:  # bad input: the message names the file:line or key
-        print(f"sft prep failed: {exc}", file=sys.stderr)
-        return 1
+        return refuse(str(exc))
     return 0
 
 
