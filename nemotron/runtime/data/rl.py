@@ -133,7 +133,8 @@ def rl_tokenizer(cfg: Any) -> data.TokenizerAdapter:
 def build_prompts(cfg: Any, tokenizer: Any, say: Optional[Callable[[str], None]] = None) -> PromptDataset:
     """The prompt dataset of `cfg` (see the module docstring)."""
     source, origin = chat.template_source(cfg.data.chat_template, tokenizer.path)
-    renderer = chat.ChatRenderer(source, cfg.data.eod_token, origin)
+    renderer = chat.ChatRenderer(source, cfg.data.eod_token, origin,
+                                 chat.template_tokens(tokenizer.path, cfg.data.eod_token))
     limit = int(cfg.model.seq_length) - int(cfg.rl.max_new_tokens)
     prompts, skipped = [], 0
     for n, (messages, answer) in enumerate(_questions(cfg)):

@@ -8,7 +8,8 @@ A line is TRL's preference format, either explicit or with an implicit prompt:
 
 A string prompt is one user message and a string answer one assistant message; without `prompt`,
 the messages `chosen` and `rejected` share from the start are the prompt. Each answer must end
-with an assistant message. Errors name file:line and the key (nemotron.runtime.prep.chat.ChatDataError).
+with an assistant message; a `tools` list on the line reaches the template for both sides. Errors name
+file:line and the key (nemotron.runtime.prep.chat.ChatDataError).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Pair:
     prompt: Tuple[Dict[str, str], ...]
     chosen: Tuple[Dict[str, str], ...]
     rejected: Tuple[Dict[str, str], ...]
+    tools: Optional[Tuple[Dict[str, Any], ...]] = None
+    """The line's `tools` (tool schemas the template is given), if it has them."""
 
     def conversation(self, side: str) -> Messages:
         """The whole conversation of `side` (`chosen` or `rejected`): prompt, then that answer."""
@@ -87,4 +90,5 @@ def parse_pair(line: str, where: str) -> Optional[Pair]:
         prompt, chosen, rejected = _split_implicit(chosen, rejected, where)
     _check_answer(chosen, "chosen", where)
     _check_answer(rejected, "rejected", where)
-    return Pair(tuple(prompt), tuple(chosen), tuple(rejected))
+    tools = chat.checked_tools(record.get("tools"), where)
+    return Pair(tuple(prompt), tuple(chosen), tuple(rejected), None if tools is None else tuple(tools))

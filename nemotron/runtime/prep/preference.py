@@ -78,7 +78,7 @@ class PairEncoder:
         """(chosen, rejected) as (ids, mask), or None when the pair is dropped."""
         c = self.counts
         c.read += 1
-        rendered = [self.renderer.render(pair.conversation(s), where) for s in SIDES]
+        rendered = [self.renderer.render(pair.conversation(s), where, pair.tools) for s in SIDES]
         encodings = self.tok.encode_batch([r.text for r in rendered], add_special_tokens=False)
         sides, cut = [], False
         for side, r, enc in zip(SIDES, rendered, encodings, strict=True):
@@ -171,7 +171,9 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
         raise ValueError(f"data.overlong={spec.overlong!r} must be one of {', '.join(sft_prep.OVERLONG)}")
     sft_prep.split_fractions(spec.split)
     template, origin = chat.template_source(spec.chat_template, spec.tokenizer_path)
-    renderer = chat.ChatRenderer(template, spec.eod_token, origin)
+    renderer = chat.ChatRenderer(
+        template, spec.eod_token, origin, chat.template_tokens(spec.tokenizer_path, spec.eod_token)
+    )
     chat.check_template(renderer)  # before any write
     tok, tok_sha1 = _tokenizer(spec)
     encoder = PairEncoder(spec, tok, renderer)

@@ -110,14 +110,14 @@ def shard_lines(shard: Shard):
 
 def _conversations(shard: Shard, counts: Counts):
     for lineno, line in shard_lines(shard):
-        messages = chat.parse_conversation(line, f"{shard.path}:{lineno}")
-        if messages is None:
+        conversation = chat.parse_chat(line, f"{shard.path}:{lineno}")
+        if conversation is None:
             continue
         counts.read += 1
-        if not chat.has_assistant(messages):
+        if not chat.has_assistant(conversation.messages):
             counts.dropped["no_assistant_turn"] += 1
             continue
-        yield lineno, messages
+        yield lineno, conversation
 
 
 def _sample(ids: List[int], mask: np.ndarray, seq_length: int, overlong: str,
@@ -153,7 +153,7 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
                       template: str, origin: str) -> Dict[str, Any]:
     """Render, tokenize and mask one shard into its .chat.npz, then write its marker."""
     tok = prep_tokens.load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
-    renderer = chat.ChatRenderer(template, sig["eod_token"], origin)
+    renderer = chat.ChatRenderer(template, sig["eod_token"], origin, sig["template_tokens"])
     counts, ids_out, mask_out, lengths, lines = Counts(), [], [], [], []
     pending: List[Tuple[int, chat.Rendered]] = []
 
@@ -169,8 +169,9 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
                 lines.append(lineno)
         pending.clear()
 
-    for lineno, messages in _conversations(shard, counts):
-        pending.append((lineno, renderer.render(messages, f"{shard.path}:{lineno}")))
+    for lineno, conversation in _conversations(shard, counts):
+        where = f"{shard.path}:{lineno}"
+        pending.append((lineno, renderer.render(conversation.messages, where, conversation.tools)))
         if len(pending) == RENDER_BATCH:
             flush()
     flush()
@@ -198,12 +199,13 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def shard_signature(shard: Shard, spec: SftPrepSpec, tokenizer_sha1: str,
-                    template_sha1: str) -> Dict[str, Any]:
+                    template_sha1: str, renderer: chat.ChatRenderer) -> Dict[str, Any]:
     """What a finished shard's marker must record for a re-run to skip it."""
     st = os.stat(shard.path)
     return {"source": shard.path, "source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns,
             "start": shard.start, "end": shard.end, "tokenizer_sha1": tokenizer_sha1,
-            "template_sha1": template_sha1, "eod_token": spec.eod_token,
+            "template_sha1": template_sha1, "template_tokens": renderer.tokens,
+            "renderer": renderer.version, "eod_token": spec.eod_token,
             "seq_length": spec.seq_length, "overlong": spec.overlong}
 
 
@@ -328,7 +330,9 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
         raise ValueError(f"data.overlong={spec.overlong!r} must be one of {', '.join(OVERLONG)}")
     split_fractions(spec.split)
     template, origin = chat.template_source(spec.chat_template, spec.tokenizer_path)
-    chat.check_template(chat.ChatRenderer(template, spec.eod_token, origin))  # before any write
+    renderer = chat.ChatRenderer(template, spec.eod_token, origin,
+                                 chat.template_tokens(spec.tokenizer_path, spec.eod_token))
+    chat.check_template(renderer)  # before any write
     files = expand_sources(spec.sources)
     not_jsonl = [p for _, p in files if not p.endswith(".jsonl")]
     if not_jsonl:
@@ -344,7 +348,7 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
         write_atomic(tokenizer_path, source.read_bytes())
     shards = plan_shards(files, spec.docs_per_shard, spec.out_dir)
     template_sha1 = hashlib.sha1(template.encode()).hexdigest()
-    sigs = [shard_signature(s, spec, tok_sha1, template_sha1) for s in shards]
+    sigs = [shard_signature(s, spec, tok_sha1, template_sha1, renderer) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := _finished(s, sig)) is not None}
     todo = [(s, sig) for s, sig in zip(shards, sigs) if s.prefix not in markers]
     workers = max(1, min(prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers()), len(todo)))
