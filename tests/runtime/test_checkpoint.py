@@ -19,6 +19,8 @@ from runtime_support import resolved_run_config, run_config, tiny_data_dir  # no
 
 from nemotron.runtime.stages import pretrain
 
+from nemotron.runtime.train import loop as train_loop
+
 from nemotron.runtime.train import step as train_step_module
 from nemotron.runtime.checkpoint import store as checkpoint
 
@@ -63,7 +65,7 @@ def test_interrupted_and_resumed_run_has_bitwise_identical_losses(run_config, tm
                                        "checkpoint.save_at_end=false"))
     interrupted = run_config(GPT, *common, f"checkpoint.dir={tmp_path / 'b'}",
                              "checkpoint.save_interval=4")
-    monkeypatch.setattr(pretrain, "open_tracker", _TrackerWithRunId)
+    monkeypatch.setattr(train_loop, "open_tracker", _TrackerWithRunId)
     with monkeypatch.context() as m:
         _interrupt_at(m, 5)
         with pytest.raises(KeyboardInterrupt):

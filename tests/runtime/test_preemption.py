@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 from nemotron.common import exit_codes
 from nemotron.runtime.stages import pretrain
+from nemotron.runtime.train import loop as train_loop
 from nemotron.runtime.checkpoint import store as checkpoint
 from nemotron.runtime.train.preemption import Preempted, StopSignals, agreed_signal
 from runtime_support import resolved_run_config, run_config, tiny_data_dir  # noqa: F401 - fixtures
@@ -94,7 +95,7 @@ def _signal_at(monkeypatch, signum: int, step: Optional[int]) -> None:
     monkeypatch.setattr(_SignallingTracker, "signum", signum)
     monkeypatch.setattr(_SignallingTracker, "step", step)
     monkeypatch.setattr(_SignallingTracker, "closed", [])
-    monkeypatch.setattr(pretrain, "open_tracker", _SignallingTracker)
+    monkeypatch.setattr(train_loop, "open_tracker", _SignallingTracker)
 
 
 def test_signal_right_after_a_regular_save_does_not_save_twice(run_config, tmp_path, monkeypatch, capsys):

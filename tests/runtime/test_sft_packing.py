@@ -13,7 +13,7 @@ from nemotron.runtime import cpu_compat
 
 
 from nemotron.runtime.train import step as train_step_module
-from nemotron.runtime.model.mamba2 import packed_samples
+from nemotron.runtime.model.packed import packed_seq_params
 from nemotron.runtime.model.build import build_model
 from nemotron.runtime.data.sft import block_causal_mask, pack_samples
 from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
@@ -58,9 +58,8 @@ def _model(run_config, recipe, *overrides):
 def _packed_losses(model, samples):
     row = pack_samples(samples, SEQ, pad=0)
     batch = {k: v[None] for k, v in row.items()}
-    with packed_samples(batch["segment_ids"]):
-        losses = model(batch["tokens"], batch["position_ids"], batch["attention_mask"],
-                       labels=batch["labels"])
+    losses = model(batch["tokens"], batch["position_ids"], batch["attention_mask"],
+                   labels=batch["labels"], packed_seq_params=packed_seq_params(batch["segment_ids"]))
     return losses[0], row
 
 

@@ -148,9 +148,10 @@ class Outage:
 
 def test_server_lost_and_back_mid_run_loses_nothing(tracked_config, mlflow_server, client, monkeypatch, capfd):
     import nemotron.runtime.stages.pretrain as pretrain
+    from nemotron.runtime.train import loop as train_loop
     from nemotron.tracking import open_tracker
 
-    monkeypatch.setattr(pretrain, "open_tracker", lambda cfg, rank: Outage(open_tracker(cfg, rank),
+    monkeypatch.setattr(train_loop, "open_tracker", lambda cfg, rank: Outage(open_tracker(cfg, rank),
                                                                               mlflow_server, 2, 5))
     cfg = tracked_config(f"tracker.uri={mlflow_server.uri}", "tracker.experiment=tracking-tests",
                          "train.steps=8", "train.log_interval=4")

@@ -12,6 +12,7 @@ Parameter counts without allocating weights: `nemotron.runtime.model.param_count
 from __future__ import annotations
 
 import importlib
+import dataclasses
 import inspect
 import math
 from typing import Any, Dict, Optional, Tuple
@@ -184,7 +185,18 @@ def gpt_layer_spec(cfg: Any) -> Any:
               "moe_grouped_gemm": use_te_spec(cfg)}
     if use_te_spec(cfg):
         return specs.get_gpt_layer_with_transformer_engine_spec(**kwargs)
-    return specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization), **kwargs)
+    return segment_aware(specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization), **kwargs))
+
+
+def segment_aware(layer_spec: Any) -> Any:
+    """A local layer spec whose core attention takes packed_seq_params (packed SFT/DPO batches pass
+    them to every layer; the Mamba mixer needs them, attention keeps samples apart by its mask)."""
+    from nemotron.runtime.model.packed import SegmentAwareDotProductAttention
+
+    attention = layer_spec.submodules.self_attention
+    core = dataclasses.replace(attention.submodules, core_attention=SegmentAwareDotProductAttention)
+    submodules = dataclasses.replace(layer_spec.submodules, self_attention=dataclasses.replace(attention, submodules=core))
+    return dataclasses.replace(layer_spec, submodules=submodules)
 
 
 def _language_model_kwargs(cfg: Any, vocab_size: int, pre: bool, post: bool) -> dict:
@@ -272,7 +284,7 @@ def local_hybrid_stack_spec(cfg: Any) -> Any:
         MoETransformerLayer, TransformerLayer, TransformerLayerSubmodules)
 
     _, stack, stack_submodules = hybrid_classes()
-    dense = specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization)).submodules
+    dense = segment_aware(specs.get_gpt_layer_local_spec(normalization=_str(cfg.model.normalization))).submodules
     # Key maps: checkpoints match the TE spec, whose linear layers hold the fused pre-norms.
     attention = TransformerLayerSubmodules(
         input_layernorm=WrappedTorchNorm, self_attention=dense.self_attention, self_attn_bda=bda,

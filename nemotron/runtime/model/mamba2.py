@@ -9,19 +9,18 @@ fp32; RMSNorm(y * silu(z)) per group; out_proj. Constructor, forward contract, p
 shapes and dtypes, tensor-parallel sharding of heads and groups, and checkpoint layout (in_proj
 saved as z/x/B/C/dt parts, conv1d as x/B/C) follow upstream, so checkpoints move between the two
 classes. `ssd_chunked` is the chunked SSD algorithm (Dao & Gu 2024, "Transformers are SSMs");
-`ssd_naive` is the step-by-step recurrence it is tested against. Packed samples (SFT): inside
-`packed_samples(segment_ids)` every run of equal ids in a row is mixed as its own sequence (conv
-and SSM state start from zero at each sample boundary), exactly as if it were run alone. Generation keeps
+`ssd_naive` is the step-by-step recurrence it is tested against. Packed samples (SFT, DPO): with
+`packed_seq_params` (nemotron/runtime/model/packed.py), the argument Megatron passes every layer, each
+sample is mixed as its own sequence (conv and SSM state start from zero at each sample boundary),
+exactly as if it were run alone. Generation keeps
 the conv window and SSM state in Megatron's static inference context (`mamba2_cache`). No context
 parallelism. Where mamba_ssm exists, its fused kernels are much faster.
 """
 
-import contextlib
-import contextvars
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,40 +30,12 @@ from megatron.core.dist_checkpointing.mapping import ShardedTensorFactory
 from megatron.core.tensor_parallel import get_cuda_rng_tracker
 from megatron.core.transformer.module import MegatronModule
 from megatron.core.transformer.spec_utils import ModuleSpec, build_module
+from nemotron.runtime.model.packed import sample_runs
 from megatron.core.transformer.utils import (
     ensure_metadata_has_dp_cp_group,
     make_sharded_tensors_for_checkpoint,
     sharded_state_dict_default,
 )
-
-
-_SEGMENTS: contextvars.ContextVar[Optional[torch.Tensor]] = contextvars.ContextVar(
-    "mamba2_packed_segments", default=None)
-
-
-@contextlib.contextmanager
-def packed_samples(segment_ids: torch.Tensor) -> Iterator[None]:
-    """While active, TorchMamba2Mixer mixes each run of equal ids in `segment_ids` [batch, seq] as a
-    sequence of its own (what a packed SFT batch needs); the caller sets it around the forward."""
-    token = _SEGMENTS.set(segment_ids)
-    try:
-        yield
-    finally:
-        _SEGMENTS.reset(token)
-
-
-def _runs(segment_ids: torch.Tensor):
-    """(source index [runs, longest], valid [runs, longest]) into the flattened [batch * seq]
-    positions: one row per run of equal ids, left-aligned, padded at its end."""
-    b, seq = segment_ids.shape
-    change = torch.ones(b, seq, dtype=torch.bool, device=segment_ids.device)
-    change[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
-    starts = change.reshape(-1).nonzero().squeeze(1)  # every row starts a run: none crosses rows
-    ends = torch.cat([starts[1:], starts.new_tensor([b * seq])])
-    lengths = ends - starts
-    steps = torch.arange(int(lengths.max()), device=segment_ids.device)
-    valid = steps[None, :] < lengths[:, None]
-    return (starts[:, None] + steps[None, :]).clamp(max=b * seq - 1), valid
 
 
 def _segsum(a: torch.Tensor) -> torch.Tensor:
@@ -275,22 +246,18 @@ class TorchMamba2Mixer(MegatronModule):
             from nemotron.runtime.model.mamba2_cache import cached_mix
 
             return self.out_proj(cached_mix(self, self.in_proj(hidden_states)[0], context))
-        if packed_seq_params is not None:
-            raise NotImplementedError("TorchMamba2Mixer takes packed samples through "
-                                      "packed_samples(segment_ids), not packed_seq_params")
         zxBCdt, _ = self.in_proj(hidden_states)
-        segments = _SEGMENTS.get()
-        if segments is not None:
-            return self.out_proj(self._mix_packed(zxBCdt, segments))
+        if packed_seq_params is not None:
+            return self.out_proj(self._mix_packed(zxBCdt, packed_seq_params))
         return self.out_proj(self._mix(zxBCdt))
 
-    def _mix_packed(self, zxBCdt, segment_ids):
+    def _mix_packed(self, zxBCdt, params):
         """`_mix` of every packed sample on its own: unpack into a batch of samples, mix, repack."""
         seq, b, width = zxBCdt.shape
-        if tuple(segment_ids.shape) != (b, seq):
-            raise ValueError(f"packed segment ids of shape {tuple(segment_ids.shape)} do not match "
-                             f"the [batch, seq] = {(b, seq)} of the hidden states")
-        source, valid = _runs(segment_ids.to(zxBCdt.device))
+        if int(params.cu_seqlens_q[-1]) != b * seq:
+            raise ValueError(f"packed_seq_params cover {int(params.cu_seqlens_q[-1])} tokens, not the "
+                             f"[batch, seq] = {(b, seq)} of the hidden states")
+        source, valid = sample_runs(params, zxBCdt.device)
         flat = zxBCdt.transpose(0, 1).reshape(b * seq, width)
         samples = flat[source] * valid[..., None].to(flat.dtype)  # [runs, longest, width]
         longest = samples.shape[1]  # chunks no longer than the longest sample: less padding

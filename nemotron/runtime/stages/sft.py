@@ -8,7 +8,8 @@ What differs from pretraining, as one `Stage` (`SFTStage`):
   micro-batches and data-parallel ranks;
 - packing: samples never see each other. Attention gets a block-diagonal causal mask (local layer
   spec); RoPE depends only on relative positions inside a block, so it equals positions restarting
-  at each sample; Mamba-2 layers mix each sample on its own (`mamba2.packed_samples`);
+  at each sample; Mamba-2 layers mix each sample on its own (`model.packed.packed_seq_params`, the
+  explicit argument Megatron passes every layer);
 - weights: `checkpoint.pretrained` (`newest:<recipe>`, a checkpoint dir or an iter_N folder) on a
   fresh start, with a fresh optimizer and schedule; a resumed SFT run loads its own checkpoint
   instead (bitwise, like pretraining). `checkpoint.pretrained=null` starts from random weights.
@@ -27,13 +28,14 @@ import torch
 from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.runtime.data import sft as sft_data
 from nemotron.runtime.model.build import mamba_mixer_class, use_te_spec
-from nemotron.runtime.model.mamba2 import packed_samples
+from nemotron.runtime.model.packed import packed_seq_params
 from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source, with_pretrained_path
 from nemotron.runtime.train import loop, step
 from nemotron.runtime.train.contract import Stage, TrainResult
 
 
-def _has_mamba(cfg: Any) -> bool:
+def has_mamba(cfg: Any) -> bool:
+    """Whether the model has Mamba layers (which need the packed samples' boundaries)."""
     return str(getattr(cfg.model.arch, "value", cfg.model.arch)) == "hybrid" and "M" in hybrid_pattern(cfg.model)
 
 
@@ -44,7 +46,7 @@ def configure_packed(cfg: Any, config: Any) -> None:
             "packed SFT on the Transformer Engine layer spec needs PackedSeqParams (thd) wiring, "
             "which this version does not have; run SFT where Transformer Engine is not installed"
         )
-    if _has_mamba(cfg) and mamba_mixer_class().__name__ != "TorchMamba2Mixer":
+    if has_mamba(cfg) and mamba_mixer_class().__name__ != "TorchMamba2Mixer":
         raise NotImplementedError(
             "packed SFT with mamba_ssm's MambaMixer needs its packed-sequence path, not wired here; "
             "the pure-PyTorch mixer (nemotron.runtime.model.mamba2) resets state at sample boundaries"
@@ -68,14 +70,20 @@ def with_inputs_resolved(cfg: Any, tiny_manifest: Callable[[Any], Path] = sft_da
 
 
 def packed_forward(batch: dict, model: Any) -> Tuple[dict, Any]:
-    """`model` on a packed batch (segment_ids popped): block-diagonal attention, per-sample Mamba
-    state; (the batch on the model's device, the per-token losses)."""
+    """`model` on a packed batch (segment_ids popped): block-diagonal attention, the samples as
+    packed_seq_params for the Mamba layers; (the batch on the model's device, the token losses)."""
     segments = batch.pop("segment_ids")
     if torch.cuda.is_available():
         batch = {k: v.cuda(non_blocking=True) for k, v in batch.items()}
         segments = segments.cuda(non_blocking=True)
-    with packed_samples(segments):  # read by Mamba-2 layers only
-        output = model(batch["tokens"], batch["position_ids"], batch.get("attention_mask"), labels=batch["labels"])
+    params = packed_seq_params(segments)
+    output = model(
+        batch["tokens"],
+        batch["position_ids"],
+        batch.get("attention_mask"),
+        labels=batch["labels"],
+        packed_seq_params=params,
+    )
     return batch, output
 
 
