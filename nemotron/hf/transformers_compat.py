@@ -2,6 +2,7 @@
 
 transformers 5 renamed `from_pretrained(torch_dtype=...)` to `dtype=`; the eager attention path is
 asked for by name so logits are compared against the reference implementation, not a fused kernel.
+Only public API is used: `SUPPORTED` has no upper bound (pyproject.toml declares the same range).
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ from typing import Any
 
 import torch
 
+from nemotron.common.versions import refusal
+
+SUPPORTED = {"transformers": ">=5.0"}
+"""The transformers releases this module was checked against (public API: no upper bound)."""
+
 
 def load_causal_lm(path: str) -> Any:
     """The HF causal LM in `path`, fp32, eager attention, eval mode, on CPU."""
+    import transformers
     from transformers import AutoModelForCausalLM
+
+    refused = refusal(SUPPORTED, "nemotron/hf/transformers_compat.py", {"transformers": transformers.__version__})
+    if refused:
+        raise ImportError(refused)
 
     params = inspect.signature(AutoModelForCausalLM.from_pretrained).parameters
     dtype_key = "dtype" if "dtype" in params or _major() >= 5 else "torch_dtype"
