@@ -269,7 +269,9 @@ def _write(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Pa
         dist_checkpointing.save(sd, str(tmp), sharded_strategy=_save_strategy())  # + barrier
     if _rank() == 0:
         meta = {**meta, "files": checkpoint_files(tmp)}
-        fsync_tree(tmp)  # every rank's files and the folders on disk before the marker says "complete"
+        # every file and folder on disk before the marker says "complete": the torch_dist writers fsync
+        # their own shards already (cheap to repeat); this catches common.pt, metadata.json and the folders
+        fsync_tree(tmp)
         write_json_atomic(tmp / MARKER, meta)
         if final.exists():  # re-saving a step: swap the old copy out, then delete it
             old = final.with_name(f"{final.name}.old-{secrets.token_hex(4)}")
