@@ -11,11 +11,11 @@ MaxArraySize. Each group is one submitit SlurmExecutor (`submitit_compat.Executo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from nemotron.common.atomic_files import write_json_atomic, write_text_atomic
 from nemotron.launchers import records, scheduler
 from nemotron.launchers.script import RUN_DIR_MARK, SUBMITIT_DIR, JobParts, job_params
 from nemotron.launchers.submitit_compat import Executor, make_executor
@@ -143,7 +143,7 @@ def submit_array(array: SweepArray) -> None:
     array.job_id = array.task_ids[0].split("_")[0]
     submitted = array.executor.submitted_scripts[-1]
     assert submitted == array.script, "submitit rendered a different script than planned"
-    array.script_path.write_text(submitted, encoding="utf-8")
+    write_text_atomic(array.script_path, submitted)  # `jobs resubmit` sbatches it again
 
 
 def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path] = None) -> None:
@@ -158,7 +158,7 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
             record = records.job_record(
                 m.record, job_id, m.run_dir, array.script_path, submitit_folder=str(array.folder), **extra, **code
             )
-            (m.run_dir / records.RECORD).write_text(json.dumps(record, indent=1) + "\n")
+            records.write_record(m.run_dir, record)
     if sweep_dir is not None:
         sweep = {
             "sweep_dir": str(sweep_dir),
@@ -173,7 +173,7 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
                 for a in arrays
             ],
         }
-        (sweep_dir / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
+        write_json_atomic(sweep_dir / "sweep.json", sweep)
 
 
 def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: str) -> str:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from nemotron.common.atomic_files import write_json_atomic
 from nemotron.launchers.job_records import RECORD, Job, JobsError, fill_states
 from nemotron.launchers.scheduler import ACTIVE_STATES, sbatch
 
@@ -35,7 +36,7 @@ def update_record(run_dir: Path, job_id: str) -> None:
     record = json.loads(path.read_text())
     record["previous_job_ids"] = [*record.get("previous_job_ids", []), record["job_id"]]
     record.update(job_id=job_id, resubmitted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    write_json_atomic(path, record)
 
 
 def states(run_dirs: List[Path]) -> Dict[Path, Job]:
@@ -102,7 +103,7 @@ def resubmit_sweep(sweep_dir: Path) -> str:
         array.setdefault("resubmits", []).append({"job_id": new, "tasks": tasks})
         nums = ", ".join(str(array["members"][t]["num"]) for t in tasks)
         lines.append(f"resubmitted sweep member(s) {nums} as Slurm array {new} (tasks {','.join(map(str, tasks))})")
-    (sweep_dir / SWEEP_RECORD).write_text(json.dumps(sweep, indent=1) + "\n")
+    write_json_atomic(sweep_dir / SWEEP_RECORD, sweep)
     if not any(line.startswith("resubmitted") for line in lines):
         lines.append(f"{sweep_dir}: every member is COMPLETED or still queued; nothing to resubmit")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from nemotron.common.atomic_files import write_text_atomic
 from nemotron.common.topology import ranks_per_node
 from nemotron.config.validate import ConfigError
 from nemotron.launchers import records, scheduler, snapshot
@@ -169,7 +170,7 @@ def write_files(plan: SlurmPlan) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if plan.secrets:
         records.write_secrets(plan.secrets_path, plan.secrets)
-    plan.script_path.write_text(plan.script, encoding="utf-8")
+    write_text_atomic(plan.script_path, plan.script)
 
 
 def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:

@@ -1,4 +1,5 @@
-"""submitit's Slurm executor, with the few private parts we rely on in one place (checked: submitit 1.5).
+"""submitit's Slurm executor, with the few private parts we rely on in one place (checked: submitit 1.5.x,
+`SUPPORTED`; pyproject.toml pins the same range, tests/test_dependencies.py holds them equal).
 
 `Executor` is `submitit.SlurmExecutor` with three changes:
 - sbatch goes through `nemotron.launchers.scheduler` (one timeout, one environment, Slurm's refusal
@@ -20,14 +21,19 @@ import submitit
 from submitit.core import core, utils
 from submitit.slurm import slurm as submitit_slurm
 
+from nemotron.common.versions import refusal
 from nemotron.launchers import scheduler
 
-CHECKED_SERIES = "1.5."
-if not submitit.__version__.startswith(CHECKED_SERIES):
-    raise ImportError(
-        f"nemotron.launchers uses private parts of submitit {CHECKED_SERIES}x "
-        f"(launchers/submitit_compat.py); {submitit.__version__} is installed"
-    )
+SUPPORTED = {"submitit": ">=1.5,<1.6"}
+"""The releases whose private parts used here (`core.core`, `core.utils.JobPaths`, `slurm._make_sbatch_string`,
+`SlurmExecutor._submit_command` / `_internal_process_submissions`) were checked."""
+_REFUSED = refusal(
+    SUPPORTED,
+    "nemotron.launchers (private parts of submitit, launchers/submitit_compat.py)",
+    {"submitit": submitit.__version__},
+)
+if _REFUSED:
+    raise ImportError(_REFUSED)
 
 
 class Executor(submitit.SlurmExecutor):

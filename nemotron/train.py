@@ -26,6 +26,7 @@ from nemotron.cli.argv import flags_first, quiet_dry_run
 from nemotron.cli.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_hydra_outputs, scrubbed_stdout
+from nemotron.common.atomic_files import write_text_atomic
 from nemotron.common.paths import CONF_DIR, plugins_on_path
 from nemotron.config import register_configs
 from nemotron.config.batch_fit import fit_batch_to_ranks
@@ -82,7 +83,7 @@ def train(cfg: DictConfig) -> int:
             print(f"# would run (log: {plan.log_path})\n{plan.describe(redact_secrets=True)}")
         return 0
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(resolved, encoding="utf-8")
+    write_text_atomic(config_path, resolved)
     if remote:
         code, reason = submit_slurm(cfg, plan)
     else:

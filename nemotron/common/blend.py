@@ -17,10 +17,11 @@ Stdlib only.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from nemotron.common.atomic_files import write_text_atomic
 
 FORMAT = 1
 """Version of the blend file layout; readers refuse other versions."""
@@ -55,9 +56,7 @@ def write_blend(path: Path, content: Dict[str, Any]) -> bool:
     text = json.dumps({"format": FORMAT, **content}, indent=1) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return True
 
 

@@ -2,7 +2,8 @@
 
 Like `nemotron/runtime/cpu_compat.py` for Megatron: when a new Hydra or OmegaConf moves one of these,
 this module is the only one to change, and the check below says so at import instead of a confusing
-AttributeError deep in a sweep. The pins in pyproject.toml (hydra-core<1.4, omegaconf<2.4) match.
+AttributeError deep in a sweep. `SUPPORTED` is the checked range; pyproject.toml pins the same
+(tests/test_dependencies.py holds them equal).
 
 What is used, from where, by whom and why:
 - `BasicLauncher` (hydra._internal.core_plugins.basic_launcher), launchers/sweep.py: `-m` on cluster=local
@@ -34,14 +35,18 @@ from hydra._internal.hydra import Hydra
 from omegaconf import base as omegaconf_base
 from omegaconf._utils import is_float, is_int, yaml_is_bool
 
+from nemotron.common.versions import refusal
+
 BASIC_LAUNCHER_LOGGER = "hydra._internal.core_plugins.basic_launcher"
 """The logger name BasicLauncher logs its members' overrides with (its module's logger; checked below)."""
 CORE_PLUGINS = {"BasicLauncher": BASIC_LAUNCHER_LOGGER, "BasicSweeper": "hydra._internal.core_plugins.basic_sweeper"}
 """Imported on first use (module `__getattr__`), never at this module's import: Hydra's plugin scan
 executes the core plugin modules anew, and a class imported before it would not be the one Hydra uses."""
 
-SUPPORTED = {"hydra-core": (hydra.__version__, "1.3."), "omegaconf": (omegaconf.__version__, "2.3.")}
-"""package -> (installed version, the series these private APIs were checked against)."""
+SUPPORTED = {"hydra-core": ">=1.3.2,<1.4", "omegaconf": ">=2.3,<2.4"}
+"""distribution -> the releases these private APIs were checked against."""
+INSTALLED = {"hydra-core": hydra.__version__, "omegaconf": omegaconf.__version__}
+"""distribution -> the version imported here."""
 
 __all__ = [
     "BASIC_LAUNCHER_LOGGER",
@@ -69,12 +74,11 @@ def __getattr__(name: str):
 
 def check_versions() -> None:
     """Refuse to run against a Hydra/OmegaConf series whose private APIs were not checked."""
-    for name, (version, series) in SUPPORTED.items():
-        if not version.startswith(series):
-            raise ImportError(
-                f"nemotron uses private APIs of {name} {series}x (nemotron/config/hydra_compat.py); "
-                f"{version} is installed: pip install '{name}=={series}*'"
-            )
+    refused = refusal(
+        SUPPORTED, "nemotron's use of private Hydra/OmegaConf APIs (nemotron/config/hydra_compat.py)", INSTALLED
+    )
+    if refused:
+        raise ImportError(refused)
     if not callable(getattr(omegaconf_base, "parse", None)):
         raise ImportError("omegaconf.base.parse is gone: nemotron/config/parse_cache.py needs updating")
 

@@ -2,9 +2,11 @@
 
 Key names follow the cookbook's docs (docs/train/nemo-run.md "Profile Reference") and its executor
 builder (`RunConfig` of nemotron/kit/run.py): see docs/cookbook.md for the table. Our own `cluster.*`
-field names (`gpu_memory_gb`, `secret_names`, `max_nodes`, ...) are accepted as they are. A key with no
-counterpart here is one note line naming the key and the profile (never dropped silently); a key whose
-absence would send the job somewhere else (an SSH tunnel, a docker executor) is an error.
+field names (`gpu_memory_gb`, `secret_names`, `max_nodes`, ...) are accepted as they are. A key within
+a small edit distance of a key we read (`partiton`) is a typo: refused with the suggestion, nothing is
+submitted. Any other key with no counterpart here, and each reserved section we do not read (`[wandb]`,
+`[artifacts]`, `[cache]`, `[cli]`), is one note line saying it is not used (never dropped silently); a key
+whose absence would send the job somewhere else (an SSH tunnel, a docker executor) is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from omegaconf import OmegaConf
 
 from nemotron.common.paths import CONF_DIR
 from nemotron.config.schema import ClusterConfig
-from nemotron.cookbook.envfile import EnvFileError, Profile
+from nemotron.cookbook.envfile import RESERVED, EnvFileError, Profile
 
 EXECUTORS = {"slurm": "slurm", "local": "local"}
 """Cookbook executor -> the shipped cluster option a profile builds on."""
@@ -54,12 +56,14 @@ def cluster_option(profile: Profile) -> Tuple[Dict[str, Any], List[str]]:
         "resources": dict(base.get("resources", {})),
         "hydra": {"launcher": {}},
     }
-    notes = []
+    notes = reserved_notes(profile)
     for key in list(values):
         mapper = MAPPERS.get(key) or (own_key if key in OWN_KEYS else None)
         if mapper is None:
+            refuse_typo(profile, key)
             notes.append(
-                f"env.toml: profile {profile.name!r}: key {key!r} is not supported here (ignored); {profile.where(key)}"
+                f"env.toml: profile {profile.name!r}: key {key!r} is not used here (no counterpart); "
+                f"{profile.where(key)}"
             )
             continue
         mapper(node, key, values, profile)
@@ -67,6 +71,61 @@ def cluster_option(profile: Profile) -> Tuple[Dict[str, Any], List[str]]:
     if not node["hydra"]["launcher"]:
         del node["hydra"]
     return node, notes
+
+
+RESERVED_USE = {
+    "wandb": "tracking is MLflow here: tracker=mlflow",
+    "artifacts": "artifacts are registered by pipelines: python -m nemotron.tracking",
+    "cache": "caches go under paths.cache_dir",
+    "cli": "the command line takes no settings from env.toml",
+}
+"""The cookbook's reserved sections and where their job is done here (all are notes: not used)."""
+COOKBOOK_UNUSED = ("host", "user", "identity", "remote_job_dir", "lustre_mount")
+"""Cookbook profile keys we know and do not use (SSH submission, Lustre): a note, never a typo."""
+TYPO_DISTANCE = 2
+"""A key at most this many edits from a key we read (1 for keys of 4 letters or fewer) is a typo."""
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of two neighbours that turn `a` into `b`."""
+    rows = [list(range(len(b) + 1))]
+    for i, ca in enumerate(a, start=1):
+        row = [i]
+        for j, cb in enumerate(b, start=1):
+            best = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                best = min(best, rows[-2][j - 2] + 1)
+            row.append(best)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def known_keys() -> List[str]:
+    """Every key a profile may set here."""
+    return sorted({*MAPPERS, *OWN_KEYS, "executor", "extends"})
+
+
+def refuse_typo(profile: Profile, key: str) -> None:
+    """An unread key a few edits from a key we read is refused (one line: file:line, profile, key, suggestion)."""
+    if key in COOKBOOK_UNUSED:
+        return
+    limit = 1 if len(key) <= 4 else TYPO_DISTANCE
+    scored = sorted((edit_distance(key.lower(), known), known) for known in known_keys())
+    distance, match = scored[0]
+    if distance <= limit:
+        raise EnvFileError(
+            f"{profile.where(key)}: profile {profile.name!r}: unknown key {key!r} (did you mean {match}?); "
+            "fix its name (nothing was submitted)"
+        )
+
+
+def reserved_notes(profile: Profile) -> List[str]:
+    """One note per reserved section the file has: not used here, and what does its job."""
+    return [
+        f"env.toml: section [{name}] is not used here ({RESERVED_USE[name]}); {profile.file.where(name)}"
+        for name in RESERVED
+        if name in profile.file.sections
+    ]
 
 
 def own_key(node: Dict[str, Any], key: str, values: Dict[str, Any], profile: Profile) -> None:

@@ -4,7 +4,8 @@ torch.distributed.checkpoint's file layout (its `.metadata` and the per-chunk st
 Megatron's partial `dist_checkpointing.load` cannot load one layer of a layer-stacked tensor in a
 world of one (torch's ShardedTensor wants every shard of a key local), so the export streams by
 reading the chunks that overlap the wanted region straight from the `.distcp` files: each chunk
-is a `torch.save`d tensor at a recorded offset and length.
+is a `torch.save`d tensor at a recorded offset and length. Those storage records are torch's private
+layout: `SUPPORTED` is the torch range it was checked against (pyproject.toml pins the same).
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from typing import Any, Sequence
 
 import torch
 
+from nemotron.common.versions import refusal
+
+SUPPORTED = {"torch": ">=2.4,<2.14"}
+"""The torch releases whose torch_dist file layout (`.metadata`, chunk offset/length records) was checked."""
+
 
 @lru_cache(maxsize=4)
 def _metadata(ckpt_dir: str) -> Any:
     from torch.distributed.checkpoint import FileSystemReader
+
+    refused = refusal(SUPPORTED, "nemotron/hf/dcp_compat.py (torch_dist file layout)", {"torch": torch.__version__})
+    if refused:
+        raise ImportError(refused)
 
     return FileSystemReader(ckpt_dir).read_metadata()
 

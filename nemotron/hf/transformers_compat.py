@@ -9,7 +9,8 @@ so data is tokenized as the model is prompted with `apply_chat_template`: the sa
 same preparation of messages and tools, and the `{% generation %}` spans behind
 `return_assistant_tokens_mask`. Those helpers live in `transformers.utils.chat_template_utils` and
 are not public API, hence the version check. Importing them costs about 1.5-2 s (no torch); this
-module imports torch only for the model functions.
+module imports torch only for the model functions. `SUPPORTED` is the range checked (pyproject.toml
+declares the same): the private chat-template helpers bound it above.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import inspect
 import re
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple
+
+from nemotron.common.versions import refusal
 
 if TYPE_CHECKING:
     import torch
@@ -26,11 +29,19 @@ CHAT_TEMPLATE_MAJORS = (5,)
 _GENERATION = re.compile(r"\{\%-?\s*generation\s*-?\%\}")
 """How transformers tells that a template has `{% generation %}` blocks."""
 
+SUPPORTED = {"transformers": ">=5.0,<6"}
+"""The transformers releases this module was checked against (chat templates: 5.x's private helpers)."""
+
 
 def load_causal_lm(path: str) -> Any:
     """The HF causal LM in `path`, fp32, eager attention, eval mode, on CPU."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM
+
+    refused = refusal(SUPPORTED, "nemotron/hf/transformers_compat.py", {"transformers": transformers.__version__})
+    if refused:
+        raise ImportError(refused)
 
     params = inspect.signature(AutoModelForCausalLM.from_pretrained).parameters
     dtype_key = "dtype" if "dtype" in params or _major() >= 5 else "torch_dtype"

@@ -13,12 +13,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from nemotron.common.atomic_files import read_json, write_json_atomic
 from nemotron.pipe.plan import StagePlan
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
 from nemotron.tracking.secrets import scrub_text
@@ -28,18 +27,9 @@ PIPELINE_RECORD = "pipeline.json"
 
 
 def write_json(path: Path, content: Dict[str, Any]) -> None:
-    """Replace `path` atomically."""
+    """Replace `path` atomically and durably (nemotron/common/atomic_files.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Optional[Dict[str, Any]]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    write_json_atomic(path, content)
 
 
 def has_files(path: Path) -> bool:

@@ -6,6 +6,10 @@ shared/notes/megatron-cpu.md). `install()` patches exactly those, and only when
 names the assumption it removes. Separately, `install()` fills two holes that appear when
 Transformer Engine is absent (a CPU box always; a GPU box only in a bare venv).
 
+`SUPPORTED` is the range these patches were checked against (they reach into Megatron-Core's private
+modules); `install()` refuses others, and pyproject.toml pins the same range
+(tests/test_dependencies.py holds them equal).
+
 Use:
     cpu_compat.install()                       # once, before building the model
     cpu_compat.seed_model_parallel(seed)       # instead of model_parallel_cuda_manual_seed
@@ -21,11 +25,12 @@ import os
 import sys
 import types
 import warnings
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 import torch
 from torch.overrides import TorchFunctionMode
 
+from nemotron.common import versions
 
 
 @contextlib.contextmanager
@@ -55,8 +60,7 @@ def _plain_functions_for_jit_fuser() -> Iterator[None]:
 if not torch.cuda.is_available():
     # Expected without a GPU, and repeated by half a dozen megatron modules at import: silence it
     # before megatron is imported (the local fallbacks it announces are what we use on CPU).
-    warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed",
-                            category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed", category=UserWarning)
 
 with _plain_functions_for_jit_fuser():
     from megatron.core.tensor_parallel import random as mpu_random  # noqa: E402
@@ -87,6 +91,28 @@ def _is_cuda(device: Any) -> bool:
     return isinstance(device, torch.device) and device.type == "cuda"
 
 
+SUPPORTED = {"megatron-core": ">=0.16.1,<0.20"}
+"""distribution -> the releases the patches below were written for: 0.16.1 (tested here, the newest for
+Python 3.11) to 0.19 (NGC containers on Python 3.12; its renames and `current_stream` are handled)."""
+
+
+def megatron_version() -> Optional[str]:
+    """Megatron-Core's version (its package_info, so a source checkout on PYTHONPATH counts too)."""
+    try:
+        from megatron.core import package_info
+    except ImportError:
+        return versions.installed("megatron-core")
+    return str(package_info.__version__)
+
+
+def check_versions() -> None:
+    """Refuse a Megatron-Core release these patches were not written for (one line)."""
+    found = megatron_version()
+    refused = versions.refusal(SUPPORTED, "nemotron/runtime/cpu_compat.py", {"megatron-core": found} if found else None)
+    if refused:
+        raise ImportError(refused)
+
+
 def installed() -> List[str]:
     """Names of the patches applied in this process."""
     return list(_INSTALLED)
@@ -94,6 +120,8 @@ def installed() -> List[str]:
 
 def install() -> List[str]:
     """Apply the CPU patches (no-op with CUDA) and the no-TE fallbacks; safe to call repeatedly."""
+    if not _INSTALLED:
+        check_versions()
     if on_cpu():
         _patch_once("torch.compile->eager", _run_compiled_eagerly)
         _patch_once("torch.cuda.current_device->cpu", _patch_current_device)
@@ -350,8 +378,11 @@ def allocate_adam_state(optimizer: Any) -> None:
     for inner in _torch_adams(optimizer):
         for param in (p for group in inner.param_groups for p in group["params"]):
             if not inner.state[param]:
-                inner.state[param] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
-                                      "exp_avg_sq": torch.zeros_like(param)}
+                inner.state[param] = {
+                    "step": torch.tensor(0.0),
+                    "exp_avg": torch.zeros_like(param),
+                    "exp_avg_sq": torch.zeros_like(param),
+                }
 
 
 def restore_adam_steps(optimizer: Any) -> None:

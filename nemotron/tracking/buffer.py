@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from nemotron.common.atomic_files import write_text_atomic
 
 TRACKING_DIR = "tracking"
 """Sub-directory of the run directory holding these files."""
@@ -30,9 +31,7 @@ def tracking_dir(run_dir: Any) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)  # the run id and sync state: what links this run directory to its MLflow run
 
 
 class RunFiles:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from nemotron.common.atomic_files import write_json_atomic
+
 SAMPLE_ABOVE_BYTES = 64 << 20
 """Files larger than this are hashed by size plus their first and last SAMPLE_BYTES (hash_mode 'sampled')."""
 SAMPLE_BYTES = 8 << 20
@@ -102,9 +104,7 @@ class Registry:
             fcntl.flock(lock, fcntl.LOCK_EX)
             artifacts = self.load()
             yield artifacts
-            tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"artifacts": artifacts}, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, {"artifacts": artifacts})
 
     def names(self) -> List[str]:
         return sorted(self.load())

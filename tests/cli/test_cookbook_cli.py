@@ -242,7 +242,10 @@ def test_profile_keys_map_onto_cluster_settings(tmp_path):
     )
     node, notes = cluster_option(load_env_file(tmp_path / "env.toml").resolve("gpu-box"))
     cluster, launcher = node["cluster"], node["hydra"]["launcher"]
-    assert notes == [] and cluster["name"] == "gpu-box" and cluster["executor"] == "slurm"
+    assert notes == [  # every key is read; the reserved [wandb] section is not
+        f"env.toml: section [wandb] is not used here (tracking is MLflow here: tracker=mlflow); {tmp_path}/env.toml:1"
+    ]
+    assert cluster["name"] == "gpu-box" and cluster["executor"] == "slurm"
     assert cluster["time_limit"] == 24 * 60 + 2 * 60 + 4  # rounded up to whole minutes
     assert launcher == {"additional_parameters": {"mem": "0", "exclusive": True}, "constraint": "h100"}
     assert cluster["container_image"].startswith("nvcr.io") and cluster["pyxis"] is True

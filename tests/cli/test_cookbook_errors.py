@@ -58,6 +58,21 @@ CASES = {
         '[a]\nexecutor = "slurm"\nnodes = "two"\n',
         "env.toml:3: nodes='two'; write a whole number >= 1",
     ),
+    "misspelt key": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "slurm"\npartiton = "gpu"\n',
+        "env.toml:3: profile 'a': unknown key 'partiton' (did you mean partition?)",
+    ),
+    "misspelt key in a parent profile": (
+        ["gpt", "pretrain", "-b", "child"],
+        '[base]\nexecutor = "slurm"\ngpus_per_nodes = 8\n\n[child]\nextends = "base"\n',
+        "env.toml:3: profile 'child': unknown key 'gpus_per_nodes' (did you mean gpus_per_node?)",
+    ),
+    "swapped letters": (
+        ["gpt", "pretrain", "-b", "a"],
+        '[a]\nexecutor = "slurm"\naccoutn = "x"\n',
+        "profile 'a': unknown key 'accoutn' (did you mean account?)",
+    ),
     "stage flag": (["gpt", "pretrain", "--stage"], GOOD, "--stage: staging files on the cluster"),
     "run and batch": (["gpt", "pretrain", "-r", "base", "-b", "base"], GOOD, "--run and --batch cannot both"),
 }
@@ -89,11 +104,58 @@ def test_bad_input_is_one_line(case, tmp_path):
 
 
 def test_unsupported_key_is_one_note_per_key(tmp_path):
-    text = GOOD + 'gpus_per_node = 1\nhost = "login"\npackager = "git"\n'
+    text = GOOD + 'gpus_per_node = 1\nhost = "login"\npackager = "git"\nray_head_cpus = 4\n'
     result = nemotron(["gpt", "pretrain", "-b", "child", "-d"], text, tmp_path)
     assert result.returncode == 0, result.stderr
-    notes = [line for line in result.stderr.splitlines() if "is not supported here (ignored)" in line]
-    assert notes == [f"env.toml: profile 'child': key 'host' is not supported here (ignored); {tmp_path}/env.toml:9"]
+    notes = [line for line in result.stderr.splitlines() if "is not used here" in line]
+    assert notes == [
+        f"env.toml: profile 'child': key 'host' is not used here (no counterpart); {tmp_path}/env.toml:9",
+        f"env.toml: profile 'child': key 'ray_head_cpus' is not used here (no counterpart); {tmp_path}/env.toml:11",
+    ]
+
+
+def test_reserved_sections_are_one_note_each(tmp_path):
+    text = '[wandb]\nproject = "p"\nentity = "e"\n\n[cli]\ntheme = "x"\n\n' + GOOD
+    result = nemotron(["gpt", "pretrain", "-b", "child", "-d"], text, tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "is not used here" in line]
+    assert notes == [
+        f"env.toml: section [wandb] is not used here (tracking is MLflow here: tracker=mlflow); {tmp_path}/env.toml:1",
+        "env.toml: section [cli] is not used here (the command line takes no settings from env.toml); "
+        f"{tmp_path}/env.toml:5",
+    ]
+
+
+def test_edit_distance_and_typo_threshold():
+    from nemotron.cookbook.profile import edit_distance, known_keys
+
+    assert edit_distance("partiton", "partition") == 1
+    assert edit_distance("accoutn", "account") == 1  # two neighbours swapped: one edit
+    assert edit_distance("gres", "gpus") == 2
+    assert {"partition", "gpus_per_node", "executor", "extends", "max_nodes"} <= set(known_keys())
+
+
+def test_hydra_form_refuses_a_misspelt_key(tmp_path):
+    (tmp_path / "env.toml").write_text('[a]\nexecutor = "slurm"\nnodse = 2\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nemotron.train",
+            "+recipe=gpt/pretrain",
+            "cluster=a",
+            f"paths.output_root={tmp_path}/o",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{tmp_path}/env.toml:3: profile 'a': unknown key 'nodse' (did you mean nodes?)" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_hydra_form_names_the_env_file_line(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron.config.hydra_compat import SUPPORTED, check_versions
+from nemotron.config.hydra_compat import INSTALLED, check_versions
 from nemotron.config.schema_launcher import STOCK_KEYS
 from nemotron.config.validate import ConfigError
 from nemotron.launchers import slurm
@@ -100,8 +100,8 @@ def test_unknown_key_is_one_line_naming_the_valid_ones(cli, override, message):
 
 def test_private_api_versions_are_checked(monkeypatch):
     check_versions()  # the installed ones pass
-    monkeypatch.setitem(SUPPORTED, "hydra-core", ("1.4.0", "1.3."))
-    with pytest.raises(ImportError, match=r"private APIs of hydra-core 1.3.x .* 1.4.0 is installed"):
+    monkeypatch.setitem(INSTALLED, "hydra-core", "1.4.0")
+    with pytest.raises(ImportError, match=r"checked against hydra-core>=1.3.2,<1.4; 1.4.0 is installed"):
         check_versions()
 
 

@@ -240,3 +240,37 @@ def test_two_rank_checkpoints_reshard_resume_bitwise_and_explain_what_cannot(run
     one_rank = pretrain.run(run_config(GPT, *dist_opt, f"checkpoint.load_dir={tmp_path / 'dp2'}",
                                        f"checkpoint.dir={tmp_path / 'dp1'}"))
     assert one_rank.losses == pytest.approx(dp2["losses"][3:], abs=1e-4)
+
+
+def test_save_fsyncs_every_file_and_folder_before_the_marker_and_the_parent_after(run_config, tmp_path, monkeypatch):
+    """Durability of a save, checked by recording `os.fsync` calls (the path each descriptor points at):
+    no real power loss can be simulated here. Every file of the checkpoint and its folder are synced
+    before the marker, the marker itself before its rename, and `checkpoint.dir` after the folder's rename."""
+    import os
+
+    calls = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    root = tmp_path / "ck"
+    pretrain.run(run_config(GPT, "train.steps=2", "checkpoint.save_interval=2", f"checkpoint.dir={root}"))
+
+    final = root / "iter_0000002"
+    assert [p.name for p in root.iterdir()] == [final.name]
+    tmp_names = {Path(c).relative_to(root).parts[0] for c in calls if c.startswith(str(root) + "/")}
+    assert len(tmp_names) == 1 and ".tmp-" in next(iter(tmp_names))
+    tmp = root / next(iter(tmp_names))
+    marker_at = max(i for i, c in enumerate(calls) if c.startswith(str(tmp / checkpoint.MARKER) + ".tmp"))
+    before_marker = set(calls[:marker_at])
+    for path in final.rglob("*"):
+        rel = path.relative_to(final)
+        if path.name != checkpoint.MARKER:
+            assert str(tmp / rel) in before_marker, f"{rel} not fsynced before the marker"
+    assert str(tmp) in before_marker
+    assert calls[marker_at + 1] == str(tmp)  # the marker's rename inside the folder
+    assert calls[-1] == str(root)  # the folder's rename into place
+    assert not [p for p in final.iterdir() if ".tmp" in p.name]

@@ -8,8 +8,9 @@ position. `checkpoint.dir` looks like:
         nemotron_checkpoint.json  <- our marker: step, data position, layout, file sizes, run id
     iter_0000020.tmp-9f3a1c2e/    a save in progress, or one a crash interrupted: never loaded
 
-Atomic: all ranks write into `iter_N.tmp-<random>`; after every rank has finished (barrier),
-rank 0 writes the marker (with each file's size) and renames the folder to `iter_N`. Resume takes
+Atomic and durable: all ranks write into `iter_N.tmp-<random>`; after every rank has finished
+(barrier), rank 0 fsyncs every file and folder in it, writes the marker (with each file's size;
+temp file, fsync, rename), renames the folder to `iter_N` and fsyncs `checkpoint.dir`. Resume takes
 the highest `iter_N` whose marker is readable and whose files all have the recorded sizes; a newer
 one that fails this (no marker, a truncated file) is skipped with a `CheckpointWarning`
 (`checkpoint_index`). A checkpoint that does not fit the run is named before loading (`checkpoint_fit`).
@@ -33,8 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import os
 import queue
 import random
 import secrets
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from nemotron.common.atomic_files import fsync_dir, fsync_tree, write_json_atomic
 from nemotron.runtime import cpu_compat
 from nemotron.runtime.checkpoint import fit as checkpoint_fit
 from nemotron.common.checkpoint_index import (
@@ -269,17 +269,19 @@ def _write(sd: Dict[str, Any], root: str, step: int, meta: Dict[str, Any]) -> Pa
         dist_checkpointing.save(sd, str(tmp), sharded_strategy=_save_strategy())  # + barrier
     if _rank() == 0:
         meta = {**meta, "files": checkpoint_files(tmp)}
-        with open(tmp / MARKER, "w") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        # every file and folder on disk before the marker says "complete": the torch_dist writers fsync
+        # their own shards already (cheap to repeat); this catches common.pt, metadata.json and the folders
+        fsync_tree(tmp)
+        write_json_atomic(tmp / MARKER, meta)
         if final.exists():  # re-saving a step: swap the old copy out, then delete it
             old = final.with_name(f"{final.name}.old-{secrets.token_hex(4)}")
             final.rename(old)
             tmp.rename(final)
+            fsync_dir(final.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
+            fsync_dir(final.parent)
     if dist.is_initialized():
         dist.barrier()
     return final

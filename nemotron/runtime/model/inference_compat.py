@@ -4,7 +4,8 @@ megatron-core 0.16 passes a `StaticInferenceContext` to GPTModel / MambaModel fo
 layers allocate their KV cache in its `key_value_memory_dict` (on `torch.cuda.current_device()`,
 which cpu_compat points at the CPU) and read `sequence_len_offset`, the position the next forward
 starts at, which the caller advances; only the last position's logits are computed
-(`materialize_only_last_token_logits`). Older releases call it `InferenceParams`.
+(`materialize_only_last_token_logits`). Older releases call it `InferenceParams`. Checked against the
+Megatron-Core range of cpu_compat (`SUPPORTED`, refused outside it by `cpu_compat.install()`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import contextlib
 from typing import Any, Iterator
 
 from nemotron.runtime import cpu_compat
+
+SUPPORTED = {"megatron-core": cpu_compat.SUPPORTED["megatron-core"]}
+"""The Megatron-Core releases this module's use of the inference context was checked against."""
 
 
 def static_context(batch_size: int, max_sequence_length: int) -> Any:

@@ -16,7 +16,6 @@ checkpoint. A signal during setup stops the run before its first step, with noth
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from nemotron.common import exit_codes
+from nemotron.common.atomic_files import write_json_atomic
 
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 """What Slurm sends before a time limit (`--signal=USR2@...`) and on preemption or scancel."""
@@ -88,7 +88,7 @@ def mark(run_dir: Any, sig_name: str, step: int) -> None:
     """Write the marker (after the checkpoint is complete, before any rank exits)."""
     path = marker_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"signal": sig_name, "step": step}) + "\n", encoding="utf-8")
+    write_json_atomic(path, {"signal": sig_name, "step": step}, indent=None)
 
 
 def clear_mark(run_dir: Any) -> None:
