@@ -137,22 +137,7 @@ def test_edit_distance_and_typo_threshold():
 
 def test_hydra_form_refuses_a_misspelt_key(tmp_path):
     (tmp_path / "env.toml").write_text('[a]\nexecutor = "slurm"\nnodse = 2\n')
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nemotron.train",
-            "+recipe=gpt/pretrain",
-            "cluster=a",
-            f"paths.output_root={tmp_path}/o",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
+    result = _train_with_profile_a(tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{tmp_path}/env.toml:3: profile 'a': unknown key 'nodse' (did you mean nodes?)" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -161,21 +146,7 @@ def test_hydra_form_refuses_a_misspelt_key(tmp_path):
 def test_hydra_form_names_the_env_file_line(tmp_path):
     (tmp_path / "env.toml").write_text('[a]\nextends = "zz"\n')
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
-    result = subprocess.run(  # from the env.toml's folder: found there (not via $NEMOTRON_ENV_FILE)
-        [
-            sys.executable,
-            "-m",
-            "nemotron.train",
-            "+recipe=gpt/pretrain",
-            "cluster=a",
-            f"paths.output_root={tmp_path}/o",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
+    result = _train_with_profile_a(tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{tmp_path}/env.toml:2: profile 'a' extends 'zz', which is not a profile" in result.stderr
     ok = subprocess.run(
@@ -202,3 +173,17 @@ def test_hydra_form_of_a_missing_recipe_config_lists_the_configs(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "+recipe=gpt/pretrain/tiyn: recipe gpt/pretrain has no config 'tiyn' in " in result.stderr
     assert result.stderr.strip().endswith("its configs: default")
+
+
+def _train_with_profile_a(tmp_path):
+    """`cluster=a` from the env.toml's folder: found there (not via $NEMOTRON_ENV_FILE)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NEMOTRON_ENV_FILE")}
+    command = [
+        sys.executable,
+        "-m",
+        "nemotron.train",
+        "+recipe=gpt/pretrain",
+        "cluster=a",
+        f"paths.output_root={tmp_path}/o",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
