@@ -35,6 +35,7 @@ from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vo
 from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, ranged
 from nemotron.config.schema_cluster import ClusterConfig, ResourcesConfig
 from nemotron.config.schema_dpo import DpoConfig
+from nemotron.config.schema_peft import PeftConfig
 from nemotron.config.schema_rl import RLConfig
 
 
@@ -365,6 +366,8 @@ class RunConfig:
     """Pre-flight checks (memory fit)."""
     dpo: DpoConfig = field(default_factory=DpoConfig)
     """Preference optimization (the */dpo recipes; see nemotron/config/schema_dpo.py)."""
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    """Parameter-efficient fine-tuning (group `peft`; nemotron/config/schema_peft.py)."""
     rl: RLConfig = field(default_factory=RLConfig)
     """GRPO settings (the rl recipes)."""
     run_dir: Optional[str] = None

@@ -1,5 +1,7 @@
 """`python -m nemotron.checkpoint import-hf <hf dir> [model=<option>] [model.k=v ...] [--out DIR]` and
-`export-hf <checkpoint> <out dir> [model=<option>] [--verify] [--overwrite]`.
+`export-hf <checkpoint> <out dir> [model=<option>] [--verify] [--overwrite]`,
+`merge-lora <adapters> <out dir>` (nemotron/runtime/peft/merge.py) and
+`average <ckpt> <ckpt>... <out dir> [--weights w ...]` (nemotron/runtime/checkpoint/average.py).
 
 A known mistake (missing file, unmapped architecture, mismatching config, wrong shape, truncated
 shard, existing output) prints one line (or one line per mismatch) and exits 2 with nothing
@@ -29,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("out_dir")
     exp.add_argument("--verify", action="store_true", help="compare logits with transformers' and record it")
     exp.add_argument("--max-shard-mb", type=int, default=2048, help="largest safetensors shard (MB)")
+    merge = sub.add_parser("merge-lora", help="LoRA adapter checkpoint + its base -> full checkpoint")
+    merge.add_argument("adapters", help="the adapters' checkpoint folder (of iter_N folders) or one iter_N")
+    merge.add_argument("out_dir")
+    avg = sub.add_parser("average", help="element-wise (weighted) mean of checkpoints of one model")
+    avg.add_argument("checkpoints", nargs="+", help="two or more checkpoints, then the output folder")
+    avg.add_argument("--weights", type=float, nargs="+", help="one weight per checkpoint (default: equal)")
+    for p in (merge, avg):
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     for p in (imp, exp):
         p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
         p.add_argument("--registry", help="artifact registry file (default outputs/artifacts.json)")
@@ -65,6 +75,8 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
         if os.environ.get("RANK", "0") == "0":
             print(f"imported {args.hf_dir} -> {path}; train from it with checkpoint.pretrained={path.parent}")
         return 0
+    if args.command in ("merge-lora", "average"):
+        return _run_checkpoint_tool(args)
     from nemotron.hf.exporter import export_hf
 
     record = export_hf(
@@ -85,6 +97,21 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
             f"({'passed' if v['passed'] else 'FAILED'}, tolerance {v['tolerance']:g})"
         )
         return 0 if v["passed"] else VERIFY_FAILED
+    return 0
+
+
+def _run_checkpoint_tool(args: argparse.Namespace) -> int:
+    if args.command == "merge-lora":
+        from nemotron.runtime.peft.merge import merge_lora
+
+        path = merge_lora(args.adapters, args.out_dir, args.overwrite)
+        print(f"merged {args.adapters} into its base -> {path}")
+        return 0
+    from nemotron.runtime.checkpoint.average import average
+
+    *sources, out = args.checkpoints
+    path = average(sources, out, args.weights, args.overwrite)
+    print(f"averaged {len(sources)} checkpoints -> {path}")
     return 0
 
 

@@ -20,6 +20,7 @@ from nemotron.runtime.checkpoint.checkpointer import Checkpointer
 from nemotron.runtime.checkpoint.store import Position
 from nemotron.runtime.data import gpt as gpt_data
 from nemotron.runtime.model.build import build_model
+from nemotron.runtime.peft import adapters
 from nemotron.runtime.train import distributed, flops, optim
 
 
@@ -93,6 +94,7 @@ def setup(cfg: Any, info: distributed.DistInfo, stage: Any, checkpointer: Checkp
     if checkpointer.found is None:
         stage.init_weights(cfg, model)
     stage.prepare(cfg, train_ds)
+    adapters.attach(cfg, model, checkpointer.found)  # peft=lora: frozen base, adapters
     model = optim.wrap_ddp(cfg, model, config)
     optimizer, scheduler = optim.build_optimizer(cfg, model)
     config.grad_scale_func = optimizer.scale_loss

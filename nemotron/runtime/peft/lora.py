@@ -1,0 +1,183 @@
+"""LoRA adapters on Megatron-Core's tensor-parallel linear layers (`peft=lora`), after
+Megatron-Bridge's design (src/megatron/bridge/peft/lora.py, lora_layers.py).
+
+`apply(cfg, model)` freezes every base parameter and wraps each targeted layer (`peft.target_modules`)
+in a `LoRALinear`: out = base(x) + (alpha / r) * B(A(dropout(x))), with B = 0 at the start, so the
+adapted model equals the base at step 0. Tensor parallel, as the base layer shards:
+- ColumnParallelLinear (output split): A (r x in) replicated, B (out/TP x r) column-sharded like the
+  base's output; the input's gradient is all-reduced as the base's is;
+- RowParallelLinear (input split): A (r x in/TP) row-sharded like the base's input, its partial
+  products all-reduced (the base reduces its own the same way), B (out x r) replicated.
+A is drawn from a generator seeded by the run's seed and the layer's name, as a full matrix then
+sharded, so any TP size starts from the same adapters. `merge(model)` folds B A into the base
+weights and unwraps the layers. Local layer spec only (SFT and DPO run on it; TE's fused
+layernorm-linear would need its layernorm output): sequence parallelism is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from nemotron.config.schema_peft import TARGETS
+
+
+class LoraError(ValueError):
+    """A LoRA setting that does not fit the model (one line)."""
+
+
+def _tp() -> Tuple[int, int]:
+    from megatron.core import parallel_state
+
+    return parallel_state.get_tensor_model_parallel_world_size(), parallel_state.get_tensor_model_parallel_rank()
+
+
+def _kind(base: Any) -> Optional[str]:
+    """`column` or `row`: how `base` is split over tensor-parallel ranks (None: not a TP linear)."""
+    from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
+
+    if isinstance(base, ColumnParallelLinear):
+        return "column"
+    if isinstance(base, RowParallelLinear):
+        return "row"
+    return None
+
+
+def _full_a(name: str, seed: int, rank: int, in_features: int) -> torch.Tensor:
+    """A as one matrix (r x in), Kaiming-uniform like torch.nn.Linear, the same on every TP layout."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    bound = 1.0 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)) of an (r x in) weight
+    return (torch.rand(rank, in_features, generator=gen) * 2 - 1) * bound
+
+
+class LoRAAdapter(torch.nn.Module):
+    """The low-rank path of one layer: `linear_in` (A) and `linear_out` (B), sharded by `kind`."""
+
+    def __init__(self, kind: str, in_local: int, out_local: int, rank: int, alpha: float, dropout: float) -> None:
+        super().__init__()
+        self.kind, self.scale = kind, alpha / rank
+        self.linear_in = torch.nn.Linear(in_local, rank, bias=False)
+        self.linear_out = torch.nn.Linear(rank, out_local, bias=False)
+        self.dropout = torch.nn.Dropout(dropout) if dropout > 0 else torch.nn.Identity()
+        torch.nn.init.zeros_(self.linear_out.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapter's output for input `x` (this rank's part, as the base layer's)."""
+        from megatron.core.tensor_parallel import (
+            copy_to_tensor_model_parallel_region,
+            reduce_from_tensor_model_parallel_region,
+        )
+
+        if self.kind == "column":
+            x = copy_to_tensor_model_parallel_region(x)  # identity; all-reduces x's gradient
+            return self.linear_out(self.linear_in(self.dropout(x))) * self.scale
+        h = reduce_from_tensor_model_parallel_region(self.linear_in(self.dropout(x)))
+        return self.linear_out(h) * self.scale
+
+    def delta(self) -> torch.Tensor:
+        """This rank's (alpha / r) B A, shaped like the base layer's local weight."""
+        return (self.linear_out.weight @ self.linear_in.weight) * self.scale
+
+    def sharded_state_dict(self, prefix: str = "", sharded_offsets: tuple = (), metadata: Any = None) -> Dict:
+        """A and B as sharded tensors, split along the axis their base splits."""
+        from megatron.core.transformer.utils import make_sharded_tensors_for_checkpoint
+
+        axes = {"linear_out.weight": 0} if self.kind == "column" else {"linear_in.weight": 1}
+        sd = self.state_dict(prefix="", keep_vars=True)
+        return make_sharded_tensors_for_checkpoint(sd, prefix, axes, sharded_offsets)
+
+
+class LoRALinear(torch.nn.Module):
+    """A frozen tensor-parallel linear layer (`base`) plus its adapter (`adapter`)."""
+
+    def __init__(self, base: Any, adapter: LoRAAdapter) -> None:
+        super().__init__()
+        self.base, self.adapter = base, adapter
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Tuple[torch.Tensor, Any]:
+        """(base output + adapter output, the base's separate bias), as the base layer returns."""
+        out, bias = self.base(x, *args, **kwargs)
+        return out + self.adapter(x), bias
+
+    def sharded_state_dict(self, prefix: str = "", sharded_offsets: tuple = (), metadata: Any = None) -> Dict:
+        """The base's sharded tensors under `base.`, the adapter's under `adapter.`."""
+        sd = self.base.sharded_state_dict(f"{prefix}base.", sharded_offsets, metadata)
+        sd.update(self.adapter.sharded_state_dict(f"{prefix}adapter.", sharded_offsets, metadata))
+        return sd
+
+
+def _targets(model: Any, names: List[str]) -> List[Tuple[str, Any]]:
+    """(qualified name, layer) of every TP linear layer whose own name is in `names` (experts excepted)."""
+    found = []
+    for qualified, module in model.named_modules():
+        if qualified.rsplit(".", 1)[-1] in names and ".experts." not in qualified and _kind(module):
+            found.append((qualified, module))
+    return found
+
+
+def _present(model: Any) -> List[str]:
+    return sorted({q.rsplit(".", 1)[-1] for q, _ in _targets(model, list(TARGETS))})
+
+
+def _adapter(qualified: str, base: Any, peft: Any, seed: int) -> LoRAAdapter:
+    """The adapter of `base`, its A drawn full-size and sharded like the base's input."""
+    kind = _kind(base)
+    out_local, in_local = base.weight.shape
+    size, rank = _tp()
+    in_full = in_local * size if kind == "row" else in_local
+    out_full = out_local * size if kind == "column" else out_local
+    if peft.rank > min(in_full, out_full):
+        raise LoraError(
+            f"peft.rank={peft.rank} is above the width of {qualified} ({in_full} -> {out_full}); "
+            f"use a rank of at most {min(in_full, out_full)}"
+        )
+    adapter = LoRAAdapter(kind, in_local, out_local, peft.rank, float(peft.alpha), float(peft.dropout))
+    full = _full_a(qualified, seed, peft.rank, in_full)
+    with torch.no_grad():
+        adapter.linear_in.weight.copy_(full.chunk(size, dim=1)[rank] if kind == "row" else full)
+    adapter.to(base.weight.dtype)
+    if kind == "column":
+        _set_tp(adapter.linear_out.weight, 0)
+    else:
+        _set_tp(adapter.linear_in.weight, 1)
+    return adapter
+
+
+def _set_tp(param: torch.Tensor, dim: int) -> None:
+    from megatron.core.tensor_parallel import set_tensor_model_parallel_attributes
+
+    set_tensor_model_parallel_attributes(param, True, dim, 1)
+
+
+def apply(cfg: Any, model: Any) -> List[str]:
+    """Freeze `model` and wrap its targeted layers in adapters (in place); the wrapped layers' names."""
+    peft = cfg.peft
+    if cfg.parallel.get("sequence_parallel"):
+        raise LoraError("peft=lora with parallel.sequence_parallel=true is not wired yet; use false")
+    targets = _targets(model, list(peft.target_modules))
+    if not targets:
+        raise LoraError(
+            f"peft.target_modules={list(peft.target_modules)} matches no layer of this model; "
+            f"its layers: {', '.join(_present(model)) or 'none'}"
+        )
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for qualified, base in targets:
+        parent_name, _, attr = qualified.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, attr, LoRALinear(base, _adapter(qualified, base, peft, int(cfg.train.seed))))
+    return [q for q, _ in targets]
+
+
+def merge(model: Any) -> int:
+    """Fold every adapter into its base weight and unwrap the layers (in place); how many merged."""
+    wrapped = [(q, m) for q, m in model.named_modules() if isinstance(m, LoRALinear)]
+    for qualified, layer in wrapped:
+        with torch.no_grad():
+            layer.base.weight.add_(layer.adapter.delta().to(layer.base.weight.dtype))
+        parent_name, _, attr = qualified.rpartition(".")
+        setattr(model.get_submodule(parent_name), attr, layer.base)
+    return len(wrapped)

@@ -1,0 +1,71 @@
+"""`python -m nemotron.checkpoint merge-lora <adapters> <out>`: adapters folded into their base, written as
+a full checkpoint (out/iter_0000000, with model.yaml beside it) that export-hf and
+`checkpoint.pretrained` read as any checkpoint.
+
+The adapters' marker names their base (path and hash: refused when the base changed) and the LoRA
+settings and the model config. The model
+is built at TP=1 (Megatron reshards any saved layout), the base loaded, wrapped, the adapters loaded,
+then `lora.merge` adds (alpha / r) B A to every adapted weight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Tuple
+
+from omegaconf import OmegaConf
+
+from nemotron.common.checkpoint_index import CheckpointError, Found, pretrained_checkpoint
+
+
+def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
+    """(the TP=1 model with base and adapters loaded, its run config, the adapters' checkpoint)."""
+    from megatron.core import dist_checkpointing
+
+    from nemotron.hf import megatron_side as ours
+    from nemotron.runtime.peft import adapters as records
+    from nemotron.runtime.peft import lora
+
+    found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
+    record = found.meta.get("lora")
+    if record is None:
+        raise CheckpointError(f"{found.path} holds no LoRA adapters (its marker has no `lora` record)")
+    model_cfg = ours.model_config(None, [], base=record["model"])
+    base = record["base"]
+    if base is not None:
+        records.check_base(found, {"base": base, "base_hash": records.base_hash(base, 0)})
+        model_cfg.vocab_size = ours.saved_shapes(base)["embedding.word_embeddings.weight"][0]
+    cfg = ours.run_config(model_cfg, 1)
+    cfg.peft = {
+        "rank": record["rank"],
+        "alpha": record["alpha"],
+        "dropout": 0.0,
+        "method": "lora",
+        "target_modules": sorted({t.rsplit(".", 1)[-1] for t in record["targets"]}),
+    }
+    cfg.train = {"recompute": "none", "seed": 0}  # A's draw is overwritten by the saved A
+    cfg.parallel.sequence_parallel = False
+    model = ours.build(cfg)
+    if base is not None:
+        ours.load(cfg, model, base)
+    lora.apply(cfg, model)
+    setattr(model, records.RECORD, record)
+    sd = records.model_sharded_state_dict(model)
+    records.load_model_state(model, dist_checkpointing.load(sd, found.path))
+    return model, cfg, found
+
+
+def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
+    """Write base + adapters of checkpoint `adapters` as a full checkpoint under `out`; its iter folder."""
+    from nemotron.hf import megatron_side as ours
+    from nemotron.hf.importer import MODEL_YAML, refuse_existing
+    from nemotron.runtime.peft import lora
+
+    out_dir = Path(out)
+    refuse_existing(out_dir, overwrite)
+    model, cfg, found = adapted_model(adapters)
+    lora.merge(model)
+    delattr(model, "nemotron_lora")
+    path = ours.save(cfg, model, out_dir, {"merged_from": {"adapters": found.path, **found.meta["lora"]}})
+    (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(cfg.model))
+    return path

@@ -1,0 +1,125 @@
+"""LoRA SFT of the tiny gpt model in-process (`peft=lora`): the adapted model starts as the base,
+only adapters train (no gradient buffer or optimizer state for the base), adapter-only checkpoints
+resume bitwise and refuse another base, and merged weights give the adapted model's logits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import runtime_support
+import torch
+
+from nemotron.common.checkpoint_index import CheckpointError, latest
+from nemotron.runtime.stages import pretrain
+from nemotron.runtime.stages.sft import SFTStage
+from nemotron.runtime.train import loop
+from nemotron.runtime.train import step as train_step_module
+
+run_config = runtime_support.run_config  # fixtures shared by the runtime tests
+tiny_data_dir = runtime_support.tiny_data_dir
+
+LORA = ["peft=lora", "peft.rank=4", "train.steps=4", "train.log_interval=1", "train.eval_interval=0", "optim.lr=0.01"]
+
+
+class Recording(SFTStage):
+    """SFT that keeps the run (model, optimizer) and each step's base weights before the step."""
+
+    def train_step(self, run):
+        self.run = run
+        if not hasattr(self, "start"):
+            self.start = {
+                k: v.detach().clone()
+                for k, v in run.model.module.state_dict().items()
+                if "adapter." not in k and torch.is_tensor(v)
+            }
+        return super().train_step(run)
+
+
+@pytest.fixture
+def pretrained(run_config, tmp_path) -> Path:
+    """A gpt/pretrain checkpoint dir (3 steps) on the embedded data."""
+    ck = tmp_path / "pretrain_ck"
+    pretrain.run(run_config("gpt/pretrain", "train.steps=3", f"checkpoint.dir={ck}"))
+    return ck
+
+
+def test_only_adapters_train_and_the_base_has_no_grad_buffer_or_optimizer_state(run_config, pretrained, tmp_path):
+    stage = Recording()
+    cfg = run_config("gpt/sft", *LORA, f"checkpoint.pretrained={pretrained}", f"checkpoint.dir={tmp_path / 'a'}")
+    result = loop.run(cfg, stage)
+    assert len(result.losses) == 4
+    model = stage.run.model
+    after = model.module.state_dict()
+    for key, before in stage.start.items():
+        assert torch.equal(after[key], before), key  # every base tensor bitwise equal
+    adapters = {k: p for k, p in model.module.named_parameters() if p.requires_grad}
+    assert adapters and all(".adapter.linear_" in k for k in adapters)
+    assert any(p.abs().sum() > 0 for k, p in adapters.items() if "linear_out" in k)  # B moved off 0
+    n_adapter = sum(p.numel() for p in adapters.values())
+    assert sum(b.numel_unpadded for b in model.buffers) == n_adapter  # DDP: adapter grads only
+    state = stage.run.optimizer.optimizer.state if hasattr(stage.run.optimizer, "optimizer") else None
+    assert state is not None and sum(s["exp_avg"].numel() for s in state.values()) == n_adapter
+    saved = latest(str(tmp_path / "a"))
+    assert saved.meta["lora"]["base"] == str((pretrained / "iter_0000003").resolve())
+    assert saved.meta["lora"]["base_hash"].startswith("sha256:")
+
+
+def _logits(model, tokens):
+    from nemotron.hf import megatron_side as ours
+
+    return ours.logits(model, tokens)
+
+
+def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(run_config, pretrained, tmp_path):
+    from nemotron.hf import megatron_side as ours
+    from nemotron.hf.cli import main
+    from nemotron.runtime.peft import lora
+    from nemotron.runtime.peft.merge import adapted_model
+
+    cfg = run_config("gpt/sft", *LORA, f"checkpoint.pretrained={pretrained}", f"checkpoint.dir={tmp_path / 'a'}")
+    loop.run(cfg, SFTStage())
+    model, run_cfg, found = adapted_model(str(tmp_path / "a"))
+    tokens = torch.randint(0, int(run_cfg.model.vocab_size), (2, 16), generator=torch.Generator().manual_seed(0))
+    adapted = _logits(model, tokens)
+    base = ours.build(run_cfg)
+    ours.load(run_cfg, base, str(pretrained))
+    base_logits = _logits(base, tokens)
+    lora.apply(run_cfg, base)  # fresh adapters: B = 0
+    assert torch.equal(_logits(base, tokens), base_logits)  # step 0 is the base model
+    assert (adapted - base_logits).abs().max() > 1e-4  # training moved the adapters
+    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged")]) == 0
+    merged = ours.build(run_cfg)
+    ours.load(run_cfg, merged, str(tmp_path / "merged"))
+    assert (_logits(merged, tokens) - adapted).abs().max() <= 1e-5
+    marker = pretrained / "iter_0000003" / "nemotron_checkpoint.json"
+    marker.write_text(marker.read_text().replace('"step"', '"step" ', 1))  # the base changed
+    with pytest.raises(CheckpointError, match=r"trained on base .*sha256:.*not on .*sha256:"):
+        adapted_model(str(tmp_path / "a"))
+
+
+def test_resumed_lora_run_repeats_the_uninterrupted_run_bitwise(run_config, pretrained, tmp_path, monkeypatch):
+    common = [*LORA, "train.steps=4", "peft.dropout=0.1", f"checkpoint.pretrained={pretrained}"]
+    straight = loop.run(run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'a'}"), SFTStage())
+    interrupted = run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=2")
+    real = train_step_module.train_step
+
+    def crash_at_step_3(run):
+        if run.position.step + 1 == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(run)
+
+    with monkeypatch.context() as m:
+        m.setattr(train_step_module, "train_step", crash_at_step_3)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run(interrupted, SFTStage())
+    saved = latest(str(tmp_path / "b"))
+    assert all(".adapter." in k or k.startswith("optimizer.") for k in _model_keys(saved.path))
+    resumed = loop.run(interrupted, SFTStage())
+    assert resumed.start_step == 2 and resumed.losses == straight.losses[2:]
+
+
+def _model_keys(path):
+    from nemotron.hf.megatron_side import saved_shapes
+
+    return list(saved_shapes(path))
