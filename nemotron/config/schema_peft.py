@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
+from nemotron.common.peft_targets import TARGETS
 from nemotron.config.ranges import AT_LEAST_1, FRACTION, POSITIVE, ranged
 
-TARGETS = ("linear_qkv", "linear_proj", "linear_fc1", "linear_fc2", "in_proj", "out_proj")
-"""Layer names an adapter can wrap: attention qkv/output, MLP fc1/fc2, Mamba in/out projections."""
 PEFT_STAGES = ("/sft", "/dpo")
 """Recipes (by name suffix) that train adapters."""
 

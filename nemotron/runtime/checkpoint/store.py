@@ -52,7 +52,7 @@ import torch.distributed as dist
 from nemotron.common.atomic_files import fsync_dir, fsync_tree, write_json_atomic
 from nemotron.runtime import cpu_compat
 from nemotron.runtime.checkpoint import fit as checkpoint_fit
-from nemotron.runtime.peft import adapters
+from nemotron.runtime.peft import state as adapter_state
 from nemotron.common.checkpoint_index import (
     FORMAT, MARKER, CheckpointError, CheckpointTimeoutError, CheckpointWarning, Found, checkpoint_files,
     complete_checkpoints, iter_dir, latest, latest_run_id,
@@ -203,7 +203,7 @@ def state_dict(model: Any, optimizer: Any, scheduler: Any, position: Position,
     """The sharded state dict a checkpoint holds (also the template a load fills)."""
     from megatron.core.utils import unwrap_model
 
-    model_sd = adapters.model_sharded_state_dict(unwrap_model(model))  # no DDP "module." prefix
+    model_sd = adapter_state.model_sharded_state_dict(unwrap_model(model))  # no DDP "module." prefix
     if is_loading:
         cpu_compat.allocate_adam_state(optimizer)
     with cpu_compat.cuda_as_cpu():  # the distributed optimizer gathers through .cuda() buffers
@@ -315,7 +315,7 @@ def save(cfg: Any, model: Any, optimizer: Any, scheduler: Any, position: Positio
     ck, start = cfg.checkpoint, time.perf_counter()
     meta = {"format": FORMAT, "step": position.step, "position": vars(position).copy(),
             "layout": checkpoint_fit.layout(cfg), "run_id": getattr(tracker, "run_id", None),
-            "time": time.time(), **adapters.checkpoint_meta(model)}
+            "time": time.time(), **adapter_state.checkpoint_meta(model)}
 
     def work() -> Path:
         sd = state_dict(model, optimizer, scheduler, position)
@@ -355,7 +355,7 @@ def load(found: Found, cfg: Any, model: Any, optimizer: Any, scheduler: Any) -> 
             raise CheckpointError(f"loading checkpoint {found.path} failed: "
                                   f"{str(err).strip().splitlines()[0][:500]}. "
                                   f"{checkpoint_fit.why(found, cfg, '', None)}") from err
-        adapters.load_model_state(unwrap_model(model), loaded["model"])
+        adapter_state.load_model_state(unwrap_model(model), loaded["model"])
         with cpu_compat.cuda_as_cpu(), torch.no_grad():  # fp32 main params are model params on CPU
             optimizer.load_state_dict(loaded["optimizer"])
         cpu_compat.restore_adam_steps(optimizer)

@@ -1,10 +1,10 @@
-"""Adapter-only checkpoints of a LoRA run: what the loop's checkpoint store asks of the model.
+"""Attaching LoRA adapters to a run's model, tied to its base checkpoint by a content hash.
 
 A LoRA model (`setup` calls `attach(cfg, model, found)`) carries `nemotron_lora`, a record of its base:
 the pretrained checkpoint's path and a content hash of its marker and metadata (`base_hash`), the
 adapter settings and the wrapped layers. The store then saves and loads only the trainable tensors
-(the adapters, with their optimizer state, RNG and position; `model_sharded_state_dict`), writes the
-record into the checkpoint's marker (`checkpoint_meta`), and a resumed run loads the base again and
+(the adapters, with their optimizer state, RNG and position; `nemotron.runtime.peft.state`), writes
+the record into the checkpoint's marker, and a resumed run loads the base again and
 refuses a base whose hash differs from the recorded one (`check_base`).
 """
 
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from nemotron.common.checkpoint_index import MARKER, CheckpointError, Found
-
-RECORD = "nemotron_lora"
-"""The model attribute (and marker key `lora`) that says which base the adapters apply to."""
+from nemotron.runtime.checkpoint import store
+from nemotron.runtime.peft import lora
+from nemotron.runtime.peft.state import RECORD
+from nemotron.runtime.stages.pretrained import pretrained_source
 
 
 def enabled(cfg: Any) -> bool:
@@ -57,10 +58,6 @@ def attach(cfg: Any, model: Any, found: Optional[Found]) -> None:
         return
     from omegaconf import OmegaConf
 
-    from nemotron.runtime.checkpoint import store
-    from nemotron.runtime.peft import lora
-    from nemotron.runtime.stages.pretrained import pretrained_source
-
     source = pretrained_source(cfg)
     path = None if source is None else str(Path(source.path).resolve())
     record = {"base": path, "base_hash": base_hash(path, int(cfg.train.seed))}
@@ -73,29 +70,3 @@ def attach(cfg: Any, model: Any, found: Optional[Found]) -> None:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
     record.update(rank=int(peft.rank), alpha=float(peft.alpha), targets=targets, model=model_cfg)
     setattr(model, RECORD, record)
-
-
-def _adapted(model: Any) -> bool:
-    return getattr(model, RECORD, None) is not None
-
-
-def model_sharded_state_dict(model: Any) -> Dict[str, Any]:
-    """The (unwrapped) model's sharded state dict; of a LoRA model, its trainable tensors only."""
-    sd = model.sharded_state_dict()
-    if not _adapted(model):
-        return sd
-    trainable = {id(p) for p in model.parameters() if p.requires_grad}
-    return {k: v for k, v in sd.items() if id(getattr(v, "data", None)) in trainable}
-
-
-def load_model_state(model: Any, state: Dict[str, Any]) -> None:
-    """Load `state` into the (unwrapped) model; a LoRA model's holds its adapters only."""
-    model.load_state_dict(state, strict=not _adapted(model))
-
-
-def checkpoint_meta(model: Any) -> Dict[str, Any]:
-    """What a save adds to its marker: the LoRA record (`lora`), when the model has one."""
-    from megatron.core.utils import unwrap_model
-
-    record = getattr(unwrap_model(model), RECORD, None)
-    return {"lora": record} if record is not None else {}

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from nemotron.config.schema_peft import TARGETS
+from nemotron.common.peft_targets import TARGETS
 
 
 class LoraError(ValueError):

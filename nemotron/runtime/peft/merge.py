@@ -25,6 +25,7 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     from nemotron.hf import megatron_side as ours
     from nemotron.runtime.peft import adapters as records
     from nemotron.runtime.peft import lora
+    from nemotron.runtime.peft import state as adapter_state
 
     found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
     record = found.meta.get("lora")
@@ -49,9 +50,9 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     if base is not None:
         ours.load(cfg, model, base)
     lora.apply(cfg, model)
-    setattr(model, records.RECORD, record)
-    sd = records.model_sharded_state_dict(model)
-    records.load_model_state(model, dist_checkpointing.load(sd, found.path))
+    setattr(model, adapter_state.RECORD, record)
+    sd = adapter_state.model_sharded_state_dict(model)
+    adapter_state.load_model_state(model, dist_checkpointing.load(sd, found.path))
     return model, cfg, found
 
 
