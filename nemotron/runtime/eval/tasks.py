@@ -24,7 +24,7 @@ from nemotron.config.schema_eval import LOCAL_TASKS
 from nemotron.runtime.data import gpt as data
 from nemotron.runtime.data.rl import arithmetic_task
 
-TASKS_VERSION = 1
+TASKS_VERSION = 2
 """Bump when the documents or YAMLs of the local tasks change."""
 
 _METRIC = "  - metric: {name}\n    aggregation: {agg}\n    higher_is_better: {better}\n"
@@ -39,7 +39,7 @@ def _yaml(name: str, path: Path, body: str) -> str:
 YAMLS: Dict[str, str] = {
     "nemotron_arithmetic": (
         "output_type: generate_until\ndoc_to_text: '{{prompt}}'\ndoc_to_target: '{{answer}}'\n"
-        "generation_kwargs:\n  until: ['\\n', '<|endoftext|>']\n  do_sample: false\n"
+        "generation_kwargs:\n  until: ['\\n', '<|endoftext|>']\n  do_sample: false\n  max_gen_toks: 8\n"
         "filter_list:\n  - name: strip\n    filter:\n      - function: regex\n"
         "        regex_pattern: '(-?\\d+)'\n        group_select: 0\n      - function: take_first\n"
         "metric_list:\n" + _EXACT
