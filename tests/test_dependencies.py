@@ -33,6 +33,7 @@ COMPAT_MODULES = [
     "nemotron.hf.dcp_compat",
     "nemotron.runtime.cpu_compat",
     "nemotron.runtime.model.inference_compat",
+    "nemotron.runtime.eval.lm_eval_compat",
 ]
 IMPORT_TO_DISTRIBUTION = {
     "yaml": "PyYAML",
@@ -42,6 +43,7 @@ IMPORT_TO_DISTRIBUTION = {
     "transformer_engine": "transformer-engine",
     "mamba_ssm": "mamba-ssm",
     "causal_conv1d": "causal-conv1d",
+    "lm_eval": "lm-eval",
 }
 """Import names whose distribution is named otherwise (the rest: the same name)."""
 GPU_ONLY = {"transformer-engine", "mamba-ssm", "causal-conv1d"}

@@ -34,6 +34,11 @@ def is_dpo(cfg: Any) -> bool:
     return str(cfg.recipe.name).endswith("/dpo")
 
 
+def is_eval(cfg: Any) -> bool:
+    """Whether the selected recipe evaluates a checkpoint (`*/eval`)."""
+    return str(cfg.recipe.name).endswith("/eval")
+
+
 def rl_layout_problem(cfg: Any) -> Optional[str]:
     """One line when a GRPO config asks for what its sampler cannot run: pipeline or context
     parallelism, or a validation loss. Checked at compose (config.rl_rules) and again at setup."""

@@ -36,6 +36,7 @@ from nemotron.config.ranges import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE,
 from nemotron.config.schema_cluster import ClusterConfig, ResourcesConfig
 from nemotron.config.schema_dpo import DpoConfig
 from nemotron.config.schema_peft import PeftConfig
+from nemotron.config.schema_eval import EvalConfig
 from nemotron.config.schema_rl import RLConfig
 
 
@@ -370,6 +371,8 @@ class RunConfig:
     """Parameter-efficient fine-tuning (group `peft`; nemotron/config/schema_peft.py)."""
     rl: RLConfig = field(default_factory=RLConfig)
     """GRPO settings (the rl recipes)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """lm-evaluation-harness settings (the eval recipes; see nemotron/config/schema_eval.py)."""
     run_dir: Optional[str] = None
     """This run's directory: Hydra's output dir (null when printed by --cfg, which runs nothing)."""
     dry_run: bool = False

@@ -20,6 +20,7 @@ from nemotron.config.rl_rules import rewards_usable, rl_layout
 from nemotron.config.schema import Arch, RunConfig
 from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.schema_peft import PEFT_RULES
+from nemotron.config.schema_eval import EVAL_RULES
 from nemotron.config.secret_rule import secrets_are_strings
 from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.common.topology import data_parallel_size, model_parallel_size, ranks_per_node, world_size
@@ -233,6 +234,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     *INPUT_RULES,
     *DPO_RULES,
     *PEFT_RULES,
+    *EVAL_RULES,
     memory_fits,
 ]
 """Every cross-field rule, in the order errors are reported."""

@@ -4,9 +4,11 @@ The model option comes from the checkpoint: `model.yaml` beside an imported one,
 `config.yaml` above a trained one's `checkpoints/` folder, else `model=<option>`. The checkpoint is
 loaded at TP=1 (Megatron reshards any saved layout), and tensors are written layer group by layer
 group into safetensors shards of at most `max_shard_bytes` (one shard in memory at a time), with
-config.json and the tokenizer files it had. Everything is written into `<out>.tmp-*` and renamed
-at the end. `--verify` compares logits with transformers' on fixed prompts; the result goes into
-`nemotron_export.json` and the registry manifest (kind `model`, its input the source checkpoint).
+config.json and the tokenizer files it had (a run trained here: the tokenizer its config.yaml names,
+nemotron/hf/run_tokenizer.py, its end-of-document id as config.json's eos_token_id). Everything is
+written into `<out>.tmp-*` and renamed at the end. `--verify` compares logits with transformers' on
+fixed prompts; the result goes into `nemotron_export.json` and the registry manifest (kind `model`,
+its input the source checkpoint).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from omegaconf import OmegaConf
 from nemotron.hf import configmap, streaming
 from nemotron.hf import megatron_side as ours
 from nemotron.hf.importer import IMPORT_RECORD, MODEL_YAML, TOKENIZER_FILES, refuse_existing
+from nemotron.hf.run_tokenizer import copy_run_tokenizer, eos_id
 from nemotron.hf.st_files import HFInputError, ShardWriter
 
 EXPORT_RECORD = "nemotron_export.json"
@@ -129,8 +132,12 @@ def export_hf(
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{secrets.token_hex(4)}")
     tmp.mkdir(parents=True)
     write_weights(found.path, model, tmp, max_shard_bytes)
-    (tmp / "config.json").write_text(json.dumps(_hf_config(model, model.vocab_size, root), indent=1) + "\n")
-    record = {"source_checkpoint": found.path, "tokenizer_files": _copy_tokenizer(root, tmp)}
+    tokenizer_files = _copy_tokenizer(root, tmp) or copy_run_tokenizer(root, tmp)
+    config = _hf_config(model, model.vocab_size, root)
+    if not (root / "hf_config.json").is_file() and eos_id(tmp) is not None:  # an imported model keeps its ids
+        config["eos_token_id"] = eos_id(tmp)
+    (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    record = {"source_checkpoint": found.path, "tokenizer_files": tokenizer_files}
     if (root / IMPORT_RECORD).is_file():
         record["imported_from"] = json.loads((root / IMPORT_RECORD).read_text())["source"]
     if verify:

@@ -33,7 +33,7 @@ from nemotron.runspec.parser import Runspec, discover
 
 GROUP = "recipe"
 """The config group recipes are selected in."""
-RECIPE_CONFIG_KEYS = ("defaults", "recipe", "train", "optim", "parallel", "checkpoint", "dpo", "rl")
+RECIPE_CONFIG_KEYS = ("defaults", "recipe", "train", "optim", "parallel", "checkpoint", "dpo", "rl", "eval")
 """Top-level keys a recipe's own config may set (`recipe` overrides the runspec's fields)."""
 GROUP_KEYS = ("model", "data", "cluster", "tracker", "resources")
 """Keys owned by config groups: a recipe config setting them is an error."""

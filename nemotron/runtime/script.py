@@ -16,7 +16,7 @@ from nemotron.common.shutdown import skip_exit_collections
 
 
 def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pretrain") -> int:
-    """Load the resolved config named by --config and train `stage` (pretrain, sft, dpo or rl); the exit
+    """Load the resolved config named by --config and run `stage` (pretrain, sft, dpo, rl or eval); the exit
     status says whether it worked: 0 done, `exit_codes.PREEMPTED` (75) stopped by SIGUSR2/SIGTERM
     after a checkpoint (requeue it)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
@@ -32,6 +32,7 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
 
     from nemotron.common.checkpoint_index import CheckpointError, PretrainedNotFound
     from nemotron.common.refusals import refuse
+    from nemotron.runtime.eval.harness import EvalTaskError
     from nemotron.runtime.prep.chat import ChatDataError
     from nemotron.runtime.rewards import RewardError
     from nemotron.runtime.stages.registry import stage_runner
@@ -45,7 +46,7 @@ def main(doc: Optional[str], argv: Optional[List[str]] = None, stage: str = "pre
         print(line, flush=True)
     try:
         run(cfg)
-    except (PretrainedNotFound, RewardError, CheckpointError, ChatDataError) as err:  # a known mistake
+    except (PretrainedNotFound, RewardError, CheckpointError, ChatDataError, EvalTaskError) as err:  # a known mistake
         return refuse(str(err))  # the summary line said it too; this line is what the launcher ends with
     except Preempted as stopped:  # already reported by the run: no traceback
         for sig in SIGNALS:  # exit with 75 even while srun terminates the ranks still exiting

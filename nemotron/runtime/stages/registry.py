@@ -15,8 +15,9 @@ STAGE_MODULES = {
     "sft": "nemotron.runtime.stages.sft",
     "dpo": "nemotron.runtime.stages.dpo",
     "rl": "nemotron.runtime.stages.rl.stage",
+    "eval": "nemotron.runtime.eval.stage",
 }
-"""Stage kind -> the module that trains it."""
+"""Stage kind -> the module that runs it (eval benchmarks a checkpoint; it trains nothing)."""
 
 
 def stage_runner(kind: str) -> Callable[[Any], Any]:

@@ -1,0 +1,86 @@
+"""The `eval` config section: benchmark a checkpoint with lm-evaluation-harness (recipes gpt/eval, nano3/eval).
+
+Read only by the eval stage (nemotron/runtime/eval/); other recipes carry it untouched. `eval.tasks`
+names lm-eval tasks: the local ones shipped here (`LOCAL_TASKS`, generated under `paths.cache_dir` on
+first use, no network) or any lm-eval task whose data is available offline. Local names are checked
+at compose; other names when lm-eval has indexed its tasks, before the model is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+from nemotron.common.stages import is_eval
+from nemotron.config.ranges import AT_LEAST_1, NON_NEGATIVE, ranged
+
+LOCAL_TASKS = {
+    "nemotron_arithmetic": "generation, exact match: `What is a + b?` (held out from GRPO's prompts)",
+    "nemotron_topic_choice": "multiple choice by loglikelihood: which sentence continues a tiny-corpus text",
+    "nemotron_tiny_ppl": "perplexity (loglikelihood_rolling) on the held-out split of the embedded corpus",
+}
+"""Tasks generated in the repo (nemotron/runtime/eval/tasks.py): name -> what it measures."""
+LOCAL_PREFIX = "nemotron_"
+"""Task names with this prefix are ours, so compose can tell a typo among them."""
+
+
+def _default_tasks() -> List[str]:
+    return list(LOCAL_TASKS)
+
+
+@dataclass
+class EvalConfig:
+    """lm-evaluation-harness settings (top-level `eval`; read by the */eval recipes)."""
+
+    tasks: List[str] = field(default_factory=_default_tasks)
+    """lm-eval task names: the local ones (nemotron_arithmetic, nemotron_topic_choice,
+    nemotron_tiny_ppl) or any lm-eval task whose data is available offline."""
+    num_fewshot: Optional[int] = ranged(None, NON_NEGATIVE)
+    """Few-shot examples per prompt (null: each task's own default)."""
+    limit: Optional[int] = ranged(None, AT_LEAST_1)
+    """Evaluate at most this many documents of each task (null: all)."""
+    batch_size: int = ranged(8, AT_LEAST_1)
+    """Requests scored (or generated) together in one forward."""
+    max_gen_toks: int = ranged(16, AT_LEAST_1)
+    """Most tokens generated per generate_until request (a task's own `max_gen_toks` wins)."""
+    num_examples: int = ranged(100, AT_LEAST_1)
+    """Documents of each generated local task (the perplexity task takes the corpus' test split)."""
+    bootstrap_iters: int = ranged(1000, NON_NEGATIVE)
+    """Resamples for the stderr of metrics without a closed form (perplexities); 0 skips them."""
+    seed: int = ranged(1234, NON_NEGATIVE)
+    """Seed of the local tasks' documents and of lm-eval's few-shot sampling."""
+
+
+def unknown_task_line(name: str, known: List[str]) -> str:
+    """One line: `name` is no task, with the closest of `known`."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else f"; local tasks: {', '.join(LOCAL_TASKS)}"
+    return f"eval.tasks: unknown task {name!r}{hint}"
+
+
+def local_tasks_known(cfg: Any) -> Optional[str]:
+    """eval.tasks: a `nemotron_*` name is one of LOCAL_TASKS (other names are lm-eval's, checked at run)."""
+    if not is_eval(cfg):
+        return None
+    for name in cfg.eval.tasks:
+        if str(name).startswith(LOCAL_PREFIX) and name not in LOCAL_TASKS:
+            return unknown_task_line(str(name), list(LOCAL_TASKS))
+    if not cfg.eval.tasks:
+        return "eval.tasks is empty: name at least one task, e.g. eval.tasks=[nemotron_arithmetic]"
+    return None
+
+
+def eval_layout(cfg: Any) -> Optional[str]:
+    """Evaluation runs on tensor parallel layouts (data parallel splitting is not written yet)."""
+    p = cfg.parallel
+    if not is_eval(cfg):
+        return None
+    for key in ("pipeline_model_parallel_size", "context_parallel_size", "data_parallel_size"):
+        if (p[key] or 1) > 1:
+            return f"parallel.{key}={p[key]}: evaluation runs with tensor parallelism only for now; use 1"
+    return None
+
+
+EVAL_RULES: List[Callable[[Any], Optional[str]]] = [local_tasks_known, eval_layout]
+"""Validation rules of eval runs (nemotron.config.validate.RULES holds them)."""

@@ -1,0 +1,149 @@
+"""Our Megatron-Core model as an lm-evaluation-harness `LM`: loglikelihood, loglikelihood_rolling and
+generate_until.
+
+Tokenization follows lm-eval's `hf` backend (`TemplateLM`: trailing spaces of a context move to the
+continuation, an empty context is the end-of-document token, inputs keep their last
+`model.seq_length` tokens), so scores compare with the `hf` backend on the exported model. Scoring
+right-pads a batch (a causal mask keeps padding out of the real positions); generation is the
+KV-cache sampler (`nemotron.runtime.model.generate`, greedy unless a task samples), each text cut at
+the first of the task's stop sequences. Every rank evaluates every request (TP ranks together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from nemotron.runtime.eval import lm_eval_compat as compat
+from nemotron.runtime.model.generate import SamplingSettings, causal_mask, generate
+
+Scored = Tuple[float, bool]
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """What the adapter needs besides the model and tokenizer."""
+
+    max_length: int
+    """Most tokens one forward sees (model.seq_length)."""
+    batch_size: int
+    max_gen_toks: int
+    """Default generation length when a task names none."""
+    eos_text: str
+    """The end-of-document token's text: a stop sequence of every generation (as in `hf`)."""
+    seed: int = 0
+
+
+class MegatronLM(compat.TemplateLM):
+    """lm-eval LM over a Megatron GPT or hybrid model (eval mode) and our tokenizer adapter."""
+
+    backend = "causal"
+
+    def __init__(self, model: Any, tokenizer: Any, settings: LMSettings, device: Any = None) -> None:
+        super().__init__()
+        self.model, self.tokenizer, self.settings, self.device_ = model, tokenizer, settings, device
+        self.max_length = settings.max_length
+
+    @property
+    def eot_token_id(self) -> int:
+        return int(self.tokenizer.eod)
+
+    def tok_encode(self, string: str, add_special_tokens: Any = None, **kwargs: Any) -> List[int]:
+        return list(self.tokenizer.tokenize(string))
+
+    def tok_decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.detokenize(list(tokens))
+
+    # ---- scoring ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _log_probs(self, rows: List[List[int]]) -> torch.Tensor:
+        """[b, l, V] fp32 log-probabilities of the next token after each position of `rows`."""
+        length = max(len(r) for r in rows)
+        padded = [r + [self.eot_token_id] * (length - len(r)) for r in rows]
+        tokens = torch.tensor(padded, device=self.device_)
+        positions = torch.arange(length, device=tokens.device)[None].expand_as(tokens)
+        logits = self.model(tokens, positions, causal_mask(length, tokens.device), runtime_gather_output=True)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def _score_batch(self, pairs: List[Tuple[List[int], List[int]]]) -> List[Scored]:
+        inputs = [(ctx + cont)[-(self.max_length + 1) :][:-1] for ctx, cont in pairs]
+        logp = self._log_probs(inputs)
+        out = []
+        for i, ((_, cont), inp) in enumerate(zip(pairs, inputs, strict=True)):
+            rows = logp[i, len(inp) - len(cont) : len(inp)]
+            target = torch.tensor(cont, device=rows.device)
+            total = rows.gather(-1, target[:, None]).sum().item()
+            out.append((float(total), bool((rows.argmax(-1) == target).all())))
+        return out
+
+    def _loglikelihood_tokens(self, requests: List[Any], disable_tqdm: bool = False, **kwargs: Any) -> List[Scored]:
+        """(sum of log p(continuation | context), whether it is the greedy continuation) of each
+        (key, context ids, continuation ids); longest first, in batches of `batch_size`."""
+        pairs = [(list(ctx), list(cont)) for _, ctx, cont in requests]
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
+        results: Dict[int, Scored] = {}
+        size = self.settings.batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            results.update(zip(chunk, self._score_batch([pairs[i] for i in chunk]), strict=True))
+        return [results[i] for i in range(len(pairs))]
+
+    def loglikelihood_rolling(self, requests: List[Any], disable_tqdm: bool = False) -> List[float]:
+        """Log-likelihood of each whole text, in disjoint windows of `max_length` tokens."""
+        windows, owner = [], []
+        for n, (text,) in enumerate(req.args for req in requests):
+            for ctx, cont in compat.rolling_windows(self.tok_encode(text), self.eot_token_id, self.max_length):
+                windows.append((None, ctx, cont))
+                owner.append(n)
+        totals = [0.0] * len(requests)
+        for n, (logprob, _) in zip(owner, self._loglikelihood_tokens(windows), strict=True):
+            totals[n] += logprob
+        return totals
+
+    # ---- generation ------------------------------------------------------------------------------
+
+    def _settings(self, kwargs: Dict[str, Any]) -> SamplingSettings:
+        return SamplingSettings(
+            max_new_tokens=int(kwargs["max_gen_toks"]),
+            eos=self.eot_token_id,
+            vocab_size=int(self.tokenizer.vocab_size),
+            temperature=float(kwargs.get("temperature") or 0.0) if kwargs.get("do_sample") else 0.0,
+            top_p=float(kwargs.get("top_p") or 1.0),
+            seed=self.settings.seed,
+        )
+
+    def _generate_group(self, contexts: List[str], kwargs: Dict[str, Any], until: List[str]) -> List[str]:
+        sampling = self._settings(kwargs)
+        keep = self.max_length - sampling.max_new_tokens
+        prompts = [self.tok_encode(c)[-keep:] for c in contexts]
+        texts = []
+        for start in range(0, len(prompts), self.settings.batch_size):
+            out = generate(self.model, prompts[start : start + self.settings.batch_size], sampling, self.device_)
+            texts += [self.tok_decode([t for t in r if t != self.eot_token_id]) for r in out.responses]
+        return [_cut(text, until) for text in texts]
+
+    def generate_until(self, requests: List[Any], disable_tqdm: bool = False) -> List[str]:
+        """Each context's continuation, cut at the first stop sequence (`until`, and end of document)."""
+        groups: Dict[str, List[int]] = {}
+        prepared = []
+        for n, (context, gen_kwargs) in enumerate(req.args for req in requests):
+            kwargs = compat.normalize_gen_kwargs(dict(gen_kwargs), self.settings.max_gen_toks)
+            until = compat.handle_stop_sequences(kwargs.pop("until", None), eos=self.settings.eos_text)
+            prepared.append((context, kwargs, until))
+            groups.setdefault(repr((sorted(kwargs.items()), until)), []).append(n)
+        out: Dict[int, str] = {}
+        for members in groups.values():
+            _, kwargs, until = prepared[members[0]]
+            texts = self._generate_group([prepared[i][0] for i in members], kwargs, until)
+            out.update(zip(members, texts, strict=True))
+        return [out[i] for i in range(len(requests))]
+
+
+def _cut(text: str, until: List[str]) -> str:
+    for stop in until:
+        if stop:
+            text = text.split(stop)[0]
+    return text

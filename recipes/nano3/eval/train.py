@@ -1,0 +1,39 @@
+"""Evaluate a checkpoint of a Nemotron 3 Nano-style hybrid with lm-evaluation-harness on Megatron-Core.
+
+The launcher composes the config (`python -m nemotron.train +recipe=nano3/eval`), writes it resolved
+and starts this script; by hand, with a resolved config file:
+
+    python recipes/nano3/eval/train.py --config resolved.yaml
+
+Defaults: ./config/default.yaml (model=nano3_tiny, weights from the newest local nano3/rl, nano3/sft or
+nano3/pretrain checkpoint, the local tasks). The stage: nemotron.runtime.eval.stage.run (our model as
+an lm-eval LM; results JSON in the run directory, a table, metrics `eval/<task>/<metric>`).
+"""
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["nemotron"]
+#
+# [tool.runspec]
+# schema = "1"
+# name = "nano3/eval"
+# image = "nvcr.io/nvidia/pytorch:25.09-py3"
+# setup = "PyTorch container; nemotron installed with `pip install -e .[gpu]`"
+#
+# [tool.runspec.run]
+# launch = "torchrun"
+#
+# [tool.runspec.config]
+# dir = "./config"
+# default = "default"
+#
+# [tool.runspec.resources]
+# nodes = 1
+# gpus_per_node = 1
+# ///
+
+import sys
+
+from nemotron.runtime.script import main
+
+if __name__ == "__main__":  # dist_checkpointing workers re-import __main__
+    sys.exit(main(__doc__, stage="eval"))
