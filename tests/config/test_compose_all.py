@@ -25,9 +25,16 @@ NOT_ON_A_FRESH_CLONE = {
 
 
 def test_something_is_shipped():
-    assert {p.name for p in CONF_DIR.iterdir() if p.is_dir()} == RUN_GROUPS | {"pipeline"}  # a new group: add it
+    # a new group: add it (peft's options apply to fine-tuning recipes: test_peft_options_compose below)
+    assert {p.name for p in CONF_DIR.iterdir() if p.is_dir()} == RUN_GROUPS | {"pipeline", "peft"}
     assert {"model=gpt_tiny", "data=tiny", "cluster=local", "tracker=jsonl"} <= set(OPTIONS)
     assert "nano3/pretrain" in RECIPES and "gpt/pretrain" in RECIPES
+
+
+@pytest.mark.parametrize("option", sorted(f"peft={p.stem}" for p in CONF_DIR.glob("peft/*.yaml")))
+def test_peft_options_compose_with_a_fine_tuning_recipe(compose, option, tmp_path):
+    cfg = compose(["+recipe=gpt/sft", option, "checkpoint.pretrained=null", f"paths.output_root={tmp_path}"])
+    assert problems(cfg) == []
 
 
 @pytest.mark.parametrize("option", OPTIONS)
@@ -45,7 +52,10 @@ def test_option_composes_and_validates(compose, option):
 NEEDS_A_PRETRAINED_RUN = {"gpt/sft": "checkpoint.pretrained=newest:gpt/pretrain: no complete checkpoint",
                           "nano3/sft": "checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint",
                           "gpt/dpo": "checkpoint.pretrained=newest:gpt/sft|gpt/pretrain: no complete checkpoint",
-                          "nano3/dpo": "checkpoint.pretrained=newest:nano3/sft|nano3/pretrain: no complete checkpoint"}
+                          "nano3/dpo": "checkpoint.pretrained=newest:nano3/sft|nano3/pretrain: no complete checkpoint",
+                          "gpt/eval": "checkpoint.pretrained=newest:gpt/rl|gpt/sft|gpt/pretrain: no complete checkpoint",
+                          "nano3/eval": "checkpoint.pretrained=newest:nano3/rl|nano3/sft|nano3/pretrain: no complete "
+                                        "checkpoint"}
 """Recipes that start from another recipe's checkpoint: with no such run, validation says how to make one."""
 NEEDS_A_TOKENIZER = {
     recipe: "data.tokenizer_path is null: name the tokenizer the model was trained with"
