@@ -29,7 +29,7 @@ COMMAND = re.compile(r"^(?:\$ )?python -m nemotron\.train\b(.*)$")
 PRINTS_ONLY = {"--help", "--cfg", "--info", "dry_run=true"}
 EXPECTED_ON_A_FRESH_CLONE = {
     # a documented command that needs something the user brings or makes first: the one line it gives
-    "YOUR_CHATS.jsonl": "error: data.sources: YOUR_CHATS.jsonl",
+    "YOUR_TOKENIZER.json": "error: data.tokenizer_path=YOUR_TOKENIZER.json: no such file",  # then data.sources
     "+recipe=nano3/sft": "error: checkpoint.pretrained=newest:nano3/pretrain: no complete checkpoint",
     "+recipe=gpt/dpo": "error: checkpoint.pretrained=newest:gpt/sft|gpt/pretrain: no complete checkpoint",
 }
@@ -51,12 +51,18 @@ def run_all(commands: dict, root: Path) -> dict:
         return dict(pool.map(one, commands.items()))
 
 
+CHAT_PREPS = ("data/prep_sft", "data/prep_dpo")
+"""Recipes that tokenize chats with the model's own tokenizer: the user names it (and the chats)."""
+
+
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
+def matrix(tmp_path_factory, word_tokenizer):
     root = tmp_path_factory.mktemp("matrix")
     commands = {}
     for recipe in RECIPES:
         extra = ["checkpoint.pretrained=null"] if starts_from_a_checkpoint(recipe, root / "empty") else []
+        if recipe in CHAT_PREPS:
+            extra = ["data.generate_tiny=true", f"data.tokenizer_path={word_tokenizer}"]
         for cluster in CLUSTERS:
             args = [f"+recipe={recipe}", f"cluster={cluster}", "dry_run=true", *extra]
             commands[f"{recipe} cluster={cluster}"] = args
@@ -112,6 +118,7 @@ def test_every_documented_command_works_as_printed(documented, where):
         assert result.returncode == 2 and result.stderr.strip() == SHOWN_ERRORS[where]
     elif expected:
         assert result.returncode == 2 and result.stderr.startswith(expected[0]), result.stderr[-2000:]
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        brought = len(re.findall(r"YOUR_\w+", line)) or 1  # one line for each thing the user brings
+        assert len(result.stderr.strip().splitlines()) == brought, result.stderr
     else:
         assert result.returncode == 0, f"{where}: {line}\n{result.stderr[-2000:]}"
