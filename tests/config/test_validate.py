@@ -12,6 +12,20 @@ from nemotron.config.validate import RULES, ConfigError, problems, validate
 BASE = ["+recipe=gpt/pretrain"]
 
 BROKEN = {
+    "chat_prep_inputs": (["+recipe=data/prep_sft"], "data.tokenizer_path is null: name the tokenizer"),
+    "eval_layout": (["+recipe=gpt/eval", "checkpoint.pretrained=null", "resources.procs_per_node=2",
+                     "parallel.pipeline_model_parallel_size=2"],
+                    "parallel.pipeline_model_parallel_size=2: evaluation runs with tensor parallelism only"),
+    "local_tasks_known": (["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.tasks=[nemotron_arithmetc]"],
+                          "eval.tasks: unknown task 'nemotron_arithmetc'; closest: nemotron_arithmetic"),
+    "lora_on_fine_tuning_only": (["peft=lora"], "peft=lora with +recipe=gpt/pretrain: adapters train in SFT and DPO"),
+    "lora_rank_fits": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "peft.rank=100000"],
+                       "peft.rank=100000 is above the layers' width"),
+    "lora_targets_known": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora",
+                            "peft.target_modules=[linear_qvk]"],
+                           "peft.target_modules: linear_qvk is no layer name LoRA can adapt"),
+    "peft_method_known": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft.method=dora"],
+                          "peft.method='dora' is not one we have"),
     "secrets_are_strings": (["+cluster.env.DB_PASSWORD=123"],
                             "cluster.env.DB_PASSWORD: a secret must be a string, not int"),
     "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
