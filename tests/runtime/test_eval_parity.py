@@ -74,7 +74,13 @@ def test_our_lm_matches_lm_eval_hf_backend_on_the_exported_model(trained, run_co
         ours = _evaluate(ours_lm, manager)
     finally:
         distributed.teardown()
-    ref = _evaluate(HFLM(pretrained=str(tmp_path / "hf"), batch_size=1, device="cpu"), manager)
+    try:
+        ref = _evaluate(HFLM(pretrained=str(tmp_path / "hf"), batch_size=1, device="cpu"), manager)
+    finally:  # lm-eval's hf backend (through accelerate) leaves a process group: later tests start clean
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
     for task in TASKS:
         for mine, theirs in zip(_samples(ours, task), _samples(ref, task), strict=True):
