@@ -8,21 +8,12 @@ at compose; other names when lm-eval has indexed its tasks, before the model is 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
+from nemotron.common.eval_tasks import LOCAL_PREFIX, LOCAL_TASKS, unknown_task_line
 from nemotron.common.stages import is_eval
 from nemotron.config.ranges import AT_LEAST_1, NON_NEGATIVE, ranged
-
-LOCAL_TASKS = {
-    "nemotron_arithmetic": "generation, exact match: `What is a + b?` (held out from GRPO's prompts)",
-    "nemotron_topic_choice": "multiple choice by loglikelihood: which sentence continues a tiny-corpus text",
-    "nemotron_tiny_ppl": "perplexity (loglikelihood_rolling) on the held-out split of the embedded corpus",
-}
-"""Tasks generated in the repo (nemotron/runtime/eval/tasks.py): name -> what it measures."""
-LOCAL_PREFIX = "nemotron_"
-"""Task names with this prefix are ours, so compose can tell a typo among them."""
 
 
 def _default_tasks() -> List[str]:
@@ -50,13 +41,6 @@ class EvalConfig:
     """Resamples for the stderr of metrics without a closed form (perplexities); 0 skips them."""
     seed: int = ranged(1234, NON_NEGATIVE)
     """Seed of the local tasks' documents and of lm-eval's few-shot sampling."""
-
-
-def unknown_task_line(name: str, known: List[str]) -> str:
-    """One line: `name` is no task, with the closest of `known`."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; closest: {', '.join(close)}" if close else f"; local tasks: {', '.join(LOCAL_TASKS)}"
-    return f"eval.tasks: unknown task {name!r}{hint}"
 
 
 def local_tasks_known(cfg: Any) -> Optional[str]:

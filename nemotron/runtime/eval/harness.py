@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-from nemotron.config.schema_eval import unknown_task_line
+from nemotron.common.eval_tasks import unknown_task_line
 
 RESULTS_FILE = "eval_results.json"
 

@@ -1,4 +1,4 @@
-"""The local lm-eval tasks (`nemotron.config.schema_eval.LOCAL_TASKS`): JSONL documents and task YAMLs
+"""The local lm-eval tasks (`nemotron.common.eval_tasks.LOCAL_TASKS`): JSONL documents and task YAMLs
 over them, generated on first use under `<paths.cache_dir>/eval/` (no network, no hub).
 
 - `nemotron_arithmetic` (generate_until, exact match): `What is a + b?` rendered with the run's chat
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from nemotron.common.atomic_files import write_atomic
-from nemotron.config.schema_eval import LOCAL_TASKS
+from nemotron.common.eval_tasks import LOCAL_TASKS
 from nemotron.runtime.data import gpt as data
 from nemotron.runtime.data.rl import arithmetic_task
 
