@@ -34,6 +34,16 @@ def is_dpo(cfg: Any) -> bool:
     return str(cfg.recipe.name).endswith("/dpo")
 
 
+def is_sft(cfg: Any) -> bool:
+    """Whether the selected recipe is an SFT stage (`*/sft`)."""
+    return str(cfg.recipe.name).endswith("/sft")
+
+
+def is_packed(cfg: Any) -> bool:
+    """Whether the stage trains on packed samples (SFT and DPO: nemotron/runtime/stages/sft.py)."""
+    return is_sft(cfg) or is_dpo(cfg)
+
+
 def is_eval(cfg: Any) -> bool:
     """Whether the selected recipe evaluates a checkpoint (`*/eval`)."""
     return str(cfg.recipe.name).endswith("/eval")

@@ -35,6 +35,14 @@ class PositionEmbedding(Enum):
     none = "none"
 
 
+class TransformerImpl(Enum):
+    """Which layer implementation builds the model (Megatron-Bridge's `transformer_impl`)."""
+
+    auto = "auto"
+    transformer_engine = "transformer_engine"
+    local = "local"
+
+
 class Recompute(Enum):
     """Activation recomputation (Megatron `recompute_granularity`)."""
 

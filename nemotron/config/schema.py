@@ -28,6 +28,7 @@ from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vo
     Overlong,
     PositionEmbedding,
     Recompute,
+    TransformerImpl,
     RouterDtype,
     RouterScore,
     Uncommitted,
@@ -74,6 +75,11 @@ class ModelConfig:
     """Position embedding type."""
     rotary_base: int = ranged(10000, POSITIVE)
     """RoPE base frequency."""
+    transformer_impl: TransformerImpl = TransformerImpl.auto
+    """Layer implementation: `auto` builds Transformer Engine's fused layers wherever the job's stack
+    has TE (and mamba_ssm, for Mamba layers), else Megatron-Core's local modules; `local` always the
+    local modules (what LoRA wraps); `transformer_engine` demands TE, refused at compose where the
+    stack (cluster.transformer_engine) lacks it. See nemotron/common/stack.py."""
     add_bias_linear: bool = False
     """Add biases to linear layers."""
     share_embeddings_and_output_weights: bool = True

@@ -85,6 +85,14 @@ class ClusterConfig:
     snapshot: bool = True
     """Copy the code into the run (or sweep) directory at submit and run the job from that copy, so
     editing files or switching branches while it is queued changes nothing."""
+    transformer_engine: Optional[bool] = None
+    """Whether the job's environment (the container image, or the python the job runs) has Transformer
+    Engine: the layouts that need it (sequence or context parallelism, the TE layer spec) are checked
+    against this at compose. null: as this machine's python has it installed. A run without GPUs never
+    uses it."""
+    mamba_ssm: Optional[bool] = None
+    """Whether the job's environment has mamba_ssm (and causal-conv1d): Mamba layers then run its fused
+    kernels and the TE hybrid spec; null: as this machine's python has it installed."""
     uncommitted: Uncommitted = Uncommitted.ship
     """Uncommitted changes in the code at submit: `ship` them in the snapshot (recorded in
     code/SNAPSHOT.json and uncommitted.diff) or `refuse` to submit."""

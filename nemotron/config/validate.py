@@ -22,6 +22,7 @@ from nemotron.config.schema_dpo import DPO_RULES
 from nemotron.config.schema_peft import PEFT_RULES
 from nemotron.config.schema_eval import EVAL_RULES
 from nemotron.config.secret_rule import secrets_are_strings
+from nemotron.config.stack_rules import STACK_RULES
 from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.common.topology import data_parallel_size, model_parallel_size, ranks_per_node, world_size
 from nemotron.memory.fit import fit_problem
@@ -225,6 +226,7 @@ RULES: List[Callable[[Any], Optional[str]]] = [
     signal_before_time_limit,
     batch_divides,
     sequence_parallel_needs_tp,
+    *STACK_RULES,
     min_lr_below_lr,
     tracker_uri_valid,
     tracker_kind_known,

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
+from nemotron.common import stack as stacks
 from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.common.stages import is_dpo, is_rl
 from nemotron.common.tokenizer_files import tokenizer_tokens
@@ -74,9 +75,11 @@ class Layout:
     gpu: bool
     """bf16 mixed precision on GPUs (fp32 master weights); fp32 everywhere on CPU."""
     flash_attention: bool
-    """Fused (flash) attention: no s x s score matrix is kept."""
+    """Fused (flash) attention: no s x s score matrix is kept. True exactly where the run builds the
+    Transformer Engine spec (nemotron.common.stack.layer_spec): the local spec's attention keeps the
+    full softmax, on a GPU too."""
     torch_mamba: bool
-    """Mamba layers run the pure-PyTorch mixer (CPU) instead of mamba_ssm's kernels."""
+    """Mamba layers run the pure-PyTorch mixer instead of mamba_ssm's kernels (stack.mamba_mixer)."""
     rows_per_item: int = 1
     """Sequences each item of a micro batch trains on: 1 (pretrain, SFT), 2 (DPO: a pair's chosen
     and rejected rows), rl.group_size (GRPO: the samples of one prompt)."""
@@ -192,7 +195,7 @@ def layout_from_config(cfg: Any) -> Layout:
         micro_batches=max(1, t.global_batch_size // max(1, t.micro_batch_size * dp)),
         recompute=_name(t.recompute),
         gpu=gpu,
-        flash_attention=gpu,
-        torch_mamba=not gpu,
+        flash_attention=stacks.layer_spec(cfg) == stacks.TE,
+        torch_mamba=stacks.mamba_mixer(cfg) == "torch",
         **_stage_fields(cfg),
     )

@@ -103,6 +103,7 @@ def test_dry_run_shows_the_table_and_a_cluster_without_a_gpu_figure_says_so(cli)
         "+recipe=gpt/pretrain",
         "model=gpt_8b",
         "cluster=slurm",
+        "cluster.transformer_engine=true",  # the figure below counts TE's fused attention
         "train.micro_batch_size=1",
         "tracker=none",
         "dry_run=true",

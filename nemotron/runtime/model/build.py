@@ -11,8 +11,10 @@ Parameter counts without allocating weights: `nemotron.runtime.model.param_count
 
 from __future__ import annotations
 
-import importlib
 import dataclasses
+import functools
+import importlib
+import sys
 import inspect
 import math
 from typing import Any, Dict, Optional, Tuple
@@ -20,8 +22,10 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from nemotron.common import stack as stacks
 from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.runtime import cpu_compat
+from nemotron.runtime.model.stack_check import runtime_stack
 
 
 def _str(value: Any) -> str:
@@ -223,15 +227,13 @@ def _build_gpt(cfg: Any, config: Any, vocab_size: int, pre: bool, post: bool) ->
 # ---- hybrid (Mamba / attention / MLP / MoE) ------------------------------------------------------
 
 
-def mamba_mixer_class() -> type:
-    """The Mamba mixer for `M` layers: upstream MambaMixer with mamba_ssm, else TorchMamba2Mixer."""
-    try:
-        importlib.import_module("mamba_ssm")
+def mamba_mixer_class(cfg: Any = None) -> type:
+    """The Mamba mixer for `M` layers: upstream MambaMixer where the stack has mamba_ssm (and the run
+    is not packed samples on the local spec: nemotron.common.stack.mamba_mixer), else TorchMamba2Mixer."""
+    if cfg is not None and stacks.mamba_mixer(cfg, runtime_stack(cfg)) == "mamba_ssm":
         from megatron.core.ssm.mamba_mixer import MambaMixer
 
         return MambaMixer
-    except Exception:  # noqa: BLE001 - ImportError, or a CUDA error from a kernel build
-        pass
     try:
         from nemotron.runtime.model.mamba2 import TorchMamba2Mixer
     except ImportError as err:
@@ -256,12 +258,12 @@ def hybrid_classes() -> Tuple[type, type, type]:
         return MambaModel, MambaStack, MambaStackSubmodules
 
 
-def _local_mamba_layer(norm: type, bda: Any) -> Any:
+def _local_mamba_layer(cfg: Any, norm: type, bda: Any) -> Any:
     from megatron.core.ssm.mamba_layer import MambaLayer, MambaLayerSubmodules
     from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
     from megatron.core.transformer.spec_utils import ModuleSpec
 
-    mixer = mamba_mixer_class()
+    mixer = mamba_mixer_class(cfg)
     submodules = importlib.import_module(mixer.__module__).MambaMixerSubmodules
     return ModuleSpec(module=MambaLayer, submodules=MambaLayerSubmodules(
         norm=norm,
@@ -301,35 +303,32 @@ def local_hybrid_stack_spec(cfg: Any) -> Any:
         layers["moe_layer"] = ModuleSpec(module=MoETransformerLayer, submodules=(
             TransformerLayerSubmodules(pre_mlp_layernorm=WrappedTorchNorm, mlp=moe, mlp_bda=bda)))
     if "M" in pattern:
-        layers["mamba_layer"] = _local_mamba_layer(WrappedTorchNorm, bda)
+        layers["mamba_layer"] = _local_mamba_layer(cfg, WrappedTorchNorm, bda)
     return ModuleSpec(module=stack, submodules=stack_submodules(**layers))
 
 
+@functools.lru_cache(maxsize=None)
 def _te_hybrid_stack_spec() -> Optional[Any]:
-    """Upstream's TE hybrid stack spec (0.19 name first); None if neither imports."""
+    """Upstream's TE hybrid stack spec (0.19 name first); None, with one warning line, if neither imports."""
+    errors = []
     for module, name in (("megatron.core.models.hybrid.hybrid_layer_specs", "hybrid_stack_spec"),
                          ("megatron.core.models.mamba.mamba_layer_specs", "mamba_stack_spec")):
         try:
             return getattr(importlib.import_module(module), name)
-        except Exception:  # noqa: BLE001 - ImportError, or TE failing to load its kernels
-            continue
+        except Exception as err:  # noqa: BLE001 - ImportError, or TE failing to load its kernels
+            errors.append(f"{module}: {type(err).__name__}: {err}")
+    print(f"warning: Megatron-Core's TE hybrid stack spec does not import ({'; '.join(errors)}); this run "
+          "builds the local hybrid spec (slower)", file=sys.stderr, flush=True)
     return None
 
 
 def use_te_spec(cfg: Any) -> bool:
-    """Whether the model uses Transformer Engine layer specs (which also means grouped-GEMM MoE).
-
-    GPT: wherever TE imports. Hybrid: also needs upstream's TE stack spec and, for M layers,
-    mamba_ssm (upstream's TE spec hard-wires MambaMixer).
-    """
-    if not cpu_compat.te_available():
+    """Whether the model uses Transformer Engine layer specs (which also means grouped-GEMM MoE):
+    `nemotron.common.stack.layer_spec` on the stack this process imports (stack_check.runtime_stack);
+    a hybrid model also needs upstream's TE stack spec to import."""
+    if stacks.layer_spec(cfg, runtime_stack(cfg)) != stacks.TE:
         return False
-    if _str(cfg.model.arch) != "hybrid":
-        return True
-    has_mamba = "M" in hybrid_pattern(cfg.model)
-    if has_mamba and mamba_mixer_class().__name__ != "MambaMixer":
-        return False
-    return _te_hybrid_stack_spec() is not None
+    return _str(cfg.model.arch) != "hybrid" or _te_hybrid_stack_spec() is not None
 
 
 def hybrid_stack_spec(cfg: Any) -> Any:

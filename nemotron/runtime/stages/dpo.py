@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from nemotron.runtime.data import dpo as dpo_data
 from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source
 from nemotron.runtime.stages.reference import build_frozen_reference
-from nemotron.runtime.stages.sft import configure_packed, packed_forward, with_inputs_resolved
+from nemotron.runtime.stages.sft import configure_packed, packed_forward, packed_layout, with_inputs_resolved
 from nemotron.runtime.train import loop, step
 from nemotron.runtime.train.contract import Stage, StepRecord, TrainResult
 
@@ -89,7 +89,7 @@ class DPOStage(Stage):
         return with_inputs_resolved(cfg, dpo_data.tiny_manifest_path)
 
     def datasets(self, cfg: Any, attention_mask: bool) -> Tuple[Any, Any, Optional[Any]]:
-        tokenizer, train, valid = dpo_data.build_dpo_datasets(cfg, attention_mask=True)
+        tokenizer, train, valid = dpo_data.build_dpo_datasets(cfg, attention_mask=packed_layout(cfg) == "sbhd")
         self.vocab_size = tokenizer.vocab_size
         return tokenizer, train, valid
 
@@ -99,7 +99,8 @@ class DPOStage(Stage):
                 f"DPO with parallel.pipeline_model_parallel_size="
                 f"{cfg.parallel.pipeline_model_parallel_size} is not supported; use 1"
             )
-        configure_packed(cfg, config)  # per-token (here: per-pair) loss; packed-sample guards
+        configure_packed(cfg, config)  # per-token (here: per-pair) loss
+        self.layout = packed_layout(cfg)
         self.reference = build_frozen_reference(cfg, self.vocab_size, pretrained_source(cfg))
 
     def init_weights(self, cfg: Any, model: Any) -> None:
@@ -125,9 +126,9 @@ class DPOStage(Stage):
         batch = flatten_pairs(next(data_iterator))
         segments = batch["segment_ids"]
         with torch.no_grad():  # padding is a segment of its own for Mamba-2 layers
-            _, ref_losses = packed_forward(dict(batch), self.reference)
+            _, ref_losses = packed_forward(dict(batch), self.reference, self.layout)
         batch["segment_ids"] = segments
-        batch, output = packed_forward(batch, model)
+        batch, output = packed_forward(batch, model, self.layout)
         return output, partial(self.loss_func, batch["loss_mask"], ref_losses, model.training)
 
     def step_metrics(self) -> Dict[str, float]:
