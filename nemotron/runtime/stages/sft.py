@@ -73,8 +73,13 @@ def packed_forward(batch: dict, model: Any, layout: str = "sbhd") -> Tuple[dict,
         segments = segments.cuda(non_blocking=True)
     if layout == "thd":
         flat = thd_batch(batch)
-        output = model(flat["tokens"], flat["position_ids"], None, labels=flat["labels"],
-                       packed_seq_params=thd_packed_seq_params(segments))
+        output = model(
+            flat["tokens"],
+            flat["position_ids"],
+            None,
+            labels=flat["labels"],
+            packed_seq_params=thd_packed_seq_params(segments),
+        )
         return batch, output.reshape(segments.shape)
     output = model(
         batch["tokens"],
