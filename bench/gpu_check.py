@@ -145,7 +145,8 @@ def table(records: Dict[str, Dict[str, Any]]) -> str:
         notes = [x for x in (r.get("layer_spec"), r.get("mamba_mixer")) if x]
         if "packed_vs_unpacked" in r:
             p = r["packed_vs_unpacked"]
-            notes.append(f"{p['layout']} diff {p['max_abs_diff']:.2g} (tol {p['tolerance']:g}, control {p['control_max_abs_diff']:.2g})")  # noqa: E501
+            control = p["control_max_abs_diff"]
+            notes.append(f"{p['layout']} diff {p['max_abs_diff']:.2g} (tol {p['tolerance']:g}, control {control:.2g})")
         if "verify" in r:
             notes.append(f"verify diff {r['verify']['max_abs_logit_diff']:.2g}")
         if r.get("generation_tokens_per_s"):
@@ -187,9 +188,8 @@ def main(argv: List[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.child:
         return child(args)
-    import torch
-
     import gpu_check_runs
+    import torch
 
     names = args.checks.split(",") if args.checks else list(gpu_check_runs.CHECKS)
     unknown = [n for n in names if n not in gpu_check_runs.CHECKS]
@@ -221,7 +221,8 @@ def main(argv: List[str] | None = None) -> int:
             run = run_child if args.isolate == "process" else run_here
             record = run(name, args, root)
             report["checks"][name] = {"status": record.pop("status"), "device": report["device"], **record}
-            print(f"{name}: {report['checks'][name]['status']} ({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
+            status = report["checks"][name]["status"]
+            print(f"{name}: {status} ({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
     failed = [n for n, r in report["checks"].items() if r["status"] != "passed"]
     report["failed"] = failed
