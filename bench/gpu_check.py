@@ -4,8 +4,8 @@ CUDA device, with throughput, MFU and the memory estimate against the measured p
     python bench/gpu_check.py [--json gpu_check.json] [--checks pretrain_gpt,sft_nano3,...] [--steps N]
     python bench/gpu_check.py --cpu-smoke          # the same checks on the CPU, tiny, 2 steps (tests)
 
-Checks (bench/gpu_check_runs.py), about five minutes on one H100/H200:
-- pretrain_gpt, pretrain_nano3: pretraining of a ~100M GPT and a Mamba/attention/MoE hybrid (8 layers,
+Checks (bench/gpu_check_runs.py); about five minutes on one H100/H200 by construction (never run on one yet):
+- pretrain_gpt, pretrain_nano3: pretraining of a ~120M GPT and a Mamba/attention/MoE hybrid (8 layers,
   hidden 1024, seq 1024, micro batch 8, 30 steps) in bf16 on the layer spec the runtime picks (the TE
   spec where Transformer Engine imports); tokens/s, TFLOP/s per GPU and MFU (nemotron/runtime/train/flops.py
   against the device's dense bf16 peak);
