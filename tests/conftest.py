@@ -15,6 +15,19 @@ FIXTURE_RECIPES = TESTS / "fixtures" / "recipes"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` (tests/gpu/) are skipped where torch sees no CUDA device."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    for item in marked:
+        item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """The session's MLflow server (started once)."""
