@@ -9,7 +9,6 @@ is the driver's to catch.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from pathlib import Path
@@ -75,9 +74,8 @@ def stack_of(cfg: Any) -> Dict[str, Any]:
 
     hybrid = str(cfg.model.arch) == "hybrid" and "M" in hybrid_pattern(cfg.model)
     mixer = None
-    if hybrid:  # mamba_mixer_class may come to take the config (the stack choice): pass it if it does
-        takes_cfg = bool(inspect.signature(mamba_mixer_class).parameters)
-        mixer = (mamba_mixer_class(cfg) if takes_cfg else mamba_mixer_class()).__name__
+    if hybrid:
+        mixer = mamba_mixer_class(cfg).__name__
     return {"layer_spec": "te" if use_te_spec(cfg) else "local", "mamba_mixer": mixer}
 
 

@@ -24,9 +24,7 @@ def layout_of(cfg: Any) -> str:
     """The SFT stage's packed layout for `cfg`."""
     from nemotron.runtime.stages import sft
 
-    if hasattr(sft, "packed_layout"):
-        return sft.packed_layout(cfg)
-    return "sbhd"  # until sft.packed_layout lands
+    return sft.packed_layout(cfg)
 
 
 def _packed_losses(model: Any, batch: Dict[str, torch.Tensor], layout: str) -> torch.Tensor:
