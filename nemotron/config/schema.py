@@ -283,7 +283,7 @@ class TrackerConfig:
     tags: Dict[str, str] = field(default_factory=dict)
     """Extra tags set on the MLflow run."""
     log_artifacts: bool = True
-    """Upload the resolved config, runspec block, sbatch script, train.log and a loss-curve PNG."""
+    """Upload the resolved config, runspec block, sbatch script, train.log and the run's loss.png."""
     flush_interval_s: float = ranged(2.0, POSITIVE)
     """Seconds between uploads of buffered metrics by the tracker's uploader process."""
     retry_max_s: float = ranged(60.0, POSITIVE)

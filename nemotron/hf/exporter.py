@@ -21,7 +21,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from nemotron.hf import configmap, streaming
+from nemotron.common.progress import Progress
+from nemotron.hf import configmap, mapping, streaming
 from nemotron.hf import megatron_side as ours
 from nemotron.hf.importer import IMPORT_RECORD, MODEL_YAML, TOKENIZER_FILES, refuse_existing
 from nemotron.hf.run_tokenizer import copy_run_tokenizer, eos_id
@@ -78,11 +79,14 @@ def write_weights(found_path: str, model: Any, out: Path, max_shard_bytes: int) 
     """Every mapped tensor of checkpoint `found_path` into safetensors shards under `out`, loading
     one layer group at a time; the weight map."""
     writer = ShardWriter(out, max_shard_bytes)
-    for rules, loaded in streaming.load_groups(found_path, model):
-        for rule in rules:
-            for name, tensor in zip(rule.theirs, rule.split(loaded.pop(rule.ours)), strict=True):
-                writer.add(name, tensor.clone())
-    return writer.close()
+    total = sum(len(rule.theirs) for _, rules in mapping.groups(model) for rule in rules)
+    with Progress("export-hf", total=total, unit="tensors") as progress:
+        for rules, loaded in streaming.load_groups(found_path, model):
+            for rule in rules:
+                for name, tensor in zip(rule.theirs, rule.split(loaded.pop(rule.ours)), strict=True):
+                    writer.add(name, tensor.clone())
+                    progress.update()
+        return writer.close()
 
 
 def _copy_tokenizer(root: Path, out: Path) -> List[str]:

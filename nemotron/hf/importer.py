@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
+from nemotron.common.progress import Progress
 from nemotron.hf import configmap, mapping, streaming
 from nemotron.hf import megatron_side as ours
 from nemotron.hf.st_files import HFInputError, ShardReader, check_shards, require_config
@@ -73,6 +74,13 @@ def fill(megatron: Any, model: Any, reader: ShardReader, put: Callable[[str, tor
     """Convert every mapped HF tensor and `put(name, this rank's shard)`, one layer group at a time
     (`megatron` may be on the meta device: only shapes, dtypes and TP attributes are read)."""
     params = ours.local_params(megatron)
+    total = sum(len(rule.theirs) for _, rules in mapping.groups(model) for rule in rules)
+    with Progress("import-hf", total=total, unit="tensors", quiet=_rank() != 0) as progress:
+        _fill(model, reader, put, params, progress)
+
+
+def _fill(model: Any, reader: ShardReader, put: Callable[[str, torch.Tensor], None], params: Dict[str, Any],
+          progress: Progress) -> None:
     for _, rules in mapping.groups(model):
         for rule in rules:
             param = params[rule.ours]
@@ -87,6 +95,7 @@ def fill(megatron: Any, model: Any, reader: ShardReader, put: Callable[[str, tor
             parts = ours.parts_of(rule.ours, model, rule.parts, whole)
             put(rule.ours, ours.shard(rule.ours, whole, param.shape, parts))
             del tensors, whole
+            progress.update(len(rule.theirs))
 
 
 def convert(cfg: Any, model: Any, reader: ShardReader, out_dir: Path, meta: Dict[str, Any]) -> Path:

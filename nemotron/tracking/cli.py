@@ -70,8 +70,8 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from nemotron.tracking.compare import COLUMNS, parent_from_dir, summarize
-    from nemotron.tracking.plots import compare_curves, table
+    from nemotron.tracking.compare import COLUMNS, parent_from_dir, summarize, write_figure
+    from nemotron.tracking.plots import table
     from nemotron.tracking.settings import tracking_uri
     from nemotron.tracking.store import connect
 
@@ -98,7 +98,7 @@ def compare(args: argparse.Namespace) -> int:
         return 2
     print(table(rows, COLUMNS))
     out = Path(args.out or f"compare_{parent[:8]}_{args.metric}.png")
-    if compare_curves(curves, out, f"sweep {parent[:8]}", args.metric):
+    if write_figure(curves, out, f"sweep {parent[:8]}", args.metric):
         print(f"plot: {out}")
     return 0
 
@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", help="experiment for a run that never reached the store")
     s.add_argument("--status", choices=("FINISHED", "FAILED", "KILLED"), help="final status to set")
     s.set_defaults(func=sync)
-    c = sub.add_parser("compare", help="table and loss plot of a sweep's members")
+    c = sub.add_parser("compare", help="table and one figure (loss, val_loss, lr, stage figures) of a sweep's members")
     c.add_argument("sweep", help="parent run id or multirun directory")
     c.add_argument("--uri")
     c.add_argument("--metric", default="loss")

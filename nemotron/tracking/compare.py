@@ -1,4 +1,4 @@
-"""Compare the members of a sweep from the tracking store: a table and one loss plot.
+"""Compare the members of a sweep from the tracking store: a table and one figure across them.
 
     python -m nemotron.tracking compare <parent run id | multirun dir> [--uri URI] [--metric loss] [--out PNG]
 
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from nemotron.tracking.plots import compare_curves, table
+from nemotron.tracking.plots import compare_figure, plotted, save, table
 
 COLUMNS = ("run", "status", "overrides", "steps", "final loss", "min val_loss", "tokens/s")
 
@@ -47,13 +47,19 @@ def members(client: Any, parent_run_id: str) -> List[Any]:
     return sorted(runs, key=lambda r: (int(r.data.tags.get("nemotron.sweep.member", 0) or 0), r.info.start_time))
 
 
-def summarize(client: Any, parent_run_id: str, metric: str = "loss") -> Tuple[List[Dict[str, str]], Dict[str, list]]:
-    """(table rows, {run name: [(step, value), ...]}) of the sweep's members."""
-    rows, curves = [], {}
+def histories(client: Any, run: Any, metric: str = "loss") -> Dict[str, list]:
+    """{key: [(step, value), ...]} of the run's metrics a picture draws (`plots.layout`) and `metric`."""
+    keys = [k for k in run.data.metrics if plotted(k) or k == metric]
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)) for k in keys}
+
+
+def summarize(client: Any, parent_run_id: str, metric: str = "loss") -> Tuple[List[Dict[str, str]], Dict[str, dict]]:
+    """(table rows, {run name: {key: [(step, value), ...]}}) of the sweep's members."""
+    rows, runs = [], {}
     for run in members(client, parent_run_id):
         name = run.info.run_name or run.info.run_id[:8]
-        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-        vals = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        series = histories(client, run, metric)
+        history, vals = series.get(metric, []), [v for _, v in series.get("val_loss", [])]
         speed = [m.value for m in client.get_metric_history(run.info.run_id, "tokens_per_s")][1:]
         rows.append({"run": name, "status": run.info.status,
                      "overrides": run.data.tags.get("nemotron.sweep.overrides", ""),
@@ -61,8 +67,14 @@ def summarize(client: Any, parent_run_id: str, metric: str = "loss") -> Tuple[Li
                      "final loss": _fmt(run.data.metrics.get("loss")),
                      "min val_loss": _fmt(min(vals) if vals else None),
                      "tokens/s": _fmt(sum(speed) / len(speed) if speed else None, ",.0f")})
-        curves[name] = history
-    return rows, curves
+        runs[name] = series
+    return rows, runs
+
+
+def write_figure(runs: Dict[str, dict], out: Path, title: str, metric: str = "loss") -> Optional[Path]:
+    """One figure across `runs` (`plots.compare_figure`) saved to `out`; None when no run has data."""
+    fig = compare_figure(runs, title, extra=(metric,))
+    return None if fig is None else save(fig, out)
 
 
 def log_summary(uri: str, parent_run_id: str, metric: str = "loss") -> str:
@@ -70,11 +82,11 @@ def log_summary(uri: str, parent_run_id: str, metric: str = "loss") -> str:
     from nemotron.tracking.store import connect
 
     client = connect(uri)
-    rows, curves = summarize(client, parent_run_id, metric)
+    rows, runs = summarize(client, parent_run_id, metric)
     text = table(rows, COLUMNS)
     client.log_text(parent_run_id, text + "\n", "compare.txt")
     with tempfile.TemporaryDirectory() as tmp:
-        png = compare_curves(curves, Path(tmp) / f"compare_{metric}.png", f"sweep {parent_run_id[:8]}", metric)
+        png = write_figure(runs, Path(tmp) / f"compare_{metric}.png", f"sweep {parent_run_id[:8]}", metric)
         if png is not None:
             client.log_artifact(parent_run_id, str(png))
     return text

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
@@ -71,6 +72,7 @@ class MlflowTracker:
         self.files = RunFiles(cfg.run_dir)
         self.files.update_state(finalized=None, final_status=None)  # a new attempt of this run directory
         self._log_failed, self._closed = False, False
+        self._opened = time.time()
         early = _PRESTARTED.pop(str(cfg.run_dir), None)
         self.uploader = early if early is not None and early.poll() is None else _spawn(tracking_uri(cfg))
         self.uploader.stdin.write(json.dumps({"container": container}) + "\n")
@@ -118,3 +120,17 @@ class MlflowTracker:
             self.uploader.wait()
             _say(f"warning: the MLflow upload did not end within {timeout:.0f} s; when the store answers, "
                  f"run: python -m nemotron.tracking sync {self.cfg.run_dir}")
+        self._picture_if_missing()
+
+    def _picture_if_missing(self) -> None:
+        """The companion draws `<run_dir>/loss.png`; if it could not (it died, or was killed above), draw
+        it here from the metrics file."""
+        from nemotron.tracking.plots import PICTURE
+
+        picture = Path(str(self.cfg.run_dir)) / PICTURE
+        if picture.is_file() and picture.stat().st_mtime >= self._opened:
+            return
+        from nemotron.tracking.plots import picture_title, read_series, write_run_picture
+
+        if self.files.metrics_path.is_file():
+            write_run_picture(read_series(self.files.metrics_path), picture, picture_title(self.cfg))

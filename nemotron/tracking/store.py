@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -92,6 +91,7 @@ class RunStore:
         self.run_id: Optional[str] = None
         self.resumed = False
         self._client: Any = None
+        self._drew, self._picture = False, None
 
     # ---- connection and run --------------------------------------------------------------------
 
@@ -235,17 +235,24 @@ class RunStore:
         client.set_terminated(run_id, status=status)
         self.files.update_state(finalized=status)
 
-    def _log_end_artifacts(self, client: Any, run_id: str) -> None:
-        from nemotron.tracking.plots import loss_curve
+    def draw_picture(self) -> Optional[Path]:
+        """Draw `<run_dir>/loss.png` from the run's metrics (once per store); None when nothing was drawn."""
+        from nemotron.tracking.plots import PICTURE, read_series, write_run_picture
 
+        if not self._drew:
+            self._drew = True
+            series = read_series(self.files.metrics_path) if self.files.metrics_path.is_file() else {}
+            title = f"{self.experiment} / {self.run_name(_member())}"
+            self._picture = write_run_picture(series, Path(str(self.cfg.run_dir)) / PICTURE, title)
+        return self._picture
+
+    def _log_end_artifacts(self, client: Any, run_id: str) -> None:
         log = Path(str(self.cfg.run_dir)) / "train.log"
         if log.is_file():  # the launcher may still be writing it: upload what is there now
             client.log_text(run_id, self.scrub(log.read_text(encoding="utf-8", errors="replace")), "logs/train.log")
-        with tempfile.TemporaryDirectory() as tmp:
-            png = loss_curve(self.files.series("loss"), Path(tmp) / "loss_curve.png",
-                             f"{self.experiment} / {self.run_name(_member())}", self.files.series("val_loss"))
-            if png is not None:
-                client.log_artifact(run_id, str(png), "plots")
+        png = self.draw_picture()
+        if png is not None:  # the run directory's own picture, the same file
+            client.log_artifact(run_id, str(png), "plots")
 
     def _log_lineage(self, client: Any, run_id: str, lineage: Dict[str, List[Dict[str, Any]]]) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag

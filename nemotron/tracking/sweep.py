@@ -12,7 +12,7 @@ so `nemotron/tracking` stays free of compose-side imports (tests/test_layering.p
   $NEMOTRON_MLFLOW_PARENT_RUN_ID, which every member's training process inherits; the member's
   tracker sets `mlflow.parentRunId` from it.
 - `on_job_start`: exports the member's swept values ($NEMOTRON_SWEEP_MEMBER) for its run name.
-- `on_multirun_end`: logs a comparison table and loss plot of the members to the parent and ends
+- `on_multirun_end`: logs a comparison table and one figure of the members to the parent and ends
   it. A sweep that stops on a failed member ends the parent as FAILED (at exit).
 """
 

@@ -90,7 +90,8 @@ class Uploader:
     # ---- the end -------------------------------------------------------------------------------
 
     def close(self, status: str) -> bool:
-        """Register lineage and finish the MLflow run (or say how to finish it later)."""
+        """Draw `<run_dir>/loss.png`, register lineage and finish the MLflow run (or say how to finish it later)."""
+        self.store.draw_picture()  # before the store is reached: the picture does not wait for a server
         lineage = self._lineage(status)
         if self._finish(status, lineage):
             return True
@@ -131,7 +132,7 @@ class Uploader:
 
 
 def _warm_end_imports() -> None:
-    """Import what the end needs (the loss plot) while training runs, not after it."""
+    """Import what the end needs (the run's picture) while training runs, not after it."""
     try:
         from nemotron.tracking.plots import warm
 

@@ -3,7 +3,11 @@ them back, reload in transformers, and compare tensors bit for bit (fp32, CPU, i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,16 +45,34 @@ def converted(tmp_path_factory):
     for case in CASES:
         hf = made[case](root / case)
         ckpt = root / f"{case}-megatron"
-        importer.import_hf(str(hf), None, [], str(ckpt), registry=str(registry))
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            importer.import_hf(str(hf), None, [], str(ckpt), registry=str(registry))
+        PROGRESS[case] = err.getvalue()
         distributed.teardown()
         found, _, model = exporter.checkpoint_and_model(str(ckpt), None, [])
         logits = ours.logits(exporter.load_model(found, model), tokens)
         distributed.teardown()
         out = root / f"{case}-hf"
-        record = exporter.export_hf(str(ckpt), str(out), verify=True, registry=str(registry), max_shard_bytes=40_000)
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            record = exporter.export_hf(str(ckpt), str(out), verify=True, registry=str(registry), max_shard_bytes=40_000)
+        PROGRESS[case] += err.getvalue()
+        sys.stderr.write(PROGRESS[case])
         distributed.teardown()
         results[case] = (hf, ckpt, out, logits, record, registry)
     return results
+
+
+PROGRESS: dict = {}
+"""case -> what import and export wrote to stderr."""
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_import_and_export_end_with_a_line_counting_the_tensors(converted, case):
+    out = converted[case][2]
+    imported = re.search(r"^import-hf: (\d+) tensors in [\d.]+ s \([\d,.]+ tensors/s\)$", PROGRESS[case], re.M)
+    exported = re.search(r"^export-hf: (\d+) tensors in [\d.]+ s \([\d,.]+ tensors/s\)$", PROGRESS[case], re.M)
+    assert imported and exported, PROGRESS[case]
+    assert int(imported.group(1)) == int(exported.group(1)) == len(_tensors(out))
 
 
 @pytest.mark.parametrize("case", CASES)

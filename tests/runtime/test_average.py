@@ -3,6 +3,8 @@ element-wise (weighted) mean; checkpoints of different shapes are refused, the t
 
 from __future__ import annotations
 
+import re
+
 import runtime_support
 import torch
 
@@ -27,7 +29,9 @@ def test_average_of_identical_is_identical_of_two_the_mean_and_shapes_must_match
     ck = tmp_path / "ck"
     pretrain.run(run_config("gpt/pretrain", "train.steps=2", "checkpoint.save_interval=1", f"checkpoint.dir={ck}"))
     one, two = ck / "iter_0000001", ck / "iter_0000002"
+    capsys.readouterr()
     assert main(["average", str(one), str(one), str(tmp_path / "same")]) == 0
+    assert re.search(r"^average: \d+ tensors in [\d.]+ s \([\d,.]+ tensors/s\)$", capsys.readouterr().err, re.M)
     a, b = _tensors(one), _tensors(two)
     assert all(torch.equal(v, a[k]) for k, v in _tensors(tmp_path / "same" / "iter_0000000").items())
     assert main(["average", str(one), str(two), str(tmp_path / "w"), "--weights", "1", "3"]) == 0

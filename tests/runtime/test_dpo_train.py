@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import runtime_support
+from picture_support import shown
 
 from nemotron.runtime.stages import dpo, pretrain
 from nemotron.runtime.train import step as train_step_module
@@ -89,18 +90,17 @@ ACCURACY_GAIN, MARGIN_GAIN = 0.08, 0.2
 
 
 def test_reward_accuracy_and_margin_rise_on_the_synthetic_pairs(run_config, pretrained):
-    result = dpo.run(
-        run_config(
-            "gpt/dpo",
-            "train.log_interval=10",
-            "train.eval_interval=0",
-            f"train.steps={LEARN_STEPS}",
-            "train.global_batch_size=16",
-            "optim.lr=1e-3",
-            "dpo.beta=0.5",
-            f"checkpoint.pretrained={pretrained}",
-        )
+    cfg = run_config(
+        "gpt/dpo",
+        "train.log_interval=10",
+        "train.eval_interval=0",
+        f"train.steps={LEARN_STEPS}",
+        "train.global_batch_size=16",
+        "optim.lr=1e-3",
+        "dpo.beta=0.5",
+        f"checkpoint.pretrained={pretrained}",
     )
+    result = dpo.run(cfg)
 
     def mean(key, steps):
         return sum(m[key] for m in steps) / len(steps)
@@ -110,6 +110,10 @@ def test_reward_accuracy_and_margin_rise_on_the_synthetic_pairs(run_config, pret
     assert mean("rewards/accuracies", last) > mean("rewards/accuracies", first) + ACCURACY_GAIN
     assert mean("rewards/margins", last) > mean("rewards/margins", first) + MARGIN_GAIN
     assert sum(result.losses[-WINDOW:]) < sum(result.losses[:WINDOW])
+    panels = shown(Path(cfg.run_dir) / "loss.png")  # tracker=none: drawn all the same
+    assert panels["loss"] == [("loss", LEARN_STEPS)] and panels["learning rate"] == [("lr", LEARN_STEPS)]
+    assert panels["preference accuracy (DPO)"] == [("rewards/accuracies", LEARN_STEPS)]
+    assert panels["reward margin (DPO)"][0] == ("rewards/margins", LEARN_STEPS)
 
 
 def test_the_hybrid_recipe_trains_with_mamba_layers(run_config):

@@ -4,6 +4,7 @@ resume bitwise and refuse another base, and merged weights give the adapted mode
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,9 @@ def _logits(model, tokens):
     return ours.logits(model, tokens)
 
 
-def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(run_config, pretrained, tmp_path):
+def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(
+    run_config, pretrained, tmp_path, capsys
+):
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.cli import main
     from nemotron.runtime.peft import lora
@@ -88,7 +91,9 @@ def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(
     lora.apply(run_cfg, base)  # fresh adapters: B = 0
     assert torch.equal(_logits(base, tokens), base_logits)  # step 0 is the base model
     assert (adapted - base_logits).abs().max() > 1e-4  # training moved the adapters
+    capsys.readouterr()
     assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged")]) == 0
+    assert re.search(r"^merge-lora: 3 phases in [\d.]+ s", capsys.readouterr().err, re.M)  # load, merge, save
     merged = ours.build(run_cfg)
     ours.load(run_cfg, merged, str(tmp_path / "merged"))
     assert (_logits(merged, tokens) - adapted).abs().max() <= 1e-5

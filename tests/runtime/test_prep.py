@@ -54,7 +54,11 @@ def _spec(corpus: Path, out: Path, **overrides) -> prep.PrepSpec:
 def prepared(corpus, tmp_path_factory):
     """The corpus prepared once with 2 workers: (spec, result)."""
     spec = _spec(corpus, tmp_path_factory.mktemp("prepared"))
-    return spec, prep.prepare(spec, log=lambda line: None)
+    return spec, prep.prepare(spec, log=PREP_LINES.append)
+
+
+PREP_LINES: list[str] = []
+"""What the `prepared` run logged."""
 
 
 def _indexed(prefix: str):
@@ -80,6 +84,23 @@ def test_two_workers_write_shards_whose_tokens_match_the_tokenizer(prepared):
     assert written == expected
     assert blend.weights == pytest.approx([n / sum(blend.num_tokens) for n in blend.num_tokens])
     assert tok.get_vocab_size() == blend.vocab_size == 300
+
+
+def test_each_finished_shard_line_has_the_token_rate_and_an_eta(prepared):
+    shards = [line for line in PREP_LINES if line.startswith("prep: [")]
+    assert shards and all(
+        re.fullmatch(r"prep: \[\d+/\d+\] \S+: \d+ docs, \d+ tokens \| [\d,.]+ tokens/s \| ETA \d+:\d\d:\d\d", line)
+        for line in shards
+    ), shards
+    assert shards[-1].endswith("ETA 0:00:00")
+
+
+def test_the_tokenizer_trainer_ends_with_a_progress_line_outside_a_terminal(tmp_path, capsys):
+    from nemotron.runtime.prep.tokens import train_bpe
+
+    train_bpe(iter(_documents()), 300, "<|endoftext|>", tmp_path / "tokenizer.json")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and re.fullmatch(rf"tokenizer: {len(_documents())} docs in [\d.]+ s \([\d,.]+ docs/s\)", err[0])
 
 
 def test_rerun_skips_finished_shards_and_redoes_a_deleted_one(prepared):

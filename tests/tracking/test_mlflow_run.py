@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from picture_support import shown
 
 from nemotron.tracking.buffer import RunFiles
 
@@ -93,9 +94,17 @@ def test_artifacts_hold_full_config_runspec_log_and_plot_without_secrets(first_r
     for text in (config, runspec, log):
         assert SECRET_ENV not in text and SECRET_CFG not in text
     plots = [a.path for a in client.list_artifacts(run_id, "plots")]
-    assert plots == ["plots/loss_curve.png"]
+    assert plots == ["plots/loss.png"]
     inputs = client.get_run(run_id).inputs.dataset_inputs
     assert [d.dataset.name.split("@")[0] for d in inputs] == ["data/tiny"]
+
+
+def test_the_run_directory_has_the_picture_mlflow_has(first_run, client, tmp_path):
+    cfg, run_id = first_run
+    picture = Path(cfg.run_dir) / "loss.png"
+    assert shown(picture) == {"loss": [("loss", 4), ("val_loss", 2)], "learning rate": [("lr", 4)]}
+    uploaded = Path(client.download_artifacts(run_id, "plots/loss.png", str(tmp_path)))
+    assert uploaded.read_bytes() == picture.read_bytes()
 
 
 def test_resume_continues_the_same_mlflow_run(first_run, config_factory, client):
@@ -107,6 +116,7 @@ def test_resume_continues_the_same_mlflow_run(first_run, config_factory, client)
     assert RunFiles(cfg.run_dir).run_id == run_id
     run = client.get_run(run_id)
     assert _steps(client, run_id, "loss") == [1, 2, 3, 4, 5, 6]
+    assert shown(Path(cfg.run_dir) / "loss.png")["loss"][0] == ("loss", 6)  # the whole run, redrawn
     assert run.info.status == "FINISHED" and run.data.tags["nemotron.attempts"] == "2"
     assert run.data.tags["resume.param.train.steps"] == "6" and run.data.params["train.steps"] == "4"
     runs = client.search_runs([run.info.experiment_id], filter_string="tags.`nemotron.run_dir` = "

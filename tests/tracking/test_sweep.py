@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from picture_support import shown
 
 from nemotron.tracking.cli import main as tracking_cli
 
@@ -46,4 +47,9 @@ def test_sweep_is_a_parent_run_with_one_child_per_member(cli, mlflow_server, dat
     plot = tmp_path / "compare.png"
     assert tracking_cli(["compare", str(multirun), "--out", str(plot)]) == 0
     table = capsys.readouterr().out
-    assert "0: optim.lr=0.001" in table and "1: optim.lr=0.003" in table and plot.stat().st_size > 0
+    assert "0: optim.lr=0.001" in table and "1: optim.lr=0.003" in table
+    panels = shown(plot)  # one figure across the members: a line each, in every panel
+    assert panels["loss"] == [("0: optim.lr=0.001", 3), ("1: optim.lr=0.003", 3)]
+    assert [label for label, _ in panels["learning rate"]] == ["0: optim.lr=0.001", "1: optim.lr=0.003"]
+    for member in children:
+        assert shown(Path(member.data.tags["nemotron.run_dir"]) / "loss.png")["loss"] == [("loss", 3)]

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nemotron.common.checkpoint_index import CheckpointError, Found, pretrained_checkpoint
+from nemotron.common.progress import Progress
 
 STEP = 0
 """An averaged checkpoint is step 0 of its folder: iter_0000000."""
@@ -89,10 +90,11 @@ def average(
     norm = weights_of(len(found), weights)
     distributed.init(ours.run_config(OmegaConf.create({}), 1))
     rank = dist.get_rank()  # every rank holds every tensor; rank 0's copy is the one written
-    sd = {
-        key: ShardedTensor.from_rank_offsets(key, mean_tensor(key, shape, found, norm), replica_id=rank)
-        for key, shape in shapes.items()
-    }
+    sd = {}
+    with Progress("average", total=len(shapes), unit="tensors", quiet=rank != 0) as progress:
+        for key, shape in shapes.items():
+            sd[key] = ShardedTensor.from_rank_offsets(key, mean_tensor(key, shape, found, norm), replica_id=rank)
+            progress.update()
     meta = {"averaged_from": [f.path for f in found], "weights": norm}
     path = store.write_weights({"model": sd}, str(out_dir), STEP, meta)
     _copy_model_yaml(Path(found[0].path).parent, out_dir / MODEL_YAML)

@@ -16,6 +16,7 @@ from typing import Any, Tuple
 from omegaconf import OmegaConf
 
 from nemotron.common.checkpoint_index import CheckpointError, Found, pretrained_checkpoint
+from nemotron.common.progress import Progress
 
 
 def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
@@ -64,9 +65,13 @@ def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
 
     out_dir = Path(out)
     refuse_existing(out_dir, overwrite)
-    model, cfg, found = adapted_model(adapters)
-    lora.merge(model)
-    delattr(model, "nemotron_lora")
-    path = ours.save(cfg, model, out_dir, {"merged_from": {"adapters": found.path, **found.meta["lora"]}})
-    (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(cfg.model))
+    with Progress("merge-lora", total=3, unit="phases") as progress:  # load, merge, save: each long on a big model
+        model, cfg, found = adapted_model(adapters)
+        progress.update()
+        lora.merge(model)
+        delattr(model, "nemotron_lora")
+        progress.update()
+        path = ours.save(cfg, model, out_dir, {"merged_from": {"adapters": found.path, **found.meta["lora"]}})
+        (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(cfg.model))
+        progress.update()
     return path

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from nemotron.common.atomic_files import read_json, tmp_path_for, write_atomic
+from nemotron.common.progress import Progress
 from nemotron.runtime.prep import chat
 from nemotron.runtime.prep import packing
 from nemotron.runtime.prep import text as prep
@@ -226,12 +227,17 @@ def _run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: st
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     markers: Dict[str, Dict[str, Any]] = {}
+    shards = Progress("sft prep", total=len(jobs), unit="shards", quiet=True)  # the lines below show it
+    tokens = Progress("sft prep", unit="tokens", quiet=True)
 
     def done(shard: Shard, marker: Dict[str, Any]) -> None:
         markers[shard.prefix] = marker
         c = marker["counts"]
+        shards.update()
+        tokens.update(c["tokens"])
         log(f"sft prep: [{len(markers)}/{len(jobs)}] {chat_path(shard).name}: "
-            f"{c['kept']}/{c['read']} conversations, {c['tokens']} tokens")
+            f"{c['kept']}/{c['read']} conversations, {c['tokens']} tokens | {tokens.rate_text()} | "
+            f"{shards.eta_text()}")
 
     args = (tokenizer_path, template, origin)
     with prep_workers.one_thread_per_worker():

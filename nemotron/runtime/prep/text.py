@@ -40,6 +40,7 @@ from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep import workers as prep_workers
 from nemotron.common.atomic_files import read_json, tmp_path_for, write_atomic
 from nemotron.common.blend import write_blend
+from nemotron.common.progress import Progress
 from nemotron.runtime.prep.text_shard import (
     clear_stale,
     encode_piece,
@@ -166,11 +167,15 @@ def run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str
     """Encode every (shard, signature) on `workers` processes (in this one for 1); prefix -> marker.
     A split shard's pieces go to the workers one by one; this process merges them in order."""
     markers: Dict[str, Dict[str, Any]] = {}
+    shards = Progress("prep", total=len(jobs), unit="shards", quiet=True)  # the lines below show it
+    tokens = Progress("prep", unit="tokens", quiet=True)
 
     def done(shard: Shard, marker: Dict[str, Any]) -> None:
         markers[shard.prefix] = marker
+        shards.update()
+        tokens.update(marker["num_tokens"])
         log(f"prep: [{len(markers)}/{len(jobs)}] {Path(shard.prefix).name}: "
-            f"{marker['num_docs']} docs, {marker['num_tokens']} tokens")
+            f"{marker['num_docs']} docs, {marker['num_tokens']} tokens | {tokens.rate_text()} | {shards.eta_text()}")
 
     for shard, _ in jobs:
         clear_stale(shard)

@@ -5,14 +5,22 @@ Shared by the pretraining, SFT and preference preps (`prep`, `sft_prep`, `prefer
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Dict, Iterable, Iterator, Tuple
+
+from nemotron.common.progress import Progress, interactive
 
 
 def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: Path) -> None:
-    """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`."""
+    """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`.
+
+    On a terminal the trainer shows its own bars (reading, merges); elsewhere (a log file, a Slurm job)
+    a plain line every `NEMOTRON_PROGRESS_INTERVAL_S` seconds counts the documents read, and one line
+    ends it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    terminal = interactive(sys.stderr)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -20,10 +28,17 @@ def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: P
         vocab_size=vocab_size,
         special_tokens=[eod_token],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=terminal,
     )
-    tok.train_from_iterator(documents, trainer)
+    with Progress("tokenizer", unit="docs", quiet=terminal) as progress:
+        tok.train_from_iterator(_counted(documents, progress), trainer)
     tok.save(str(path))
+
+
+def _counted(documents: Iterable[str], progress: Progress) -> Iterator[str]:
+    for document in documents:
+        progress.update()
+        yield document
 
 
 _TOKENIZERS: Dict[Tuple[str, str], Any] = {}
