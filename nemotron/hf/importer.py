@@ -79,8 +79,13 @@ def fill(megatron: Any, model: Any, reader: ShardReader, put: Callable[[str, tor
         _fill(model, reader, put, params, progress)
 
 
-def _fill(model: Any, reader: ShardReader, put: Callable[[str, torch.Tensor], None], params: Dict[str, Any],
-          progress: Progress) -> None:
+def _fill(
+    model: Any,
+    reader: ShardReader,
+    put: Callable[[str, torch.Tensor], None],
+    params: Dict[str, Any],
+    progress: Progress,
+) -> None:
     for _, rules in mapping.groups(model):
         for rule in rules:
             param = params[rule.ours]

@@ -54,7 +54,9 @@ def converted(tmp_path_factory):
         distributed.teardown()
         out = root / f"{case}-hf"
         with contextlib.redirect_stderr(io.StringIO()) as err:
-            record = exporter.export_hf(str(ckpt), str(out), verify=True, registry=str(registry), max_shard_bytes=40_000)
+            record = exporter.export_hf(
+                str(ckpt), str(out), verify=True, registry=str(registry), max_shard_bytes=40_000
+            )
         PROGRESS[case] += err.getvalue()
         sys.stderr.write(PROGRESS[case])
         distributed.teardown()

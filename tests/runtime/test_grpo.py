@@ -111,8 +111,11 @@ def test_mean_reward_rises_on_the_embedded_task(run_config, tmp_path, capsys):
     assert last > first + 0.2, (first, last)  # seeded: ~0.02 -> ~0.47 (the format reward is learnt)
     panels = shown(tmp_path / "run" / "loss.png")  # tracker=jsonl: drawn from its metrics file
     assert panels["loss"][0] == ("loss", 40) and panels["learning rate"] == [("lr", 40)]
-    assert [label for label, _ in panels["reward (GRPO)"]] == ["reward_mean", "reward/numeric_answer",
-                                                               "reward/regex_match"]
+    assert [label for label, _ in panels["reward (GRPO)"]] == [
+        "reward_mean",
+        "reward/numeric_answer",
+        "reward/regex_match",
+    ]
 
 
 def test_resumed_rl_repeats_the_uninterrupted_run(run_config, tmp_path, monkeypatch, spy):
