@@ -40,6 +40,22 @@ ROWS = [
     ((GPT, "parallel.data_parallel_size=2"), "DP 2 = 2 does not match the world size 1"),
     ((GPT, "cluster.signal_delay_s=99999", "cluster=slurm"), "cluster.signal_delay_s=99999"),
     ((GPT, "model=gpt_8b", "cluster=dgx"), "error: memory: pipeline stage 0 needs"),
+    # a layout the target stack cannot run: refused at compose, not inside a job that holds nodes
+    (
+        (
+            GPT,
+            "cluster=dgx",
+            "cluster.transformer_engine=false",
+            "resources.gpus_per_node=2",
+            "parallel.tensor_model_parallel_size=2",
+            "parallel.sequence_parallel=true",
+        ),
+        "parallel.sequence_parallel=true needs the Transformer Engine layer spec",
+    ),
+    (
+        ("+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "cluster=dgx", "resources.gpus_per_node=1"),
+        "peft=lora wraps Megatron-Core's local linear layers",
+    ),
 ]
 
 CASES = [Case(f"layout: {' '.join(args[1:])}", args, expect) for args, expect in ROWS]
