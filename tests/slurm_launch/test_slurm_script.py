@@ -90,6 +90,22 @@ def test_cluster_python_runs_the_check_the_ranks_and_the_recipe(compose):
     assert p.member.task().argv[0] == "/envs/job/bin/python"
 
 
+def test_dgx_runs_the_built_image_checked_first_and_a_missing_squash_file_is_refused(compose, tmp_path, monkeypatch):
+    dgx = ["+recipe=gpt/pretrain", "cluster=dgx", "tracker=none"]
+    monkeypatch.delenv("NEMOTRON_IMAGE", raising=False)
+    cfg = compose(dgx)
+    assert cfg.cluster.container_image == "/shared/images/nemotron.sqsh"  # not the recipe's stock NGC image
+    assert "no such squash file (build docker/Dockerfile" in slurm.check_image_file(cfg)
+    image = tmp_path / "nemotron_abc.sqsh"
+    image.write_bytes(b"hsqs")
+    monkeypatch.setenv("NEMOTRON_IMAGE", str(image))
+    cfg = compose([*dgx, "cluster.container_mounts=[/lustre:/lustre]"])  # (the default needs Hydra's cwd)
+    assert cfg.cluster.container_image == str(image) and slurm.check_image_file(cfg) is None
+    check = check_of(slurm.plan_slurm(cfg, cwd=Path("/repo")).script)
+    assert f"--container-image={image}" in check and " python " in check
+    assert f"--where 'image {image}'" in check and f"--gpus {cfg.resources.gpus_per_node}" in check
+
+
 def test_ray_launch_is_refused_on_slurm(compose):
     cfg = compose([*BASE, "recipe.launch=ray"])
     with pytest.raises(ConfigError, match="recipe.launch=ray is not supported"):
