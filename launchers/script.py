@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from nemotron.common.paths import REPO_ROOT
 from nemotron.common.topology import ranks_per_node
 from nemotron.config.validate import ConfigError
+from nemotron.launchers import env_check
 from nemotron.launchers.local import process_argv
 from nemotron.launchers.snapshot import CODE_PATHS, snapshot_rel
 from nemotron.tracking.secrets import is_secret_name
@@ -76,9 +77,16 @@ def rank_argv(cfg: Any, config_path: str, code_dir: Optional[Path]) -> List[str]
     argv = process_argv(cfg, Path(config_path))
     if code_dir is not None:
         argv = [str(in_snapshot(a, code_dir)) for a in argv]
-    if cfg.cluster.container_image and argv and argv[0] == sys.executable:
-        argv[0] = "python"
+    if argv and argv[0] == sys.executable:
+        argv[0] = rank_python(cfg)
     return argv
+
+
+def rank_python(cfg: Any) -> str:
+    """The python the ranks (and the environment check) run: `cluster.python`, else the image's `python`
+    inside a container, else this submitting python on the host."""
+    c = cfg.cluster
+    return str(c.python) if c.python else ("python" if c.container_image else sys.executable)
 
 
 def in_snapshot(arg: str, code_dir: Path) -> str:
@@ -157,7 +165,8 @@ def job_parts(
     """The job of one validated run (`secrets`: see env_setup)."""
     check_launch(cfg)
     setup, secrets = env_setup(cfg, code_dir, secrets)
-    python = "python" if cfg.cluster.container_image else sys.executable
+    setup += check_lines(cfg, cwd, code_dir)
+    python = rank_python(cfg)
     runner = shlex.join(["bash", "-c", RANK_ENV.format(local=ranks_per_node(cfg)), "rank", python])
     return JobParts(
         params=executor_params(cfg, cwd, setup, launcher or {}),
@@ -166,6 +175,22 @@ def job_parts(
         max_requeues=int((launcher or {}).get("max_num_timeout") or cfg.cluster.max_requeues),
         secrets=secrets,
     )
+
+
+def check_lines(cfg: Any, cwd: Path, code_dir: Optional[Path]) -> List[str]:
+    """The environment check (`env_check.py`) as one srun step of one task before the ranks' step: in
+    the container when there is an image (the batch script itself runs on the host), with the ranks'
+    python; it fails the job in one line naming what is missing. `cluster.env_check=false`: none."""
+    c = cfg.cluster
+    if not c.env_check:
+        return []
+    script = code_dir / snapshot_rel("launchers/env_check.py") if code_dir else Path(env_check.__file__)
+    where = f"image {c.container_image}" if c.container_image else "python"
+    words = ["srun", "--nodes=1", "--ntasks=1", *container_args(cfg, cwd), rank_python(cfg), str(script)]
+    words += [*(["--snapshot", str(code_dir)] if code_dir else []), "--where", where]
+    gpus = int(cfg.resources.gpus_per_node) if c.require_cuda else 0
+    words += [*(["--gpus", str(gpus)] if gpus else []), *(["--need", "mlflow"] if cfg.tracker.kind == "mlflow" else [])]
+    return ["# the environment the ranks run in holds what the job needs (launchers/env_check.py)", shlex.join(words)]
 
 
 def check_launch(cfg: Any) -> None:

@@ -118,6 +118,20 @@ def check_container(cfg: Any) -> Optional[str]:
     return None
 
 
+def check_image_file(cfg: Any) -> Optional[str]:
+    """A squash-file image (an absolute `.sqsh` path, what docker/README.md makes) must exist: pyxis would
+    only fail once the job holds nodes. Not checked in a dry run (it shows the script and runs nothing)."""
+    image = cfg.cluster.container_image
+    if not image or cfg.dry_run or not str(image).startswith("/") or not str(image).endswith(".sqsh"):
+        return None
+    if Path(image).is_file():
+        return None
+    return (
+        f"cluster.container_image={image}: no such squash file (build docker/Dockerfile and import it with enroot, "
+        "docker/README.md; then export NEMOTRON_IMAGE=<file> or set cluster.container_image)"
+    )
+
+
 def check_partition(
     cfg: Any, parts: Dict[str, Dict[str, int]], launcher: Optional[Dict[str, Any]] = None
 ) -> Optional[str]:
@@ -153,7 +167,7 @@ def check_uncommitted(cfg: Any) -> Optional[str]:
 
 def preflight(cfg: Any, launcher: Optional[Dict[str, Any]] = None) -> None:
     """Checks before anything reaches Slurm; partition checks only when sinfo answers. One line each."""
-    problems = [check_container(cfg), check_uncommitted(cfg)]
+    problems = [check_container(cfg), check_image_file(cfg), check_uncommitted(cfg)]
     parts = scheduler.partitions()
     if parts is not None:
         problems.append(check_partition(cfg, parts, launcher))

@@ -66,6 +66,16 @@ class ClusterConfig:
     """Whether the cluster has pyxis/enroot; a container_image without it is refused."""
     setup: List[str] = field(default_factory=list)
     """Shell lines the batch script runs before srun (module loads, activating an environment)."""
+    python: Optional[str] = None
+    """The python the ranks and the environment check run (a path or a command on the job's PATH, e.g.
+    an environment `setup` builds, see docs/containers.md); null: `python` inside container_image, else
+    the submitting python."""
+    env_check: bool = True
+    """Run launchers/env_check.py as the job's first step (one srun task, in the container if any): the
+    job fails in one line naming what its environment lacks, before the ranks start."""
+    require_cuda: bool = True
+    """Whether that check requires torch to see CUDA when the run asks for GPUs; false only where the
+    GPUs are fake and ranks train on the CPU (cluster=slurm_test)."""
     wait: bool = False
     """After submitting, follow the job's log and exit with its state instead of returning at once."""
     wait_grace_s: float = ranged(60.0, NON_NEGATIVE)

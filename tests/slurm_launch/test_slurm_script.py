@@ -19,8 +19,13 @@ def plan(compose, *overrides):
 
 
 def srun_of(script: str) -> str:
-    """The line that starts the ranks."""
-    return next(line for line in script.splitlines() if line.startswith("srun "))
+    """The line that starts the ranks (the last srun: the environment check's step comes first)."""
+    return [line for line in script.splitlines() if line.startswith("srun ")][-1]
+
+
+def check_of(script: str) -> str:
+    """The environment check's srun step (launchers/env_check.py)."""
+    return next(line for line in script.splitlines() if line.startswith("srun ") and "env_check.py" in line)
 
 
 def test_script_asks_for_nodes_ranks_and_gpus_and_starts_one_task_per_rank(compose):
@@ -60,6 +65,45 @@ def test_container_image_adds_pyxis_flags_and_uses_the_image_python(compose):
     assert "--container-image=nvcr.io/nvidia/pytorch:25.09-py3 --container-mounts=/lustre:/lustre" in srun
     assert "--container-workdir=/repo " in srun  # the submit directory, as the job's --chdir
     assert "rank python " in srun
+
+
+def test_environment_check_runs_first_in_the_ranks_image_with_their_python(compose):
+    image = "nvcr.io#nvidia/pytorch:25.09-py3"
+    cfg, p = plan(compose, "cluster.pyxis=true", f"cluster.container_image='{image}'", "cluster.require_cuda=true")
+    lines = p.script.splitlines()
+    check, ranks = check_of(p.script), srun_of(p.script)
+    assert lines.index(check) < lines.index(ranks) and lines.index(check) > lines.index("set -eo pipefail")
+    code = Path(cfg.run_dir) / "code"
+    assert check.startswith(f"srun --nodes=1 --ntasks=1 '--container-image={image}' --container-workdir=/repo python ")
+    assert f"python {code}/nemotron/launchers/env_check.py --snapshot {code} --where 'image {image}'" in check
+    assert check.endswith("--gpus 1")  # GPUs asked for and CUDA required: torch must see them
+    _, fake = plan(compose, "tracker=mlflow")  # slurm_test's GPUs are fake (require_cuda=false)
+    assert "--gpus" not in check_of(fake.script) and check_of(fake.script).endswith("--where python --need mlflow")
+    _, off = plan(compose, "cluster.env_check=false")
+    assert "env_check" not in off.script
+
+
+def test_cluster_python_runs_the_check_the_ranks_and_the_recipe(compose):
+    _, p = plan(compose, "cluster.python=/envs/job/bin/python")
+    assert " /envs/job/bin/python /" in check_of(p.script)
+    assert "rank /envs/job/bin/python -u -m submitit.core._submit" in srun_of(p.script)
+    assert p.member.task().argv[0] == "/envs/job/bin/python"
+
+
+def test_dgx_runs_the_built_image_checked_first_and_a_missing_squash_file_is_refused(compose, tmp_path, monkeypatch):
+    dgx = ["+recipe=gpt/pretrain", "cluster=dgx", "tracker=none"]
+    monkeypatch.delenv("NEMOTRON_IMAGE", raising=False)
+    cfg = compose(dgx)
+    assert cfg.cluster.container_image == "/shared/images/nemotron.sqsh"  # not the recipe's stock NGC image
+    assert "no such squash file (build docker/Dockerfile" in slurm.check_image_file(cfg)
+    image = tmp_path / "nemotron_abc.sqsh"
+    image.write_bytes(b"hsqs")
+    monkeypatch.setenv("NEMOTRON_IMAGE", str(image))
+    cfg = compose([*dgx, "cluster.container_mounts=[/lustre:/lustre]"])  # (the default needs Hydra's cwd)
+    assert cfg.cluster.container_image == str(image) and slurm.check_image_file(cfg) is None
+    check = check_of(slurm.plan_slurm(cfg, cwd=Path("/repo")).script)
+    assert f"--container-image={image}" in check and " python " in check
+    assert f"--where 'image {image}'" in check and f"--gpus {cfg.resources.gpus_per_node}" in check
 
 
 def test_ray_launch_is_refused_on_slurm(compose):
