@@ -50,8 +50,17 @@ JOB_NEEDS = {
 """Distribution -> import name of what every job imports: submitit's runner on each rank, the recipe's
 config (omegaconf, PyYAML; hydra for the resolvers), the trainer (torch, megatron-core, numpy, psutil,
 tokenizers). mlflow is added by `--need mlflow` (tracker=mlflow)."""
-OPTIONAL_NEEDS = {"mlflow": "mlflow", "transformers": "transformers", "lm-eval": "lm_eval"}
-"""What `--need` may add (import names of distributions some runs need)."""
+OPTIONAL_NEEDS = {
+    "mlflow": "mlflow",
+    "transformers": "transformers",
+    "lm-eval": "lm_eval",
+    "transformer-engine": "transformer_engine",
+    "mamba-ssm": "mamba_ssm",
+    "causal-conv1d": "causal_conv1d",
+}
+"""What `--need` may add (import names of distributions some runs need): the GPU stack's packages when
+the cluster declares them (cluster.transformer_engine / cluster.mamba_ssm: compose checked the layout
+against that declaration, so the image must keep it)."""
 HINT = {
     "image": "build docker/Dockerfile; see docker/README.md",
     "python": "install the project's dependencies into it; see docs/containers.md",

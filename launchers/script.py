@@ -189,8 +189,17 @@ def check_lines(cfg: Any, cwd: Path, code_dir: Optional[Path]) -> List[str]:
     words = ["srun", "--nodes=1", "--ntasks=1", *container_args(cfg, cwd), rank_python(cfg), str(script)]
     words += [*(["--snapshot", str(code_dir)] if code_dir else []), "--where", where]
     gpus = int(cfg.resources.gpus_per_node) if c.require_cuda else 0
-    words += [*(["--gpus", str(gpus)] if gpus else []), *(["--need", "mlflow"] if cfg.tracker.kind == "mlflow" else [])]
+    words += [*(["--gpus", str(gpus)] if gpus else []), *(f"--need={n}" for n in declared_needs(cfg))]
     return ["# the environment the ranks run in holds what the job needs (launchers/env_check.py)", shlex.join(words)]
+
+
+def declared_needs(cfg: Any) -> List[str]:
+    """`env_check --need` names: mlflow for tracker=mlflow; on GPUs, the stack the cluster declares."""
+    c, needs = cfg.cluster, ["mlflow"] if cfg.tracker.kind == "mlflow" else []
+    if int(cfg.resources.gpus_per_node) > 0:
+        needs += ["transformer-engine"] if c.get("transformer_engine") else []
+        needs += ["mamba-ssm", "causal-conv1d"] if c.get("mamba_ssm") else []
+    return needs
 
 
 def check_launch(cfg: Any) -> None:

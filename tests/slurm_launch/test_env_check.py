@@ -47,3 +47,18 @@ def test_a_snapshot_that_is_not_on_the_path_is_named(tmp_path):
 def test_requirements_are_the_jobs_needs_with_pyprojects_ranges():
     listed = env_check.requirements(str(REPO), ["mlflow"])
     assert "submitit>=1.5,<1.6" in listed and "megatron-core>=0.16.1,<0.20" in listed and listed[-1] == "mlflow>=3.0"
+
+
+def test_a_stack_the_cluster_declares_is_checked_in_the_image():
+    missing = run_check("--snapshot", str(REPO), "--where", "image my/img:1", "--need=transformer-engine")
+    assert missing.returncode == env_check.EXIT_MISSING
+    assert missing.stdout.startswith("nemotron: image my/img:1 lacks transformer-engine")
+
+
+def test_the_job_asks_for_the_stack_its_cluster_declares(compose):
+    from nemotron.launchers.script import declared_needs
+
+    dgx = compose(["+recipe=nano3/pretrain", "cluster=dgx", "resources.gpus_per_node=1", "tracker=mlflow"])
+    assert declared_needs(dgx) == ["mlflow", "transformer-engine", "mamba-ssm", "causal-conv1d"]
+    cpu = compose(["+recipe=nano3/pretrain", "cluster=dgx", "resources.gpus_per_node=0", "tracker=none"])
+    assert declared_needs(cpu) == []

@@ -78,7 +78,7 @@ def test_environment_check_runs_first_in_the_ranks_image_with_their_python(compo
     assert f"python {code}/nemotron/launchers/env_check.py --snapshot {code} --where 'image {image}'" in check
     assert check.endswith("--gpus 1")  # GPUs asked for and CUDA required: torch must see them
     _, fake = plan(compose, "tracker=mlflow")  # slurm_test's GPUs are fake (require_cuda=false)
-    assert "--gpus" not in check_of(fake.script) and check_of(fake.script).endswith("--where python --need mlflow")
+    assert "--gpus" not in check_of(fake.script) and check_of(fake.script).endswith("--where python --need=mlflow")
     _, off = plan(compose, "cluster.env_check=false")
     assert "env_check" not in off.script
 
