@@ -13,7 +13,6 @@ which carries what it needs as plain data (each stage's `records.facts`, its job
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -144,9 +143,10 @@ def executor_params(name: str, cfg: Any, code_dir: Optional[Path], job_ids: List
 
 def submit(task: FinishTask, cfg: Any, code_dir: Optional[Path], job_ids: List[str]) -> str:
     """Submit the finishing job through submitit; its job id."""
+    from nemotron.launchers.script import rank_python
     from nemotron.launchers.submitit_compat import make_executor
 
     folder = Path(task.pipeline_dir) / "submitit"
-    python = "python" if cfg.cluster.container_image else sys.executable
+    python = rank_python(cfg)  # the ranks' python: cluster.python, the image's, or this one
     executor = make_executor(folder, executor_params(task.pipeline, cfg, code_dir, job_ids, Path.cwd()), 0, python)
     return str(executor.submit(task).job_id)
