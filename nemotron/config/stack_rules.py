@@ -43,6 +43,17 @@ def sequence_parallel_needs_te(cfg: Any) -> Optional[str]:
     return None
 
 
+def sequence_parallel_splits_the_sequence(cfg: Any) -> Optional[str]:
+    p, seq = cfg.parallel, cfg.model.seq_length
+    tp = p.tensor_model_parallel_size
+    if p.sequence_parallel and tp > 1 and seq % tp:
+        return (
+            f"model.seq_length={seq}: sequence parallelism splits every sequence (a thd pack: every row) over "
+            f"parallel.tensor_model_parallel_size={tp} ranks; use a multiple of {tp}"
+        )
+    return None
+
+
 def context_parallel_needs_te(cfg: Any) -> Optional[str]:
     p, stack = cfg.parallel, stacks.target_stack(cfg)
     if p.context_parallel_size > 1 and stacks.layer_spec(cfg, stack) == stacks.LOCAL:
@@ -108,6 +119,7 @@ def lora_on_local_spec(cfg: Any) -> Optional[str]:
 STACK_RULES: List[Callable[[Any], Optional[str]]] = [
     transformer_engine_when_demanded,
     sequence_parallel_needs_te,
+    sequence_parallel_splits_the_sequence,
     context_parallel_needs_te,
     moe_tensor_parallel_needs_sp,
     mamba_context_parallel,

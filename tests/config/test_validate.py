@@ -13,27 +13,50 @@ BASE = ["+recipe=gpt/pretrain"]
 
 BROKEN = {
     "chat_prep_inputs": (["+recipe=data/prep_sft"], "data.tokenizer_path is null: name the tokenizer"),
-    "eval_layout": (["+recipe=gpt/eval", "checkpoint.pretrained=null", "resources.procs_per_node=2",
-                     "parallel.pipeline_model_parallel_size=2"],
-                    "parallel.pipeline_model_parallel_size=2: evaluation runs with tensor parallelism only"),
-    "local_tasks_known": (["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.tasks=[nemotron_arithmetc]"],
-                          "eval.tasks: unknown task 'nemotron_arithmetc'; closest: nemotron_arithmetic"),
+    "eval_layout": (
+        [
+            "+recipe=gpt/eval",
+            "checkpoint.pretrained=null",
+            "resources.procs_per_node=2",
+            "parallel.pipeline_model_parallel_size=2",
+        ],
+        "parallel.pipeline_model_parallel_size=2: evaluation runs with tensor parallelism only",
+    ),
+    "local_tasks_known": (
+        ["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.tasks=[nemotron_arithmetc]"],
+        "eval.tasks: unknown task 'nemotron_arithmetc'; closest: nemotron_arithmetic",
+    ),
     "lora_on_fine_tuning_only": (["peft=lora"], "peft=lora with +recipe=gpt/pretrain: adapters train in SFT and DPO"),
-    "lora_rank_fits": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "peft.rank=100000"],
-                       "peft.rank=100000 is above the layers' width"),
-    "lora_targets_known": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora",
-                            "peft.target_modules=[linear_qvk]"],
-                           "peft.target_modules: linear_qvk is no layer name LoRA can adapt"),
-    "peft_method_known": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft.method=dora"],
-                          "peft.method='dora' is not one we have"),
-    "secrets_are_strings": (["+cluster.env.DB_PASSWORD=123"],
-                            "cluster.env.DB_PASSWORD: a secret must be a string, not int"),
-    "signal_before_time_limit": (["cluster.time_limit=2", "cluster.signal_delay_s=120"],
-                                 "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)"),
+    "lora_rank_fits": (
+        ["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "peft.rank=100000"],
+        "peft.rank=100000 is above the layers' width",
+    ),
+    "lora_targets_known": (
+        ["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "peft.target_modules=[linear_qvk]"],
+        "peft.target_modules: linear_qvk is no layer name LoRA can adapt",
+    ),
+    "peft_method_known": (
+        ["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft.method=dora"],
+        "peft.method='dora' is not one we have",
+    ),
+    "secrets_are_strings": (
+        ["+cluster.env.DB_PASSWORD=123"],
+        "cluster.env.DB_PASSWORD: a secret must be a string, not int",
+    ),
+    "signal_before_time_limit": (
+        ["cluster.time_limit=2", "cluster.signal_delay_s=120"],
+        "cluster.signal_delay_s=120 must be between 0 and cluster.time_limit=2 minutes (120 s)",
+    ),
     "keys_known": (["+model.num_layrs=3"], "model.num_layrs: unknown key (did you mean num_layers?)"),
-    "dpo_without_pipeline": (["+recipe=gpt/dpo", "checkpoint.pretrained=null", "resources.procs_per_node=2",
-                              "parallel.pipeline_model_parallel_size=2"],
-                             "parallel.pipeline_model_parallel_size=2: DPO runs without pipeline parallelism"),
+    "dpo_without_pipeline": (
+        [
+            "+recipe=gpt/dpo",
+            "checkpoint.pretrained=null",
+            "resources.procs_per_node=2",
+            "parallel.pipeline_model_parallel_size=2",
+        ],
+        "parallel.pipeline_model_parallel_size=2: DPO runs without pipeline parallelism",
+    ),
     "heads_divide_hidden": (
         ["model.hidden_size=100", "model.num_attention_heads=3", "model.num_query_groups=null"],
         "model.num_attention_heads=3 must divide model.hidden_size=100",
@@ -57,55 +80,123 @@ BROKEN = {
     "nodes_fit_cluster": (["resources.nodes=2"], "resources.nodes=2 must be between 1 and cluster.max_nodes=1"),
     "batch_divides": (["train.global_batch_size=7"], "train.global_batch_size=7 must be a multiple"),
     "sequence_parallel_needs_tp": (["parallel.sequence_parallel=true"], "parallel.sequence_parallel=true needs"),
-    "transformer_engine_when_demanded": (["model.transformer_impl=transformer_engine"],
-                                         "model.transformer_impl=transformer_engine but a CPU run has no Transformer Engine"),
-    "sequence_parallel_needs_te": (["parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2",
-                                    "parallel.sequence_parallel=true"],
-                                   "parallel.sequence_parallel=true needs the Transformer Engine layer spec"),
-    "context_parallel_needs_te": (["parallel.context_parallel_size=2", "resources.procs_per_node=2"],
-                                  "parallel.context_parallel_size=2 needs Transformer Engine's attention"),
-    "moe_tensor_parallel_needs_sp": (["model=nano3_tiny", "parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2"],
-                                     "with parallel.tensor_model_parallel_size=2 needs parallel.sequence_parallel=true"),
-    "mamba_context_parallel": (["model=nano3_tiny", "parallel.context_parallel_size=2", "resources.procs_per_node=2"],
-                               "with Mamba layers needs mamba_ssm's mixer"),
-    "packed_context_parallel": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "parallel.context_parallel_size=2",
-                                 "resources.procs_per_node=2"],
-                                "packed SFT/DPO samples are not split over context-parallel ranks"),
-    "packed_thd_pipeline_micro_batch": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "cluster=dgx",
-                                         "resources.gpus_per_node=2", "parallel.pipeline_model_parallel_size=2",
-                                         "train.micro_batch_size=2"],
-                                        "train.micro_batch_size=2: packed samples on the Transformer Engine spec"),
-    "lora_on_local_spec": (["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "cluster=dgx",
-                            "resources.gpus_per_node=1"],
-                           "peft=lora wraps Megatron-Core's local linear layers"),
+    "transformer_engine_when_demanded": (
+        ["model.transformer_impl=transformer_engine"],
+        "model.transformer_impl=transformer_engine but a CPU run has no Transformer Engine",
+    ),
+    "sequence_parallel_needs_te": (
+        ["parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2", "parallel.sequence_parallel=true"],
+        "parallel.sequence_parallel=true needs the Transformer Engine layer spec",
+    ),
+    "sequence_parallel_splits_the_sequence": (
+        [
+            "cluster=dgx",
+            "resources.gpus_per_node=2",
+            "model.seq_length=127",
+            "parallel.tensor_model_parallel_size=2",
+            "parallel.sequence_parallel=true",
+        ],
+        "model.seq_length=127: sequence parallelism splits every sequence",
+    ),
+    "context_parallel_needs_te": (
+        ["parallel.context_parallel_size=2", "resources.procs_per_node=2"],
+        "parallel.context_parallel_size=2 needs Transformer Engine's attention",
+    ),
+    "moe_tensor_parallel_needs_sp": (
+        ["model=nano3_tiny", "parallel.tensor_model_parallel_size=2", "resources.procs_per_node=2"],
+        "with parallel.tensor_model_parallel_size=2 needs parallel.sequence_parallel=true",
+    ),
+    "mamba_context_parallel": (
+        ["model=nano3_tiny", "parallel.context_parallel_size=2", "resources.procs_per_node=2"],
+        "with Mamba layers needs mamba_ssm's mixer",
+    ),
+    "packed_context_parallel": (
+        [
+            "+recipe=gpt/sft",
+            "checkpoint.pretrained=null",
+            "parallel.context_parallel_size=2",
+            "resources.procs_per_node=2",
+        ],
+        "packed SFT/DPO samples are not split over context-parallel ranks",
+    ),
+    "packed_thd_pipeline_micro_batch": (
+        [
+            "+recipe=gpt/sft",
+            "checkpoint.pretrained=null",
+            "cluster=dgx",
+            "resources.gpus_per_node=2",
+            "parallel.pipeline_model_parallel_size=2",
+            "train.micro_batch_size=2",
+        ],
+        "train.micro_batch_size=2: packed samples on the Transformer Engine spec",
+    ),
+    "lora_on_local_spec": (
+        ["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "cluster=dgx", "resources.gpus_per_node=1"],
+        "peft=lora wraps Megatron-Core's local linear layers",
+    ),
     "values_in_range": (["train.steps=0"], "train.steps=0: out of range, must be >= 1"),
     "min_lr_below_lr": (["optim.lr=1e-4", "optim.min_lr=3e-4"], "optim.min_lr=0.0003 exceeds optim.lr=0.0001"),
-    "tracker_uri_valid": (["tracker=mlflow", "tracker.uri=localhost:5000"], "tracker.uri: 'localhost:5000' looks like host:port"),
-    "load_dir_has_checkpoint": (["checkpoint.load_dir=/nonexistent/run"],
-                                "checkpoint.load_dir=/nonexistent/run: no such directory"),
-    "pretrained_checkpoint_exists": (["checkpoint.pretrained=/nonexistent/run"],
-                                     "checkpoint.pretrained=/nonexistent/run holds no complete checkpoint"),
-    "blend_file_ready": (["data.blend_file=/nonexistent/blend.json"], "data.blend_file: /nonexistent/blend.json not found"),
+    "tracker_uri_valid": (
+        ["tracker=mlflow", "tracker.uri=localhost:5000"],
+        "tracker.uri: 'localhost:5000' looks like host:port",
+    ),
+    "load_dir_has_checkpoint": (
+        ["checkpoint.load_dir=/nonexistent/run"],
+        "checkpoint.load_dir=/nonexistent/run: no such directory",
+    ),
+    "pretrained_checkpoint_exists": (
+        ["checkpoint.pretrained=/nonexistent/run"],
+        "checkpoint.pretrained=/nonexistent/run holds no complete checkpoint",
+    ),
+    "blend_file_ready": (
+        ["data.blend_file=/nonexistent/blend.json"],
+        "data.blend_file: /nonexistent/blend.json not found",
+    ),
     "prefixes_exist": (["data.prefixes=[/nonexistent/web]"], "data.prefixes: /nonexistent/web.bin does not exist"),
     "has_training_data": (["data.generate_tiny=false"], "no training data: set data.prefixes"),
-    "tracker_path_writable": (["tracker=jsonl", "tracker.path=/etc/hostname/m.jsonl"], "tracker.path=/etc/hostname/m.jsonl"),
+    "tracker_path_writable": (
+        ["tracker=jsonl", "tracker.path=/etc/hostname/m.jsonl"],
+        "tracker.path=/etc/hostname/m.jsonl",
+    ),
     "tracker_kind_known": (["tracker.kind=wandb"], "tracker.kind='wandb' is not a tracker we have"),
-    "prefixes_complete": (["data.prefixes=[/x/web]", "data.generate_tiny=false", "data.blend_file=/x/b.json"],
-                          "data.prefixes and data.blend_file=/x/b.json are both set; use one of them"),
-    "tokenizer_exists": (["data.tokenizer_path=/nonexistent/tok.json"], "data.tokenizer_path=/nonexistent/tok.json: no such file"),
-    "sources_match": (["+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"], "data.sources: /nonexistent/*.jsonl matches no file"),
+    "prefixes_complete": (
+        ["data.prefixes=[/x/web]", "data.generate_tiny=false", "data.blend_file=/x/b.json"],
+        "data.prefixes and data.blend_file=/x/b.json are both set; use one of them",
+    ),
+    "tokenizer_exists": (
+        ["data.tokenizer_path=/nonexistent/tok.json"],
+        "data.tokenizer_path=/nonexistent/tok.json: no such file",
+    ),
+    "sources_match": (
+        ["+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"],
+        "data.sources: /nonexistent/*.jsonl matches no file",
+    ),
     "split_valid": (["data.split='98,x'"], "data.split='98,x' must be up to three non-negative numbers"),
-    "pipeline_divides_layers": (["parallel.pipeline_model_parallel_size=3", "resources.procs_per_node=3",
-                                 "train.global_batch_size=9", "train.micro_batch_size=3"],
-                                "parallel.pipeline_model_parallel_size=3 must divide the model's 2 layers"),
-    "vocab_covers_tokenizer": (["model.vocab_size=100"], "model.vocab_size=100 is smaller than the tokenizer's 512 tokens"),
-    "rl_layout": (["+recipe=gpt/rl", "tracker=none", "resources.procs_per_node=2",
-                   "parallel.pipeline_model_parallel_size=2"],
-                  "parallel.pipeline_model_parallel_size=2: RL generation runs on tensor x data parallel"),
-    "rewards_usable": (["+recipe=gpt/rl", "tracker=none", "rl.rewards=[{_target_: no_such.fn}]"],
-                       "rl.rewards[0]._target_=no_such.fn: does not import"),
-    "memory_fits": (["model=gpt_8b", "cluster=dgx", "train.micro_batch_size=1"],
-                    "memory: pipeline stage 0 needs ~207.3 GiB per GPU"),
+    "pipeline_divides_layers": (
+        [
+            "parallel.pipeline_model_parallel_size=3",
+            "resources.procs_per_node=3",
+            "train.global_batch_size=9",
+            "train.micro_batch_size=3",
+        ],
+        "parallel.pipeline_model_parallel_size=3 must divide the model's 2 layers",
+    ),
+    "vocab_covers_tokenizer": (
+        ["model.vocab_size=100"],
+        "model.vocab_size=100 is smaller than the tokenizer's 512 tokens",
+    ),
+    "rl_layout": (
+        ["+recipe=gpt/rl", "tracker=none", "resources.procs_per_node=2", "parallel.pipeline_model_parallel_size=2"],
+        "parallel.pipeline_model_parallel_size=2: RL generation runs on tensor x data parallel",
+    ),
+    "rewards_usable": (
+        ["+recipe=gpt/rl", "tracker=none", "rl.rewards=[{_target_: no_such.fn}]"],
+        "rl.rewards[0]._target_=no_such.fn: does not import",
+    ),
+    "memory_fits": (
+        ["model=gpt_8b", "cluster=dgx", "train.micro_batch_size=1"],
+        "memory: pipeline stage 0 needs ~207.3 GiB per GPU",
+    ),
 }
 
 
@@ -128,8 +219,15 @@ def test_rule_rejects_its_broken_config(compose, rule):
 
 
 def test_expert_parallel_must_divide_experts(compose):
-    cfg = compose(BASE + ["model=nano3_tiny", "parallel.expert_model_parallel_size=3", "resources.procs_per_node=3",
-                          "train.global_batch_size=12"])
+    cfg = compose(
+        BASE
+        + [
+            "model=nano3_tiny",
+            "parallel.expert_model_parallel_size=3",
+            "resources.procs_per_node=3",
+            "train.global_batch_size=12",
+        ]
+    )
     assert any("must divide model.num_moe_experts=4" in p for p in problems(cfg))
 
 
