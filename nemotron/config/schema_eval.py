@@ -56,13 +56,13 @@ def local_tasks_known(cfg: Any) -> Optional[str]:
 
 
 def eval_layout(cfg: Any) -> Optional[str]:
-    """Evaluation runs on tensor parallel layouts (data parallel splitting is not written yet)."""
+    """Evaluation runs on tensor x data parallel layouts (lm-eval splits documents over replicas)."""
     p = cfg.parallel
     if not is_eval(cfg):
         return None
-    for key in ("pipeline_model_parallel_size", "context_parallel_size", "data_parallel_size"):
+    for key in ("pipeline_model_parallel_size", "context_parallel_size"):
         if (p[key] or 1) > 1:
-            return f"parallel.{key}={p[key]}: evaluation runs with tensor parallelism only for now; use 1"
+            return f"parallel.{key}={p[key]}: evaluation runs with tensor and data parallelism only; use 1"
     return None
 
 

@@ -20,7 +20,7 @@ BROKEN = {
             "resources.procs_per_node=2",
             "parallel.pipeline_model_parallel_size=2",
         ],
-        "parallel.pipeline_model_parallel_size=2: evaluation runs with tensor parallelism only",
+        "parallel.pipeline_model_parallel_size=2: evaluation runs with tensor and data parallelism only",
     ),
     "local_tasks_known": (
         ["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.tasks=[nemotron_arithmetc]"],

@@ -6,7 +6,13 @@ continuation, an empty context is the end-of-document token, inputs keep their l
 `model.seq_length` tokens), so scores compare with the `hf` backend on the exported model. Scoring
 right-pads a batch (a causal mask keeps padding out of the real positions); generation is the
 KV-cache sampler (`nemotron.runtime.model.generate`, greedy unless a task samples), each text cut at
-the first of the task's stop sequences. Every rank evaluates every request (TP ranks together).
+the first of the task's stop sequences.
+
+Data parallelism is lm-eval's own: the LM reports its data-parallel rank and size (`DataParallel`), so
+lm-eval gives each replica every world_size-th document (the `limit` counted over the whole task),
+pads the shorter replicas with copies of their last request so collective calls stay in step, and
+gathers every replica's per-document metrics to data-parallel rank 0 over our data-parallel group. The
+tensor-parallel ranks of one replica share its rank and evaluate the same requests together.
 """
 
 from __future__ import annotations
@@ -36,15 +42,56 @@ class LMSettings:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's place among the model's replicas (Megatron's data-parallel group)."""
+
+    rank: int = 0
+    size: int = 1
+    group: Any = None
+    """The torch.distributed group of the replicas (None: one replica)."""
+
+
 class MegatronLM(compat.TemplateLM):
     """lm-eval LM over a Megatron GPT or hybrid model (eval mode) and our tokenizer adapter."""
 
     backend = "causal"
 
-    def __init__(self, model: Any, tokenizer: Any, settings: LMSettings, device: Any = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, settings: LMSettings, device: Any = None, dp: DataParallel = DataParallel()
+    ) -> None:
         super().__init__()
         self.model, self.tokenizer, self.settings, self.device_ = model, tokenizer, settings, device
         self.max_length = settings.max_length
+        self.dp = dp
+        self._rank, self._world_size = dp.rank, dp.size
+        self.requests_scored = 0
+        """Requests this replica ran through the model (scoring windows and generations)."""
+
+    # ---- data parallelism (lm-eval calls these when world_size > 1) ------------------------------
+
+    @property
+    def device(self) -> Any:
+        return self.device_ or torch.device("cpu")
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.zeros_like(tensor) for _ in range(self.dp.size)]
+        dist.all_gather(parts, tensor, group=self.dp.group)
+        return torch.stack(parts)
+
+    def gather_object(self, obj: Any, dst: int = 0) -> Any:
+        import torch.distributed as dist
+
+        out = [None] * self.dp.size if self.dp.rank == dst else None
+        dist.gather_object(obj, out, dst=dist.get_global_rank(self.dp.group, dst), group=self.dp.group)
+        return out
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier(group=self.dp.group)
 
     @property
     def eot_token_id(self) -> int:
@@ -83,6 +130,7 @@ class MegatronLM(compat.TemplateLM):
         """(sum of log p(continuation | context), whether it is the greedy continuation) of each
         (key, context ids, continuation ids); longest first, in batches of `batch_size`."""
         pairs = [(list(ctx), list(cont)) for _, ctx, cont in requests]
+        self.requests_scored += len(pairs)
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
         results: Dict[int, Scored] = {}
         size = self.settings.batch_size
@@ -129,6 +177,7 @@ class MegatronLM(compat.TemplateLM):
         """Each context's continuation, cut at the first stop sequence (`until`, and end of document)."""
         groups: Dict[str, List[int]] = {}
         prepared = []
+        self.requests_scored += len(requests)
         for n, (context, gen_kwargs) in enumerate(req.args for req in requests):
             kwargs = compat.normalize_gen_kwargs(dict(gen_kwargs), self.settings.max_gen_toks)
             until = compat.handle_stop_sequences(kwargs.pop("until", None), eos=self.settings.eos_text)

@@ -1,10 +1,11 @@
 """The eval stage: `checkpoint.pretrained` benchmarked on `eval.tasks` with lm-evaluation-harness.
 
-Not a training loop: set up the process groups (tensor parallel; data parallel splitting is not
-written yet), take the run's tokenizer (data.tokenizer_path or the embedded tiny data's), build the
-model and load the weights, generate the local tasks if missing, then one `simple_evaluate` with our
-model as the LM (`lm.MegatronLM`). Rank 0 writes lm-eval's results JSON to the run directory,
-prints its table and logs `eval/<task>/<metric>` to the tracker at the checkpoint's step.
+Not a training loop: set up the process groups (tensor and data parallel: lm-eval splits the
+documents over the data-parallel replicas, see `lm.MegatronLM`), take the run's tokenizer
+(data.tokenizer_path or the embedded tiny data's), build the model and load the weights, generate the
+local tasks if missing, then one `simple_evaluate` with our model as the LM (`lm.MegatronLM`).
+Rank 0 writes lm-eval's results JSON to the run directory, prints its table and logs
+`eval/<task>/<metric>` to the tracker at the checkpoint's step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from nemotron.runtime import cpu_compat
 from nemotron.runtime.data import rl as rl_data
 from nemotron.runtime.eval import harness, tasks
-from nemotron.runtime.eval.lm import LMSettings, MegatronLM
+from nemotron.runtime.eval.lm import DataParallel, LMSettings, MegatronLM
 from nemotron.runtime.model.build import build_model
 from nemotron.runtime.prep import chat
 from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source
@@ -52,7 +53,18 @@ def build_lm(cfg: Any, tokenizer: Any) -> tuple:
         seed=int(cfg.eval.seed),
     )
     device = None if cpu_compat.on_cpu() else torch.device("cuda", torch.cuda.current_device())
-    return MegatronLM(model, tokenizer, settings, device), source
+    return MegatronLM(model, tokenizer, settings, device, data_parallel()), source
+
+
+def data_parallel() -> DataParallel:
+    """This rank's replica among Megatron's data-parallel group (one replica without a process group)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    if not dist.is_initialized() or not parallel_state.model_parallel_is_initialized():
+        return DataParallel()
+    group = parallel_state.get_data_parallel_group()
+    return DataParallel(dist.get_rank(group), dist.get_world_size(group), group)
 
 
 def report(cfg: Any, results: Dict[str, Any], step: int) -> Path:
@@ -72,10 +84,6 @@ def report(cfg: Any, results: Dict[str, Any], step: int) -> Path:
 
 def evaluate(cfg: Any, info: distributed.DistInfo) -> Dict[str, Any]:
     """Build, evaluate and (rank 0) report; lm-eval's results."""
-    if info.data_parallel_size > 1:
-        raise harness.EvalTaskError(
-            f"data-parallel size {info.data_parallel_size}: evaluation runs with tensor parallelism only for now"
-        )
     torch.set_num_threads(setup.num_threads(cfg, info))
     tokenizer = rl_data.rl_tokenizer(cfg)
     render, template = chat_prompt(cfg, tokenizer)
@@ -87,9 +95,18 @@ def evaluate(cfg: Any, info: distributed.DistInfo) -> Dict[str, Any]:
     harness.check_tasks(list(cfg.eval.tasks), manager)
     lm, source = build_lm(cfg, tokenizer)
     results = harness.evaluate(lm, cfg, manager)
+    if _tensor_parallel_rank() == 0:
+        replica = f" data-parallel replica {lm.dp.rank}/{lm.dp.size}" if lm.dp.size > 1 else ""
+        print(f"eval:{replica} scored {lm.requests_scored} requests", flush=True)
     if info.rank == 0:
         report(cfg, results, source.step if source is not None else 0)
     return results
+
+
+def _tensor_parallel_rank() -> int:
+    from megatron.core import parallel_state
+
+    return parallel_state.get_tensor_model_parallel_rank()
 
 
 def run(cfg: Any) -> Dict[str, Any]:
