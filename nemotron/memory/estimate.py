@@ -9,6 +9,12 @@ gradients in buffers padded as Megatron pads them (each tensor to 64 elements, e
 lcm(DP, 128)). Activations: `nemotron.memory.activations`, times the micro batches the 1F1B
 pipeline schedule keeps in flight on the stage (PP - stage, at most the micro batches per step).
 
+Evaluation (`*/eval`) holds the weights alone, in their dtype (no DDP buffers, gradients, optimizer
+or master copies), and the larger of two working sets: scoring a batch of `eval.batch_size` rows (one
+layer's activations at a time under no_grad, plus the gathered logits and their fp32 log-softmax over
+the whole vocabulary, `nemotron/runtime/eval/lm.py`) or generating one (the KV cache and Mamba state
+of `eval.batch_size` sequences, as a GRPO rollout's).
+
 DPO and GRPO (with rl.kl) add a frozen reference model: this rank's parameters again, unpadded, in
 the weights' dtype (Megatron's Float16Module without DDP buffers, gradients or optimizer state). A
 GRPO step has two phases one after the other, generation then training, so its activations row is
@@ -85,6 +91,8 @@ def expert_dp(x: Layout) -> int:
 
 
 def _weights_grads_optimizer(x: Layout, p: StageParams) -> Dict[str, float]:
+    if not x.trains:
+        return {"weights": float(p.count * x.dtype_bytes), "gradients": 0.0, "optimizer": 0.0}
     dense = dense_buffer(x, p)
     expert = buffer_elements(p.expert, expert_dp(x), x.distributed_optimizer)
     state_bytes = 12 if x.gpu else 8
@@ -131,9 +139,22 @@ def reference_bytes(x: Layout, p: StageParams) -> float:
     return float(p.count * x.dtype_bytes) if x.reference else 0.0
 
 
+def scoring_activations(x: Layout, stage: int) -> float:
+    """Evaluation's scoring forward (no_grad): the largest layer's activations, and on the last stage
+    the logits gathered over the vocabulary with their fp32 copy and log-softmax."""
+    k = acts.tokens(x)
+    layer = max(_layer_sums(x, stage, k), default=0.0)
+    logits = k.s * k.b * x.vocab * (x.dtype_bytes + 2 * acts.FP32) if stage == x.pp - 1 else 0.0
+    return layer + logits
+
+
 def phase_activations(x: Layout, stage: int) -> Dict[str, float]:
-    """Working set of each phase of a step on `stage`: training and (GRPO) rollout."""
-    phases = {"training": stage_activations(x, stage)}
+    """Working set of each phase of a step on `stage`: training (evaluation: scoring) and the
+    generation of GRPO's rollout or of an eval batch."""
+    if x.trains:
+        phases = {"training": stage_activations(x, stage)}
+    else:
+        phases = {"scoring": scoring_activations(x, stage)}
     if x.rollout:
         phases["rollout"] = sum(rollout_parts(x, stage).values())
     return phases

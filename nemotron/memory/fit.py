@@ -37,6 +37,8 @@ def limit_bytes(cfg: Any) -> Optional[float]:
 
 def _layout_text(x: Layout) -> str:
     rows = f" ({x.micro_batch * x.rows_per_item} rows)" if x.rows_per_item > 1 else ""
+    if not x.trains:
+        return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, eval batch {x.micro_batch}"
     return f"TP{x.tp} PP{x.pp} CP{x.cp} EP{x.ep} DP{x.dp}, micro batch {x.micro_batch}{rows}, recompute {x.recompute}"
 
 
@@ -66,6 +68,14 @@ def _candidates(x: Layout, gpus_per_node: int) -> List[Tuple[str, Optional[Layou
     r = dataclasses.replace
     half = x.micro_batch // 2
     sp = " parallel.sequence_parallel=true" if x.gpu and not x.sequence_parallel else ""
+    if not x.trains:  # evaluation: a smaller batch of requests, or the weights over more TP ranks
+        return [
+            (f"eval.batch_size={half}", r(x, micro_batch=half) if half >= 1 else None),
+            (
+                f"parallel.tensor_model_parallel_size={x.tp * 2}" + sp,
+                scaled_layout(x, tp=2) if x.tp * 2 <= max(1, gpus_per_node) else None,
+            ),
+        ]
     return [
         (
             "parallel.use_distributed_optimizer=true",
@@ -144,6 +154,8 @@ def _over_limit(cfg: Any) -> Optional[str]:
 
 
 def _no_fix_hint(est: StageEstimate) -> str:
+    if est.peak_phase == "rollout" and est.phases.get("scoring") is not None:
+        return "no one or two changes fit: lower eval.batch_size or model.seq_length, or use more GPUs"
     if est.peak_phase == "rollout":
         return (
             "no one or two changes fit: the rollout's KV cache holds train.global_batch_size / DP x "
@@ -170,7 +182,7 @@ def table(cfg: Any, est: Optional[StageEstimate] = None) -> str:
     """The dry run's memory table: the worst rank's components, total and the limit."""
     x = layout_from_config(cfg)
     est = est or estimate(x)
-    device = "GPU, bf16 + fp32 master weights" if x.gpu else "CPU, fp32"
+    device = ("GPU, bf16 + fp32 master weights" if x.trains else "GPU, bf16 weights") if x.gpu else "CPU, fp32"
     lines = [f"# memory per rank (estimate; worst: pipeline stage {est.stage} of {x.pp}; {_layout_text(x)}; {device})"]
     scale, unit = (GIB, "GiB") if est.total >= GIB else (2**20, "MiB")
     for name in (n for n in COMPONENTS if n != "reference" or x.reference):
@@ -184,10 +196,11 @@ def _row_note(x: Layout, est: StageEstimate, name: str, scale: float, unit: str)
     """GRPO's activations row: which phase it is, and the other phase's size."""
     if name != "activations" or "rollout" not in est.phases:
         return ""
+    other = "training" if x.trains else "scoring"
     if est.peak_phase == "rollout":
         held = " + ".join(rollout_parts(x, est.stage))
-        return f"  (rollout: {held}; training {est.phases['training'] / scale:.2f} {unit})"
-    return f"  (training; rollout {est.phases['rollout'] / scale:.2f} {unit})"
+        return f"  (rollout: {held}; {other} {est.phases[other] / scale:.2f} {unit})"
+    return f"  ({other}; rollout {est.phases['rollout'] / scale:.2f} {unit})"
 
 
 def _verdict(cfg: Any, x: Layout, est: StageEstimate) -> str:

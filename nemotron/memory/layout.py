@@ -17,7 +17,7 @@ from typing import Any, Dict, Tuple
 
 from nemotron.common import stack as stacks
 from nemotron.common.hybrid_pattern import hybrid_pattern
-from nemotron.common.stages import is_dpo, is_rl
+from nemotron.common.stages import is_dpo, is_eval, is_rl
 from nemotron.common.tokenizer_files import tokenizer_tokens
 from nemotron.common.topology import data_parallel_size
 
@@ -87,13 +87,19 @@ class Layout:
     """A frozen reference model beside the policy (DPO; GRPO with rl.kl): a copy of this rank's
     weights (same TP/PP/EP shards, not sharded over DP) without gradients or optimizer state."""
     stage: str = "pretrain"
-    """What the step trains: `pretrain` (pretraining and SFT), `dpo` or `rl` (GRPO)."""
+    """What the step trains: `pretrain` (pretraining and SFT), `dpo`, `rl` (GRPO), or `eval` (no
+    training: weights, then scoring or generating `eval.batch_size` rows at a time)."""
 
     @property
     def rollout(self) -> bool:
-        """GRPO: each step first generates all of this rank's samples (`rollout_rows`) with a KV cache
-        and Mamba state, then trains on them."""
-        return self.stage == "rl"
+        """Generation with a KV cache and Mamba state: GRPO generates all of this rank's samples
+        (`rollout_rows`) before training on them; evaluation generates a batch of requests."""
+        return self.stage in ("rl", "eval")
+
+    @property
+    def trains(self) -> bool:
+        """False for evaluation: no gradients, optimizer state or fp32 master weights."""
+        return self.stage != "eval"
 
     @property
     def grpo_logprobs(self) -> bool:
@@ -150,6 +156,8 @@ def _stage_fields(cfg: Any) -> Dict[str, Any]:
         return {"stage": "rl", "rows_per_item": int(cfg.rl.group_size), "reference": bool(cfg.rl.kl)}
     if is_dpo(cfg):
         return {"stage": "dpo", "rows_per_item": 2, "reference": True}
+    if is_eval(cfg):
+        return {"stage": "eval"}
     return {}
 
 
@@ -191,8 +199,8 @@ def layout_from_config(cfg: Any) -> Layout:
         dp=dp,
         sequence_parallel=bool(p.sequence_parallel) and p.tensor_model_parallel_size > 1,
         distributed_optimizer=bool(p.use_distributed_optimizer),
-        micro_batch=t.micro_batch_size,
-        micro_batches=max(1, t.global_batch_size // max(1, t.micro_batch_size * dp)),
+        micro_batch=int(cfg.eval.batch_size) if is_eval(cfg) else t.micro_batch_size,
+        micro_batches=1 if is_eval(cfg) else max(1, t.global_batch_size // max(1, t.micro_batch_size * dp)),
         recompute=_name(t.recompute),
         gpu=gpu,
         flash_attention=stacks.layer_spec(cfg) == stacks.TE,
