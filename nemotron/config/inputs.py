@@ -8,13 +8,14 @@ rules that need the tokenizer's size or the pipeline split.
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import Any, Optional
 
 from nemotron.config import rl_rules
+from nemotron.config.source_rules import SOURCE_RULES
 from nemotron.common import blend
+from nemotron.common import data_sources
 from nemotron.common import checkpoint_index
 from nemotron.common.hybrid_pattern import hybrid_pattern
 from nemotron.common.stages import is_chat_prep, writes_data
@@ -115,9 +116,21 @@ def tokenizer_exists(cfg: Any) -> Optional[str]:
 
 
 def sources_match(cfg: Any) -> Optional[str]:
-    for source in cfg.data.sources if writes_data(cfg) else ():
-        if not glob.glob(str(source)):
-            return f"data.sources: {source} matches no file"
+    """Every source (a glob, a weighted source, each dataset of a blend file) names files prep reads."""
+    if not writes_data(cfg):
+        return None
+    try:
+        sources = data_sources.parse_sources(list(cfg.data.sources))
+    except (OSError, ValueError):
+        return None  # said by source_rules.source_weights_valid
+    for source in sources:
+        try:
+            data_sources.source_files(source)
+        except FileNotFoundError:
+            where = "data.sources" if source.where.endswith("]") else source.where  # a blend file names it
+            return f"{where}: {source.path} matches no file"
+        except ValueError as err:
+            return str(err)
     return None
 
 
@@ -135,9 +148,13 @@ def chat_prep_inputs(cfg: Any) -> Optional[str]:
         )
     if not d.sources and not d.generate_tiny:
         return f"data.sources is empty: name the .jsonl chat files {cfg.recipe.name} reads (or data.generate_tiny=true)"
-    not_jsonl = [p for source in d.sources for p in sorted(glob.glob(str(source))) if not p.endswith(".jsonl")]
-    if not_jsonl:
-        return f"data.sources: {not_jsonl[0]}: {cfg.recipe.name} reads .jsonl chat files only"
+    try:
+        files = [f for s in data_sources.parse_sources(list(d.sources)) for f in data_sources.source_files(s)]
+    except (OSError, ValueError):
+        return None  # said by sources_match or source_rules
+    text = [p for p in files if p.endswith(".txt")]
+    if text:
+        return f"data.sources: {text[0]}: {cfg.recipe.name} reads chat records (.jsonl[.gz|.zst], .parquet), not .txt"
     return None
 
 
@@ -173,7 +190,7 @@ def vocab_covers_tokenizer(cfg: Any) -> Optional[str]:
 
 INPUT_RULES = [
     has_training_data, tracker_path_writable, load_dir_has_checkpoint, pretrained_checkpoint_exists, blend_file_ready,
-    prefixes_exist, prefixes_complete, tokenizer_exists, sources_match, chat_prep_inputs, split_valid,
+    prefixes_exist, prefixes_complete, tokenizer_exists, sources_match, *SOURCE_RULES, chat_prep_inputs, split_valid,
     pipeline_divides_layers,
     vocab_covers_tokenizer,
 ]

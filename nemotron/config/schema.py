@@ -14,7 +14,7 @@ checked at compose time; a test generated from the schema requires one on every 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from nemotron.config.enums import (  # noqa: F401 - re-exported: the schema's vocabulary
     Activation,
@@ -140,12 +140,15 @@ class DataConfig:
     """A `tokenizers` JSON file; null in prep trains a BPE on the sources (blend files name theirs)."""
     eod_token: str = "<|endoftext|>"
     """The tokenizer's end-of-document token, appended to every document."""
-    sources: List[str] = field(default_factory=list)
-    """Prep input files or globs: .jsonl (one JSON object a line) or .txt (one document a line)."""
+    sources: List[Any] = field(default_factory=list)
+    """Prep inputs: files, globs or folders (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt, a save_to_disk
+    or parquet-shard folder), weighted sources {path, weight, epochs}, or a blend .json (docs/data.md)."""
     source_weights: Optional[List[float]] = None
     """Prep: blend weight of each `sources` entry; null weighs every source by its token count."""
     text_key: str = "text"
-    """Prep: the JSONL field holding a document's text."""
+    """Prep: the JSONL field (parquet/arrow column) holding a document's text."""
+    messages_key: str = "messages"
+    """SFT prep: the JSONL field (parquet/arrow column) holding a conversation's messages."""
     num_workers: int = ranged(0, NON_NEGATIVE)
     """Prep: tokenizing worker processes, one CPU each, also on one small file (shards are split
     among them; the output is the same for any count); 0 uses every CPU this process may run on."""

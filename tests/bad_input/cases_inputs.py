@@ -21,6 +21,13 @@ ROWS = [
     (("+recipe=data/prep_sft", "data.sources=[/nonexistent/chats.jsonl]"), "data.sources"),
     (("+recipe=data/prep_sft",), "data.tokenizer_path is null"),
     (("+recipe=data/prep_dpo", "data.packed_file=null"), "data.packed_file is null"),
+    (("+recipe=data/prep_sft", "data.sources=[{path: a.jsonl, weight: -2}]"), "data.sources[0]: weight=-2 must be"),
+    (
+        ("+recipe=data/prep_dpo", "data.sources=[{path: a.jsonl, weight: 0},{path: b.jsonl, weight: 0}]"),
+        "data.sources: every weight is 0",
+    ),
+    (("+recipe=data/prep_sft", "data.sources=[{path: a.jsonl, weight: lots}]"), "weight='lots' is not a number"),
+    (("+recipe=data/prep", "data.sources=[{path: a.jsonl, weight: 1}, b.jsonl]"), "give every source a weight or none"),
     ((GPT, "checkpoint.load_dir=/nonexistent/run"), "checkpoint.load_dir=/nonexistent/run: no such directory"),
     ((GPT, "checkpoint.pretrained=/nonexistent/ckpt"), "checkpoint.pretrained=/nonexistent/ckpt"),
     (("+recipe=gpt/sft",), "checkpoint.pretrained=newest:gpt/pretrain: no complete checkpoint"),
@@ -33,3 +40,14 @@ ROWS = [
 ]
 
 CASES = [Case(f"inputs: {' '.join(args)}", args, expect) for args, expect in ROWS]
+CASES.append(
+    Case(
+        "inputs: a blend file naming a missing source",
+        ("+recipe=data/prep_sft", "data.sources=[{root}/blend.json]", "data.tokenizer_path=null"),
+        "blend.json: datasets[1]): ",
+        files={
+            "blend.json": '{"datasets": [{"path": "a.jsonl", "weight": 1}, {"path": "gone/*.jsonl", "weight": 1}]}',
+            "a.jsonl": "{}\n",
+        },
+    )
+)

@@ -11,6 +11,20 @@ from nemotron.config.validate import RULES, ConfigError, problems, validate
 
 BASE = ["+recipe=gpt/pretrain"]
 
+
+def _parquet_without_text() -> str:
+    """A parquet file (in a temp dir of its own) whose only column is `body`."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(tempfile.mkdtemp(prefix="nemotron-validate-")) / "no_text.parquet"
+    pq.write_table(pa.Table.from_pylist([{"body": "x"}]), path)
+    return str(path)
+
+
 BROKEN = {
     "chat_prep_inputs": (["+recipe=data/prep_sft"], "data.tokenizer_path is null: name the tokenizer"),
     "eval_layout": (
@@ -170,6 +184,14 @@ BROKEN = {
     "sources_match": (
         ["+recipe=data/prep", "data.sources=[/nonexistent/*.jsonl]"],
         "data.sources: /nonexistent/*.jsonl matches no file",
+    ),
+    "source_weights_valid": (
+        ["+recipe=data/prep_sft", "data.sources=[{path: a.jsonl, weight: -1}]"],
+        "data.sources[0]: weight=-1 must be a non-negative number",
+    ),
+    "source_columns_exist": (
+        ["+recipe=data/prep", f"data.sources=[{_parquet_without_text()}]"],
+        "no column 'text' (data.text_key); its columns: body",
     ),
     "split_valid": (["data.split='98,x'"], "data.split='98,x' must be up to three non-negative numbers"),
     "pipeline_divides_layers": (

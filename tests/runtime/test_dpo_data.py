@@ -148,7 +148,7 @@ def test_nothing_kept_or_a_bad_line_is_one_error_naming_the_line(tmp_path, token
     assert not (tmp_path / "out" / "dpo.json").exists()
     text = tmp_path / "p.txt"
     text.write_text("x\n")
-    with pytest.raises(ValueError, match="DPO prep reads .jsonl preference files only"):
+    with pytest.raises(ValueError, match="DPO prep reads preference records"):
         preference_prep.prepare_dpo(_spec(tmp_path, tokenizer_path, [text]), log=lambda s: None)
 
 

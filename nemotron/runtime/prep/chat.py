@@ -81,29 +81,33 @@ def parse_conversation(line: str, where: str) -> Optional[List[Message]]:
     return None if conversation is None else conversation.messages
 
 
-def parse_chat(line: str, where: str) -> Optional[Conversation]:
-    """The conversation of one JSONL line, tools included (`where` is file:line); None when blank."""
-    if not line.strip():
+def parse_chat(line: Any, where: str, messages_key: str = "messages") -> Optional[Conversation]:
+    """The conversation of one JSONL line (or a parquet row, a dict), tools included (`where` is
+    file:line); None when blank. The messages are under `messages_key` (data.messages_key)."""
+    if isinstance(line, dict):
+        record = line
+    elif not line.strip():
         return None
-    try:
-        record = json.loads(line)
-    except ValueError as err:
-        raise ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
+    else:
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
     if isinstance(record, list):
         return Conversation(checked_messages(record, where))
     if not isinstance(record, dict):
         raise ChatDataError(f"{where}: a JSON {type(record).__name__}, expected an object "
                             "with `messages` or `prompt`/`completion`")
     tools = checked_tools(record.get("tools"), where)
-    if "messages" in record:
-        return Conversation(checked_messages(record["messages"], where), tools)
+    if record.get(messages_key) is not None:
+        return Conversation(checked_messages(record[messages_key], where), tools)
     if "prompt" in record and "completion" in record:
         prompt, completion = record["prompt"], record["completion"]
         if isinstance(prompt, list) and isinstance(completion, list):
             return Conversation(checked_messages([*prompt, *completion], where), tools)
         return Conversation(checked_messages([{"role": "user", "content": prompt},
                                               {"role": "assistant", "content": completion}], where), tools)
-    raise ChatDataError(f"{where}: no `messages` list and no `prompt`/`completion` pair "
+    raise ChatDataError(f"{where}: no `{messages_key}` list (data.messages_key) and no `prompt`/`completion` pair "
                         f"(keys: {sorted(record)[:8]})")
 
 

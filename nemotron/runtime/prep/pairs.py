@@ -69,14 +69,17 @@ def _check_answer(answer: Messages, key: str, where: str) -> None:
         )
 
 
-def parse_pair(line: str, where: str) -> Optional[Pair]:
-    """The pair on one JSONL line (`where` is file:line); None for a blank line."""
-    if not line.strip():
+def parse_pair(line: Any, where: str) -> Optional[Pair]:
+    """The pair on one JSONL line or parquet row (a dict; `where` is file:line); None for a blank line."""
+    if isinstance(line, dict):
+        record = line
+    elif not line.strip():
         return None
-    try:
-        record = json.loads(line)
-    except ValueError as err:
-        raise chat.ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
+    else:
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise chat.ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
     if not isinstance(record, dict) or "chosen" not in record or "rejected" not in record:
         keys = sorted(record)[:8] if isinstance(record, dict) else type(record).__name__
         raise chat.ChatDataError(

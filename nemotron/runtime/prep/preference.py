@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from nemotron.common.atomic_files import write_atomic
-from nemotron.runtime.prep import chat
+from nemotron.common.data_sources import parse_sources
+from nemotron.runtime.prep import chat, mix
 from nemotron.runtime.prep import sft as sft_prep
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep.pairs import Pair, parse_pair
@@ -73,9 +74,26 @@ class PairEncoder:
 
     def __init__(self, spec: sft_prep.SftPrepSpec, tokenizer: Any, renderer: chat.ChatRenderer) -> None:
         self.spec, self.tok, self.renderer, self.counts = spec, tokenizer, renderer, PairCounts()
+        self.per_source: Dict[int, PairCounts] = {}
+        self.source = 0
+        """The source of the pairs being encoded (their counts go to per_source too)."""
+        self.selected: List[List[int]] = []
+        """Per source: [pairs, tokens] in the final blend (after weighted sampling)."""
 
     def encode(self, pair: Pair, where: str) -> Optional[Tuple[Sample, Sample]]:
-        """(chosen, rejected) as (ids, mask), or None when the pair is dropped."""
+        """(chosen, rejected) as (ids, mask), or None when the pair is dropped (counted, also per source)."""
+        mine = self.per_source.setdefault(self.source, PairCounts())
+        before = asdict(self.counts)
+        out = self._encode(pair, where)
+        for key, value in asdict(self.counts).items():
+            if key == "dropped":
+                for why, n in value.items():
+                    mine.dropped[why] += n - before["dropped"][why]
+            else:
+                setattr(mine, key, getattr(mine, key) + value - before[key])
+        return out
+
+    def _encode(self, pair: Pair, where: str) -> Optional[Tuple[Sample, Sample]]:
         c = self.counts
         c.read += 1
         rendered = [self.renderer.render(pair.conversation(s), where, pair.tools) for s in SIDES]
@@ -101,21 +119,32 @@ class PairEncoder:
 
 
 def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder) -> Dict[str, List[Sample]]:
-    """Every kept pair's two samples, by split, in input order."""
+    """Every selected pair's two samples, by split, in input order (weighted sources: mix.py)."""
+    sources = parse_sources(spec.sources)
     files = expand_sources(spec.sources)
-    not_jsonl = [p for _, p in files if not p.endswith(".jsonl")]
-    if not_jsonl:
-        raise ValueError(f"data.sources: {not_jsonl[0]}: DPO prep reads .jsonl preference files only")
+    text = [p for _, p in files if p.endswith(".txt")]
+    if text:
+        raise ValueError(f"data.sources: {text[0]}: DPO prep reads preference records (.jsonl, .parquet, ...)")
     bounds = np.cumsum(sft_prep.split_fractions(spec.split)).tolist()
-    out: Dict[str, List[Sample]] = {name: [] for name in sft_prep.SPLITS}
+    kept: List[List[Tuple[int, int, str, Sample, Sample]]] = [[] for _ in sources]
     for shard in plan_shards(files, spec.docs_per_shard, spec.out_dir):
+        encoder.source = shard.source_index
         for lineno, line in sft_prep.shard_lines(shard):
             where = f"{shard.path}:{lineno}"
             pair = parse_pair(line, where)
-            kept = encoder.encode(pair, where) if pair is not None else None
-            if kept is not None:
+            sides = encoder.encode(pair, where) if pair is not None else None
+            if sides is not None:
                 split = sft_prep.split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)
-                out[sft_prep.SPLITS[split]].extend(kept)
+                kept[shard.source_index].append((split, *sides))
+    targets = mix.target_counts([len(k) for k in kept], sources)
+    encoder.selected = [[0, 0] for _ in sources]
+    out: Dict[str, List[Sample]] = {name: [] for name in sft_prep.SPLITS}
+    for s, pairs in enumerate(kept):
+        for k in mix.select(len(pairs), targets[s], spec.seed, s).tolist():
+            split, chosen, rejected = pairs[k]
+            out[sft_prep.SPLITS[split]].extend((chosen, rejected))
+            encoder.selected[s][0] += 1
+            encoder.selected[s][1] += len(chosen[0]) + len(rejected[0])
     return out
 
 
@@ -186,7 +215,10 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
     splits = {
         name: _write_split(spec, name, samples) for name, samples in by_split.items() if samples or name == "train"
     }
-    report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits}
+    sources = parse_sources(spec.sources)
+    per_source = [asdict(encoder.per_source.get(i, PairCounts())) for i in range(len(sources))]
+    rows = mix.source_rows(sources, per_source, [n for n, _ in encoder.selected], [t for _, t in encoder.selected])
+    report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits, "sources": rows}
     write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
     manifest = {
         "format": FORMAT,
@@ -205,4 +237,8 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
     log(f"dpo prep report ({spec.out_dir / 'report.json'}):")
     for line in report_lines(report):
         log(line)
+    if len(rows) > 1 or rows[0]["asked_share"] is not None:
+        for line in mix.mix_lines(rows, unit="pairs"):
+            log(line)
+    log(f"  peak memory (RSS)  {mix.peak_rss_mb()} MB")
     return report

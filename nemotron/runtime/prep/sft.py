@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -34,19 +33,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from nemotron.common.atomic_files import read_json, tmp_path_for, write_atomic
+from nemotron.common.data_sources import parse_sources
 from nemotron.common.progress import Progress
 from nemotron.runtime.prep import chat
-from nemotron.runtime.prep import packing
+from nemotron.runtime.prep import mix
 from nemotron.runtime.prep import text as prep
 from nemotron.runtime.prep import tokens as prep_tokens
 from nemotron.runtime.prep import workers as prep_workers
 from nemotron.runtime.prep.sft_report import Counts, refuse_broken, report_lines
-from nemotron.runtime.prep.sources import Shard, expand_sources, plan_shards
+from nemotron.runtime.prep.sft_pack import SPLITS, split_fractions, split_of, write_splits
+from nemotron.runtime.prep.sources import Shard, expand_sources, plan_shards, shard_records, source_keys
 from nemotron.common.tokenizer_files import tokenizer_json
 
 FORMAT = "nemotron-sft-1"
 """Version of the manifest layout."""
-SPLITS = ("train", "valid", "test")
+__all__ = ["SPLITS", "split_fractions", "split_of", "SftPrepSpec", "prepare_sft", "shard_lines"]
 OVERLONG = ("truncate", "drop")
 """What `data.overlong` may say."""
 RENDER_BATCH = 512
@@ -69,6 +70,7 @@ class SftPrepSpec:
     seed: int = 1234
     num_workers: int = 0
     docs_per_shard: int = 100000
+    messages_key: str = "messages"
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SftPrepSpec":
@@ -76,14 +78,24 @@ class SftPrepSpec:
         if not d.packed_file:
             raise ValueError("data.packed_file is null: SFT prep writes its samples and manifest beside it")
         if not d.tokenizer_path:
-            raise ValueError("data.tokenizer_path is null: name the tokenizer the pretrained model was "
-                             "trained with (e.g. the tokenizer.json beside a blend file)")
-        return cls(sources=list(d.sources), packed_file=Path(d.packed_file),
-                   tokenizer_path=tokenizer_json(d.tokenizer_path), seq_length=int(cfg.model.seq_length),
-                   chat_template=d.chat_template, eod_token=d.eod_token,
-                   overlong=str(getattr(d.overlong, "value", d.overlong)),
-                   split=str(d.split), seed=int(d.seed), num_workers=int(d.num_workers),
-                   docs_per_shard=int(d.docs_per_shard))
+            raise ValueError(
+                "data.tokenizer_path is null: name the tokenizer the pretrained model was "
+                "trained with (e.g. the tokenizer.json beside a blend file)"
+            )
+        return cls(
+            sources=list(d.sources),
+            packed_file=Path(d.packed_file),
+            tokenizer_path=tokenizer_json(d.tokenizer_path),
+            seq_length=int(cfg.model.seq_length),
+            chat_template=d.chat_template,
+            eod_token=d.eod_token,
+            overlong=str(getattr(d.overlong, "value", d.overlong)),
+            split=str(d.split),
+            seed=int(d.seed),
+            num_workers=int(d.num_workers),
+            docs_per_shard=int(d.docs_per_shard),
+            messages_key=str(d.get("messages_key", "messages")),
+        )
 
     @property
     def out_dir(self) -> Path:
@@ -94,24 +106,20 @@ class SftPrepSpec:
 
 
 def shard_lines(shard: Shard):
-    """(line number, text) of the shard's lines."""
-    with open(shard.path, "rb") as f:
-        f.seek(shard.start)
-        pos, lineno = shard.start, shard.first_line
-        for raw in f:
-            if pos >= shard.end:
-                return
-            pos += len(raw)
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise chat.ChatDataError(f"{shard.path}:{lineno}: not UTF-8 ({exc.reason})") from None
-            lineno += 1
+    """(line or row number, the line as text or the row as a dict) of the shard's records."""
+    for lineno, raw in shard_records(shard):
+        if isinstance(raw, dict):
+            yield lineno, raw
+            continue
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise chat.ChatDataError(f"{shard.path}:{lineno}: not UTF-8 ({exc.reason})") from None
 
 
-def _conversations(shard: Shard, counts: Counts):
+def _conversations(shard: Shard, counts: Counts, messages_key: str):
     for lineno, line in shard_lines(shard):
-        conversation = chat.parse_chat(line, f"{shard.path}:{lineno}")
+        conversation = chat.parse_chat(line, f"{shard.path}:{lineno}", shard.key or messages_key)
         if conversation is None:
             continue
         counts.read += 1
@@ -121,14 +129,15 @@ def _conversations(shard: Shard, counts: Counts):
         yield lineno, conversation
 
 
-def _sample(ids: List[int], mask: np.ndarray, seq_length: int, overlong: str,
-            counts: Counts) -> Optional[Tuple[List[int], np.ndarray]]:
+def _sample(
+    ids: List[int], mask: np.ndarray, seq_length: int, overlong: str, counts: Counts
+) -> Optional[Tuple[List[int], np.ndarray]]:
     """The (ids, mask) kept for one conversation, counted; None when it is dropped."""
     if len(ids) > seq_length + 1:
         if overlong == "drop":
             counts.dropped["too_long"] += 1
             return None
-        ids, mask = ids[:seq_length + 1], mask[:seq_length + 1]
+        ids, mask = ids[: seq_length + 1], mask[: seq_length + 1]
         counts.truncated += 1
     targets = int(mask[1:].sum())  # token t is predicted at position t-1: the first never is
     if targets == 0:
@@ -150,8 +159,9 @@ def _marker(shard: Shard) -> Path:
     return chat_path(shard).with_suffix(".done.json")
 
 
-def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
-                      template: str, origin: str) -> Dict[str, Any]:
+def encode_chat_shard(
+    shard: Shard, sig: Dict[str, Any], tokenizer_path: str, template: str, origin: str
+) -> Dict[str, Any]:
     """Render, tokenize and mask one shard into its .chat.npz, then write its marker."""
     tok = prep_tokens.load_tokenizer(tokenizer_path, sig["tokenizer_sha1"])
     renderer = chat.ChatRenderer(template, sig["eod_token"], origin, sig["template_tokens"])
@@ -161,8 +171,9 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
     def flush() -> None:
         encodings = tok.encode_batch([r.text for _, r in pending], add_special_tokens=False)
         for (lineno, rendered), enc in zip(pending, encodings):
-            kept = _sample(enc.ids, chat.token_mask(enc.offsets, rendered.spans),
-                           sig["seq_length"], sig["overlong"], counts)
+            kept = _sample(
+                enc.ids, chat.token_mask(enc.offsets, rendered.spans), sig["seq_length"], sig["overlong"], counts
+            )
             if kept is not None:
                 ids_out.append(np.asarray(kept[0], np.int32))
                 mask_out.append(kept[1])
@@ -170,16 +181,19 @@ def encode_chat_shard(shard: Shard, sig: Dict[str, Any], tokenizer_path: str,
                 lines.append(lineno)
         pending.clear()
 
-    for lineno, conversation in _conversations(shard, counts):
+    for lineno, conversation in _conversations(shard, counts, sig["messages_key"]):
         where = f"{shard.path}:{lineno}"
         pending.append((lineno, renderer.render(conversation.messages, where, conversation.tools)))
         if len(pending) == RENDER_BATCH:
             flush()
     flush()
-    save_npz(chat_path(shard), tokens=np.concatenate(ids_out or [np.zeros(0, np.int32)]),
-              mask=np.concatenate(mask_out or [np.zeros(0, np.uint8)]),
-              lengths=np.asarray(lengths, np.int32),
-              lines=np.asarray(lines, np.int32))
+    save_npz(
+        chat_path(shard),
+        tokens=np.concatenate(ids_out or [np.zeros(0, np.int32)]),
+        mask=np.concatenate(mask_out or [np.zeros(0, np.uint8)]),
+        lengths=np.asarray(lengths, np.int32),
+        lines=np.asarray(lines, np.int32),
+    )
     marker = {**sig, "counts": asdict(counts)}
     write_atomic(_marker(shard), json.dumps(marker).encode())  # last: "finished"
     return marker
@@ -199,15 +213,26 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def shard_signature(shard: Shard, spec: SftPrepSpec, tokenizer_sha1: str,
-                    template_sha1: str, renderer: chat.ChatRenderer) -> Dict[str, Any]:
+def shard_signature(
+    shard: Shard, spec: SftPrepSpec, tokenizer_sha1: str, template_sha1: str, renderer: chat.ChatRenderer
+) -> Dict[str, Any]:
     """What a finished shard's marker must record for a re-run to skip it."""
     st = os.stat(shard.path)
-    return {"source": shard.path, "source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns,
-            "start": shard.start, "end": shard.end, "tokenizer_sha1": tokenizer_sha1,
-            "template_sha1": template_sha1, "template_tokens": renderer.tokens,
-            "renderer": renderer.version, "eod_token": spec.eod_token,
-            "seq_length": spec.seq_length, "overlong": spec.overlong}
+    return {
+        "source": shard.path,
+        "source_size": st.st_size,
+        "source_mtime_ns": st.st_mtime_ns,
+        "start": shard.start,
+        "end": shard.end,
+        "tokenizer_sha1": tokenizer_sha1,
+        "template_sha1": template_sha1,
+        "template_tokens": renderer.tokens,
+        "renderer": renderer.version,
+        "eod_token": spec.eod_token,
+        "seq_length": spec.seq_length,
+        "overlong": spec.overlong,
+        "messages_key": shard.key or spec.messages_key,
+    }
 
 
 def _finished(shard: Shard, sig: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -220,8 +245,14 @@ def _finished(shard: Shard, sig: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 # ---- running shards ------------------------------------------------------------------------------
 
 
-def _run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: str, template: str,
-                origin: str, workers: int, log: Log) -> Dict[str, Dict[str, Any]]:
+def _run_shards(
+    jobs: Sequence[Tuple[Shard, Dict[str, Any]]],
+    tokenizer_path: str,
+    template: str,
+    origin: str,
+    workers: int,
+    log: Log,
+) -> Dict[str, Dict[str, Any]]:
     """Encode every (shard, signature) on `workers` processes (in this one for 1); prefix -> marker."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -235,9 +266,11 @@ def _run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: st
         c = marker["counts"]
         shards.update()
         tokens.update(c["tokens"])
-        log(f"sft prep: [{len(markers)}/{len(jobs)}] {chat_path(shard).name}: "
+        log(
+            f"sft prep: [{len(markers)}/{len(jobs)}] {chat_path(shard).name}: "
             f"{c['kept']}/{c['read']} conversations, {c['tokens']} tokens | {tokens.rate_text()} | "
-            f"{shards.eta_text()}")
+            f"{shards.eta_text()}"
+        )
 
     args = (tokenizer_path, template, origin)
     with prep_workers.one_thread_per_worker():
@@ -258,62 +291,6 @@ def _run_shards(jobs: Sequence[Tuple[Shard, Dict[str, Any]]], tokenizer_path: st
     return markers
 
 
-# ---- splits and packing --------------------------------------------------------------------------
-
-
-def split_fractions(split: str) -> List[float]:
-    """`data.split` ("98,1,1") as three fractions summing to 1."""
-    try:
-        parts = [float(p) for p in split.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3 or any(p < 0 for p in parts) or not sum(parts) > 0:
-        raise ValueError(f"data.split={split!r} must be three non-negative parts, e.g. '98,1,1'")
-    return [p / sum(parts) for p in parts]
-
-
-def split_of(seed: int, source_index: int, path: str, lineno: int,
-              bounds: Sequence[float]) -> int:
-    u = zlib.crc32(f"{seed}:{source_index}:{Path(path).name}:{lineno}".encode()) / 2**32
-    return next((i for i, b in enumerate(bounds) if u < b), len(bounds) - 1)
-
-
-def _collect(shards: Sequence[Shard], spec: SftPrepSpec) -> Dict[str, List[Tuple[np.ndarray, np.ndarray]]]:
-    """Every kept sample's (ids, mask), by split, in input order."""
-    fractions = split_fractions(spec.split)
-    bounds = np.cumsum(fractions).tolist()
-    out: Dict[str, List[Tuple[np.ndarray, np.ndarray]]] = {name: [] for name in SPLITS}
-    for shard in shards:
-        with np.load(chat_path(shard)) as z:
-            tokens, mask, lengths, lines = z["tokens"], z["mask"], z["lengths"], z["lines"]
-        starts = np.concatenate([[0], np.cumsum(lengths)])
-        for k, lineno in enumerate(lines.tolist()):
-            name = SPLITS[split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)]
-            a, b = starts[k], starts[k + 1]
-            out[name].append((tokens[a:b], mask[a:b]))
-    return out
-
-
-def _write_split(spec: SftPrepSpec, name: str,
-                 samples: List[Tuple[np.ndarray, np.ndarray]]) -> Dict[str, Any]:
-    """Pack one split and write its arrays: samples in bin order, and each bin's first sample."""
-    positions = [len(ids) - 1 for ids, _ in samples]  # inputs ids[:-1] predict ids[1:]
-    bins = packing.best_fit_decreasing(positions, spec.seq_length) if samples else []
-    order = [i for b in bins for i in b]
-    base = spec.out_dir / f"sft-{name}"
-    empty_i, empty_u = np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    save_npy(Path(f"{base}.tokens.npy"),
-              np.concatenate([samples[i][0] for i in order]) if order else empty_i)
-    save_npy(Path(f"{base}.mask.npy"),
-              np.concatenate([samples[i][1] for i in order]) if order else empty_u)
-    save_npy(Path(f"{base}.lengths.npy"), np.asarray([len(samples[i][0]) for i in order], np.int32))
-    save_npy(Path(f"{base}.bins.npy"),
-              np.cumsum([0] + [len(b) for b in bins]).astype(np.int64))
-    return {"prefix": base.name, "num_samples": len(order), "num_bins": len(bins),
-            "num_tokens": int(sum(len(s[0]) for s in samples)),
-            "packing_efficiency": round(packing.efficiency(positions, bins, spec.seq_length), 6)}
-
-
 # ---- the whole prep ------------------------------------------------------------------------------
 
 
@@ -325,8 +302,10 @@ def _fewer_workers(spec: SftPrepSpec, workers: int, todo: int) -> Optional[str]:
     if todo >= prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers()):
         why = f"this process may run on {prep_workers.default_workers()} CPUs, one worker each"
     else:
-        why = (f"only {todo} shard{'s' if todo > 1 else ''} of up to data.docs_per_shard={spec.docs_per_shard} "
-               "conversations left to encode, one worker each at most (a smaller data.docs_per_shard splits more)")
+        why = (
+            f"only {todo} shard{'s' if todo > 1 else ''} of up to data.docs_per_shard={spec.docs_per_shard} "
+            "conversations left to encode, one worker each at most (a smaller data.docs_per_shard splits more)"
+        )
     return f"sft prep: using {workers} of {want} workers (data.num_workers={spec.num_workers}): {why}"
 
 
@@ -336,13 +315,16 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
         raise ValueError(f"data.overlong={spec.overlong!r} must be one of {', '.join(OVERLONG)}")
     split_fractions(spec.split)
     template, origin = chat.template_source(spec.chat_template, spec.tokenizer_path)
-    renderer = chat.ChatRenderer(template, spec.eod_token, origin,
-                                 chat.template_tokens(spec.tokenizer_path, spec.eod_token))
+    renderer = chat.ChatRenderer(
+        template, spec.eod_token, origin, chat.template_tokens(spec.tokenizer_path, spec.eod_token)
+    )
     chat.check_template(renderer)  # before any write
+    sources = parse_sources(spec.sources)
     files = expand_sources(spec.sources)
-    not_jsonl = [p for _, p in files if not p.endswith(".jsonl")]
-    if not_jsonl:
-        raise ValueError(f"data.sources: {not_jsonl[0]}: SFT prep reads .jsonl chat files only")
+    not_chat = [p for _, p in files if p.endswith(".txt")]
+    if not_chat:
+        raise ValueError(f"data.sources: {not_chat[0]}: SFT prep reads chat records (.jsonl, .parquet, ...)")
+    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir, keys=source_keys(spec.sources))  # before writes
     source = Path(spec.tokenizer_path)
     if not source.is_file():
         raise FileNotFoundError(f"tokenizer file not found: {source} (data.tokenizer_path)")
@@ -352,7 +334,6 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     tokenizer_path = spec.out_dir / "tokenizer.json"
     if not tokenizer_path.is_file() or tokenizer_path.read_bytes() != source.read_bytes():
         write_atomic(tokenizer_path, source.read_bytes())
-    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir)
     template_sha1 = hashlib.sha1(template.encode()).hexdigest()
     sigs = [shard_signature(s, spec, tok_sha1, template_sha1, renderer) for s in shards]
     markers = {s.prefix: m for s, sig in zip(shards, sigs) if (m := _finished(s, sig)) is not None}
@@ -361,26 +342,44 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
     fewer = _fewer_workers(spec, workers, len(todo))
     if fewer:
         log(fewer)
-    log(f"sft prep: {len(files)} files -> {len(shards)} shards; {len(markers)} already done, "
-        f"encoding {len(todo)} on {workers} workers (template: {origin})")
+    log(
+        f"sft prep: {len(files)} files -> {len(shards)} shards; {len(markers)} already done, "
+        f"encoding {len(todo)} on {workers} workers (template: {origin})"
+    )
     if todo:
         markers.update(_run_shards(todo, str(tokenizer_path), template, origin, workers, log))
-    counts = Counts()
+    counts, by_source = Counts(), [Counts() for _ in sources]
     for s in shards:
         counts.add(markers[s.prefix]["counts"])
+        by_source[s.source_index].add(markers[s.prefix]["counts"])
     refuse_broken(counts, spec.sources)
-    splits = {name: _write_split(spec, name, samples)
-              for name, samples in _collect(shards, spec).items() if samples or name == "train"}
-    report = {"counts": asdict(counts), "seq_length": spec.seq_length,
-              "loss_token_share": round(counts.loss_tokens / max(1, counts.tokens), 6),
-              "packing": "best-fit decreasing", "splits": splits}
+    splits, chosen, chosen_tokens = write_splits(
+        shards, sources, chat_path, spec.out_dir, spec.seq_length, spec.seed, spec.split
+    )
+    report = {
+        "counts": asdict(counts),
+        "seq_length": spec.seq_length,
+        "loss_token_share": round(counts.loss_tokens / max(1, counts.tokens), 6),
+        "packing": "best-fit decreasing",
+        "splits": splits,
+        "sources": mix.source_rows(sources, [asdict(c) for c in by_source], chosen, chosen_tokens),
+    }
     write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
-    manifest = {"format": FORMAT, "tokenizer": "tokenizer.json", "tokenizer_sha1": tok_sha1,
-                "eod_token": spec.eod_token, "template_sha1": template_sha1,
-                "template_origin": origin, "seq_length": spec.seq_length, "split": spec.split,
-                "seed": spec.seed, "splits": splits, "report": "report.json"}
+    manifest = {
+        "format": FORMAT,
+        "tokenizer": "tokenizer.json",
+        "tokenizer_sha1": tok_sha1,
+        "eod_token": spec.eod_token,
+        "template_sha1": template_sha1,
+        "template_origin": origin,
+        "seq_length": spec.seq_length,
+        "split": spec.split,
+        "seed": spec.seed,
+        "splits": splits,
+        "report": "report.json",
+    }
     write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
     log(f"sft prep report ({spec.out_dir / 'report.json'}):")
-    for line in report_lines(report):
+    for line in report_lines({**report, "peak_rss_mb": mix.peak_rss_mb()}):  # said, not written: same bytes
         log(line)
     return report

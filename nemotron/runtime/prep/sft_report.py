@@ -50,5 +50,12 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
     for name, s in report["splits"].items():
         rows.append((f"{name}: samples -> bins", f"{s['num_samples']} -> {s['num_bins']} "
                      f"({s['packing_efficiency'] * 100:.1f}% packed)"))
+    if "peak_rss_mb" in report:
+        rows.append(("peak memory (RSS)", f"{report['peak_rss_mb']} MB"))
     width = max(len(k) for k, _ in rows)
-    return [f"  {k:<{width}}  {v}" for k, v in rows]
+    lines = [f"  {k:<{width}}  {v}" for k, v in rows]
+    if len(report.get("sources", ())) > 1 or any(r["asked_share"] is not None for r in report.get("sources", ())):
+        from nemotron.runtime.prep.mix import mix_lines
+
+        lines += mix_lines(report["sources"])
+    return lines

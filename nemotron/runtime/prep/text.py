@@ -2,9 +2,10 @@
 
     python -m nemotron.train +recipe=data/prep data.sources='[corpus/*.jsonl,notes.txt]'
 
-Inputs (`data.sources`, files or globs): `.jsonl` holds one JSON object a line with the text under
-`data.text_key`; `.txt` holds one document a line (write multi-line documents as JSONL). Blank lines
-and empty texts are skipped. Everything is written beside `data.blend_file`:
+Inputs (`data.sources`, files, globs, folders, `{path, weight}` sources or a blend file:
+nemotron/common/data_sources.py): `.jsonl` (`.jsonl.gz`, `.jsonl.zst`) holds one JSON object a line
+with the text under `data.text_key`; `.parquet`/`.arrow` hold it in that column; `.txt` holds one
+document a line (write multi-line documents as JSONL). Blank lines and empty texts are skipped. Everything is written beside `data.blend_file`:
 
 1. plan: one scan of each file cuts it into shards of `data.docs_per_shard` documents (byte ranges)
    and, with several workers, each shard into up to PIECES_PER_WORKER pieces per worker of about
@@ -49,7 +50,15 @@ from nemotron.runtime.prep.text_shard import (
     megatron_builder,
     merge_pieces,
 )
-from nemotron.runtime.prep.sources import Shard, expand_sources, iter_documents, plan_shards, split_pieces
+from nemotron.common.data_sources import parse_sources
+from nemotron.runtime.prep.sources import (
+    Shard,
+    expand_sources,
+    iter_documents,
+    plan_shards,
+    source_keys,
+    split_pieces,
+)
 from nemotron.common.tokenizer_files import EOD_TOKEN, TOKENIZER_CONFIG, tokenizer_config, tokenizer_json
 
 PIECES_PER_WORKER = 4
@@ -147,7 +156,7 @@ def signature(shard: Shard, tokenizer_sha1: str, spec: PrepSpec) -> Dict[str, An
     source, size, mtime_ns = _file_id(shard.path)
     return {"source": source, "source_size": size, "source_mtime_ns": mtime_ns, "start": shard.start,
             "end": shard.end, "tokenizer_sha1": tokenizer_sha1, "eod_token": spec.eod_token,
-            "text_key": spec.text_key}
+            "text_key": shard.key or spec.text_key}
 
 
 
@@ -241,12 +250,18 @@ def _run_on_pool(pool: ProcessPoolExecutor, jobs: Sequence[Tuple[Shard, Dict[str
 
 
 def _source_weights(spec: PrepSpec) -> Optional[List[float]]:
+    """One weight per source: data.source_weights, or the weighted sources' own (`{path, weight}`)."""
+    sources = parse_sources(spec.sources)
     weights = spec.source_weights
+    if sources and sources[0].weight is not None:
+        if weights is not None:
+            raise ValueError("data.source_weights and weighted data.sources are both set; use one of them")
+        weights = [s.weight for s in sources]
     if weights is None:
         return None
-    if len(weights) != len(spec.sources):
+    if len(weights) != len(sources):
         raise ValueError(
-            f"data.source_weights has {len(weights)} entries for {len(spec.sources)} data.sources")
+            f"data.source_weights has {len(weights)} entries for {len(sources)} data.sources")
     if any(w < 0 for w in weights) or not sum(weights) > 0:
         raise ValueError(f"data.source_weights={list(weights)} must be non-negative with a positive sum")
     return [float(w) for w in weights]
@@ -282,7 +297,8 @@ def prepare(spec: PrepSpec, log: Log = print) -> PrepResult:
     files = expand_sources(spec.sources)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     most = prep_workers.worker_limit(spec.num_workers, prep_workers.default_workers())
-    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir, PIECES_PER_WORKER * most if most > 1 else 1)
+    shards = plan_shards(files, spec.docs_per_shard, spec.out_dir, PIECES_PER_WORKER * most if most > 1 else 1,
+                         source_keys(spec.sources))
     log(f"prep: {len(files)} files -> {len(shards)} shards of up to {spec.docs_per_shard} docs "
         f"in {spec.out_dir}")
     tokenizer_path = ensure_tokenizer(spec, shards, log)
