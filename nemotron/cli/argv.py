@@ -38,6 +38,12 @@ def flags_first(argv: List[str]) -> List[str]:
     return flags + overrides
 
 
+def recipe_as_append(argv: List[str]) -> List[str]:
+    """argv with `recipe=NAME` written `+recipe=NAME`: the recipe is the one group the primary config
+    does not list, so Hydra would refuse the plain form ("Could not override 'recipe'")."""
+    return ["+" + arg if arg.startswith("recipe=") else arg for arg in argv]
+
+
 DRY_RUN_QUIET = {
     "hydra.output_subdir": "null",
     "hydra/job_logging": "none",
