@@ -140,6 +140,7 @@ def ui_argv(root: Path, port: int, host: str = "127.0.0.1") -> List[str]:
             f"no MLflow store at {uri[len('sqlite:///') :]} (runs with tracker=mlflow create it; see --root)"
         )
     argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    argv += ["--workers", "1"]  # one person's browser: MLflow's default 4 workers take 4x the start time
     if is_local_store(uri):
         argv += ["--default-artifact-root", local_artifact_root(uri)]
     return argv

@@ -95,7 +95,7 @@ def find_command(tree: Node, words: Sequence[str], prefix: Sequence[str] = ()) -
         if word not in node.children:
             names = sorted(node.children) if used else sorted({*node.children, *commands.TOOLS})
             where = " ".join(["nemotron", *used])
-            what = "family or command" if not used else "command"
+            what = "family" if not used else "command"
             raise ConfigError(
                 f"{where} {word}: unknown {what}{closest(word, names)}; available: {', '.join(names) or '(none)'}"
             )

@@ -85,9 +85,12 @@ def test_an_unknown_run_or_command_is_one_line_with_the_closest_names(root):
     assert code == 2 and not out and len(err.strip().splitlines()) == 1
     assert "no such run or job id" in err and f"closest: {members(root)[0]}" in err
     code, _, err = nemotron("jbos")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "did you mean jobs?" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown family (did you mean jobs?)" in err
     code, _, err = nemotron("steps", "lst")
-    assert code == 2 and err.strip() == "nemotron steps: error: lst: unknown command (closest: list); available: list, show"
+    assert (
+        code == 2
+        and err.strip() == "nemotron steps: error: lst: unknown command (closest: list); available: list, show"
+    )
     code, _, err = nemotron("cancel", "--root", str(root), members(root)[0])
     assert code == 2 and "not running (state FINISHED)" in err and len(err.strip().splitlines()) == 1
 
@@ -124,8 +127,9 @@ def test_ui_serves_the_store_on_loopback_and_a_taken_port_is_one_line(root):
     port = free_port()
     cmd = [sys.executable, "-m", "nemotron.cookbook.cli", "ui", "--root", str(root), "--port", str(port)]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # its own group: mlflow's server workers stop with it
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )  # its own group: mlflow's server workers stop with it
     try:
         body = ""
         for _ in range(120):
