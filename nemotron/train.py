@@ -22,7 +22,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron.cli.argv import flags_first, quiet_dry_run
+from nemotron.cli.argv import flags_first, quiet_dry_run, recipe_as_append
 from nemotron.cli.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
 from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_hydra_outputs, scrubbed_stdout
@@ -152,7 +152,7 @@ def hydra_main(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry: run Hydra, turning bad-input errors into one line on stderr (exit 2)."""
-    sys.argv[1:] = quiet_dry_run(flags_first(sys.argv[1:]))
+    sys.argv[1:] = quiet_dry_run(recipe_as_append(flags_first(sys.argv[1:])))
     keyless = [arg for arg in sys.argv[1:] if arg.startswith("=")]
     if keyless:
         print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)

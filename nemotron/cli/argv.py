@@ -11,8 +11,19 @@ from __future__ import annotations
 from typing import List
 
 FLAGS_WITH_VALUE = {
-    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-    "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--shell-completion",
+    "-sc",
 }
 """Hydra flags whose value is the next argument."""
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
@@ -30,12 +41,20 @@ def flags_first(argv: List[str]) -> List[str]:
             overrides.append(arg)
         else:
             flags.append(arg)
-            takes_value = arg in FLAGS_WITH_VALUE or (arg == "--info" and i + 1 < len(argv) and argv[i + 1] in INFO_TOPICS)
+            takes_value = arg in FLAGS_WITH_VALUE or (
+                arg == "--info" and i + 1 < len(argv) and argv[i + 1] in INFO_TOPICS
+            )
             if takes_value and i + 1 < len(argv):
                 i += 1
                 flags.append(argv[i])
         i += 1
     return flags + overrides
+
+
+def recipe_as_append(argv: List[str]) -> List[str]:
+    """argv with `recipe=NAME` written `+recipe=NAME`: the recipe is the one group the primary config
+    does not list, so Hydra would refuse the plain form ("Could not override 'recipe'")."""
+    return ["+" + arg if arg.startswith("recipe=") else arg for arg in argv]
 
 
 DRY_RUN_QUIET = {

@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence
 
 from nemotron.config.keys import closest
 from nemotron.config.validate import ConfigError
+from nemotron.cookbook import commands
 from nemotron.cookbook import help as helptext
 from nemotron.cookbook.envfile import ENV_FILE_VAR, current_env_file
 from nemotron.cookbook.profile import cluster_option
@@ -92,7 +93,7 @@ def find_command(tree: Node, words: Sequence[str], prefix: Sequence[str] = ()) -
         if node.command is not None or word.startswith("-") or "=" in word:
             break
         if word not in node.children:
-            names = sorted(node.children)
+            names = sorted(node.children) if used else sorted({*node.children, *commands.TOOLS})
             where = " ".join(["nemotron", *used])
             what = "family" if not used else "command"
             raise ConfigError(
@@ -168,6 +169,12 @@ def run_app(command: Command, argv: List[str]) -> int:
 
 def dispatch(args: Sequence[str]) -> int:
     """Resolve the words, print help or the Hydra line, run the app."""
+    if args and args[0] == "completion":
+        from nemotron.cookbook import completion
+
+        return completion.main(list(args[1:]))
+    if args and commands.is_tool(args[0]):
+        return commands.main(list(args))
     tree = build_tree()
     node, words, used = find_command(tree, args)
     opts = parse_options(args[used:])

@@ -9,6 +9,8 @@ from nemotron.cookbook.source import shipped_options
 from nemotron.cookbook.tree import Command, Node
 from nemotron.runspec.source import config_files
 
+FLAG_NAMES = ("-c", "--config", "-r", "--run", "-b", "--batch", "-d", "--dry-run", "-h", "--help")
+"""The flags of every recipe command (cli.py parses them; completion offers them)."""
 FLAGS = """\
   -c, --config NAME|PATH   a config in the recipe's config dir (or a file)   -> +recipe=<name>/NAME
   -r, --run PROFILE        submit to an env.toml profile, wait, stream the log -> cluster=PROFILE cluster.wait=true
@@ -30,6 +32,10 @@ def group_help(node: Node, words: Sequence[str]) -> str:
     if not node.children:
         lines.append("  (none: no recipe has a runspec block on the recipe path)")
     lines += ["", "Flags of every command:", FLAGS, "", *profile_lines()]
+    if not words:
+        from nemotron.cookbook.commands import help_lines
+
+        lines += [*help_lines(), ""]
     lines.append("Each command is a call of `python -m nemotron.train`; its --help and dry run print that line.")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ BAD_INPUT = 2
 VERIFY_FAILED = 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nemotron.checkpoint", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import-hf", help="Hugging Face directory -> Megatron-Core checkpoint")
@@ -116,7 +116,7 @@ def _run_checkpoint_tool(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args, extra = _parser().parse_known_args(argv)
+    args, extra = parser().parse_known_args(argv)
     option, overrides, bad = split_overrides(extra)
     if bad:
         print(

@@ -24,3 +24,14 @@ def test_a_dry_run_asks_hydra_for_no_records_and_no_log_unless_the_line_says_oth
     assert "hydra/job_logging=default" in own and "hydra/job_logging=none" not in own
     for line in (["+recipe=gpt/pretrain"], ["dry_run=false"], ["-m", "dry_run=true", "optim.lr=1,2"]):
         assert quiet_dry_run(line) == line  # real runs and sweeps keep Hydra's records
+
+
+def test_recipe_without_plus_is_written_as_an_append():
+    from nemotron.cli.argv import recipe_as_append
+
+    assert recipe_as_append(["recipe=nano3/pretrain", "+recipe=x", "recipe.name=y", "train.steps=2"]) == [
+        "+recipe=nano3/pretrain",
+        "+recipe=x",
+        "recipe.name=y",
+        "train.steps=2",
+    ]
