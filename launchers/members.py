@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,9 +26,13 @@ from omegaconf import Container, DictConfig, open_dict, read_write
 
 from nemotron.config.hydra_compat import apply_overrides, get_overrides_dirname
 
-Render = Callable[[DictConfig], Any]
-"""What the launcher makes of one member's composed config (it may raise ConfigError). The config
+Render = Callable[[DictConfig, FrozenSet[str]], Any]
+"""What the launcher makes of one member's composed config (it may raise ConfigError), given the keys
+the member may differ in from the first member composed on the same base (every value override
+applied on that base so far; empty for a base's first member or a full composition). The config
 still holds Hydra's node under `hydra` (sweep dir interpolations need it); renderers skip it."""
+FIT_KEYS = ("train.global_batch_size",)
+"""Keys the renderer itself may change on a member (config/batch_fit.py): put back like overrides."""
 
 
 @dataclass
@@ -55,6 +59,8 @@ class MemberComposer:
         self.active: Optional[DictConfig] = None
         self.parsed: Dict[str, Override] = {}
         self.structural: Dict[str, bool] = {}
+        self.swept: Dict[Tuple[str, ...], Set[str]] = {}
+        """Per base: the keys of every value override applied on it so far."""
 
     def parse(self, overrides: Sequence[str]) -> List[Override]:
         """Hydra's parse of each override line, once per distinct line (most repeat in every member)."""
@@ -72,10 +78,14 @@ class MemberComposer:
         saved = old_values(full, values)
         if saved is None:  # a value override that is not a plain value: compose this one from scratch
             return self._compose_fully(num, list(overrides), parsed, render)
+        saved += fitted_values(full)
+        first = structural not in self.swept
+        swept = self.swept.setdefault(structural, set())
+        swept.update(o.key_or_group for o in values)
         try:
             run_dir = self._enter(num, parsed)
             apply_overrides(full, values)
-            return Member(num, list(overrides), run_dir, render(full))
+            return Member(num, list(overrides), run_dir, render(full, frozenset() if first else frozenset(swept)))
         finally:
             restore(full, saved)
 
@@ -122,7 +132,7 @@ class MemberComposer:
         full = self.loader.load_sweep_config(self.master, overrides)
         self._activate(full)
         run_dir = self._enter(num, parsed)
-        return Member(num, overrides, run_dir, render(full))
+        return Member(num, overrides, run_dir, render(full, frozenset()))
 
 
 # ---------------------------------------------------------------- helpers
@@ -163,6 +173,16 @@ def old_values(cfg: DictConfig, values: List[Override]) -> Optional[List[Tuple[A
         if isinstance(node, Container):
             return None
         saved.append((parent, key, node._value()))
+    return saved
+
+
+def fitted_values(cfg: DictConfig) -> List[Tuple[Any, str, Any]]:
+    """(parent, key, raw value) of the FIT_KEYS, so a batch raised for one member is not the next's."""
+    saved = []
+    for dotted in FIT_KEYS:
+        parent, key = _parent_and_key(cfg, dotted)
+        if isinstance(parent, DictConfig) and parent._get_node(key) is not None:
+            saved.append((parent, key, parent._get_node(key)._value()))
     return saved
 
 

@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
@@ -28,9 +28,10 @@ from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_multirun_yaml, scrubbed_log
 from nemotron.common.sweep_hooks import members_checked, sweep_refused
 from nemotron.config.batch_fit import fit_batch_to_ranks
-from nemotron.config.dump import config_yaml
+from nemotron.config.dump import SectionCache
 from nemotron.config.parse_cache import cached_parsing
-from nemotron.config.validate import RULES, VALUE_RULES, ConfigError, validate
+from nemotron.config.rule_reads import CheckedBase, check_member, check_recording
+from nemotron.config.validate import ConfigError
 from nemotron.launchers import scheduler, slurm
 from nemotron.launchers.arrays import (
     MemberJob,
@@ -75,22 +76,22 @@ class SlurmRenderer:
         self.sweep_dir, self.cwd, self.launcher = sweep_dir, Path.cwd(), launcher
         self.checked: Set[tuple] = set()
         self.notes: Set[str] = set()  # batch-size notes already printed
-        self.bases: List[DictConfig] = []  # configs whose keys were checked (kept alive: compared by identity)
+        self.bases: List[Tuple[DictConfig, CheckedBase]] = []  # checked bases (kept alive: compared by identity)
+        self.sections = SectionCache()  # each base's resolved sections, re-dumped only where a member differs
 
-    def __call__(self, cfg: DictConfig) -> Rendered:
+    def __call__(self, cfg: DictConfig, changed: FrozenSet[str] = frozenset()) -> Rendered:
+        """Check and render one member; `changed`: the keys it may differ in from the first member
+        composed on the same base (members.py), so only the rules reading them run again."""
         require_recipe(cfg)
-        known = any(base is cfg for base in self.bases)  # a shared base: only values changed since its check
         fitted = fit_batch_to_ranks(cfg)
-        validate(cfg, VALUE_RULES if known else RULES)
+        changed = self._check(cfg, changed, fitted is not None)
         if fitted and fitted not in self.notes:  # after validation: a refused member shows its error alone
             self.notes.add(fitted)
             print(fitted, file=sys.stderr)
-        if not known:
-            self.bases.append(cfg)
         executor = getattr(cfg.cluster.executor, "value", cfg.cluster.executor)
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
-        text, secrets = config_yaml(cfg)
+        text, secrets = self.sections.config_yaml(cfg, changed)
         parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher, secrets)
         if parts.key() not in self.checked:
             slurm.preflight(cfg, self.launcher)
@@ -118,6 +119,18 @@ class SlurmRenderer:
         return Rendered(
             executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings
         )
+
+    def _check(self, cfg: DictConfig, changed: FrozenSet[str], fitted: bool) -> FrozenSet[str]:
+        """Full validation (recording each rule's reads) on a base's first member; else only the
+        rules reading a changed key (nemotron/config/rule_reads.py). The keys this member may differ in
+        from its base's first member (empty for that first member)."""
+        for base, checked in self.bases:
+            if base is cfg:
+                changed = changed | ({"train.global_batch_size"} if fitted or checked.fitted else set())
+                check_member(cfg, checked, changed)
+                return changed
+        self.bases.append((cfg, check_recording(cfg, fitted)))
+        return frozenset()
 
 
 def compose_all(

@@ -8,7 +8,7 @@ load back as a bool, int or float). tests/config/test_dump.py checks the output 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 import yaml
 from omegaconf import Container, OmegaConf
@@ -25,8 +25,7 @@ class ResolvedDumper(_Base):  # type: ignore[misc, valid-type]
 
 def _represent_str(dumper: Any, data: str) -> Any:
     quoted = yaml_is_bool(data) or is_int(data) or is_float(data)
-    return dumper.represent_scalar(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, data,
-                                   style="'" if quoted else None)
+    return dumper.represent_scalar(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, data, style="'" if quoted else None)
 
 
 ResolvedDumper.add_representer(str, _represent_str)
@@ -66,3 +65,120 @@ def config_yaml(cfg: Any, environ: Optional[Mapping[str, str]] = None) -> Tuple[
     data = resolved(cfg)
     secrets = run_secrets(data, environ)
     return dump_yaml(reference_secrets(data, secrets) if secrets else data), secrets
+
+
+class SectionCache:
+    """config_yaml for the members of a sweep that share a base (launchers/members.py), resolving only
+    the values a member can change and re-dumping only the top-level sections holding them.
+
+    A member can differ from its base's first member in the keys it changes (`changed`, leaf values:
+    launchers/members.py composes any other change in full) and in every interpolation (it may follow
+    anything: the member's `hydra` node, a swept key elsewhere). So each member starts from the base's
+    resolved data, resolves those leaves again, and re-dumps the sections holding one; every other
+    section's YAML is the base's. YAML of a block mapping is the concatenation of its entries, so the text
+    is byte for byte `config_yaml`'s (tests/cli/test_sweep_members.py compares every member of a mixed
+    sweep with Hydra's own composition). A config holding secrets takes the full path.
+    """
+
+    def __init__(self) -> None:
+        self.bases: List[Tuple[Any, Dict[str, Tuple[Any, str]], Dict[str, List[str]]]] = []
+
+    def config_yaml(self, cfg: Any, changed: FrozenSet[str], environ: Optional[Mapping[str, str]] = None):
+        """(text, secrets) as `config_yaml(cfg, environ)`."""
+        entry = next((e for e in self.bases if e[0] is cfg), None)
+        if entry is None or not changed:
+            return self._first(cfg, environ, entry)
+        _, sections, interpolated = entry
+        leaves = {key: list(paths) for key, paths in interpolated.items()}
+        for dotted in changed:
+            key, _, rest = dotted.partition(".")
+            leaves.setdefault(key, []).append(rest)
+        data, texts = {}, []
+        for key in (k for k in cfg if k != "hydra"):
+            if key not in sections:
+                data[key] = resolved_section(cfg, key)
+                texts.append(dump_yaml({key: data[key]}))
+            elif key in leaves:
+                data[key] = _with_leaves(cfg, key, sections[key][0], leaves[key])
+                texts.append(dump_yaml({key: data[key]}))
+            else:
+                data[key], text = sections[key]
+                texts.append(text)
+        if run_secrets(data, environ):
+            return config_yaml(cfg, environ)
+        return "".join(texts), {}
+
+    def _first(self, cfg: Any, environ: Optional[Mapping[str, str]], entry: Any):
+        text, secrets = config_yaml(cfg, environ)
+        if entry is None and not secrets:
+            sections = {key: (value, dump_yaml({key: value})) for key, value in resolved(cfg).items()}
+            self.bases.append((cfg, sections, interpolated_leaves(cfg)))
+        return text, secrets
+
+
+def resolved_section(cfg: Any, key: str) -> Any:
+    """One top-level entry of `resolved(cfg)`."""
+    node = cfg._get_node(key)
+    if isinstance(node, Container):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    value = cfg[key]
+    return value.name if isinstance(value, Enum) else value
+
+
+def _plain(value: Any) -> Any:
+    """A resolved value as `resolved` writes it (containers as plain data, enums as names)."""
+    if isinstance(value, Container):
+        return OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+    return value.name if isinstance(value, Enum) else value
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data
+
+
+def _with_leaves(cfg: Any, key: str, base: Any, paths: List[str]) -> Any:
+    """The base's resolved section `key` with the leaves at `paths` (relative; "" is the section
+    itself) resolved again on `cfg`."""
+    if "" in paths:
+        return resolved_section(cfg, key)
+    data = _copy(base)
+    for path in paths:
+        parent, parts = data, path.split(".")
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        value = _plain(OmegaConf.select(cfg, f"{key}.{path}", throw_on_missing=True))
+        if isinstance(parent, list):
+            parent[int(last)] = value
+        else:
+            parent[last] = value
+    return data
+
+
+def interpolated_leaves(cfg: Any) -> Dict[str, List[str]]:
+    """Top-level key (besides `hydra`) -> paths (relative to it) of the leaves that hold an interpolation."""
+    found: Dict[str, List[str]] = {}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        node = cfg._get_node(key)
+        raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value()
+        paths = list(_interpolation_paths(raw, ""))
+        if paths:
+            found[key] = paths
+    return found
+
+
+def _interpolation_paths(raw: Any, prefix: str):
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            yield from _interpolation_paths(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            yield from _interpolation_paths(v, f"{prefix}.{i}" if prefix else str(i))
+    elif isinstance(raw, str) and "${" in raw:
+        yield prefix

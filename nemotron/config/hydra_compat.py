@@ -24,9 +24,15 @@ What is used, from where, by whom and why:
   a dry run's time). No config this project ships sets `hydra.mode` (tests/config/test_compose_all.py
   checks), so unless the command line names `hydra.mode` or adds a config dir, the mode is "not set"
   without that first composition, as Hydra itself would have found.
+- `DictConfig._get_node` / `ListConfig._get_node` (every node read, interpolations resolved through
+  them too), config/rule_reads.py via `recording_reads()`: which keys a validation rule read, so a sweep
+  member that changes none of them does not run that rule again.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Set
 
 import hydra
 import omegaconf
@@ -86,6 +92,33 @@ def check_versions() -> None:
 def apply_overrides(cfg: omegaconf.DictConfig, overrides: list) -> None:
     """Hydra's own application of parsed overrides to a config (in place)."""
     ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[Set[str]]:
+    """While open, the full dotted key of every config node read (through `_get_node`) is added to the
+    yielded set: attribute and item access, `get`, `select`, interpolation resolution alike."""
+    reads: Set[str] = set()
+    originals = {cls: cls._get_node for cls in (omegaconf.DictConfig, omegaconf.ListConfig)}
+
+    def recorder(original: Any) -> Any:
+        def _get_node(self: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+            parts, node = [str(key)], self
+            while node._get_parent() is not None:
+                parts.append(str(node._key()))
+                node = node._get_parent()
+            reads.add(".".join(reversed(parts)))
+            return original(self, key, *args, **kwargs)
+
+        return _get_node
+
+    for cls, original in originals.items():
+        cls._get_node = recorder(original)
+    try:
+        yield reads
+    finally:
+        for cls, original in originals.items():
+            cls._get_node = original
 
 
 def _names_mode_or_config_dir(argv: list) -> bool:

@@ -9,10 +9,11 @@ the schemas at compose time; these are the rules no single field can check.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
+from nemotron.config.hydra_compat import recording_reads
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.ranges import field_ranges
@@ -47,12 +48,19 @@ def _ranged_fields() -> tuple:
 
 def values_in_range(cfg: Any) -> Optional[str]:
     """Every numeric field with a range (`nemotron.config.ranges`) holds a value inside it, or null."""
+    return "\n".join(range_problems(cfg)) or None
+
+
+def range_problems(cfg: Any, keys: Optional[Collection[str]] = None) -> List[str]:
+    """Out-of-range lines of the ranged fields (only those in `keys`, when given)."""
     found = []
     for key, _, bounds in _ranged_fields():
+        if keys is not None and key not in keys:
+            continue
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not isinstance(value, bool) and not bounds.contains(value):
             found.append(f"{key}={value}: out of range, must be {bounds.text()}")
-    return "\n".join(found) or None
+    return found
 
 
 def heads_divide_hidden(cfg: Any) -> Optional[str]:
@@ -69,8 +77,7 @@ def query_groups_divide_heads(cfg: Any) -> Optional[str]:
     m = cfg.model
     if m.num_query_groups is not None and m.num_attention_heads % m.num_query_groups:
         return (
-            f"model.num_query_groups={m.num_query_groups} must divide "
-            f"model.num_attention_heads={m.num_attention_heads}"
+            f"model.num_query_groups={m.num_query_groups} must divide model.num_attention_heads={m.num_attention_heads}"
         )
     return None
 
@@ -89,10 +96,7 @@ def tensor_parallel_divides_heads(cfg: Any) -> Optional[str]:
 def layout_matches_world(cfg: Any) -> Optional[str]:
     p, world, mp = cfg.parallel, world_size(cfg), model_parallel_size(cfg)
     dp = p.data_parallel_size
-    layout = (
-        f"TP {p.tensor_model_parallel_size} x PP {p.pipeline_model_parallel_size} x "
-        f"CP {p.context_parallel_size}"
-    )
+    layout = f"TP {p.tensor_model_parallel_size} x PP {p.pipeline_model_parallel_size} x CP {p.context_parallel_size}"
     where = f"world size {world} = resources.nodes={cfg.resources.nodes} x {ranks_per_node(cfg)} ranks per node"
     if dp is None and world % mp:
         return f"parallel: {layout} = {mp} does not divide the {where}"
@@ -143,10 +147,7 @@ def hybrid_pattern_fits(cfg: Any) -> Optional[str]:
 def gpus_fit_cluster(cfg: Any) -> Optional[str]:
     asked, has = cfg.resources.gpus_per_node, cfg.cluster.gpus_per_node
     if asked > has:
-        return (
-            f"resources.gpus_per_node={asked} exceeds cluster.gpus_per_node={has} "
-            f"of cluster={cfg.cluster.name}"
-        )
+        return f"resources.gpus_per_node={asked} exceeds cluster.gpus_per_node={has} of cluster={cfg.cluster.name}"
     return None
 
 
@@ -161,8 +162,10 @@ def signal_before_time_limit(cfg: Any) -> Optional[str]:
     """Slurm's save-and-requeue signal must come after the job starts (time limits are in minutes)."""
     c = cfg.cluster
     if c.signal_delay_s < 0 or (c.time_limit and c.signal_delay_s >= c.time_limit * 60):
-        return (f"cluster.signal_delay_s={c.signal_delay_s} must be between 0 and cluster.time_limit={c.time_limit} "
-                f"minutes ({c.time_limit * 60} s)")
+        return (
+            f"cluster.signal_delay_s={c.signal_delay_s} must be between 0 and cluster.time_limit={c.time_limit} "
+            f"minutes ({c.time_limit * 60} s)"
+        )
     return None
 
 
@@ -202,7 +205,9 @@ TRACKER_KINDS = ("mlflow", "jsonl", "none")
 def tracker_kind_known(cfg: Any) -> Optional[str]:
     kind = cfg.tracker.get("kind") if hasattr(cfg.tracker, "get") else None
     if kind not in TRACKER_KINDS:
-        return f"tracker.kind={kind!r} is not a tracker we have; choose {', '.join(TRACKER_KINDS)} (or tracker=<option>)"
+        return (
+            f"tracker.kind={kind!r} is not a tracker we have; choose {', '.join(TRACKER_KINDS)} (or tracker=<option>)"
+        )
     return None
 
 
@@ -242,15 +247,18 @@ RULES: List[Callable[[Any], Optional[str]]] = [
 """Every cross-field rule, in the order errors are reported."""
 NEEDS_VALID_LAYOUT = (memory_fits,)
 """Rules run only when every rule before them passed (an estimate needs a layout that divides the model)."""
-VALUE_RULES = [rule for rule in RULES if rule is not keys_known]
-"""The rules a value-only change can break (a sweep member on an already checked base adds no keys)."""
 
 
-def problems(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> List[str]:
-    """Error lines of every broken rule (empty when the config is valid); `rules` defaults to RULES."""
+def problems(
+    cfg: Any,
+    rules: Optional[Sequence[Callable[[Any], Optional[str]]]] = None,
+    reads: Optional[Dict[Any, FrozenSet[str]]] = None,
+) -> List[str]:
+    """Error lines of every broken rule (empty when the config is valid); `rules` defaults to RULES.
+    With `reads`, the config keys each rule read are recorded into it (nemotron/config/rule_reads.py)."""
     found: List[str] = []
-    for rule in rules or RULES:
-        line = None if found and rule in NEEDS_VALID_LAYOUT else rule(cfg)
+    for rule in RULES if rules is None else rules:
+        line = None if found and rule in NEEDS_VALID_LAYOUT else _run(rule, cfg, reads)
         if line:
             found.append(line)
             if rule is values_in_range:  # the other rules divide by these values: stop here
@@ -258,7 +266,17 @@ def problems(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> 
     return found
 
 
-def validate(cfg: Any, rules: Sequence[Callable[[Any], Optional[str]]] = ()) -> None:
+def _run(rule: Callable[[Any], Optional[str]], cfg: Any, reads: Optional[Dict[Any, FrozenSet[str]]]) -> Optional[str]:
+    if reads is None:
+        return rule(cfg)
+    with recording_reads() as keys:
+        try:
+            return rule(cfg)
+        finally:
+            reads[rule] = frozenset(keys)
+
+
+def validate(cfg: Any, rules: Optional[Sequence[Callable[[Any], Optional[str]]]] = None) -> None:
     """Raise ConfigError listing every broken rule (of `rules`, default RULES)."""
     found = problems(cfg, rules)
     if found:

@@ -37,14 +37,20 @@ def loader_and_master(tmp_path, request, monkeypatch):
         yield loader, master
 
 
-def full_composition(loader, master, num, overrides):
+def full_config(loader, master, num, overrides):
     """What Hydra's basic launcher would run for member `num`: composed from scratch, run_dir resolved
-    as hydra.core.utils.run_job does (os.path.abspath of sweep.dir/subdir)."""
+    as hydra.core.utils.run_job does (os.path.abspath of sweep.dir/subdir); (output dir, config)."""
     cfg = loader.load_sweep_config(master, overrides)
     cfg.hydra.job.num = num
     out = Path(os.path.abspath(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)))
     cfg.hydra.runtime.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)
+    return out, cfg
+
+
+def full_composition(loader, master, num, overrides):
+    """(output dir, resolved YAML) of Hydra's own composition of member `num` (full_config)."""
+    out, cfg = full_config(loader, master, num, overrides)
     return out, resolved_yaml(cfg)
 
 
@@ -66,22 +72,84 @@ def test_members_equal_hydras_full_composition_and_leave_the_base_unchanged(load
     for num, extra in enumerate(MEMBERS):
         overrides = [*COMMON, *extra]
         with cached_parsing() if cached else nullcontext():  # as the launcher composes
-            member = composer.compose(num, overrides, resolved_yaml)
+            member = composer.compose(num, overrides, lambda cfg, changed: resolved_yaml(cfg))
         run_dir, expected = full_composition(loader, master, num, overrides)
         assert member.run_dir == run_dir
         assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
         assert f"run_dir: {run_dir}\n" in member.rendered
 
 
+def test_members_config_yaml_from_cached_sections_equals_hydras_full_composition(loader_and_master):
+    from nemotron.config.dump import SectionCache, config_yaml
+
+    loader, master = loader_and_master
+    composer, sections, seen = MemberComposer(loader, master), SectionCache(), set()
+    for num, extra in enumerate(MEMBERS):
+        overrides = [*COMMON, *extra]
+        with cached_parsing():
+
+            def render(cfg, changed):
+                first = id(cfg) not in seen
+                seen.add(id(cfg))
+                return sections.config_yaml(cfg, frozenset() if first else changed)[0]
+
+            member = composer.compose(num, overrides, render)
+        expected = config_yaml(full_config(loader, master, num, overrides)[1])[0]
+        assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
+
+
 def test_hydra_job_num_interpolation_follows_each_member(loader_and_master):
     loader, master = loader_and_master
     composer = MemberComposer(loader, master)
     seeds = [composer.compose(n, [*COMMON, "train.seed=${hydra:job.num}", f"optim.lr={n + 1}e-3"],
-                              lambda cfg: cfg.train.seed).rendered for n in range(3)]
+                              lambda cfg, changed: cfg.train.seed).rendered for n in range(3)]
     assert seeds == [0, 1, 2]
 
 
 def test_an_unknown_key_raises_hydras_override_error(loader_and_master):
     loader, master = loader_and_master
     with pytest.raises(Exception, match="model.num_layrs"):
-        MemberComposer(loader, master).compose(0, [*COMMON, "model.num_layrs=3"], resolved_yaml)
+        MemberComposer(loader, master).compose(0, [*COMMON, "model.num_layrs=3"], lambda cfg, changed: None)
+
+
+CHECKED = [
+    ["optim.lr=0.001", "train.seed=3"],  # the base's first member: validated in full, reads recorded
+    ["optim.lr=0.0001", "optim.min_lr=0.001"],  # min_lr above lr
+    ["train.global_batch_size=7"],  # not a multiple of the micro batch
+    ["train.seed=-1"],  # out of range
+    ["parallel.tensor_model_parallel_size=2"],  # does not divide the world
+    ["model.num_attention_heads=3", "model.num_query_groups=3"],  # does not divide hidden
+    ["resources.procs_per_node=2", "parallel.tensor_model_parallel_size=2", "train.global_batch_size=8"],  # valid
+    ["model.seq_length=100000", "cluster.gpu_memory_gb=1", "preflight.memory=check"],  # memory: over 1 GiB
+    ["optim.lr=0.002", "train.seed=4"],  # valid again
+    ["model=nano3_tiny", "parallel.tensor_model_parallel_size=2"],  # its own base, its first member refused
+    ["model=nano3_tiny", "optim.lr=0.1"],  # that base again: validated in full (no member of it passed yet)
+]
+
+
+def test_members_checked_by_their_rules_reads_get_the_lines_a_full_validation_gives(loader_and_master):
+    from nemotron.config.rule_reads import check_member, check_recording
+    from nemotron.config.validate import ConfigError, problems
+
+    loader, master = loader_and_master
+    composer, bases, reran = MemberComposer(loader, master), [], []
+
+    def check(cfg, changed):
+        expected = problems(cfg)  # every rule, as a full composition's validation runs them
+        known = next((checked for base, checked in bases if base is cfg), None)
+        try:
+            if known is None:
+                bases.append((cfg, check_recording(cfg)))
+            else:
+                check_member(cfg, known, changed)
+            got = []
+        except ConfigError as err:
+            got = str(err).splitlines()
+        reran.append(known is not None)
+        return expected, got
+
+    for num, extra in enumerate(CHECKED):
+        expected, got = composer.compose(num, [*COMMON, *extra], check).rendered
+        assert got == expected, f"member {num} {extra}"
+        assert (expected == []) == (num in (0, 6, 8, 10)), (num, expected)
+    assert reran == [False, *[True] * 8, False, False]
