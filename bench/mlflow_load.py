@@ -9,8 +9,10 @@ the run's `tracking/metrics.jsonl` and leaves the uploads to its companion uploa
 (`python -m nemotron.tracking.uploader`, batched `log_batch` every `tracker.flush_interval_s`). A
 writer logs `--rate` steps a second of four metrics for `--seconds`, then closes the run FINISHED. At
 the end every run's metric history is read back from the server: each logged point must be there, with
-its value. Prints and writes (JSON) the writers, points logged and found, runs FINISHED, and the
-metrics/s the server held (points / seconds from the first writer's start to the last run's close).
+its value. Prints and writes (JSON) the writers, points logged, kept in the runs' local buffers
+(`metrics.jsonl`: what `python -m nemotron.tracking sync` uploads later when a run's close timed out)
+and found on the server, runs FINISHED, and the metrics/s the server held (points found / seconds from
+the first writer's start to the last writer's exit) against the rate offered.
 
 Two processes per writer (the writer and its uploader): 64 writers are 128 processes, which on a small
 machine measure the machine as much as the server; the figure is what this machine held.
@@ -86,10 +88,11 @@ def read_back(uri: str, root: Path, writers: int) -> Dict[str, Any]:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(root_name(root / "w0"))
     runs = {r.data.tags.get("mlflow.runName"): r for r in client.search_runs([exp.experiment_id], max_results=1000)}
-    logged = found = wrong = finished = 0
+    logged = found = wrong = finished = buffered = 0
     for w in range(writers):
         steps = json.loads((root / f"w{w}" / "logged.json").read_text())["steps"]
         logged += steps * len(METRICS)
+        buffered += len((root / f"w{w}" / "tracking" / "metrics.jsonl").read_text().splitlines()) * len(METRICS)
         run = runs.get(f"writer-{w}")
         if run is None:
             continue
@@ -98,7 +101,8 @@ def read_back(uri: str, root: Path, writers: int) -> Dict[str, Any]:
             points = client.get_metric_history(run.info.run_id, metric)
             found += len(points)
             wrong += sum(abs(p.value - value(metric, w, p.step)) > 1e-9 for p in points)
-    return {"points_logged": logged, "points_found": found, "points_wrong": wrong, "runs_finished": finished}
+    return {"points_logged": logged, "points_buffered": buffered, "points_found": found, "points_wrong": wrong,
+            "runs_finished": finished}  # fmt: skip
 
 
 def run_load(uri: str, root: Path, writers: int, seconds: float, rate: float) -> Dict[str, Any]:
