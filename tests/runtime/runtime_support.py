@@ -38,8 +38,7 @@ def run_config(tiny_data_dir, tmp_path):
     """run_config(recipe, *overrides): a resolved 1-thread, untracked config on the shared data."""
 
     def _make(recipe: str, *overrides: str) -> DictConfig:
-        base = [f"+recipe={recipe}", "train.num_threads=1", "tracker=none",
-                f"data.cache_dir={tiny_data_dir}"]
+        base = [f"+recipe={recipe}", "train.num_threads=1", "tracker=none", f"data.cache_dir={tiny_data_dir}"]
         return resolved_run_config([*base, *overrides], run_dir=tmp_path / "run")
 
     return _make
@@ -54,5 +53,23 @@ def process_group():
 
     created = distributed.init_process_group()
     yield
+    if created:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def megatron_world():
+    """World size 1 (gloo), TP=PP=1, the CPU patches; torn down after the module."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    from nemotron.runtime import cpu_compat
+    from nemotron.runtime.train import distributed
+
+    created = distributed.init_process_group()
+    parallel_state.initialize_model_parallel(1, 1)
+    cpu_compat.install()
+    yield
+    parallel_state.destroy_model_parallel()
     if created:
         dist.destroy_process_group()

@@ -7,31 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from runtime_support import resolved_run_config
+from runtime_support import megatron_world, resolved_run_config  # noqa: F401 - fixture
 
 from nemotron.runtime.model.generate import SamplingSettings, generate, next_tokens
 
 VOCAB = 300  # the tokenizer's; the model pads to 384
 
 
-@pytest.fixture(scope="module")
-def world():
-    import torch.distributed as dist
-    from megatron.core import parallel_state
-
-    from nemotron.runtime import cpu_compat
-    from nemotron.runtime.train import distributed
-
-    created = distributed.init_process_group()
-    parallel_state.initialize_model_parallel(1, 1)
-    cpu_compat.install()
-    yield
-    parallel_state.destroy_model_parallel()
-    if created:
-        dist.destroy_process_group()
-
-
-def _model(world, tmp_path_factory, model: str):
+def _model(megatron_world, tmp_path_factory, model: str):  # noqa: F811
     from nemotron.runtime import cpu_compat
     from nemotron.runtime.model.build import build_model
 
@@ -44,8 +27,8 @@ def _model(world, tmp_path_factory, model: str):
 
 
 @pytest.fixture(scope="module", params=["gpt_tiny", "nano3_tiny"])
-def model(request, world, tmp_path_factory):
-    return _model(world, tmp_path_factory, request.param)
+def model(request, megatron_world, tmp_path_factory):  # noqa: F811
+    return _model(megatron_world, tmp_path_factory, request.param)
 
 
 def _prompts(n_lengths=(5, 9), per=3, seed=0):

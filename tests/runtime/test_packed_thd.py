@@ -24,26 +24,9 @@ from nemotron.runtime.model.build import build_model
 from nemotron.runtime.model.packed import SegmentAwareDotProductAttention, thd_batch, thd_packed_seq_params
 from nemotron.runtime.model.stack_check import import_error
 from nemotron.runtime.stages.sft import packed_forward, packed_layout
-from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
+from runtime_support import megatron_world, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 VOCAB, SEQ = 512, 64
-
-
-@pytest.fixture(scope="module")
-def megatron_world():
-    """World size 1 (gloo), TP=PP=1, CPU patches; torn down afterwards."""
-    import torch.distributed as dist
-    from megatron.core import parallel_state
-
-    from nemotron.runtime.train import distributed
-
-    created = distributed.init_process_group()
-    parallel_state.initialize_model_parallel(1, 1)
-    cpu_compat.install()
-    yield
-    parallel_state.destroy_model_parallel()
-    if created:
-        dist.destroy_process_group()
 
 
 class VarlenReferenceAttention(torch.nn.Module):
@@ -73,8 +56,10 @@ def _batch(seed=0):
     def sample(n):
         return rng.integers(1, VOCAB, n).astype(np.int64), (rng.random(n) < 0.6).astype(np.uint8)
 
-    rows = [pack_samples([sample(20), sample(30), sample(15)], SEQ, pad=0),
-            pack_samples([sample(41), sample(9)], SEQ, pad=0)]
+    rows = [
+        pack_samples([sample(20), sample(30), sample(15)], SEQ, pad=0),
+        pack_samples([sample(41), sample(9)], SEQ, pad=0),
+    ]
     return {k: torch.stack([torch.as_tensor(r[k]) for r in rows]) for k in rows[0]}
 
 
@@ -115,8 +100,7 @@ def test_the_thd_path_gives_every_token_its_masked_path_loss_and_gradients(megat
     model = _model(run_config, recipe)
     batch = _batch()
     _, masked = packed_forward(dict(batch), model, "sbhd")
-    masked_grads = torch.autograd.grad((masked * batch["loss_mask"]).sum(), list(model.parameters()),
-                                       allow_unused=True)
+    masked_grads = torch.autograd.grad((masked * batch["loss_mask"]).sum(), list(model.parameters()), allow_unused=True)
     _with_varlen_attention(model)
     _, thd = packed_forward(dict(batch), model, "thd")
     assert thd.shape == masked.shape == batch["tokens"].shape
@@ -129,8 +113,15 @@ def test_the_thd_path_gives_every_token_its_masked_path_loss_and_gradients(megat
 
 
 def test_the_stage_picks_what_the_stack_supports(run_config):
-    gpu_full, te_only, bare = stacks.Stack(True, True, "x"), stacks.Stack(True, False, "x"), stacks.Stack(False, False, "x")
-    gpt, nano3 = run_config("gpt/sft", "checkpoint.pretrained=null"), run_config("nano3/sft", "checkpoint.pretrained=null")
+    gpu_full, te_only, bare = (
+        stacks.Stack(True, True, "x"),
+        stacks.Stack(True, False, "x"),
+        stacks.Stack(False, False, "x"),
+    )
+    gpt, nano3 = (
+        run_config("gpt/sft", "checkpoint.pretrained=null"),
+        run_config("nano3/sft", "checkpoint.pretrained=null"),
+    )
     assert [stacks.packed_layout(gpt, s) for s in (gpu_full, te_only, bare)] == ["thd", "thd", "sbhd"]
     # the TE hybrid spec hard-wires mamba_ssm's mixer: without it, the local spec
     assert [stacks.packed_layout(nano3, s) for s in (gpu_full, te_only, bare)] == ["thd", "sbhd", "sbhd"]

@@ -16,26 +16,9 @@ from nemotron.runtime.train import step as train_step_module
 from nemotron.runtime.model.packed import packed_seq_params
 from nemotron.runtime.model.build import build_model
 from nemotron.runtime.data.sft import block_causal_mask, pack_samples
-from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
+from runtime_support import megatron_world, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 VOCAB, SEQ = 512, 128
-
-
-@pytest.fixture(scope="module")
-def megatron_world():
-    """World size 1 (gloo), TP=PP=1, CPU patches; torn down afterwards."""
-    import torch.distributed as dist
-    from megatron.core import parallel_state
-
-    from nemotron.runtime.train import distributed
-
-    created = distributed.init_process_group()
-    parallel_state.initialize_model_parallel(1, 1)
-    cpu_compat.install()
-    yield
-    parallel_state.destroy_model_parallel()
-    if created:
-        dist.destroy_process_group()
 
 
 def _samples(seed=0, lengths=(21, 40, 33)):
@@ -58,8 +41,13 @@ def _model(run_config, recipe, *overrides):
 def _packed_losses(model, samples):
     row = pack_samples(samples, SEQ, pad=0)
     batch = {k: v[None] for k, v in row.items()}
-    losses = model(batch["tokens"], batch["position_ids"], batch["attention_mask"],
-                   labels=batch["labels"], packed_seq_params=packed_seq_params(batch["segment_ids"]))
+    losses = model(
+        batch["tokens"],
+        batch["position_ids"],
+        batch["attention_mask"],
+        labels=batch["labels"],
+        packed_seq_params=packed_seq_params(batch["segment_ids"]),
+    )
     return losses[0], row
 
 
@@ -76,8 +64,7 @@ def _grads(model, loss):
 
 
 @pytest.mark.parametrize("recipe", ["gpt/sft", "nano3/sft"])
-def test_packed_samples_have_the_losses_and_gradients_they_have_alone(megatron_world, run_config,
-                                                                        recipe):
+def test_packed_samples_have_the_losses_and_gradients_they_have_alone(megatron_world, run_config, recipe):
     model = _model(run_config, recipe)
     samples = _samples()
     with torch.no_grad():
@@ -86,11 +73,11 @@ def test_packed_samples_have_the_losses_and_gradients_they_have_alone(megatron_w
     for k, (ids, mask) in enumerate(samples):
         n = len(ids) - 1
         alone = _alone_losses(model, ids)
-        assert torch.allclose(packed[start:start + n], alone.detach(), atol=1e-5, rtol=0), k
+        assert torch.allclose(packed[start : start + n], alone.detach(), atol=1e-5, rtol=0), k
         weights = torch.as_tensor(mask[1:], dtype=torch.float32)
         by_itself = _grads(model, (alone * weights).sum())
         fresh, _ = _packed_losses(model, samples)  # Megatron's cross entropy backprops once
-        in_packed = _grads(model, (fresh[start:start + n] * weights).sum())
+        in_packed = _grads(model, (fresh[start : start + n] * weights).sum())
         for a, b in zip(in_packed, by_itself):
             if a is None or b is None:
                 assert a is None and b is None
@@ -109,8 +96,8 @@ def test_neighbour_changes_leave_a_sample_alone(megatron_world, run_config):
     n0 = len(samples[0][0]) - 1
     n1 = len(samples[1][0]) - 1
     assert torch.allclose(base[:n0], other[:n0], atol=1e-6)  # before: untouched
-    assert torch.allclose(base[n0 + n1:], other[n0 + n1:], atol=1e-5)  # after: no state leaks in
-    assert not torch.allclose(base[n0:n0 + n1], other[n0:n0 + n1], atol=1e-3)
+    assert torch.allclose(base[n0 + n1 :], other[n0 + n1 :], atol=1e-5)  # after: no state leaks in
+    assert not torch.allclose(base[n0 : n0 + n1], other[n0 : n0 + n1], atol=1e-3)
 
 
 def test_only_labels_inside_the_loss_mask_move_the_loss(megatron_world, run_config):
@@ -120,8 +107,7 @@ def test_only_labels_inside_the_loss_mask_move_the_loss(megatron_world, run_conf
 
     def masked_loss(labels):
         with torch.no_grad():
-            out = model(batch["tokens"], batch["position_ids"], batch["attention_mask"],
-                        labels=labels)
+            out = model(batch["tokens"], batch["position_ids"], batch["attention_mask"], labels=labels)
         total, count, _ = train_step_module.loss_func(batch["loss_mask"], out)
         return float(total / count)
 
