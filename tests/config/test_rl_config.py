@@ -43,7 +43,8 @@ def test_bad_rl_input_is_one_line_at_compose(compose, override, line):
             "parallel.pipeline_model_parallel_size=2: RL generation runs on tensor x data parallel layouts only",
         ),
         (
-            ["resources.procs_per_node=2", "parallel.context_parallel_size=2"],
+            # on a stack with Transformer Engine (context parallelism needs it: nemotron/config/stack_rules.py)
+            ["cluster=dgx", "resources.gpus_per_node=2", "parallel.context_parallel_size=2"],
             "parallel.context_parallel_size=2: RL generation runs on tensor x data parallel layouts only",
         ),
         (["train.eval_interval=5"], "train.eval_interval=5: RL has no validation loss; use 0"),
