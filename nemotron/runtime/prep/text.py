@@ -142,7 +142,7 @@ def ensure_tokenizer(spec: PrepSpec, shards: Sequence[Shard], log: Log) -> Path:
     log(f"prep: training a BPE tokenizer (vocab {spec.vocab_size}) on {len(meta['sources'])} files")
     docs = (doc for shard in shards for doc in iter_documents(shard, spec.text_key))
     tmp = tmp_path_for(target)
-    prep_tokens.train_bpe(docs, spec.vocab_size, spec.eod_token, tmp)
+    prep_tokens.train_bpe(docs, spec.vocab_size, spec.eod_token, tmp, log)
     os.replace(tmp, target)
     write_atomic(meta_path, json.dumps(meta).encode())
     return target

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from nemotron.common.progress import Progress, interactive
 
 
-def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: Path) -> None:
+def train_bpe(
+    documents: Iterable[str], vocab_size: int, eod_token: str, path: Path, log: Callable[[str], None] = print
+) -> None:
     """Train a byte-level BPE with `eod_token` as its one special token and save it to `path`.
 
     On a terminal the trainer shows its own bars (reading, merges); elsewhere (a log file, a Slurm job)
     a plain line every `NEMOTRON_PROGRESS_INTERVAL_S` seconds counts the documents read, and one line
-    ends it."""
+    ends it, each through `log` (prep's own log: silent where prep is, e.g. the embedded tiny data)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     terminal = interactive(sys.stderr)
@@ -30,9 +32,30 @@ def train_bpe(documents: Iterable[str], vocab_size: int, eod_token: str, path: P
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=terminal,
     )
-    with Progress("tokenizer", unit="docs", quiet=terminal) as progress:
+    with Progress("tokenizer", unit="docs", stream=LogStream(log), quiet=terminal) as progress:
         tok.train_from_iterator(_counted(documents, progress), trainer)
     tok.save(str(path))
+
+
+class LogStream:
+    """A text stream whose complete lines go to `log` (Progress writes its lines to it)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.pending = log, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.log(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _counted(documents: Iterable[str], progress: Progress) -> Iterator[str]:
