@@ -12,6 +12,8 @@ LOCAL_TASKS = {
     "nemotron_tiny_ppl": "perplexity (loglikelihood_rolling) on the held-out split of the embedded corpus",
 }
 """Tasks generated in the repo (nemotron/runtime/eval/tasks.py): name -> what it measures."""
+RESULTS_FILE = "eval_results.json"
+"""lm-eval's results of an eval run, in its run directory (the eval stage writes it; lineage registers it)."""
 LOCAL_PREFIX = "nemotron_"
 """Task names with this prefix are ours, so compose can tell a typo among them."""
 

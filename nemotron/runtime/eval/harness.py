@@ -12,9 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-from nemotron.common.eval_tasks import unknown_task_line
-
-RESULTS_FILE = "eval_results.json"
+from nemotron.common.eval_tasks import RESULTS_FILE, unknown_task_line
 
 
 class EvalTaskError(ValueError):
