@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from nemotron.common.atomic_files import write_atomic
-from nemotron.common.eval_tasks import LOCAL_TASKS
+from nemotron.common.eval_tasks import LOCAL_TASKS, heldout_range
 from nemotron.runtime.data import gpt as data
 from nemotron.runtime.data.rl import arithmetic_task
 
@@ -80,24 +80,11 @@ def topic_docs(cfg: Any) -> List[Dict[str, Any]]:
     return docs
 
 
-def split_range(split: str, num: int, index: int) -> range:
-    """Documents of split `index` (0 train, 1 valid, 2 test) of `num`, as Megatron's dataset builder
-    divides them (`data.split`, e.g. "98,1,1")."""
-    weights = [float(w) for w in str(split).replace("/", ",").split(",")]
-    weights += [0.0] * (3 - len(weights))
-    bounds = [0]
-    for w in weights:
-        bounds.append(bounds[-1] + int(round(w / sum(weights) * num)))
-    bounds = [b - (bounds[-1] - num) if i else b for i, b in enumerate(bounds)]
-    return range(bounds[index], bounds[index + 1])
-
-
 def heldout_docs(cfg: Any) -> List[Dict[str, str]]:
     """The embedded corpus' test split (its validation split when the test split is empty)."""
     d = cfg.data
     documents = data.generate_corpus(int(d.num_documents), int(d.seed))
-    picked = split_range(d.split, len(documents), 2) or split_range(d.split, len(documents), 1)
-    return [{"text": documents[i]} for i in picked]
+    return [{"text": documents[i]} for i in heldout_range(d.split, len(documents))]
 
 
 def _key(cfg: Any, template: str) -> str:
