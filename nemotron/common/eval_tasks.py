@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, List
+import random
+from typing import Any, Dict, List, Tuple
 
 LOCAL_TASKS = {
-    "nemotron_arithmetic": "generation, exact match: `What is a + b?` (held out from GRPO's prompts)",
+    "nemotron_arithmetic": "generation, exact match: `What is a + b?` on sums GRPO never trains on",
     "nemotron_topic_choice": "multiple choice by loglikelihood: which sentence continues a tiny-corpus text",
     "nemotron_tiny_ppl": "perplexity (loglikelihood_rolling) on the held-out split of the embedded corpus",
 }
@@ -44,6 +45,45 @@ def heldout_range(split: str, num: int) -> range:
 
 def local_task_sizes(cfg: Any) -> Dict[str, int]:
     """Documents of each local task for `cfg` (known at compose: `eval.num_examples`, the corpus' split)."""
-    generated = int(cfg.eval.num_examples)
+    generated, operand = int(cfg.eval.num_examples), int(cfg.rl.max_operand)
+    sums = generated if (operand + 1) ** 2 > _ENUMERATED else len(heldout_arithmetic(generated, 0, operand))
     heldout = len(heldout_range(str(cfg.data.split), int(cfg.data.num_documents)))
-    return {"nemotron_arithmetic": generated, "nemotron_topic_choice": generated, "nemotron_tiny_ppl": heldout}
+    return {"nemotron_arithmetic": sums, "nemotron_topic_choice": generated, "nemotron_tiny_ppl": heldout}
+
+
+HELDOUT_FRACTION = 0.25
+"""Share of the `a + b` pairs held out of GRPO's generated arithmetic prompts for nemotron_arithmetic."""
+_ENUMERATED = 10_000
+"""Up to this many pairs (rl.max_operand <= 99) the held-out ones are listed; above, drawn."""
+
+
+def arithmetic_heldout(a: int, b: int) -> bool:
+    """Whether `a + b` is held out for evaluation: a fixed seeded quarter of the pairs, the same for
+    every seed, so the eval task never asks what GRPO trained on (data.seed and eval.seed differ
+    freely)."""
+    return random.Random(f"nemotron-heldout:{a}+{b}").random() < HELDOUT_FRACTION
+
+
+def _pairs(max_operand: int) -> List[Tuple[int, int]]:
+    return [(a, b) for a in range(max_operand + 1) for b in range(max_operand + 1)]
+
+
+def holds_out(max_operand: int) -> bool:
+    """Whether the split holds anything out: GRPO keeps every pair when none would be left to it."""
+    if (max_operand + 1) ** 2 > _ENUMERATED:
+        return True
+    return not all(arithmetic_heldout(a, b) for a, b in _pairs(max_operand))
+
+
+def heldout_arithmetic(num: int, seed: int, max_operand: int) -> List[Tuple[int, int]]:
+    """Up to `num` distinct held-out pairs, in a seeded order (`seed`: eval.seed)."""
+    rng = random.Random(seed)
+    if (max_operand + 1) ** 2 <= _ENUMERATED:
+        kept = [p for p in _pairs(max_operand) if arithmetic_heldout(*p)] if holds_out(max_operand) else []
+        return rng.sample(kept, min(num, len(kept)))
+    found: Dict[Tuple[int, int], None] = {}
+    while len(found) < num:  # a quarter of at least 10,000 pairs: enough for any eval.num_examples
+        pair = rng.randint(0, max_operand), rng.randint(0, max_operand)
+        if arithmetic_heldout(*pair):
+            found[pair] = None
+    return list(found)

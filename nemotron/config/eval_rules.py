@@ -131,15 +131,21 @@ def eval_tokenizer_matches(cfg: Any) -> Optional[str]:
     )
 
 
-def eval_fewshot_fits(cfg: Any) -> Optional[str]:
-    """eval.num_fewshot leaves each local task's document out of its own examples (at most size - 1)."""
-    shots = cfg.eval.num_fewshot if is_eval(cfg) else None
-    if not shots:
+def eval_task_sizes(cfg: Any) -> Optional[str]:
+    """Each local task has documents, and eval.num_fewshot leaves a document out of its own examples
+    (at most size - 1)."""
+    if not is_eval(cfg):
         return None
-    sizes = local_task_sizes(cfg)
+    sizes, shots = local_task_sizes(cfg), cfg.eval.num_fewshot or 0
     for name in cfg.eval.tasks:
+        if sizes.get(name) == 0:
+            return f"eval.tasks: {name} has no documents for these settings (rl.max_operand, data.split)"
         if name in sizes and shots > sizes[name] - 1:
-            knob = "data.num_documents and data.split" if name == "nemotron_tiny_ppl" else "eval.num_examples"
+            knob = {
+                "nemotron_tiny_ppl": "data.num_documents and data.split",
+                "nemotron_arithmetic": "eval.num_examples, or the held-out sums of rl.max_operand",
+            }
+            knob = knob.get(name, "eval.num_examples")
             return (
                 f"eval.num_fewshot={shots}: task {name} has {sizes[name]} documents ({knob}), so at most "
                 f"{sizes[name] - 1} examples besides the one asked"

@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 from nemotron.common.eval_tasks import LOCAL_PREFIX, LOCAL_TASKS, unknown_task_line
 from nemotron.common.stages import is_eval
-from nemotron.config.eval_rules import eval_checkpoint_shape, eval_fewshot_fits, eval_tokenizer_matches
+from nemotron.config.eval_rules import eval_checkpoint_shape, eval_task_sizes, eval_tokenizer_matches
 from nemotron.config.ranges import AT_LEAST_1, NON_NEGATIVE, ranged
 
 
@@ -71,7 +71,7 @@ def eval_layout(cfg: Any) -> Optional[str]:
 EVAL_RULES: List[Callable[[Any], Optional[str]]] = [
     local_tasks_known,
     eval_layout,
-    eval_fewshot_fits,
+    eval_task_sizes,
     eval_checkpoint_shape,
     eval_tokenizer_matches,
 ]

@@ -60,8 +60,9 @@ CASES += [
     for args, expect in [
         ((*EVAL, "eval.limit=-1"), "eval.limit=-1"),
         ((*EVAL, "eval.num_fewshot=-2"), "eval.num_fewshot=-2"),
-        ((*EVAL, "eval.num_fewshot=100"), "eval.num_fewshot=100: task nemotron_arithmetic has 100 documents"),
+        ((*EVAL, "eval.num_fewshot=30"), "eval.num_fewshot=30: task nemotron_arithmetic has 26 documents"),
         ((*EVAL, "eval.tasks=[nemotron_arith]"), "eval.tasks: unknown task 'nemotron_arith'"),
+        ((*EVAL, "rl.max_operand=0"), "eval.tasks: nemotron_arithmetic has no documents"),
     ]
 ]
 CASES += [

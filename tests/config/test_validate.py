@@ -48,9 +48,9 @@ BROKEN = {
         ["+recipe=gpt/eval", f"checkpoint.pretrained={_checkpoint_of('data: {tokenizer_path: {dir}}')}"],
         "was trained with tokenizer",
     ),
-    "eval_fewshot_fits": (
+    "eval_task_sizes": (
         ["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.num_examples=5", "eval.num_fewshot=5"],
-        "eval.num_fewshot=5: task nemotron_arithmetic has 5 documents (eval.num_examples), so at most 4",
+        "eval.num_fewshot=5: task nemotron_arithmetic has 5 documents (eval.num_examples, or the held-out sums of rl.max_operand), so at most 4",
     ),
     "chat_prep_inputs": (["+recipe=data/prep_sft"], "data.tokenizer_path is null: name the tokenizer"),
     "eval_layout": (
