@@ -48,3 +48,9 @@ def test_eval_run_records_the_checkpoint_it_evaluated(mlflow_server, client, dat
     assert run.data.tags["nemotron.outputs"] == "eval/gpt/eval@1"
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["checkpoint/gpt/pretrain@1"]
     assert "eval/nemotron_arithmetic/exact_match_strip" in run.data.metrics  # the task's `strip` filter
+
+    from nemotron.tracking.eval_compare import load_scores
+
+    by_id, by_dir = load_scores([run_id, str(cfg.run_dir)], mlflow_server.uri)  # the store and the run dir agree
+    assert by_id.scores == by_dir.scores and "nemotron_arithmetic exact_match_strip" in by_id.scores
+    assert by_id.checkpoint == "checkpoint/gpt/pretrain@1" and by_dir.checkpoint.endswith("r1/checkpoints/iter_0000002")

@@ -68,11 +68,13 @@ def data_parallel() -> DataParallel:
     return DataParallel(dist.get_rank(group), dist.get_world_size(group), group)
 
 
-def report(cfg: Any, results: Dict[str, Any], step: int) -> Path:
-    """Results JSON in the run directory, the table on the terminal, metrics to the tracker."""
+def report(cfg: Any, results: Dict[str, Any], source: Any) -> Path:
+    """Results JSON in the run directory, the table on the terminal, metrics to the tracker at the
+    checkpoint's step (`source`: the checkpoint evaluated, None for random weights)."""
     from nemotron.tracking import open_tracker
 
-    path = harness.write_results(results, Path(str(cfg.run_dir)))
+    step = source.step if source is not None else 0
+    path = harness.write_results(results, Path(str(cfg.run_dir)), source)
     print(harness.table(results), flush=True)
     tracker = open_tracker(cfg, 0)
     try:
@@ -100,7 +102,7 @@ def evaluate(cfg: Any, info: distributed.DistInfo) -> Dict[str, Any]:
         replica = f" data-parallel replica {lm.dp.rank}/{lm.dp.size}" if lm.dp.size > 1 else ""
         print(f"eval:{replica} scored {lm.requests_scored} requests", flush=True)
     if info.rank == 0:
-        report(cfg, results, source.step if source is not None else 0)
+        report(cfg, results, source)
     return results
 
 
