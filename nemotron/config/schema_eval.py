@@ -3,7 +3,8 @@
 Read only by the eval stage (nemotron/runtime/eval/); other recipes carry it untouched. `eval.tasks`
 names lm-eval tasks: the local ones shipped here (`LOCAL_TASKS`, generated under `paths.cache_dir` on
 first use, no network) or any lm-eval task whose data is available offline. Local names are checked
-at compose; other names when lm-eval has indexed its tasks, before the model is built.
+at compose; other names when lm-eval has indexed its tasks, before the model is built. The
+checkpoint's shape and tokenizer, and few-shot counts of the local tasks: nemotron/config/eval_rules.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable, List, Optional
 
 from nemotron.common.eval_tasks import LOCAL_PREFIX, LOCAL_TASKS, unknown_task_line
 from nemotron.common.stages import is_eval
+from nemotron.config.eval_rules import eval_checkpoint_shape, eval_task_sizes, eval_tokenizer_matches
 from nemotron.config.ranges import AT_LEAST_1, NON_NEGATIVE, ranged
 
 
@@ -66,5 +68,11 @@ def eval_layout(cfg: Any) -> Optional[str]:
     return None
 
 
-EVAL_RULES: List[Callable[[Any], Optional[str]]] = [local_tasks_known, eval_layout]
+EVAL_RULES: List[Callable[[Any], Optional[str]]] = [
+    local_tasks_known,
+    eval_layout,
+    eval_task_sizes,
+    eval_checkpoint_shape,
+    eval_tokenizer_matches,
+]
 """Validation rules of eval runs (nemotron.config.validate.RULES holds them)."""

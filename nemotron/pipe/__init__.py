@@ -5,6 +5,7 @@
 - local.py: run the stages here in order (skip finished ones, --from/--only, resume);
 - slurm.py: submit every stage at once, each depending on its producers;
 - records.py: stage and pipeline records, registry entries with lineage;
+- scores.py: the eval stages' scores side by side (printed at the end, `scores.md`);
 - show.py: the dry run; cli.py: the command line.
 Like the rest of the compose/launch layer, nothing here imports torch, megatron or mlflow.
 """

@@ -111,6 +111,11 @@ def finish(task: FinishTask) -> int:
     update_record(task, settled)
     if task.tracking.get("parent_run_id"):
         close_parent(task, settled)
+    from nemotron.pipe import scores
+
+    table = scores.write(task.pipeline, settled, Path(task.pipeline_dir))
+    if table:
+        print(f"pipeline {task.pipeline}: eval scores\n{table}", flush=True)
     line = ", ".join(f"{s['stage']} {s['state']}" for s in settled)
     print(f"pipeline {task.pipeline}: {line}", flush=True)
     return 0 if all(s["state"] in ("done", "skipped") for s in settled) else 1

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from nemotron.pipe import records
+from nemotron.pipe import records, scores
 from nemotron.pipe.plan import StagePlan
 from nemotron.pipe.spec import PipelineError
 
@@ -139,4 +139,13 @@ def run_all(
         records.write_pipeline(pipeline, plans, states)
         on_stage(plan, "done", done[plan.name])
     print(f"pipeline {pipeline}: done ({', '.join(n + ' ' + s['state'] for n, s in states.items())})", flush=True)
+    show_scores(pipeline, plans)
     return 0
+
+
+def show_scores(pipeline: str, plans: List[StagePlan]) -> None:
+    """The eval stages' scores side by side (also `<pipeline dir>/scores.md`), when there are any."""
+    where = records.pipeline_dir(plans)
+    text = scores.write(pipeline, [records.facts(p) for p in plans], where)
+    if text:
+        print(f"pipeline {pipeline}: eval scores ({where / scores.SCORES_FILE})\n{text}", flush=True)

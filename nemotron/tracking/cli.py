@@ -2,6 +2,7 @@
 
     python -m nemotron.tracking sync <run_dir> [--uri URI] [--experiment NAME] [--status FINISHED]
     python -m nemotron.tracking compare <parent run id | multirun dir> [--uri URI] [--metric loss] [--out PNG]
+    python -m nemotron.tracking compare-evals <eval run dir | results JSON | run id> ... [--uri URI] [--out PNG]
     python -m nemotron.tracking lineage <artifact name[@version] | path> [--registry FILE]
     python -m nemotron.tracking artifacts [--registry FILE]
 
@@ -103,6 +104,21 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_evals(args: argparse.Namespace) -> int:
+    from nemotron.tracking.eval_compare import eval_table, load_scores, write_eval_figure
+
+    try:
+        runs = load_scores(args.runs, args.uri)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(eval_table(runs))
+    out = Path(args.out or "compare_evals.png")
+    if write_eval_figure(runs, out, f"eval scores of {len(runs)} run(s)"):
+        print(f"plot: {out}")
+    return 0
+
+
 def show_lineage(args: argparse.Namespace) -> int:
     print("\n".join(lineage(Registry(args.registry), args.ref)))
     return 0
@@ -131,6 +147,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", default="loss")
     c.add_argument("--out", help="PNG to write (default compare_<parent>_<metric>.png)")
     c.set_defaults(func=compare)
+    e = sub.add_parser("compare-evals", help="eval runs side by side: a table of their scores and a bar figure")
+    e.add_argument("runs", nargs="+", help="eval run directories, results JSON files or MLflow run ids")
+    e.add_argument("--uri", help="tracking URI for run ids (default: the usual one)")
+    e.add_argument("--out", help="PNG to write (default compare_evals.png)")
+    e.set_defaults(func=compare_evals)
     for name, func, text in (("lineage", show_lineage, "artifact -> producing run -> data/config chain"),
                              ("artifacts", list_artifacts, "list registered artifacts")):
         a = sub.add_parser(name, help=text)

@@ -6,7 +6,8 @@ for GRPO `prompts/<stem>` of `rl.prompt_file` (nothing for the generated task; n
 blend its `data` group would name), and the `checkpoint.pretrained` checkpoint the weights came from), plus
 any registered artifact whose path a config value names (e.g. `checkpoint.load_dir` set through
 `${art:checkpoint/gpt/pretrain}`). Output of a finished run: its checkpoint directory
-(`checkpoint/<recipe name>`), when it holds files.
+(`checkpoint/<recipe name>`), when it holds files. An eval run (`*/eval`) consumes only the checkpoint
+it evaluated and produces its results (`eval/<recipe name>`: the run directory's eval_results.json).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from nemotron.common.stages import is_rl
+from nemotron.common.eval_tasks import RESULTS_FILE
+from nemotron.common.stages import is_eval, is_rl
 from nemotron.tracking.registry import Registry, content_hash, ref_of, registry_path
 
 DPO_FORMAT = "nemotron-dpo-1"
@@ -149,6 +151,8 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
     if cfg.data.get("packed_file"):  # SFT: packed chat data, and the weights it started from
         data = register_sft_data(cfg, registry, run_id)
         found = [e for e in (data, _pretrained(cfg, registry, run_id)) if e]
+    elif is_eval(cfg):  # the weights it judged; its `data` group only names the tokenizer
+        found = [e for e in (_pretrained(cfg, registry, run_id),) if e]
     elif is_rl(cfg):  # GRPO: prompts and starting weights; its `data` group only names the tokenizer
         found = [e for e in (_prompts(cfg, registry, run_id), _pretrained(cfg, registry, run_id)) if e]
     else:
@@ -159,7 +163,12 @@ def record(cfg: Any, container: Dict[str, Any], run_id: Optional[str],
     inputs = list({ref_of(e): e for e in found}.values())
     outputs = []
     ckpt = Path(cfg.checkpoint.dir)
-    if finished and ckpt.is_dir() and any(p.is_file() for p in ckpt.rglob("*")):
+    results = Path(str(cfg.run_dir)) / RESULTS_FILE
+    if finished and is_eval(cfg) and results.is_file():
+        outputs.append(registry.register(
+            f"eval/{cfg.recipe.name}", "eval", results.resolve(), content_hash([results]),
+            _producer(cfg, run_id), inputs=[ref_of(e) for e in inputs]))
+    elif finished and ckpt.is_dir() and any(p.is_file() for p in ckpt.rglob("*")):
         outputs.append(registry.register(
             f"checkpoint/{cfg.recipe.name or 'run'}", "checkpoint", ckpt.resolve(), content_hash([ckpt]),
             _producer(cfg, run_id), inputs=[ref_of(e) for e in inputs]))

@@ -51,3 +51,31 @@ CASES.append(
         },
     )
 )
+
+EVAL = ("+recipe=gpt/eval", "checkpoint.pretrained=null")
+MARKER = {"ck/checkpoints/iter_0000002/nemotron_checkpoint.json": '{"files": {}}'}
+TWO_TOKENS = '{"model": {"vocab": {"a": 0, "b": 1}}, "added_tokens": []}'
+CASES += [
+    Case(f"eval: {' '.join(args[1:])}", args, expect)
+    for args, expect in [
+        ((*EVAL, "eval.limit=-1"), "eval.limit=-1"),
+        ((*EVAL, "eval.num_fewshot=-2"), "eval.num_fewshot=-2"),
+        ((*EVAL, "eval.num_fewshot=30"), "eval.num_fewshot=30: task nemotron_arithmetic has 26 documents"),
+        ((*EVAL, "eval.tasks=[nemotron_arith]"), "eval.tasks: unknown task 'nemotron_arith'"),
+        ((*EVAL, "rl.max_operand=0"), "eval.tasks: nemotron_arithmetic has no documents"),
+    ]
+]
+CASES += [
+    Case(
+        "eval: a checkpoint of another shape",
+        ("+recipe=gpt/eval", "checkpoint.pretrained={root}/ck/checkpoints"),
+        "holds another model: model.hidden_size=48 there, 64 in this run",
+        files={**MARKER, "ck/config.yaml": "model: {hidden_size: 48}\n"},
+    ),
+    Case(
+        "eval: a tokenizer that does not match the checkpoint",
+        ("+recipe=gpt/eval", "checkpoint.pretrained={root}/ck/checkpoints"),
+        "was trained with tokenizer tok.json (2 tokens)",
+        files={**MARKER, "ck/config.yaml": "data: {tokenizer_path: tok.json}\n", "tok.json": TWO_TOKENS},
+    ),
+]

@@ -25,7 +25,33 @@ def _parquet_without_text() -> str:
     return str(path)
 
 
+def _checkpoint_of(config_yaml: str) -> str:
+    """A complete (empty) checkpoint folder whose run's config.yaml is `config_yaml` ({dir}: its folder)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    run = Path(tempfile.mkdtemp(prefix="nemotron-validate-ckpt-"))
+    (run / "checkpoints" / "iter_0000002").mkdir(parents=True)
+    (run / "checkpoints" / "iter_0000002" / "nemotron_checkpoint.json").write_text(json.dumps({"files": {}}))
+    (run / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0, "b": 1}}, "added_tokens": []}))
+    (run / "config.yaml").write_text(config_yaml.replace("{dir}", str(run)))
+    return str(run / "checkpoints")
+
+
 BROKEN = {
+    "eval_checkpoint_shape": (
+        ["+recipe=gpt/eval", f"checkpoint.pretrained={_checkpoint_of('model: {hidden_size: 48}')}"],
+        "holds another model: model.hidden_size=48 there, 64 in this run",
+    ),
+    "eval_tokenizer_matches": (
+        ["+recipe=gpt/eval", f"checkpoint.pretrained={_checkpoint_of('data: {tokenizer_path: {dir}}')}"],
+        "was trained with tokenizer",
+    ),
+    "eval_task_sizes": (
+        ["+recipe=gpt/eval", "checkpoint.pretrained=null", "eval.num_examples=5", "eval.num_fewshot=5"],
+        "eval.num_fewshot=5: task nemotron_arithmetic has 5 documents (eval.num_examples, or the held-out sums of rl.max_operand), so at most 4",
+    ),
     "chat_prep_inputs": (["+recipe=data/prep_sft"], "data.tokenizer_path is null: name the tokenizer"),
     "eval_layout": (
         [

@@ -152,9 +152,10 @@ def test_slurm_dry_run_shows_each_batch_script_with_its_dependency(capsys, root,
         "sft.train.steps=3",
     )
     assert code == 0, err
-    assert out.count("#!/bin/bash") == 5
+    assert out.count("#!/bin/bash") == 8  # data, pretrain, sft_data, sft, rl and an eval after each model
     assert "#SBATCH --dependency='afterok:<job id of pretrain>:<job id of sft_data>'" in out
-    assert out.count("#SBATCH --kill-on-invalid-dep=yes") == 4  # every stage but the first
+    assert "#SBATCH --dependency='afterok:<job id of data>:<job id of rl>'" in out  # eval_rl
+    assert out.count("#SBATCH --kill-on-invalid-dep=yes") == 7  # every stage but the first
     assert not root.exists()
 
 
@@ -220,4 +221,4 @@ def test_the_cookbook_command_runs_the_pipeline(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"# = python -m nemotron.pipe pipeline=gpt paths.output_root={tmp_path / 'o'}")
-    assert "# pipeline gpt: 5 stage(s), validated; nothing started" in result.stdout
+    assert "# pipeline gpt: 8 stage(s), validated; nothing started" in result.stdout

@@ -1,5 +1,6 @@
-"""The nano3 chain end to end on this CPU: generated data -> pretrain -> SFT data -> SFT -> RL, each stage a
-real `python -m nemotron.train` run (tiny models, 1-2 steps), tracked in the session's MLflow server.
+"""The nano3 chain end to end on this CPU: generated data -> pretrain -> SFT data -> SFT -> RL, with an eval
+stage after each model, each stage a real `python -m nemotron.train` run (tiny models, 1-2 steps, 2
+documents per eval task), tracked in the session's MLflow server; the eval scores side by side.
 
 One chain per module (fixture); the other tests reuse it (a rerun skips every stage) or run a
 two-stage chain of their own (a failing stage; Ctrl-C and resume).
@@ -20,13 +21,15 @@ from pipe_support import CKPT_OUT, DATA_OUT, PRETRAIN, REPO, pipe, stage, write_
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
+STAGES = ["data", "pretrain", "eval_pretrain", "sft_data", "sft", "eval_sft", "rl", "eval_rl"]
 TINY = (
     "sft.train.steps=2",
     "sft.train.eval_interval=0",
     "rl.train.steps=1",
     "data.data.num_documents=300",
     "sft_data.data.num_documents=200",
+    "eval.limit=2",  # every eval stage: 2 documents of each local task
+    "eval.bootstrap_iters=0",
     "pretrain.train.steps=3",
     "pretrain.checkpoint.save_interval=1",
 )
@@ -107,6 +110,11 @@ def test_the_chain_runs_every_stage_in_order_and_registers_lineage(chain):
         "nano3/pretrain_data@1",
     ):
         assert ref in lines, lines
+    scores = first.stdout.split("pipeline nano3: eval scores (")[1]
+    head = scores.splitlines()[1]
+    assert [c.strip() for c in head.split("|")[1:-1]] == ["task / metric", "eval_pretrain", "eval_sft", "eval_rl"]
+    assert "nemotron_arithmetic exact_match_strip" in scores and "nemotron_topic_choice acc" in scores
+    assert (chain["root"] / "pipelines" / "nano3" / "scores.md").is_file()
 
 
 def test_one_parent_run_with_a_nested_run_per_stage_and_the_graph(chain):

@@ -30,8 +30,10 @@ TINY = (
     "rl.train.steps=1",
     "data.data.num_documents=300",
     "sft_data.data.num_documents=200",
+    "eval.limit=2",  # every eval stage: 2 documents of each local task
+    "eval.bootstrap_iters=0",
 )
-STAGES = ["data", "pretrain", "sft_data", "sft", "rl"]
+STAGES = ["data", "pretrain", "eval_pretrain", "sft_data", "sft", "eval_sft", "rl", "eval_rl"]
 
 
 def run(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -108,13 +110,13 @@ def chains(slurm_cluster, mlflow_server, tmp_path_factory):
 def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chains, wait_for_job):
     good = chains["good"]
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "submitted 5 stage(s) to Slurm" in good.stdout and "python -m nemotron.jobs list" in good.stdout
+    assert "submitted 8 stage(s) to Slurm" in good.stdout and "python -m nemotron.jobs list" in good.stdout
     ids, rec = stage_jobs(chains["good_dir"])
     assert sorted(ids) == sorted(STAGES)
     twice = chains["twice"]  # the same command while the chain is queued submits nothing twice
     assert twice.returncode == 2 and "is still" in twice.stderr and "scancel" in twice.stderr, twice.stderr
     upstream = {s["stage"]: s["upstream"] for s in rec["stages"]}
-    assert wait_for_job(ids["rl"], timeout_s=420) == ("COMPLETED", "0:0")
+    assert wait_for_job(ids["eval_rl"], timeout_s=420) == ("COMPLETED", "0:0")
     rows = sacct(list(ids.values()))
     for stage, job in ids.items():
         state, start, _, _ = rows[job]
@@ -125,7 +127,7 @@ def test_every_stage_is_submitted_at_once_and_the_chain_completes_in_order(chain
 
 def test_jobs_lists_the_pipeline_as_one_unit_with_each_stage(chains, wait_for_job):
     ids, _ = stage_jobs(chains["good_dir"])
-    wait_for_job(ids["rl"], timeout_s=420)
+    wait_for_job(ids["eval_rl"], timeout_s=420)
     listed = run("nemotron.jobs", "list", "--root", str(chains["base"] / "good"))
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()

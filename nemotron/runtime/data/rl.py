@@ -22,17 +22,26 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from nemotron.common import eval_tasks
 from nemotron.runtime.prep import chat
 from nemotron.runtime.data import gpt as data
 
 
+def arithmetic_question(a: int, b: int) -> Tuple[str, str]:
+    """(`What is a + b?`, `a+b`)."""
+    return f"What is {a} + {b}?", str(a + b)
+
+
 def arithmetic_task(num: int, seed: int, max_operand: int) -> List[Tuple[str, str]]:
-    """`num` seeded (question, answer) pairs `What is a + b?` -> `a+b`."""
+    """`num` seeded (question, answer) pairs `What is a + b?` -> `a+b`, never one of the sums held out
+    for the eval task nemotron_arithmetic (nemotron.common.eval_tasks.arithmetic_heldout)."""
     rng = random.Random(seed)
+    skip = eval_tasks.arithmetic_heldout if eval_tasks.holds_out(max_operand) else (lambda a, b: False)
     out = []
-    for _ in range(num):
+    while len(out) < num:
         a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
-        out.append((f"What is {a} + {b}?", str(a + b)))
+        if not skip(a, b):
+            out.append(arithmetic_question(a, b))
     return out
 
 

@@ -12,9 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-from nemotron.common.eval_tasks import unknown_task_line
-
-RESULTS_FILE = "eval_results.json"
+from nemotron.common.eval_tasks import RESULTS_FILE, unknown_task_line
 
 
 class EvalTaskError(ValueError):
@@ -83,10 +81,13 @@ def table(results: Dict[str, Any]) -> str:
     return make_table(results)
 
 
-def write_results(results: Dict[str, Any], run_dir: Path) -> Path:
-    """lm-eval's results (without per-sample logs) as JSON in the run directory."""
+def write_results(results: Dict[str, Any], run_dir: Path, checkpoint: Any = None) -> Path:
+    """lm-eval's results (without per-sample logs) as JSON in the run directory, with the checkpoint
+    evaluated (`nemotron.checkpoint`, `nemotron.step`: what a comparison of runs labels them by)."""
     path = Path(run_dir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     kept = {k: v for k, v in results.items() if k != "samples"}
+    if checkpoint is not None:
+        kept["nemotron"] = {"checkpoint": str(checkpoint.path), "step": int(checkpoint.step)}
     path.write_text(json.dumps(kept, indent=1, default=str) + "\n")
     return path

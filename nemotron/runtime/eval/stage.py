@@ -5,7 +5,8 @@ documents over the data-parallel replicas, see `lm.MegatronLM`), take the run's 
 (data.tokenizer_path or the embedded tiny data's), build the model and load the weights, generate the
 local tasks if missing, then one `simple_evaluate` with our model as the LM (`lm.MegatronLM`).
 Rank 0 writes lm-eval's results JSON to the run directory, prints its table and logs
-`eval/<task>/<metric>` to the tracker at the checkpoint's step.
+`eval/<task>/<metric>` to the tracker at the checkpoint's step; the run's lineage (registry and
+MLflow: nemotron.tracking.lineage) is the checkpoint folder it evaluated -> `eval/<recipe>`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nemotron.runtime.eval import harness, tasks
 from nemotron.runtime.eval.lm import DataParallel, LMSettings, MegatronLM
 from nemotron.runtime.model.build import build_model
 from nemotron.runtime.prep import chat
-from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source
+from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source, with_pretrained_path
 from nemotron.runtime.train import distributed, setup
 from nemotron.runtime.train.progress import say
 
@@ -67,11 +68,13 @@ def data_parallel() -> DataParallel:
     return DataParallel(dist.get_rank(group), dist.get_world_size(group), group)
 
 
-def report(cfg: Any, results: Dict[str, Any], step: int) -> Path:
-    """Results JSON in the run directory, the table on the terminal, metrics to the tracker."""
+def report(cfg: Any, results: Dict[str, Any], source: Any) -> Path:
+    """Results JSON in the run directory, the table on the terminal, metrics to the tracker at the
+    checkpoint's step (`source`: the checkpoint evaluated, None for random weights)."""
     from nemotron.tracking import open_tracker
 
-    path = harness.write_results(results, Path(str(cfg.run_dir)))
+    step = source.step if source is not None else 0
+    path = harness.write_results(results, Path(str(cfg.run_dir)), source)
     print(harness.table(results), flush=True)
     tracker = open_tracker(cfg, 0)
     try:
@@ -99,7 +102,7 @@ def evaluate(cfg: Any, info: distributed.DistInfo) -> Dict[str, Any]:
         replica = f" data-parallel replica {lm.dp.rank}/{lm.dp.size}" if lm.dp.size > 1 else ""
         print(f"eval:{replica} scored {lm.requests_scored} requests", flush=True)
     if info.rank == 0:
-        report(cfg, results, source.step if source is not None else 0)
+        report(cfg, results, source)
     return results
 
 
@@ -112,6 +115,7 @@ def _tensor_parallel_rank() -> int:
 def run(cfg: Any) -> Dict[str, Any]:
     """Evaluate `cfg.checkpoint.pretrained` on `cfg.eval.tasks`; lm-eval's results (rank 0's)."""
     cpu_compat.install()
+    cfg = with_pretrained_path(cfg)  # the folder evaluated, as the tracker records it (lineage input)
     info = distributed.init(cfg)
     try:
         return evaluate(cfg, info)

@@ -2,7 +2,8 @@
 over them, generated on first use under `<paths.cache_dir>/eval/` (no network, no hub).
 
 - `nemotron_arithmetic` (generate_until, exact match): `What is a + b?` rendered with the run's chat
-  template up to the assistant's answer, as GRPO's prompts are (seeded by `eval.seed`, not `data.seed`);
+  template up to the assistant's answer, as GRPO's prompts are, on sums GRPO's generated prompts never
+  ask (a fixed seeded quarter of the pairs; their order seeded by `eval.seed`);
 - `nemotron_topic_choice` (multiple_choice, acc by loglikelihood): the opening of a tiny-corpus document
   and four sentences, one from each topic; the right one is of the document's topic;
 - `nemotron_tiny_ppl` (loglikelihood_rolling: word/byte perplexity, bits per byte): the documents of the
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from nemotron.common.atomic_files import write_atomic
-from nemotron.common.eval_tasks import LOCAL_TASKS
+from nemotron.common.eval_tasks import LOCAL_TASKS, heldout_arithmetic, heldout_range
 from nemotron.runtime.data import gpt as data
-from nemotron.runtime.data.rl import arithmetic_task
+from nemotron.runtime.data.rl import arithmetic_question
 
-TASKS_VERSION = 2
+TASKS_VERSION = 3
 """Bump when the documents or YAMLs of the local tasks change."""
 
 _METRIC = "  - metric: {name}\n    aggregation: {agg}\n    higher_is_better: {better}\n"
@@ -61,8 +62,11 @@ YAMLS: Dict[str, str] = {
 
 
 def arithmetic_docs(cfg: Any, render: Callable[[str], str]) -> List[Dict[str, str]]:
-    """`eval.num_examples` sums, each question rendered by `render` (the chat prompt)."""
-    pairs = arithmetic_task(int(cfg.eval.num_examples), int(cfg.eval.seed), int(cfg.rl.max_operand))
+    """Up to `eval.num_examples` distinct sums of those GRPO's generated prompts never ask (a fixed
+    quarter of them: nemotron.common.eval_tasks.arithmetic_heldout), each rendered by `render` (the chat
+    prompt)."""
+    held = heldout_arithmetic(int(cfg.eval.num_examples), int(cfg.eval.seed), int(cfg.rl.max_operand))
+    pairs = [arithmetic_question(a, b) for a, b in held]
     return [{"prompt": render(q), "question": q, "answer": a} for q, a in pairs]
 
 
@@ -80,24 +84,11 @@ def topic_docs(cfg: Any) -> List[Dict[str, Any]]:
     return docs
 
 
-def split_range(split: str, num: int, index: int) -> range:
-    """Documents of split `index` (0 train, 1 valid, 2 test) of `num`, as Megatron's dataset builder
-    divides them (`data.split`, e.g. "98,1,1")."""
-    weights = [float(w) for w in str(split).replace("/", ",").split(",")]
-    weights += [0.0] * (3 - len(weights))
-    bounds = [0]
-    for w in weights:
-        bounds.append(bounds[-1] + int(round(w / sum(weights) * num)))
-    bounds = [b - (bounds[-1] - num) if i else b for i, b in enumerate(bounds)]
-    return range(bounds[index], bounds[index + 1])
-
-
 def heldout_docs(cfg: Any) -> List[Dict[str, str]]:
     """The embedded corpus' test split (its validation split when the test split is empty)."""
     d = cfg.data
     documents = data.generate_corpus(int(d.num_documents), int(d.seed))
-    picked = split_range(d.split, len(documents), 2) or split_range(d.split, len(documents), 1)
-    return [{"text": documents[i]} for i in picked]
+    return [{"text": documents[i]} for i in heldout_range(d.split, len(documents))]
 
 
 def _key(cfg: Any, template: str) -> str:
