@@ -1,5 +1,7 @@
 """`python -m nemotron.checkpoint import-hf <hf dir> [model=<option>] [model.k=v ...] [--out DIR]` and
 `export-hf <checkpoint> <out dir> [model=<option>] [--verify] [--overwrite]`,
+`export-hf --adapter <adapters> <out dir> [--base-model NAME]` (LoRA adapters in PEFT format,
+nemotron/hf/peft_export.py),
 `merge-lora <adapters> <out dir>` (nemotron/runtime/peft/merge.py) and
 `average <ckpt> <ckpt>... <out dir> [--weights w ...]` (nemotron/runtime/checkpoint/average.py).
 
@@ -31,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("out_dir")
     exp.add_argument("--verify", action="store_true", help="compare logits with transformers' and record it")
     exp.add_argument("--max-shard-mb", type=int, default=2048, help="largest safetensors shard (MB)")
+    exp.add_argument(
+        "--adapter", action="store_true", help="a LoRA adapter checkpoint -> Hugging Face PEFT format (gpt/Llama)"
+    )
+    exp.add_argument("--base-model", help="with --adapter: base_model_name_or_path (the exported base's dir)")
     merge = sub.add_parser("merge-lora", help="LoRA adapter checkpoint + its base -> full checkpoint")
     merge.add_argument("adapters", help="the adapters' checkpoint folder (of iter_N folders) or one iter_N")
     merge.add_argument("out_dir")
@@ -77,6 +83,8 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
         return 0
     if args.command in ("merge-lora", "average"):
         return _run_checkpoint_tool(args)
+    if args.adapter:
+        return _export_adapters(args, option, overrides)
     from nemotron.hf.exporter import export_hf
 
     record = export_hf(
@@ -97,6 +105,17 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
             f"({'passed' if v['passed'] else 'FAILED'}, tolerance {v['tolerance']:g})"
         )
         return 0 if v["passed"] else VERIFY_FAILED
+    return 0
+
+
+def _export_adapters(args: argparse.Namespace, option: Optional[str], overrides: List[str]) -> int:
+    from nemotron.hf.peft_export import export_adapters
+    from nemotron.hf.st_files import HFInputError
+
+    if option or overrides or args.verify:
+        raise HFInputError("export-hf --adapter takes no model=, model.* or --verify (the adapters name their model)")
+    record = export_adapters(args.checkpoint, args.out_dir, args.base_model, args.overwrite, args.registry)
+    print(f"exported the LoRA adapters of {record['source_checkpoint']} in PEFT format -> {args.out_dir}")
     return 0
 
 

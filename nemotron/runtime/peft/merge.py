@@ -19,16 +19,11 @@ from nemotron.common.checkpoint_index import CheckpointError, Found, pretrained_
 from nemotron.common.progress import Progress
 
 
-def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
-    """(the TP=1 model with base and adapters loaded, its run config, the adapters' checkpoint)."""
-    from megatron.core import dist_checkpointing
-
+def lora_run_config(found: Found) -> Any:
+    """The TP=1 run config (model, LoRA settings) of adapters checkpoint `found`, its base checked."""
     from nemotron.hf import megatron_side as ours
     from nemotron.runtime.peft import adapters as records
-    from nemotron.runtime.peft import lora
-    from nemotron.runtime.peft import state as adapter_state
 
-    found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
     record = found.meta.get("lora")
     if record is None:
         raise CheckpointError(f"{found.path} holds no LoRA adapters (its marker has no `lora` record)")
@@ -47,9 +42,23 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     }
     cfg.train = {"recompute": "none", "seed": 0}  # A's draw is overwritten by the saved A
     cfg.parallel.sequence_parallel = False
+    return cfg
+
+
+def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
+    """(the TP=1 model with base and adapters loaded, its run config, the adapters' checkpoint)."""
+    from megatron.core import dist_checkpointing
+
+    from nemotron.hf import megatron_side as ours
+    from nemotron.runtime.peft import lora
+    from nemotron.runtime.peft import state as adapter_state
+
+    found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
+    cfg = lora_run_config(found)
+    record = found.meta["lora"]
     model = ours.build(cfg)
-    if base is not None:
-        ours.load(cfg, model, base)
+    if record["base"] is not None:
+        ours.load(cfg, model, record["base"])
     lora.apply(cfg, model)
     setattr(model, adapter_state.RECORD, record)
     sd = adapter_state.model_sharded_state_dict(model)
