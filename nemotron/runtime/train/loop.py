@@ -1,11 +1,11 @@
 """The shared training loop every stage runs: `run(cfg, stage)`.
 
 distributed init -> checkpoint to resume from -> tracker -> `setup` (the stage's datasets, model,
-DDP, optimizer, resume) -> steps (`stage.train_step`, one `StepRecord` each: tracker, progress
-line, `TrainResult`) with validation and checkpoints when due -> summary line. SIGUSR2/SIGTERM
-(Slurm's time limit and preemption) stop the run at the next step boundary with a checkpoint and
-exit status 75 (`preemption`). Rank 0 prints one progress line per `train.log_interval` and always a
-final summary line.
+DDP, optimizer, resume) -> trainable and total parameters to the tracker (`param_counts`) -> steps
+(`stage.train_step`, one `StepRecord` each: tracker, progress line, `TrainResult`) with validation
+and checkpoints when due -> summary line. SIGUSR2/SIGTERM (Slurm's time limit and preemption) stop
+the run at the next step boundary with a checkpoint and exit status 75 (`preemption`). Rank 0
+prints one progress line per `train.log_interval` and always a final summary line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from nemotron.runtime.checkpoint.checkpointer import Checkpointer
-from nemotron.runtime.train import distributed, flops, preemption, step
+from nemotron.runtime.train import distributed, flops, param_counts, preemption, step
 from nemotron.runtime.train.contract import Stage
 from nemotron.runtime.train.progress import progress_line, say, summary_line
 from nemotron.runtime.train.records import StepRecord, TrainResult
@@ -117,6 +117,7 @@ def _run(cfg: Any, signals: preemption.StopSignals, stage: Stage) -> TrainResult
         tracker = open_tracker(checkpointer.tracker_config(), info.rank)
         state = setup(cfg, info, stage, checkpointer)
         result.start_step = state.position.step
+        tracker.log(state.position.step, param_counts.counts(state.model))  # trainable vs total parameters
         phase = "train"
         _loop(state, tracker, result, signals)
         result.steps = len(result.losses)
