@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     avg = sub.add_parser("average", help="element-wise (weighted) mean of checkpoints of one model")
     avg.add_argument("checkpoints", nargs="+", help="two or more checkpoints, then the output folder")
     avg.add_argument("--weights", type=float, nargs="+", help="one weight per checkpoint (default: equal)")
+    merge.add_argument("--registry", help="artifact registry file (default outputs/artifacts.json)")
     for p in (merge, avg):
         p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     for p in (imp, exp):
@@ -123,7 +124,7 @@ def _run_checkpoint_tool(args: argparse.Namespace) -> int:
     if args.command == "merge-lora":
         from nemotron.runtime.peft.merge import merge_lora
 
-        path = merge_lora(args.adapters, args.out_dir, args.overwrite)
+        path = merge_lora(args.adapters, args.out_dir, args.overwrite, args.registry)
         print(f"merged {args.adapters} into its base -> {path}")
         return 0
     from nemotron.runtime.checkpoint.average import average

@@ -16,6 +16,7 @@ from nemotron.runtime.stages import pretrain
 from nemotron.runtime.stages.sft import SFTStage
 from nemotron.runtime.train import loop
 from nemotron.runtime.train import step as train_step_module
+from nemotron.tracking.registry import Registry
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
@@ -92,8 +93,11 @@ def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(
     assert torch.equal(_logits(base, tokens), base_logits)  # step 0 is the base model
     assert (adapted - base_logits).abs().max() > 1e-4  # training moved the adapters
     capsys.readouterr()
-    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged")]) == 0
+    registry = tmp_path / "artifacts.json"
+    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged"), "--registry", str(registry)]) == 0
     assert re.search(r"^merge-lora: 3 phases in [\d.]+ s", capsys.readouterr().err, re.M)  # load, merge, save
+    merged_entry = Registry(registry).get("model/merged")  # its adapters and base named (unregistered here)
+    assert merged_entry["base"] == str((pretrained / "iter_0000003").resolve()) and merged_entry["inputs"] == []
     merged = ours.build(run_cfg)
     ours.load(run_cfg, merged, str(tmp_path / "merged"))
     assert (_logits(merged, tokens) - adapted).abs().max() <= 1e-5

@@ -5,13 +5,16 @@ a full checkpoint (out/iter_0000000, with model.yaml beside it) that export-hf a
 The adapters' marker names their base (path and hash: refused when the base changed) and the LoRA
 settings and the model config. The model
 is built at TP=1 (Megatron reshards any saved layout), the base loaded, wrapped, the adapters loaded,
-then `lora.merge` adds (alpha / r) B A to every adapted weight.
+then `lora.merge` adds (alpha / r) B A to every adapted weight. The output is registered in the
+artifact registry (`--registry`, default outputs/artifacts.json) as `model/<out name>` with the
+adapters' and the base's artifacts as its lineage inputs (base -> adapters -> merged).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from omegaconf import OmegaConf
 
@@ -66,8 +69,32 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     return model, cfg, found
 
 
-def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
-    """Write base + adapters of checkpoint `adapters` as a full checkpoint under `out`; its iter folder."""
+def _register(out_dir: Path, found: Found, registry: Optional[str]) -> Dict[str, Any]:
+    """Register the merged checkpoint as `model/<out name>`, its inputs the adapters' and the base's
+    artifacts (those the registry knows; both paths are kept in the manifest either way)."""
+    from nemotron.tracking.registry import DEFAULT_REGISTRY, Registry, content_hash, ref_of
+
+    reg = Registry(registry or DEFAULT_REGISTRY)
+    record = found.meta["lora"]
+    paths = [str(Path(found.path).resolve())] + ([record["base"]] if record["base"] else [])
+    inputs = [ref_of(entry) for entry in (reg.find_path(p) for p in paths) if entry is not None]
+    return reg.register(
+        f"model/{out_dir.name}",
+        "model",
+        out_dir.resolve(),
+        content_hash([out_dir]),
+        {"run_dir": None},
+        inputs=inputs,
+        note=f"LoRA adapters {found.path} merged into their base {record['base']}",
+        adapters=found.path,
+        base=record["base"],
+        base_hash=record["base_hash"],
+    )
+
+
+def merge_lora(adapters: str, out: str, overwrite: bool = False, registry: Optional[str] = None) -> Path:
+    """Write base + adapters of checkpoint `adapters` as a full checkpoint under `out` and register it
+    (its inputs: the adapters and the base); its iter folder."""
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.importer import MODEL_YAML, refuse_existing
     from nemotron.runtime.peft import lora
@@ -83,4 +110,6 @@ def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
         path = ours.save(cfg, model, out_dir, {"merged_from": {"adapters": found.path, **found.meta["lora"]}})
         (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(cfg.model))
         progress.update()
+    if os.environ.get("RANK", "0") == "0":
+        _register(out_dir, found, registry)
     return path
