@@ -187,3 +187,26 @@ def test_peft_format_export_loads_in_peft_with_the_adapted_models_logits(run_con
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the PEFT export covers the gpt/Llama mapping" in err[0], err
     assert not (tmp_path / "nano3").exists()
+
+
+def test_nano3_lora_trains_saves_and_merges_with_the_adapted_models_logits(run_config, tmp_path, capsys):
+    """nano3 (Mamba in/out projections, attention, MoE shared expert): adapters save, merge and match."""
+    from nemotron.hf import megatron_side as ours
+    from nemotron.hf.cli import main
+    from nemotron.runtime.peft.merge import adapted_model
+
+    base, adapters = tmp_path / "pretrain_ck", tmp_path / "a"
+    pretrain.run(run_config("nano3/pretrain", "train.steps=2", f"checkpoint.dir={base}"))
+    loop.run(
+        run_config("nano3/sft", *LORA, "train.steps=2", f"checkpoint.pretrained={base}", f"checkpoint.dir={adapters}"),
+        SFTStage(),
+    )
+    model, run_cfg, found = adapted_model(str(adapters))
+    assert any(t.endswith("mixer.in_proj") for t in found.meta["lora"]["targets"])
+    tokens = torch.randint(0, int(run_cfg.model.vocab_size), (2, 16), generator=torch.Generator().manual_seed(0))
+    adapted = _logits(model, tokens)
+    merged = tmp_path / "merged"
+    assert main(["merge-lora", str(adapters), str(merged), "--registry", str(tmp_path / "artifacts.json")]) == 0
+    full = ours.build(run_cfg)
+    ours.load(run_cfg, full, str(merged))
+    assert (_logits(full, tokens) - adapted).abs().max() <= 1e-5
