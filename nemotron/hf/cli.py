@@ -1,5 +1,7 @@
 """`python -m nemotron.checkpoint import-hf <hf dir> [model=<option>] [model.k=v ...] [--out DIR]` and
 `export-hf <checkpoint> <out dir> [model=<option>] [--verify] [--overwrite]`,
+`export-hf --adapter <adapters> <out dir> [--base-model NAME]` (LoRA adapters in PEFT format,
+nemotron/hf/peft_export.py),
 `merge-lora <adapters> <out dir>` (nemotron/runtime/peft/merge.py) and
 `average <ckpt> <ckpt>... <out dir> [--weights w ...]` (nemotron/runtime/checkpoint/average.py).
 
@@ -31,12 +33,17 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("out_dir")
     exp.add_argument("--verify", action="store_true", help="compare logits with transformers' and record it")
     exp.add_argument("--max-shard-mb", type=int, default=2048, help="largest safetensors shard (MB)")
+    exp.add_argument(
+        "--adapter", action="store_true", help="a LoRA adapter checkpoint -> Hugging Face PEFT format (gpt/Llama)"
+    )
+    exp.add_argument("--base-model", help="with --adapter: base_model_name_or_path (the exported base's dir)")
     merge = sub.add_parser("merge-lora", help="LoRA adapter checkpoint + its base -> full checkpoint")
     merge.add_argument("adapters", help="the adapters' checkpoint folder (of iter_N folders) or one iter_N")
     merge.add_argument("out_dir")
     avg = sub.add_parser("average", help="element-wise (weighted) mean of checkpoints of one model")
     avg.add_argument("checkpoints", nargs="+", help="two or more checkpoints, then the output folder")
     avg.add_argument("--weights", type=float, nargs="+", help="one weight per checkpoint (default: equal)")
+    merge.add_argument("--registry", help="artifact registry file (default outputs/artifacts.json)")
     for p in (merge, avg):
         p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     for p in (imp, exp):
@@ -77,6 +84,8 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
         return 0
     if args.command in ("merge-lora", "average"):
         return _run_checkpoint_tool(args)
+    if args.adapter:
+        return _export_adapters(args, option, overrides)
     from nemotron.hf.exporter import export_hf
 
     record = export_hf(
@@ -100,11 +109,22 @@ def _run(args: argparse.Namespace, option: Optional[str], overrides: List[str]) 
     return 0
 
 
+def _export_adapters(args: argparse.Namespace, option: Optional[str], overrides: List[str]) -> int:
+    from nemotron.hf.peft_export import export_adapters
+    from nemotron.hf.st_files import HFInputError
+
+    if option or overrides or args.verify:
+        raise HFInputError("export-hf --adapter takes no model=, model.* or --verify (the adapters name their model)")
+    record = export_adapters(args.checkpoint, args.out_dir, args.base_model, args.overwrite, args.registry)
+    print(f"exported the LoRA adapters of {record['source_checkpoint']} in PEFT format -> {args.out_dir}")
+    return 0
+
+
 def _run_checkpoint_tool(args: argparse.Namespace) -> int:
     if args.command == "merge-lora":
         from nemotron.runtime.peft.merge import merge_lora
 
-        path = merge_lora(args.adapters, args.out_dir, args.overwrite)
+        path = merge_lora(args.adapters, args.out_dir, args.overwrite, args.registry)
         print(f"merged {args.adapters} into its base -> {path}")
         return 0
     from nemotron.runtime.checkpoint.average import average

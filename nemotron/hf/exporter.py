@@ -52,6 +52,11 @@ def checkpoint_and_model(ckpt: str, option: Optional[str], overrides: List[str])
     from nemotron.common.checkpoint_index import pretrained_checkpoint
 
     found = pretrained_checkpoint(str(Path(ckpt).resolve()), ".")
+    if found.meta.get("lora") is not None:
+        raise HFInputError(
+            f"{found.path} holds LoRA adapters only: export them with export-hf --adapter (PEFT format), "
+            "or merge-lora them and export the merged checkpoint"
+        )
     root = Path(found.path).parent
     model = checkpoint_model(root, option, overrides)
     model.vocab_size = ours.saved_shapes(found.path)["embedding.word_embeddings.weight"][0]

@@ -15,6 +15,11 @@ layer's activations at a time under no_grad, plus the gathered logits and their 
 the whole vocabulary, `nemotron/runtime/eval/lm.py`) or generating one (the KV cache and Mamba state
 of `eval.batch_size` sequences, as a GRPO rollout's).
 
+With `peft=lora` the base is frozen: its weights are plain tensors in their dtype (no DDP buffer,
+gradients, master copies or optimizer state) and only the adapters (`nemotron.memory.adapters`) get
+Megatron's buffers, fp32 gradients and Adam state; activations are the full model's (the backward
+pass runs through the frozen layers to reach the adapters).
+
 DPO and GRPO (with rl.kl) add a frozen reference model: this rank's parameters again, unpadded, in
 the weights' dtype (Megatron's Float16Module without DDP buffers, gradients or optimizer state). A
 GRPO step has two phases one after the other, generation then training, so its activations row is
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
 from nemotron.memory import activations as acts
+from nemotron.memory.adapters import stage_adapters
 from nemotron.memory.layout import Layout
 from nemotron.memory.params import StageParams, stage_layers, stage_params
 from nemotron.memory.rollout import rollout_parts
@@ -108,6 +114,20 @@ def _weights_grads_optimizer(x: Layout, p: StageParams) -> Dict[str, float]:
     }
 
 
+def _lora_parts(x: Layout, p: StageParams, stage: int) -> Dict[str, float]:
+    """peft=lora: the frozen base's weights as plain tensors (no DDP buffer, gradient or optimizer
+    state); the adapters' weights, gradients and optimizer state as a trained model's."""
+    adapters = stage_adapters(x, stage)
+    buffer = buffer_elements(adapters, x.dp * x.cp, x.distributed_optimizer)
+    trained = buffer if x.distributed_optimizer else sum(adapters)
+    state = buffer / (x.dp * x.cp) if x.distributed_optimizer else sum(adapters)
+    return {
+        "weights": float((p.count + trained) * x.dtype_bytes),
+        "gradients": float(buffer * acts.FP32),
+        "optimizer": state * (12 if x.gpu else 8),
+    }
+
+
 def in_flight(x: Layout, stage: int) -> int:
     """Micro batches whose activations stage `stage` holds at once under 1F1B."""
     return max(1, min(x.pp - stage, x.micro_batches))
@@ -162,7 +182,7 @@ def phase_activations(x: Layout, stage: int) -> Dict[str, float]:
 
 def estimate_stage(x: Layout, stage: int) -> StageEstimate:
     p = stage_params(x, stage)
-    parts = _weights_grads_optimizer(x, p)
+    parts = _lora_parts(x, p, stage) if x.lora_rank and x.trains else _weights_grads_optimizer(x, p)
     parts["reference"] = reference_bytes(x, p)
     phases = phase_activations(x, stage)
     parts["activations"] = max(phases.values())

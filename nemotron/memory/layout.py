@@ -89,6 +89,10 @@ class Layout:
     stage: str = "pretrain"
     """What the step trains: `pretrain` (pretraining and SFT), `dpo`, `rl` (GRPO), or `eval` (no
     training: weights, then scoring or generating `eval.batch_size` rows at a time)."""
+    lora_rank: int = 0
+    """peft=lora: the adapters' rank (0: every weight trains); the base is frozen (nemotron.memory.adapters)."""
+    lora_targets: Tuple[str, ...] = ()
+    """peft.target_modules: the layer names adapters wrap."""
 
     @property
     def rollout(self) -> bool:
@@ -161,6 +165,14 @@ def _stage_fields(cfg: Any) -> Dict[str, Any]:
     return {}
 
 
+def _peft_fields(cfg: Any) -> Dict[str, Any]:
+    """peft=lora: the adapters' rank and target layer names (the Layout fields after `stage`)."""
+    peft = cfg.get("peft") if hasattr(cfg, "get") else None
+    if peft is None or peft.get("method") != "lora":
+        return {}
+    return {"lora_rank": int(peft.rank), "lora_targets": tuple(str(t) for t in peft.target_modules)}
+
+
 def layout_from_config(cfg: Any) -> Layout:
     """The Layout of a composed (or resolved) run config."""
     m, p, t = cfg.model, cfg.parallel, cfg.train
@@ -206,4 +218,5 @@ def layout_from_config(cfg: Any) -> Layout:
         flash_attention=stacks.layer_spec(cfg) == stacks.TE,
         torch_mamba=stacks.mamba_mixer(cfg) == "torch",
         **_stage_fields(cfg),
+        **_peft_fields(cfg),
     )

@@ -16,6 +16,7 @@ from nemotron.runtime.stages import pretrain
 from nemotron.runtime.stages.sft import SFTStage
 from nemotron.runtime.train import loop
 from nemotron.runtime.train import step as train_step_module
+from nemotron.tracking.registry import Registry
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
@@ -92,8 +93,11 @@ def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(
     assert torch.equal(_logits(base, tokens), base_logits)  # step 0 is the base model
     assert (adapted - base_logits).abs().max() > 1e-4  # training moved the adapters
     capsys.readouterr()
-    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged")]) == 0
+    registry = tmp_path / "artifacts.json"
+    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged"), "--registry", str(registry)]) == 0
     assert re.search(r"^merge-lora: 3 phases in [\d.]+ s", capsys.readouterr().err, re.M)  # load, merge, save
+    merged_entry = Registry(registry).get("model/merged")  # its adapters and base named (unregistered here)
+    assert merged_entry["base"] == str((pretrained / "iter_0000003").resolve()) and merged_entry["inputs"] == []
     merged = ours.build(run_cfg)
     ours.load(run_cfg, merged, str(tmp_path / "merged"))
     assert (_logits(merged, tokens) - adapted).abs().max() <= 1e-5
@@ -128,3 +132,81 @@ def _model_keys(path):
     from nemotron.hf.megatron_side import saved_shapes
 
     return list(saved_shapes(path))
+
+
+def test_peft_format_export_loads_in_peft_with_the_adapted_models_logits(run_config, pretrained, tmp_path, capsys):
+    """Adapters trained 2 steps, exported in PEFT format (fused qkv and fc1 split as the base is),
+    loaded by transformers + peft on top of the export-hf'd base: the adapted model's logits."""
+    import json
+
+    from omegaconf import OmegaConf
+    from peft import PeftModel
+    from safetensors import safe_open
+
+    from nemotron.hf import transformers_compat, verify
+    from nemotron.hf.cli import main
+    from nemotron.runtime.peft.merge import adapted_model
+
+    adapters, registry = tmp_path / "a", tmp_path / "artifacts.json"
+    cfg = run_config(
+        "gpt/sft", *LORA, "train.steps=2", f"checkpoint.pretrained={pretrained}", f"checkpoint.dir={adapters}"
+    )
+    loop.run(cfg, SFTStage())
+    model, run_cfg, _ = adapted_model(str(adapters))
+    tokens = verify.prompts(int(run_cfg.model.vocab_size))
+    ours = _logits(model, tokens)  # before the CLI, which tears the process group down
+    (pretrained / "model.yaml").write_text(OmegaConf.to_yaml(run_cfg.model))  # what export-hf reads
+    capsys.readouterr()
+    assert main(["export-hf", str(pretrained), str(tmp_path / "hf"), "--registry", str(registry)]) == 0
+    argv = ["export-hf", "--adapter", str(adapters), str(tmp_path / "peft"), "--base-model", str(tmp_path / "hf")]
+    assert main([*argv, "--registry", str(registry)]) == 0
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert (
+        config["peft_type"] == "LORA" and config["r"] == 4 and config["base_model_name_or_path"] == str(tmp_path / "hf")
+    )
+    assert config["target_modules"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    with safe_open(str(tmp_path / "peft" / "adapter_model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight" in keys
+    assert len(keys) == 2 * 7 * int(run_cfg.model.num_layers)
+    base = transformers_compat.load_causal_lm(str(tmp_path / "hf"))
+    base_logits = transformers_compat.causal_lm_logits(base, tokens)
+    theirs = transformers_compat.causal_lm_logits(PeftModel.from_pretrained(base, str(tmp_path / "peft")), tokens)
+    assert verify.max_abs_diff(ours, base_logits) > 1e-3  # the adapters matter
+    assert verify.max_abs_diff(ours, theirs) <= 1e-4
+    assert registry.exists() and "hf/peft" in registry.read_text()
+
+    marker = Path(latest(str(adapters)).path) / "nemotron_checkpoint.json"
+    capsys.readouterr()
+    assert main(["export-hf", str(adapters), str(tmp_path / "plain")]) == 2  # adapters only: not a full export
+    assert "holds LoRA adapters only: export them with export-hf --adapter" in capsys.readouterr().err
+    meta = json.loads(marker.read_text())
+    meta["lora"]["model"]["arch"] = "hybrid"  # as a nano3 run's adapters say
+    marker.write_text(json.dumps(meta))
+    assert main(["export-hf", "--adapter", str(adapters), str(tmp_path / "nano3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the PEFT export covers the gpt/Llama mapping" in err[0], err
+    assert not (tmp_path / "nano3").exists()
+
+
+def test_nano3_lora_trains_saves_and_merges_with_the_adapted_models_logits(run_config, tmp_path, capsys):
+    """nano3 (Mamba in/out projections, attention, MoE shared expert): adapters save, merge and match."""
+    from nemotron.hf import megatron_side as ours
+    from nemotron.hf.cli import main
+    from nemotron.runtime.peft.merge import adapted_model
+
+    base, adapters = tmp_path / "pretrain_ck", tmp_path / "a"
+    pretrain.run(run_config("nano3/pretrain", "train.steps=2", f"checkpoint.dir={base}"))
+    loop.run(
+        run_config("nano3/sft", *LORA, "train.steps=2", f"checkpoint.pretrained={base}", f"checkpoint.dir={adapters}"),
+        SFTStage(),
+    )
+    model, run_cfg, found = adapted_model(str(adapters))
+    assert any(t.endswith("mixer.in_proj") for t in found.meta["lora"]["targets"])
+    tokens = torch.randint(0, int(run_cfg.model.vocab_size), (2, 16), generator=torch.Generator().manual_seed(0))
+    adapted = _logits(model, tokens)
+    merged = tmp_path / "merged"
+    assert main(["merge-lora", str(adapters), str(merged), "--registry", str(tmp_path / "artifacts.json")]) == 0
+    full = ours.build(run_cfg)
+    ours.load(run_cfg, full, str(merged))
+    assert (_logits(full, tokens) - adapted).abs().max() <= 1e-5

@@ -1,14 +1,20 @@
 """An SFT run tracked on the real MLflow server records its packed chat data (an `sft_data` artifact)
-and the pretrained checkpoint it started from as lineage inputs, in the registry and in MLflow."""
+and the pretrained checkpoint it started from as lineage inputs, in the registry and in MLflow; a LoRA
+SFT run and its pretraining run record trainable and total parameters; merging the adapters records
+base -> adapters -> merged."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from nemotron.tracking.buffer import RunFiles
-from nemotron.tracking.registry import Registry
+from nemotron.common.checkpoint_index import latest
+from nemotron.hf.cli import main
+from nemotron.hf.megatron_side import saved_shapes
+from nemotron.tracking.registry import Registry, lineage as lineage_of, ref_of
 
 
 def _config(root: Path, data_dir: Path, recipe: str, run: str, *overrides: str):
@@ -29,7 +35,7 @@ def test_sft_run_records_its_data_and_pretrained_checkpoint(mlflow_server, clien
     uri = [f"tracker.uri={mlflow_server.uri}", "tracker.experiment=sft-lineage"]
     pre = _config(tmp_path, data_dir, "gpt/pretrain", "r1", *uri)
     pretrain.run(pre)
-    tuned = _config(tmp_path, data_dir, "gpt/sft", "r2", *uri)
+    tuned = _config(tmp_path, data_dir, "gpt/sft", "r2", *uri, "peft=lora")
     assert tuned.checkpoint.pretrained == "newest:gpt/pretrain"
     sft.run(tuned)
 
@@ -45,6 +51,22 @@ def test_sft_run_records_its_data_and_pretrained_checkpoint(mlflow_server, clien
     assert "sft_data/sft_tiny" in [d.dataset.name.split("@")[0] for d in datasets]
     output = registry.get("checkpoint/gpt/sft")
     assert set(output["inputs"]) == set(inputs)
+
+    pre_metrics = client.get_run(RunFiles(pre.run_dir).run_id).data.metrics  # full training: all trainable
+    assert pre_metrics["params/trainable"] == pre_metrics["params/total"] > 0
+    lora_metrics = client.get_run(run_id).data.metrics
+    shapes = saved_shapes(latest(output["path"]).path)  # the adapters' checkpoint: their weights and Adam state
+    n_adapters = sum(math.prod(s) for k, s in shapes.items() if ".adapter." in k and not k.startswith("optimizer."))
+    assert lora_metrics["params/trainable"] == n_adapters  # the adapters; the frozen base in the total only
+    assert lora_metrics["params/total"] == pre_metrics["params/total"] + n_adapters
+
+    merged = tmp_path / "merged"
+    assert main(["merge-lora", output["path"], str(merged), "--registry", str(registry.path)]) == 0
+    merged_entry = registry.get("model/merged")
+    pretrained = registry.get("checkpoint/gpt/pretrain")
+    assert set(merged_entry["inputs"]) == {ref_of(output), ref_of(pretrained)}  # base -> adapters -> merged
+    chain = "\n".join(lineage_of(registry, "model/merged"))
+    assert ref_of(output) in chain and ref_of(pretrained) in chain and "sft_data/sft_tiny" in chain
 
 
 def test_a_grpo_run_records_its_prompts_and_starting_weights_not_a_pretraining_blend(tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -63,6 +63,9 @@ class LoRAAdapter(torch.nn.Module):
         self.linear_out = torch.nn.Linear(rank, out_local, bias=False)
         self.dropout = torch.nn.Dropout(dropout) if dropout > 0 else torch.nn.Identity()
         torch.nn.init.zeros_(self.linear_out.weight)
+        self.split: Optional[Callable[[Any, tuple], Any]] = None
+        """For B of a stacked layer (SwiGLU fc1, Mamba in_proj): saves it part by part as the base's
+        parent saves the base weight, so any TP layout reads the same global tensor."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The adapter's output for input `x` (this rank's part, as the base layer's)."""
@@ -86,8 +89,11 @@ class LoRAAdapter(torch.nn.Module):
         from megatron.core.transformer.utils import make_sharded_tensors_for_checkpoint
 
         axes = {"linear_out.weight": 0} if self.kind == "column" else {"linear_in.weight": 1}
-        sd = self.state_dict(prefix="", keep_vars=True)
-        return make_sharded_tensors_for_checkpoint(sd, prefix, axes, sharded_offsets)
+        own = self.state_dict(prefix="", keep_vars=True)
+        sd = make_sharded_tensors_for_checkpoint(own, prefix, axes, sharded_offsets)
+        if self.split is not None:
+            sd[f"{prefix}linear_out.weight"] = self.split(sd[f"{prefix}linear_out.weight"], sharded_offsets)
+        return sd
 
 
 class LoRALinear(torch.nn.Module):
@@ -103,8 +109,9 @@ class LoRALinear(torch.nn.Module):
         return out + self.adapter(x), bias
 
     def sharded_state_dict(self, prefix: str = "", sharded_offsets: tuple = (), metadata: Any = None) -> Dict:
-        """The base's sharded tensors under `base.`, the adapter's under `adapter.`."""
-        sd = self.base.sharded_state_dict(f"{prefix}base.", sharded_offsets, metadata)
+        """The base's sharded tensors under its own names (so the parent's split of a stacked weight,
+        SwiGLU fc1's or Mamba in_proj's, still finds it), the adapter's under `adapter.`."""
+        sd = self.base.sharded_state_dict(prefix, sharded_offsets, metadata)
         sd.update(self.adapter.sharded_state_dict(f"{prefix}adapter.", sharded_offsets, metadata))
         return sd
 
@@ -146,6 +153,20 @@ def _adapter(qualified: str, base: Any, peft: Any, seed: int) -> LoRAAdapter:
     return adapter
 
 
+def _splitter(parent: Any, attr: str) -> Optional[Callable[[Any, tuple], Any]]:
+    """How the parent of layer `attr` splits its stacked weight for checkpoints (None: not stacked)."""
+    if attr == "linear_fc1" and getattr(getattr(parent, "config", None), "gated_linear_unit", False):
+        from megatron.core.transformer.mlp import apply_swiglu_sharded_factory
+
+        return lambda sh, offsets: apply_swiglu_sharded_factory(sh, offsets)
+    if attr == "in_proj" and hasattr(parent, "d_inner_local_tp"):
+        from nemotron.runtime.model.mamba2 import _split_factory
+
+        d, h, gn = parent.d_inner_local_tp, parent.nheads_local_tp, parent.ngroups_local_tp * parent.d_state
+        return lambda sh, offsets: _split_factory(sh, [d, d, gn, gn, h], ["z", "x", "B", "C", "dt"])
+    return None
+
+
 def _set_tp(param: torch.Tensor, dim: int) -> None:
     from megatron.core.tensor_parallel import set_tensor_model_parallel_attributes
 
@@ -168,7 +189,9 @@ def apply(cfg: Any, model: Any) -> List[str]:
     for qualified, base in targets:
         parent_name, _, attr = qualified.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, attr, LoRALinear(base, _adapter(qualified, base, peft, int(cfg.train.seed))))
+        adapter = _adapter(qualified, base, peft, int(cfg.train.seed))
+        adapter.split = _splitter(parent, attr)
+        setattr(parent, attr, LoRALinear(base, adapter))
     return [q for q, _ in targets]
 
 

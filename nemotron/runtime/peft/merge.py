@@ -5,13 +5,16 @@ a full checkpoint (out/iter_0000000, with model.yaml beside it) that export-hf a
 The adapters' marker names their base (path and hash: refused when the base changed) and the LoRA
 settings and the model config. The model
 is built at TP=1 (Megatron reshards any saved layout), the base loaded, wrapped, the adapters loaded,
-then `lora.merge` adds (alpha / r) B A to every adapted weight.
+then `lora.merge` adds (alpha / r) B A to every adapted weight. The output is registered in the
+artifact registry (`--registry`, default outputs/artifacts.json) as `model/<out name>` with the
+adapters' and the base's artifacts as its lineage inputs (base -> adapters -> merged).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from omegaconf import OmegaConf
 
@@ -19,16 +22,11 @@ from nemotron.common.checkpoint_index import CheckpointError, Found, pretrained_
 from nemotron.common.progress import Progress
 
 
-def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
-    """(the TP=1 model with base and adapters loaded, its run config, the adapters' checkpoint)."""
-    from megatron.core import dist_checkpointing
-
+def lora_run_config(found: Found) -> Any:
+    """The TP=1 run config (model, LoRA settings) of adapters checkpoint `found`, its base checked."""
     from nemotron.hf import megatron_side as ours
     from nemotron.runtime.peft import adapters as records
-    from nemotron.runtime.peft import lora
-    from nemotron.runtime.peft import state as adapter_state
 
-    found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
     record = found.meta.get("lora")
     if record is None:
         raise CheckpointError(f"{found.path} holds no LoRA adapters (its marker has no `lora` record)")
@@ -47,9 +45,23 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     }
     cfg.train = {"recompute": "none", "seed": 0}  # A's draw is overwritten by the saved A
     cfg.parallel.sequence_parallel = False
+    return cfg
+
+
+def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
+    """(the TP=1 model with base and adapters loaded, its run config, the adapters' checkpoint)."""
+    from megatron.core import dist_checkpointing
+
+    from nemotron.hf import megatron_side as ours
+    from nemotron.runtime.peft import lora
+    from nemotron.runtime.peft import state as adapter_state
+
+    found = pretrained_checkpoint(str(Path(adapters).resolve()), ".")
+    cfg = lora_run_config(found)
+    record = found.meta["lora"]
     model = ours.build(cfg)
-    if base is not None:
-        ours.load(cfg, model, base)
+    if record["base"] is not None:
+        ours.load(cfg, model, record["base"])
     lora.apply(cfg, model)
     setattr(model, adapter_state.RECORD, record)
     sd = adapter_state.model_sharded_state_dict(model)
@@ -57,8 +69,32 @@ def adapted_model(adapters: str) -> Tuple[Any, Any, Found]:
     return model, cfg, found
 
 
-def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
-    """Write base + adapters of checkpoint `adapters` as a full checkpoint under `out`; its iter folder."""
+def _register(out_dir: Path, found: Found, registry: Optional[str]) -> Dict[str, Any]:
+    """Register the merged checkpoint as `model/<out name>`, its inputs the adapters' and the base's
+    artifacts (those the registry knows; both paths are kept in the manifest either way)."""
+    from nemotron.tracking.registry import DEFAULT_REGISTRY, Registry, content_hash, ref_of
+
+    reg = Registry(registry or DEFAULT_REGISTRY)
+    record = found.meta["lora"]
+    paths = [str(Path(found.path).resolve())] + ([record["base"]] if record["base"] else [])
+    inputs = [ref_of(entry) for entry in (reg.find_path(p) for p in paths) if entry is not None]
+    return reg.register(
+        f"model/{out_dir.name}",
+        "model",
+        out_dir.resolve(),
+        content_hash([out_dir]),
+        {"run_dir": None},
+        inputs=inputs,
+        note=f"LoRA adapters {found.path} merged into their base {record['base']}",
+        adapters=found.path,
+        base=record["base"],
+        base_hash=record["base_hash"],
+    )
+
+
+def merge_lora(adapters: str, out: str, overwrite: bool = False, registry: Optional[str] = None) -> Path:
+    """Write base + adapters of checkpoint `adapters` as a full checkpoint under `out` and register it
+    (its inputs: the adapters and the base); its iter folder."""
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.importer import MODEL_YAML, refuse_existing
     from nemotron.runtime.peft import lora
@@ -74,4 +110,6 @@ def merge_lora(adapters: str, out: str, overwrite: bool = False) -> Path:
         path = ours.save(cfg, model, out_dir, {"merged_from": {"adapters": found.path, **found.meta["lora"]}})
         (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(cfg.model))
         progress.update()
+    if os.environ.get("RANK", "0") == "0":
+        _register(out_dir, found, registry)
     return path

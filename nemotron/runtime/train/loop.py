@@ -1,11 +1,11 @@
 """The shared training loop every stage runs: `run(cfg, stage)`.
 
 distributed init -> checkpoint to resume from -> tracker -> `setup` (the stage's datasets, model,
-DDP, optimizer, resume) -> steps (`stage.train_step`, one `StepRecord` each: tracker, progress
-line, `TrainResult`) with validation and checkpoints when due -> summary line. SIGUSR2/SIGTERM
-(Slurm's time limit and preemption) stop the run at the next step boundary with a checkpoint and
-exit status 75 (`preemption`). Rank 0 prints one progress line per `train.log_interval` and always a
-final summary line.
+DDP, optimizer, resume) -> steps (`stage.train_step`, one `StepRecord` each: tracker, the first with
+the trainable and total parameters of `param_counts`, progress line, `TrainResult`) with validation
+and checkpoints when due -> summary line. SIGUSR2/SIGTERM (Slurm's time limit and preemption) stop
+the run at the next step boundary with a checkpoint and exit status 75 (`preemption`). Rank 0
+prints one progress line per `train.log_interval` and always a final summary line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from nemotron.runtime.checkpoint.checkpointer import Checkpointer
-from nemotron.runtime.train import distributed, flops, preemption, step
+from nemotron.runtime.train import distributed, flops, param_counts, preemption, step
 from nemotron.runtime.train.contract import Stage
 from nemotron.runtime.train.progress import progress_line, say, summary_line
 from nemotron.runtime.train.records import StepRecord, TrainResult
@@ -46,7 +46,8 @@ def _record(result: TrainResult, record: StepRecord) -> None:
         result.stage_metrics.append(dict(record.extra))
 
 
-def _loop(run: Run, tracker: Any, result: TrainResult, signals: preemption.StopSignals) -> None:
+def _loop(run: Run, tracker: Any, result: TrainResult, signals: preemption.StopSignals, once: Any = None) -> None:
+    """The steps; `once` (the parameter counts) goes out with the first step's metrics."""
     cfg, rank, pos = run.cfg, run.info.rank, run.position
     steps, tokens_per_step = cfg.train.steps, cfg.train.global_batch_size * cfg.model.seq_length
     start = prev = mark = time.perf_counter()
@@ -65,7 +66,8 @@ def _loop(run: Run, tracker: Any, result: TrainResult, signals: preemption.StopS
         pos.step = step_no
         pos.consumed_train_samples += cfg.train.global_batch_size
         figures = {"loss": record.loss, "lr": record.lr, "grad_norm": record.grad_norm}
-        tracker.log(step_no, {**figures, "tokens_per_s": tokens / (now - prev), **record.extra})
+        tracker.log(step_no, {**figures, "tokens_per_s": tokens / (now - prev), **record.extra, **(once or {})})
+        once = None
         prev = now
         if step_no % cfg.train.log_interval == 0 or step_no == steps:
             rate = window / (now - mark)
@@ -117,8 +119,9 @@ def _run(cfg: Any, signals: preemption.StopSignals, stage: Stage) -> TrainResult
         tracker = open_tracker(checkpointer.tracker_config(), info.rank)
         state = setup(cfg, info, stage, checkpointer)
         result.start_step = state.position.step
+        counts = param_counts.counts(state.model)  # trainable vs total parameters (a collective: every rank)
         phase = "train"
-        _loop(state, tracker, result, signals)
+        _loop(state, tracker, result, signals, counts)
         result.steps = len(result.losses)
         return result
     except BaseException as err:
