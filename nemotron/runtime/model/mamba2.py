@@ -309,14 +309,14 @@ class TorchMamba2Mixer(MegatronModule):
         d, h = self.d_inner_local_tp, self.nheads_local_tp
         g_n = self.ngroups_local_tp * self.d_state
         key = f"{prefix}in_proj.weight"
-        sharded[key] = _split_factory(sharded[key], [d, d, g_n, g_n, h], ["z", "x", "B", "C", "dt"])
+        sharded[key] = split_factory(sharded[key], [d, d, g_n, g_n, h], ["z", "x", "B", "C", "dt"])
         for key in (f"{prefix}conv1d.weight", f"{prefix}conv1d.bias"):
             if key in sharded:
-                sharded[key] = _split_factory(sharded[key], [d, g_n, g_n], ["x", "B", "C"])
+                sharded[key] = split_factory(sharded[key], [d, g_n, g_n], ["x", "B", "C"])
         return sharded
 
 
-def _split_factory(sh_ten, sizes, names):
+def split_factory(sh_ten, sizes, names):
     """Save a dim-0 ShardedTensor as parts `<key>.<name>` (upstream's _split_tensor_factory)."""
     template = sh_ten.without_data()
     if sum(sizes) != template.local_shape[0]:

@@ -160,10 +160,10 @@ def _splitter(parent: Any, attr: str) -> Optional[Callable[[Any, tuple], Any]]:
 
         return lambda sh, offsets: apply_swiglu_sharded_factory(sh, offsets)
     if attr == "in_proj" and hasattr(parent, "d_inner_local_tp"):
-        from nemotron.runtime.model.mamba2 import _split_factory
+        from nemotron.runtime.model.mamba2 import split_factory
 
         d, h, gn = parent.d_inner_local_tp, parent.nheads_local_tp, parent.ngroups_local_tp * parent.d_state
-        return lambda sh, offsets: _split_factory(sh, [d, d, gn, gn, h], ["z", "x", "B", "C", "dt"])
+        return lambda sh, offsets: split_factory(sh, [d, d, gn, gn, h], ["z", "x", "B", "C", "dt"])
     return None
 
 
