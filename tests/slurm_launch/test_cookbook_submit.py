@@ -35,6 +35,7 @@ gpus_per_node = 1
 cpus_per_task = 1
 env_vars = {{ NCCL_DEBUG = "WARN", HF_TOKEN = "{SECRET}" }}
 startup_commands = ["echo cookbook-startup-line"]
+require_cuda = false  # the test cluster's GPUs are fake: the job's environment check asks for no CUDA
 
 [failing]
 extends = "test-cluster"

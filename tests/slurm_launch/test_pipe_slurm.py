@@ -132,8 +132,9 @@ def test_jobs_lists_the_pipeline_as_one_unit_with_each_stage(chains, wait_for_jo
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].startswith(f"pipeline nano3 ({chains['good_dir']}")
+    listed_stages = lines[1 : 1 + len(STAGES)]
     for stage in STAGES:
-        assert any(ln.split()[:3] == [stage, ids[stage], "COMPLETED"] for ln in lines[1:6]), listed.stdout
+        assert any(ln.split()[:3] == [stage, ids[stage], "COMPLETED"] for ln in listed_stages), listed.stdout
     assert len([ln for ln in lines if ln and not ln.startswith(" ")]) == 1  # the stages are not listed again
     assert any(ln.split()[:2] == ["(finish)", stage_jobs(chains["good_dir"])[1]["finish_job_id"]] for ln in lines)
 
@@ -146,7 +147,7 @@ def test_the_finishing_job_records_every_stage_and_closes_the_mlflow_parent_run(
     _, rec = stage_jobs(chains["good_dir"])
     assert wait_for_job(rec["finish_job_id"], timeout_s=480) == ("COMPLETED", "0:0")
     _, rec = stage_jobs(chains["good_dir"])  # written by the finishing job, no nemotron.pipe command since
-    assert rec["finished"] and [s["state"] for s in rec["stages"]] == ["done"] * 5, rec
+    assert rec["finished"] and [s["state"] for s in rec["stages"]] == ["done"] * len(STAGES), rec
     stage_records = {s["stage"]: json.loads((Path(s["stage_dir"]) / "stage.json").read_text()) for s in rec["stages"]}
     sft_ref = stage_records["sft"]["outputs"]["sft_model"]["ref"]
     assert sft_ref.startswith("nano3/sft_model") and sft_ref in stage_records["rl"]["input_refs"]
@@ -195,7 +196,7 @@ def test_resubmit_continues_from_the_first_unfinished_stage(chains, wait_for_job
     assert wait_for_job(new["pretrain"], timeout_s=300) == ("COMPLETED", "0:0")
     good_again = run("nemotron.pipe", "pipeline=nano3", *chains["good_args"])
     assert good_again.returncode == 0 and "submitted 0 stage(s)" in good_again.stdout, good_again.stdout
-    assert good_again.stdout.count("finished for the same config, not submitted") == 5
+    assert good_again.stdout.count("finished for the same config, not submitted") == len(STAGES)
 
 
 def test_a_stage_slurm_refuses_submits_nothing_and_ends_the_parent_run_failed(slurm_cluster, mlflow_server, tmp_path):

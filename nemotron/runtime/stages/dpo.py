@@ -71,6 +71,8 @@ class DPOStage(Stage):
 
     name = "dpo"
     shown = STATS
+    layout = "sbhd"
+    """How packed rows reach the model (sft.packed_layout), set by `configure`."""
 
     def __init__(self, beta: float, label_smoothing: float = 0.0, reference: Any = None) -> None:
         self.beta = beta
