@@ -10,6 +10,7 @@ is the driver's to catch.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -219,13 +220,15 @@ def hf_roundtrip(kind: str, opts: Any) -> Dict[str, Any]:
     """A tiny HF model made here -> `import-hf` -> `export-hf --verify`, through the CLI's main."""
     import json
 
-    import tiny_hf  # noqa: I001 - bench/ is the script's own folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hf"))
+    import hf_support  # noqa: I001 - the tests' tiny HF models (gpt_tiny / nano3_tiny shapes, no hub)
 
     from nemotron.hf import cli
     from nemotron.hf.exporter import EXPORT_RECORD
 
     root = Path(opts.root) / f"hf-{kind}"
-    hf_dir = tiny_hf.make(kind, root / "hf")
+    make = {"llama": lambda p: hf_support.llama_dir(p, tied=False), "nemotron_h": hf_support.nemotron_h_dir}[kind]
+    hf_dir = make(root / "hf")
     ckpt, out, registry = root / "megatron", root / "export", root / "artifacts.json"
     memory_before()
     for argv in (["import-hf", str(hf_dir), "--out", str(ckpt)],
