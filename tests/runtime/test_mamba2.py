@@ -68,6 +68,40 @@ def test_chunked_scan_passes_float64_gradcheck():
     assert torch.autograd.gradcheck(lambda *a: ssd_chunked(*a[:5], 4, D=a[5]), inputs)
 
 
+SEGMENTS = [(0, 5, 16, 17, 40, 41, 63), (0, 1, 2, 30, 32)]  # per row: where samples start (chunk 16)
+
+
+def _starts(b, l, rows=SEGMENTS):
+    starts = torch.zeros(b, l, dtype=torch.bool)
+    for row, offsets in zip(range(b), rows):
+        starts[row, list(offsets)] = True
+    return starts
+
+
+def _alone(scan, starts, *tensors):
+    """`scan` run on every segment of every row on its own, laid back in place."""
+    out = torch.zeros_like(tensors[0])
+    for row in range(starts.shape[0]):
+        bounds = [*starts[row].nonzero().squeeze(1).tolist(), starts.shape[1]]
+        for lo, hi in zip(bounds, bounds[1:]):
+            out[row, lo:hi] = scan(*(t[row : row + 1, lo:hi] for t in tensors))[0]
+    return out
+
+
+def test_segment_aware_scan_is_every_sample_scanned_alone():
+    x, dt, A, B, C, D = (t.requires_grad_() for t in _scan_inputs(2, 64, 4, 8, 2, 16, torch.float64))
+    starts = _starts(2, 64)  # starts mid-chunk, on a chunk edge, in adjacent tokens, at the last token
+    got = ssd_chunked(x, dt, A, B, C, 16, D=D, starts=starts)
+    want = _alone(lambda x, dt, B, C: ssd_naive(x, dt, A, B, C, D), starts, x, dt, B, C)
+    assert _rel_err(got, want) < 1e-10
+    weight = torch.linspace(-1, 1, got.numel(), dtype=got.dtype).view_as(got)
+    grads = [torch.autograd.grad((out * weight).sum(), (x, dt, A, B, C, D)) for out in (got, want)]
+    for name, g_got, g_want in zip(("x", "dt", "A", "B", "C", "D"), *grads):
+        assert torch.isfinite(g_got).all() and _rel_err(g_got, g_want) < 1e-10, name
+    unsegmented = ssd_chunked(x, dt, A, B, C, 16, D=D)
+    assert _rel_err(unsegmented, want) > 1e-3  # the resets matter: without them the samples mix
+
+
 def test_gated_rmsnorm_normalises_each_group_of_gated_input():
     norm = GatedRMSNorm(8, group_size=4)
     y, z = torch.randn(3, 8), torch.randn(3, 8)
@@ -158,6 +192,22 @@ def test_mixer_matches_unfused_reference(megatron_world):
     zxBCdt = torch.randn(21, 3, 64 * 2 + 32 + 4)
     torch.testing.assert_close(mixer._mix(zxBCdt), _reference_mix(mixer, zxBCdt),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_packed_mixer_gives_every_sample_what_it_gets_alone(megatron_world):
+    from nemotron.runtime.model.packed import packed_seq_params
+
+    mixer = _mixer(megatron_world)
+    hidden = torch.randn(64, 2, 32, requires_grad=True)  # [seq, batch, hidden]
+    segment_ids = torch.cumsum(_starts(2, 64).long(), dim=1)
+    packed, _ = mixer(hidden, packed_seq_params=packed_seq_params(segment_ids))
+    alone = _alone(lambda h: mixer(h.transpose(0, 1))[0].transpose(0, 1), _starts(2, 64), hidden.transpose(0, 1))
+    torch.testing.assert_close(packed, alone.transpose(0, 1), rtol=1e-5, atol=1e-5)
+    weight = torch.randn_like(packed)
+    params = [hidden, *mixer.parameters()]
+    grads = [torch.autograd.grad((out * weight).sum(), params) for out in (packed, alone.transpose(0, 1))]
+    for g_packed, g_alone in zip(*grads):
+        torch.testing.assert_close(g_packed, g_alone, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype,options", [

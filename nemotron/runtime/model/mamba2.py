@@ -10,9 +10,10 @@ shapes and dtypes, tensor-parallel sharding of heads and groups, and checkpoint 
 saved as z/x/B/C/dt parts, conv1d as x/B/C) follow upstream, so checkpoints move between the two
 classes. `ssd_chunked` is the chunked SSD algorithm (Dao & Gu 2024, "Transformers are SSMs");
 `ssd_naive` is the step-by-step recurrence it is tested against. Packed samples (SFT, DPO): with
-`packed_seq_params` (nemotron/runtime/model/packed.py), the argument Megatron passes every layer, each
-sample is mixed as its own sequence (conv and SSM state start from zero at each sample boundary),
-exactly as if it were run alone. Generation keeps
+`packed_seq_params` (nemotron/runtime/model/packed.py), the argument Megatron passes every layer, the
+scan is segment-aware: each row is mixed in one pass, the conv window and the SSM state reset at
+every sample start (the decay into a start is exp(-inf) = 0, the conv taps across it are masked), so
+every sample gets what it would get alone, with no unpacking. Generation keeps
 the conv window and SSM state in Megatron's static inference context (`mamba2_cache`). No context
 parallelism. Where mamba_ssm exists, its fused kernels are much faster.
 """
@@ -30,7 +31,7 @@ from megatron.core.dist_checkpointing.mapping import ShardedTensorFactory
 from megatron.core.tensor_parallel import get_cuda_rng_tracker
 from megatron.core.transformer.module import MegatronModule
 from megatron.core.transformer.spec_utils import ModuleSpec, build_module
-from nemotron.runtime.model.packed import sample_runs
+from nemotron.runtime.model.packed import sample_starts
 from megatron.core.transformer.utils import (
     ensure_metadata_has_dp_cp_group,
     make_sharded_tensors_for_checkpoint,
@@ -79,17 +80,28 @@ def _to_chunks(t, chunk_size, pad):
     return t.reshape(t.shape[0], -1, chunk_size, *t.shape[2:])
 
 
-def ssd_chunked(x, dt, A, B, C, chunk_size, D=None):
+def _exclusive_reverse_cumsum(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """out[s] = a[s+1] + ... + a[last] along `dim`: a sum, never a difference (a may hold -inf)."""
+    total = torch.flip(torch.cumsum(torch.flip(a, (dim,)), dim), (dim,))
+    return torch.cat([total.narrow(dim, 1, a.size(dim) - 1), torch.zeros_like(total.narrow(dim, 0, 1))], dim)
+
+
+def ssd_chunked(x, dt, A, B, C, chunk_size, D=None, starts=None):
     """Same result as `ssd_naive`, computed with the chunked SSD algorithm (Mamba-2 paper, §6).
 
     Within a chunk the scan is a masked quadratic form (attention-like); across chunks, states are
     passed by a short recurrence over chunk boundaries. Heads share B/C within a group without
-    copying them. Any sequence length works (the tail chunk is zero-padded).
+    copying them. Any sequence length works (the tail chunk is zero-padded). `starts` [b, l] bool:
+    the state is zero before these positions (packed samples): their log-decay is -inf, and every
+    decay is a sum of log-decays (never a difference), so no inf - inf appears.
     """
     b, l, h, p = x.shape
     g, pad = B.shape[2], (-l) % chunk_size
+    log_decay = dt * A
+    if starts is not None:
+        log_decay = log_decay.masked_fill(starts[..., None], -math.inf)
     xs = _to_chunks(x * dt[..., None], chunk_size, pad).unflatten(3, (g, h // g))  # b c q g r p
-    a = _to_chunks(dt * A, chunk_size, pad).unflatten(3, (g, h // g))  # b c q g r: log-decays
+    a = _to_chunks(log_decay, chunk_size, pad).unflatten(3, (g, h // g))  # b c q g r: log-decays
     B, C = _to_chunks(B, chunk_size, pad), _to_chunks(C, chunk_size, pad)  # b c q g n
     a_cum = torch.cumsum(a, dim=2)
     # 1. outputs from inputs in the same chunk (attention-like, with causal decay weights)
@@ -97,7 +109,7 @@ def ssd_chunked(x, dt, A, B, C, chunk_size, D=None):
     scores = scores * torch.exp(_segsum(a.movedim(2, -1)))  # b c g r l s
     y = torch.einsum("bcgrls,bcsgrp->bclgrp", scores, xs)
     # 2. each chunk's contribution to the state at its end
-    decay_to_end = torch.exp(a_cum[:, :, -1:] - a_cum)[..., None]
+    decay_to_end = torch.exp(_exclusive_reverse_cumsum(a, 2))[..., None]
     states = torch.einsum("bcsgn,bcsgrp->bcgrpn", B, xs * decay_to_end)
     # 3. state entering each chunk: recurrence over chunk boundaries
     states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
@@ -252,27 +264,21 @@ class TorchMamba2Mixer(MegatronModule):
         return self.out_proj(self._mix(zxBCdt))
 
     def _mix_packed(self, zxBCdt, params):
-        """`_mix` of every packed sample on its own: unpack into a batch of samples, mix, repack."""
-        seq, b, width = zxBCdt.shape
+        """`_mix` of packed rows in one pass, conv and SSM state reset at every sample start."""
+        seq, b, _ = zxBCdt.shape
         if int(params.cu_seqlens_q[-1]) != b * seq:
             raise ValueError(f"packed_seq_params cover {int(params.cu_seqlens_q[-1])} tokens, not the "
                              f"[batch, seq] = {(b, seq)} of the hidden states")
-        source, valid = sample_runs(params, zxBCdt.device)
-        flat = zxBCdt.transpose(0, 1).reshape(b * seq, width)
-        samples = flat[source] * valid[..., None].to(flat.dtype)  # [runs, longest, width]
-        longest = samples.shape[1]  # chunks no longer than the longest sample: less padding
-        chunk = min(self.chunk_size, 1 << max(0, (longest - 1).bit_length()))
-        mixed = self._mix(samples.transpose(0, 1).contiguous(), chunk).transpose(0, 1)
-        out = mixed.new_zeros(b * seq, mixed.shape[-1]).index_copy(0, source[valid], mixed[valid])
-        return out.reshape(b, seq, -1).transpose(0, 1).contiguous()
+        return self._mix(zxBCdt, starts=sample_starts(params, b, seq, zxBCdt.device))
 
-    def _mix(self, zxBCdt, chunk_size=None):
-        """[l, b, in_proj width] -> y [l, b, d_inner_local_tp] (conv, scan, gate, norm)."""
+    def _mix(self, zxBCdt, chunk_size=None, starts=None):
+        """[l, b, in_proj width] -> y [l, b, d_inner_local_tp] (conv, scan, gate, norm); `starts`
+        [b, l] bool marks packed sample starts (state reset there)."""
         g_n = self.ngroups_local_tp * self.d_state
         z, xBC, dt = torch.split(zxBCdt.transpose(0, 1),
                                  [self.d_inner_local_tp, self.d_inner_local_tp + 2 * g_n,
                                   self.nheads_local_tp], dim=-1)
-        x, B, C = torch.split(self._causal_conv(xBC), [self.d_inner_local_tp, g_n, g_n], dim=-1)
+        x, B, C = torch.split(self._causal_conv(xBC, starts), [self.d_inner_local_tp, g_n, g_n], dim=-1)
         y = ssd_chunked(
             x.unflatten(-1, (-1, self.headdim)).float(),
             F.softplus(dt.float() + self.dt_bias.float()),
@@ -280,17 +286,29 @@ class TorchMamba2Mixer(MegatronModule):
             B.unflatten(-1, (-1, self.d_state)).float(),
             C.unflatten(-1, (-1, self.d_state)).float(),
             chunk_size or self.chunk_size,
-            D=self.D.float().view(-1, self.headdim) if self.D_has_hdim else self.D.float())
+            D=self.D.float().view(-1, self.headdim) if self.D_has_hdim else self.D.float(),
+            starts=starts)
         y = y.flatten(-2).to(zxBCdt.dtype)
         y = self.norm(y, z) if self.rmsnorm else y * F.silu(z)
         return y.transpose(0, 1).contiguous()
 
-    def _causal_conv(self, xBC):
-        """Depthwise causal conv1d + SiLU over [b, l, channels]."""
+    def _causal_conv(self, xBC, starts=None):
+        """Depthwise causal conv1d + SiLU over [b, l, channels]; with `starts` [b, l], no tap reaches
+        back across a sample start."""
         w = self.conv1d.weight
-        out = F.conv1d(F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0)), w, self.conv1d.bias,
-                       groups=w.shape[0])
-        return F.silu(out).transpose(1, 2)
+        if starts is None:
+            out = F.conv1d(F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0)), w, self.conv1d.bias,
+                           groups=w.shape[0])
+            return F.silu(out).transpose(1, 2)
+        sample = torch.cumsum(starts, dim=1)  # [b, l]: which sample each token is in
+        out = xBC * w[:, 0, -1]
+        for back in range(1, self.d_conv):  # tap `back` tokens back: weight w[..., d_conv-1-back]
+            earlier = F.pad(xBC, (0, 0, back, 0))[:, :-back]
+            same = sample == F.pad(sample, (back, 0), value=-1)[:, :-back]
+            out = out + earlier * same[..., None].to(xBC.dtype) * w[:, 0, self.d_conv - 1 - back]
+        if self.conv1d.bias is not None:
+            out = out + self.conv1d.bias
+        return F.silu(out)
 
     def sharded_state_dict(self, prefix="", sharded_offsets=(), metadata=None):
         """Upstream MambaMixer's checkpoint layout: SSM tensors sharded on dim 0 across TP,

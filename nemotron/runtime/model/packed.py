@@ -8,7 +8,7 @@ would, over the rows laid end to end: `cu_seqlens` are the offsets where samples
 flattened [batch * seq] tokens (every row starts one), with `qkv_format="sbhd"`: the tensors keep their
 [seq, batch] layout. On the local layer spec, attention keeps samples apart through the block-diagonal
 mask the batch carries (`SegmentAwareDotProductAttention` accepts the argument and leaves it to the
-mask); the pure-PyTorch Mamba-2 mixer restarts its conv and SSM state at every offset (`sample_runs`).
+mask); the pure-PyTorch Mamba-2 mixer restarts its conv and SSM state at every offset (`sample_starts`).
 
 On the Transformer Engine spec (`thd_batch`): the rows are laid end to end as ONE sequence [1, b*seq]
 and `thd_packed_seq_params` describes it as Megatron's thd packing does (Megatron-Bridge's packed SFT
@@ -57,14 +57,12 @@ def thd_batch(batch: dict) -> dict:
     return flat
 
 
-def sample_runs(params: PackedSeqParams, device: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(source index [samples, longest], valid [samples, longest]) into the flattened tokens: one row
-    per sample, left-aligned, padded at its end."""
+def sample_starts(params: PackedSeqParams, rows: int, seq: int, device: Any) -> torch.Tensor:
+    """[rows, seq] bool: True where a packed sample starts (every `cu_seqlens` offset but the last)."""
     cu = params.cu_seqlens_q.to(device=device, dtype=torch.long)
-    starts, lengths = cu[:-1], cu[1:] - cu[:-1]
-    steps = torch.arange(int(lengths.max()), device=device)
-    valid = steps[None, :] < lengths[:, None]
-    return (starts[:, None] + steps[None, :]).clamp(max=int(cu[-1]) - 1), valid
+    starts = torch.zeros(rows * seq, dtype=torch.bool, device=device)
+    starts[cu[:-1]] = True
+    return starts.view(rows, seq)
 
 
 class SegmentAwareDotProductAttention(DotProductAttention):
