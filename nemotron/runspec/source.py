@@ -195,7 +195,19 @@ class RunspecConfigSource(ConfigSource):
         for child in sorted(children):
             child_path = f"{prefix}/{child}" if prefix else child
             self._list_add_result(files, child_path, child, results_filter)
+        if prefix and results_filter in (None, ObjectType.CONFIG):
+            files.extend(self.nested_options(start))
         return sorted(set(files))
+
+    def nested_options(self, start: str) -> List[str]:
+        """Every recipe below `start` and each of its configs, relative to `start` (`nano3/pretrain`,
+        `nano3/pretrain/tiny`): the options `+recipe=` takes, so Hydra's shell completion offers them."""
+        found: List[str] = []
+        for name, spec in self.recipes.items():
+            if name.startswith(start):
+                rel = name[len(start) :]
+                found += [rel, *(f"{rel}/{path.stem}" for path in config_files(spec))]
+        return found
 
     @staticmethod
     def _recipe_name(path: str) -> Optional[str]:

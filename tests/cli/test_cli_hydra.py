@@ -55,9 +55,15 @@ def test_shell_completion_offers_group_options(cli, tmp_path):
     import subprocess
 
     exe = os.path.join(os.path.dirname(sys.executable), "nemotron-train")
-    env = {**os.environ, "COMP_LINE": "nemotron-train model="}
-    out = subprocess.run([exe, "-sc", "query=bash"], env=env, capture_output=True, text=True).stdout
+    def complete(line: str) -> list:
+        env = {**os.environ, "COMP_LINE": line}
+        return subprocess.run([exe, "-sc", "query=bash"], env=env, capture_output=True, text=True).stdout.split()
+
+    out = complete("nemotron-train model=")
     assert "model=gpt_tiny" in out and "model=nano3_tiny" in out
+    configs = sorted(p.stem for p in (RECIPES_DIR / "nano3" / "pretrain" / "config").glob("*.yaml"))
+    want = ["+recipe=nano3/pretrain", *(f"+recipe=nano3/pretrain/{c}" for c in configs)]
+    assert complete("nemotron-train +recipe=nano3/pr") == want  # recipe names and their -c configs
 
 
 def test_dry_run_prints_config_and_command_and_runs_nothing(cli, tmp_path):
