@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from nemotron.common.progress import duration
 from nemotron.pipe import records, scores
 from nemotron.pipe.plan import StagePlan
 from nemotron.pipe.spec import PipelineError
@@ -79,6 +80,11 @@ def run_stage(plan: StagePlan, env: Dict[str, str]) -> int:
         raise
 
 
+def stage_progress(name: str, number: int, total: int, seconds: float) -> str:
+    """`stage sft done in 0:00:42 (5/8 stages)`: the line after each finished stage."""
+    return f"stage {name} done in {duration(seconds)} ({number}/{total} stages)"
+
+
 def run_all(
     pipeline: str,
     plans: List[StagePlan],
@@ -109,6 +115,7 @@ def run_all(
         print(f"pipeline {pipeline}: stage {plan.name} ({plan.stage.recipe}) -> {plan.stage_dir}", flush=True)
         states[plan.name] = {"state": "running"}
         records.write_pipeline(pipeline, plans, states)
+        started = time.monotonic()
         try:
             code = run_stage(plan, {**os.environ, **stage_env(plan)})
         except KeyboardInterrupt:
@@ -138,6 +145,10 @@ def run_all(
         states[plan.name] = {"state": "done"}
         records.write_pipeline(pipeline, plans, states)
         on_stage(plan, "done", done[plan.name])
+        print(
+            f"pipeline {pipeline}: {stage_progress(plan.name, i + 1, len(plans), time.monotonic() - started)}",
+            flush=True,
+        )
     print(f"pipeline {pipeline}: done ({', '.join(n + ' ' + s['state'] for n, s in states.items())})", flush=True)
     show_scores(pipeline, plans)
     return 0

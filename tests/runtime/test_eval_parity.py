@@ -4,6 +4,8 @@ export ships the run's tokenizer, so the exported directory loads with AutoToken
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from omegaconf import OmegaConf
 from runtime_support import process_group, run_config, tiny_data_dir  # noqa: F401
@@ -48,7 +50,7 @@ def _evaluate(lm, manager, seed=1234):
     )
 
 
-def test_our_lm_matches_lm_eval_hf_backend_on_the_exported_model(trained, run_config, tmp_path):  # noqa: F811
+def test_our_lm_matches_lm_eval_hf_backend_on_the_exported_model(trained, run_config, tmp_path, capsys):  # noqa: F811
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
@@ -71,7 +73,10 @@ def test_our_lm_matches_lm_eval_hf_backend_on_the_exported_model(trained, run_co
         manager = harness.task_manager(tasks.prepare_tasks(cfg, render, template))
         ours_lm, source = stage.build_lm(cfg, tokenizer)
         assert source is not None and source.step == 2
+        capsys.readouterr()
         ours = _evaluate(ours_lm, manager)
+        shown = re.findall(r"^eval (?:loglikelihood|generation): ([\d,]+) requests in", capsys.readouterr().err, re.M)
+        assert len(shown) >= 2 and sum(int(n.replace(",", "")) for n in shown) == ours_lm.requests_scored
     finally:
         distributed.teardown()
     try:

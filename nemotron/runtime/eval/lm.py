@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 
+from nemotron.common.progress import Progress
 from nemotron.runtime.eval import lm_eval_compat as compat
 from nemotron.runtime.model.generate import SamplingSettings, causal_mask, generate
 
@@ -75,22 +77,16 @@ class MegatronLM(compat.TemplateLM):
         return self.device_ or torch.device("cpu")
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
         parts = [torch.zeros_like(tensor) for _ in range(self.dp.size)]
         dist.all_gather(parts, tensor, group=self.dp.group)
         return torch.stack(parts)
 
     def gather_object(self, obj: Any, dst: int = 0) -> Any:
-        import torch.distributed as dist
-
         out = [None] * self.dp.size if self.dp.rank == dst else None
         dist.gather_object(obj, out, dst=dist.get_global_rank(self.dp.group, dst), group=self.dp.group)
         return out
 
     def barrier(self) -> None:
-        import torch.distributed as dist
-
         dist.barrier(group=self.dp.group)
 
     @property
@@ -134,10 +130,17 @@ class MegatronLM(compat.TemplateLM):
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
         results: Dict[int, Scored] = {}
         size = self.settings.batch_size
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
-            results.update(zip(chunk, self._score_batch([pairs[i] for i in chunk]), strict=True))
+        with self._progress("eval loglikelihood", len(order)) as progress:
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                results.update(zip(chunk, self._score_batch([pairs[i] for i in chunk]), strict=True))
+                progress.update(len(chunk))
         return [results[i] for i in range(len(pairs))]
+
+    def _progress(self, what: str, total: int) -> Progress:
+        """Requests done of `total` (this replica's share), shown by global rank 0 only."""
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return Progress(what, total=total, unit="requests", quiet=rank != 0)
 
     def loglikelihood_rolling(self, requests: List[Any], disable_tqdm: bool = False) -> List[float]:
         """Log-likelihood of each whole text, in disjoint windows of `max_length` tokens."""
@@ -184,10 +187,12 @@ class MegatronLM(compat.TemplateLM):
             prepared.append((context, kwargs, until))
             groups.setdefault(repr((sorted(kwargs.items()), until)), []).append(n)
         out: Dict[int, str] = {}
-        for members in groups.values():
-            _, kwargs, until = prepared[members[0]]
-            texts = self._generate_group([prepared[i][0] for i in members], kwargs, until)
-            out.update(zip(members, texts, strict=True))
+        with self._progress("eval generation", len(requests)) as progress:
+            for members in groups.values():
+                _, kwargs, until = prepared[members[0]]
+                texts = self._generate_group([prepared[i][0] for i in members], kwargs, until)
+                out.update(zip(members, texts, strict=True))
+                progress.update(len(members))
         return [out[i] for i in range(len(requests))]
 
 
