@@ -8,6 +8,10 @@ conftest.py because tests elsewhere import the top-level one as plain `conftest`
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,21 @@ from omegaconf import DictConfig, OmegaConf
 
 
 _SHARED: dict[str, Path] = {}
+REPO = Path(__file__).resolve().parents[2]
+TWO_RANK_COMMON = ["train.steps=8", "train.log_interval=1", "train.num_threads=1", "tracker=jsonl"]
+
+
+def train_two_ranks(tmp_path: Path, data_dir: Path, recipe: str, *overrides: str) -> list[float]:
+    """Per-step losses of a 2-rank local run (`python -m nemotron.train`, PyTorch's elastic launcher,
+    gloo), read from its metrics.jsonl; `overrides` come after `TWO_RANK_COMMON`."""
+    argv = [sys.executable, "-m", "nemotron.train", f"+recipe={recipe}", "resources.procs_per_node=2",
+            f"paths.output_root={tmp_path}", f"data.cache_dir={data_dir}", *TWO_RANK_COMMON, *overrides]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (metrics,) = tmp_path.rglob("metrics.jsonl")
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]
 
 
 @pytest.fixture(scope="session")

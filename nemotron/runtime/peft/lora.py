@@ -5,7 +5,8 @@ Megatron-Bridge's design (src/megatron/bridge/peft/lora.py, lora_layers.py).
 in a `LoRALinear`: out = base(x) + (alpha / r) * B(A(dropout(x))), with B = 0 at the start, so the
 adapted model equals the base at step 0. Tensor parallel, as the base layer shards:
 - ColumnParallelLinear (output split): A (r x in) replicated, B (out/TP x r) column-sharded like the
-  base's output; the input's gradient is all-reduced as the base's is;
+  base's output; the gradient of A's output (each rank's B sees only its rows) is all-reduced, so A's
+  and the input's gradients are whole and A stays the same on every rank;
 - RowParallelLinear (input split): A (r x in/TP) row-sharded like the base's input, its partial
   products all-reduced (the base reduces its own the same way), B (out x r) replicated.
 A is drawn from a generator seeded by the run's seed and the layer's name, as a full matrix then
@@ -74,9 +75,9 @@ class LoRAAdapter(torch.nn.Module):
             reduce_from_tensor_model_parallel_region,
         )
 
-        if self.kind == "column":
-            x = copy_to_tensor_model_parallel_region(x)  # identity; all-reduces x's gradient
-            return self.linear_out(self.linear_in(self.dropout(x))) * self.scale
+        if self.kind == "column":  # A replicated: its output's gradient (partial per rank) is all-reduced
+            h = copy_to_tensor_model_parallel_region(self.linear_in(self.dropout(x)))  # so A's and x's are whole
+            return self.linear_out(h) * self.scale
         h = reduce_from_tensor_model_parallel_region(self.linear_in(self.dropout(x)))
         return self.linear_out(h) * self.scale
 
