@@ -70,7 +70,7 @@ def main() -> int:
         distributed.init(eval_cfg)
         tokenizer = rl_data.rl_tokenizer(eval_cfg)
         render, template = stage.chat_prompt(eval_cfg, tokenizer)
-        manager = harness.task_manager(tasks.prepare_tasks(eval_cfg, render, template))
+        manager = harness.task_manager(tasks.prepare_tasks(eval_cfg, render, template), list(KINDS.values()))
         ours, _ = stage.build_lm(eval_cfg, tokenizer)
         from lm_eval.models.huggingface import HFLM
 

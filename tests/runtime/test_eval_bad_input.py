@@ -40,7 +40,7 @@ def test_a_task_whose_data_is_not_offline_names_the_dataset(run_config, tmp_path
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
     cfg = run_config("gpt/eval", "checkpoint.pretrained=null", "eval.tasks=[hellaswag]", "eval.limit=1")
-    manager = harness.task_manager(tmp_path)
+    manager = harness.task_manager(tmp_path, ["hellaswag"])  # not a local task: lm-eval's whole index
     harness.check_tasks(["hellaswag"], manager)  # lm-eval knows the task
     with pytest.raises(harness.EvalTaskError) as err:
         harness.evaluate(NoModel(), cfg, manager)

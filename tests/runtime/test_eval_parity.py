@@ -70,7 +70,8 @@ def test_our_lm_matches_lm_eval_hf_backend_on_the_exported_model(trained, run_co
     try:
         tokenizer = rl_data.rl_tokenizer(cfg)
         render, template = stage.chat_prompt(cfg, tokenizer)
-        manager = harness.task_manager(tasks.prepare_tasks(cfg, render, template))
+        manager = harness.task_manager(tasks.prepare_tasks(cfg, render, template), TASKS)
+        assert set(TASKS) <= set(manager.all_tasks) and "hellaswag" not in manager.all_tasks  # local index only
         ours_lm, source = stage.build_lm(cfg, tokenizer)
         assert source is not None and source.step == 2
         capsys.readouterr()

@@ -94,7 +94,7 @@ def evaluate(cfg: Any, info: distributed.DistInfo) -> Dict[str, Any]:
         tasks.prepare_tasks(cfg, render, template)
     distributed.barrier()
     task_dir = tasks.prepare_tasks(cfg, render, template)  # written by rank 0: only found here
-    manager = harness.task_manager(task_dir)
+    manager = harness.task_manager(task_dir, list(cfg.eval.tasks))
     harness.check_tasks(list(cfg.eval.tasks), manager)
     lm, source = build_lm(cfg, tokenizer)
     results = harness.evaluate(lm, cfg, manager)
