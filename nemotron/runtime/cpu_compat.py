@@ -394,3 +394,25 @@ def restore_adam_steps(optimizer: Any) -> None:
             if "step" in group:
                 for param in group["params"]:
                     inner.state[param]["step"] = torch.tensor(float(group["step"]))
+
+
+def destroy_model_parallel_groups() -> int:
+    """Megatron's `destroy_model_parallel()` forgets its process groups without destroying them, so each
+    (gloo or NCCL) keeps its threads and sockets until the process ends: a process that sets the groups
+    up again and again (tests, in-process tools) gathered thousands of threads. Destroys every group
+    `parallel_state` created (its private `_global_process_group_list`), then forgets them as Megatron
+    does. The default group is left alone. Returns how many groups were destroyed."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    groups = [g for g in (getattr(parallel_state, "_global_process_group_list", None) or []) if g is not None]
+    parallel_state.destroy_model_parallel()
+    destroyed = 0
+    for group in groups if dist.is_initialized() else []:
+        try:
+            dist.destroy_process_group(group)
+            destroyed += 1
+        except (ValueError, RuntimeError):  # already gone with an earlier default group
+            pass
+    return destroyed
+

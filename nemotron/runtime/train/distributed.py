@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from nemotron.runtime import cpu_compat
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -83,7 +85,7 @@ def _init_model_parallel(parallel: Any) -> None:
     from megatron.core import parallel_state
 
     if parallel_state.model_parallel_is_initialized():
-        parallel_state.destroy_model_parallel()
+        cpu_compat.destroy_model_parallel_groups()
     parallel_state.initialize_model_parallel(
         tensor_model_parallel_size=parallel.tensor_model_parallel_size,
         pipeline_model_parallel_size=parallel.pipeline_model_parallel_size,
@@ -121,7 +123,7 @@ def teardown() -> None:
     from megatron.core import parallel_state
 
     if parallel_state.model_parallel_is_initialized():
-        parallel_state.destroy_model_parallel()
+        cpu_compat.destroy_model_parallel_groups()
     if _CURRENT is not None and _CURRENT.owns_process_group and dist.is_initialized():
         dist.destroy_process_group()
     _CURRENT = None
