@@ -58,8 +58,7 @@ def _plain_functions_for_jit_fuser() -> Iterator[None]:
 
 
 if not torch.cuda.is_available():
-    # Expected without a GPU, and repeated by half a dozen megatron modules at import: silence it
-    # before megatron is imported (the local fallbacks it announces are what we use on CPU).
+    # Expected without a GPU, repeated by half a dozen megatron modules at import: silenced before it.
     warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed", category=UserWarning)
 
 with _plain_functions_for_jit_fuser():
@@ -86,14 +85,11 @@ def te_available() -> bool:
 
 def _is_cuda(device: Any) -> bool:
     """True for "cuda", "cuda:N" and CUDA torch.device objects."""
-    if isinstance(device, str):
-        return device.startswith("cuda")
-    return isinstance(device, torch.device) and device.type == "cuda"
+    return isinstance(device, (str, torch.device)) and str(device).startswith("cuda")
 
 
 SUPPORTED = {"megatron-core": ">=0.16.1,<0.20"}
-"""distribution -> the releases the patches below were written for: 0.16.1 (tested here, the newest for
-Python 3.11) to 0.19 (NGC containers on Python 3.12; its renames and `current_stream` are handled)."""
+"""The releases the patches were written for: 0.16.1 (tested here, newest on Python 3.11) to 0.19 (NGC, 3.12)."""
 
 
 def megatron_version() -> Optional[str]:
@@ -372,23 +368,18 @@ def _torch_adams(optimizer: Any) -> Iterator[Any]:
 
 
 def allocate_adam_state(optimizer: Any) -> None:
-    # Without Apex/TE, DistributedOptimizer.state_dict() reads each param's Adam `step` and asserts
-    # there is one, so a load template cannot be built before the first step: allocate zero state
-    # (the load overwrites it).
+    # Without Apex/TE, DistributedOptimizer.state_dict() asserts each param has an Adam `step`, so a load
+    # template cannot be built before the first step: allocate zero state (the load overwrites it).
     for inner in _torch_adams(optimizer):
         for param in (p for group in inner.param_groups for p in group["params"]):
             if not inner.state[param]:
-                inner.state[param] = {
-                    "step": torch.tensor(0.0),
-                    "exp_avg": torch.zeros_like(param),
-                    "exp_avg_sq": torch.zeros_like(param),
-                }
+                zeros = torch.zeros_like
+                inner.state[param] = {"step": torch.tensor(0.0), "exp_avg": zeros(param), "exp_avg_sq": zeros(param)}
 
 
 def restore_adam_steps(optimizer: Any) -> None:
-    # ...and its load_state_dict() leaves each param's `step` at the template's value (the saved
-    # one is in the param groups), one tensor shared by all params that torch's Adam would then
-    # increment once per param: give each param its own tensor holding the saved step.
+    # ...and its load_state_dict() leaves each param's `step` at the template's (the saved one is in the
+    # param groups), one tensor shared by all params: give each its own tensor holding the saved step.
     for inner in _torch_adams(optimizer):
         for group in inner.param_groups:
             if "step" in group:
@@ -396,23 +387,14 @@ def restore_adam_steps(optimizer: Any) -> None:
                     inner.state[param]["step"] = torch.tensor(float(group["step"]))
 
 
-def destroy_model_parallel_groups() -> int:
-    """Megatron's `destroy_model_parallel()` forgets its process groups without destroying them, so each
-    (gloo or NCCL) keeps its threads and sockets until the process ends: a process that sets the groups
-    up again and again (tests, in-process tools) gathered thousands of threads. Destroys every group
-    `parallel_state` created (its private `_global_process_group_list`), then forgets them as Megatron
-    does. The default group is left alone. Returns how many groups were destroyed."""
+def destroy_model_parallel_groups() -> None:
+    """`parallel_state.destroy_model_parallel()` forgets its process groups without destroying them (each
+    kept its gloo/NCCL threads until exit: thousands in a test session); destroy them, then forget them."""
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    groups = [g for g in (getattr(parallel_state, "_global_process_group_list", None) or []) if g is not None]
+    groups = [g for g in getattr(parallel_state, "_global_process_group_list", None) or [] if g is not None]
     parallel_state.destroy_model_parallel()
-    destroyed = 0
     for group in groups if dist.is_initialized() else []:
-        try:
+        with contextlib.suppress(ValueError, RuntimeError):  # gone with an earlier default group
             dist.destroy_process_group(group)
-            destroyed += 1
-        except (ValueError, RuntimeError):  # already gone with an earlier default group
-            pass
-    return destroyed
-

@@ -134,3 +134,25 @@ def test_megatron_helpers_are_plain_functions_and_torch_compile_runs_eagerly_on_
     out = subprocess.run([sys.executable, "-c", JIT_PROBE], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True", "False", "2.0", "True"]
+
+
+def test_setting_the_groups_up_again_and_tearing_down_leaves_no_process_group_threads(tmp_path):
+    import os
+
+    from runtime_support import resolved_run_config
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    cfg = resolved_run_config(["+recipe=nano3/pretrain", "tracker=none"], run_dir=tmp_path / "run")
+    distributed.init(cfg)
+    once = threads()
+    for _ in range(3):  # as a tool building models one after another does (no teardown in between)
+        distributed.init(cfg)
+    assert threads() <= once + 2  # the old groups' threads went with them
+    distributed.teardown()
+    after = threads()
+    assert after < once - 20  # Megatron's groups (gloo: a few threads each) are gone
+    distributed.init(cfg)
+    distributed.teardown()
+    assert threads() <= after + 1  # nothing gathers from one set-up to the next
