@@ -172,7 +172,7 @@ def test_hydra_form_of_a_missing_recipe_config_lists_the_configs(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "+recipe=gpt/pretrain/tiyn: recipe gpt/pretrain has no config 'tiyn' in " in result.stderr
-    assert result.stderr.strip().endswith("its configs: default")
+    assert result.stderr.strip().endswith("its configs: tiny")
 
 
 def _train_with_profile_a(tmp_path):
