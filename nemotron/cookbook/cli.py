@@ -28,7 +28,7 @@ from nemotron.cookbook import commands
 from nemotron.cookbook import help as helptext
 from nemotron.cookbook.envfile import ENV_FILE_VAR, current_env_file
 from nemotron.cookbook.profile import cluster_option
-from nemotron.cookbook.tree import Command, Node, build_tree
+from nemotron.cookbook.tree import Command, Node, build_tree, model_option
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import RecipeConfigError, config_files
 from nemotron.tracking.secrets import scrub_text
@@ -147,7 +147,16 @@ def hydra_argv(command: Command, opts: Options) -> List[str]:
     first = [recipe_argument(command, opts.config)] if command.recipe is not None else []
     if command.recipe is None and opts.config:
         raise ConfigError(f"-c {opts.config}: `{' '.join(command.words)}` takes no recipe config")
-    return [*first, *command.overrides, *profile_arguments(opts), *opts.rest]
+    return [*first, *fixed_overrides(command, opts.config), *profile_arguments(opts), *opts.rest]
+
+
+def fixed_overrides(command: Command, config: Optional[str]) -> List[str]:
+    """The command's own overrides; shared data prep with `-c NAME` takes the model of its family recipe's
+    NAME config (`nemotron nano3 data prep sft -c default`: model=nano3, the full-scale sequence length)."""
+    model = model_option(command.model_from, config) if config and command.model_from else None
+    if model is None:
+        return list(command.overrides)
+    return [f"model={model}" if o.startswith("model=") else o for o in command.overrides]
 
 
 def hydra_line(command: Command, argv: Sequence[str]) -> str:

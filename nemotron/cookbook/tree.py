@@ -4,7 +4,8 @@
   deeper names add words (`a/b/c` is `nemotron a b c`).
 - The shared data recipes `data/prep` and `data/prep_<kind>` are `nemotron <family> data prep pretrain`
   and `... data prep <kind>` under every family, with the model option of the family's `<family>/<kind>`
-  recipe (so the data is cut for that model's sequence length); a family's own `<family>/data/prep/<kind>`
+  recipe (so the data is cut for that model's sequence length; with `-c NAME`, that recipe's NAME config's:
+  `-c default` prepares for the full-scale model); a family's own `<family>/data/prep/<kind>`
   recipe takes the place of the shared one. Any other `data/<x>` recipe is `nemotron <family> data <x>`.
 - `nemotron <family> pipe`: the hook for pipelines (issue 12). It appears only when the pipeline module
   `nemotron.pipe` exists and `conf/pipeline/<family>.yaml` does; it then runs
@@ -20,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 
 from nemotron.common.paths import CONF_DIR, recipe_roots
 from nemotron.runspec.parser import Runspec, discover
-from nemotron.runspec.source import RecipeConfigError, load_recipe_config
+from nemotron.runspec.source import RecipeConfigError, config_file_at, load_recipe_config
 
 DATA = "data"
 PIPE_MODULE = "nemotron.pipe"
@@ -39,6 +40,8 @@ class Command:
     """The recipe it runs (None for a pipeline)."""
     overrides: Tuple[str, ...] = ()
     """Overrides it always adds (the family's model option for shared data prep; pipeline=<family>)."""
+    model_from: Optional[Runspec] = None
+    """Shared data prep: the family recipe whose config (`-c NAME`'s, else its default) names the model."""
     summary: str = ""
     """One line for --help."""
 
@@ -74,7 +77,8 @@ def build_tree(found: Optional[Dict[str, Runspec]] = None) -> Node:
     for family in families(found):
         for name, spec in shared.items():
             words, extra = data_words(family, name, found)
-            root.add(Command(words=words, recipe=spec, overrides=extra, summary=summary(spec)))
+            source = found.get(f"{family}/{words[3]}") if words[2:3] == ("prep",) else None
+            root.add(Command(words=words, recipe=spec, overrides=extra, model_from=source, summary=summary(spec)))
         pipe = pipeline_command(family)
         if pipe is not None:
             root.add(pipe)
@@ -96,12 +100,13 @@ def data_words(family: str, name: str, found: Dict[str, Runspec]) -> Tuple[Tuple
     return (family, DATA, *rest), ()
 
 
-def model_option(spec: Optional[Runspec]) -> Optional[str]:
-    """The `override /model: X` of a recipe's own config, or None."""
+def model_option(spec: Optional[Runspec], config: Optional[str] = None) -> Optional[str]:
+    """The `override /model: X` of a recipe's own config (the one named `config` when it has it, else its
+    default), or None."""
     if spec is None:
         return None
     try:
-        own = load_recipe_config(spec)
+        own = load_recipe_config(spec, config_file_at(spec, config) if config else None)
     except RecipeConfigError:  # reported when that recipe runs; the tree (and --help) still works
         return None
     for entry in own.get("defaults", []):

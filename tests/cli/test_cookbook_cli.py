@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from blend_support import prepared_blend  # the blend.json `nemotron nano3 data prep pretrain -c default` writes
+from conftest import write_word_tokenizer
 
+from nemotron.cookbook.cli import hydra_argv, parse_options
 from nemotron.cookbook.tree import build_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,3 +275,47 @@ def test_env_file_is_found_walking_up_to_the_project_root(tmp_path, monkeypatch)
     assert find_env_file(deep) == tmp_path / "project" / "env.toml"
     monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))
     assert find_env_file(deep) == tmp_path / "env.toml"
+
+
+DGX_PROFILE = """\
+[dgx]
+executor = "slurm"
+account = "my-account"
+partition = "batch"
+gpus_per_node = 8
+gpu_memory_gb = 80
+transformer_engine = true
+mamba_ssm = true
+"""
+"""A cookbook-style env.toml profile for a cluster of 8 x H100 80GB nodes (our image: TE and mamba_ssm)."""
+
+
+def test_quick_start_tiny_trains_here_and_default_prints_the_full_scale_job(tmp_path):
+    (tmp_path / "env.toml").write_text(DGX_PROFILE)
+    prepared_blend(tmp_path / "cache", write_word_tokenizer(tmp_path / "tokenizer.json"))
+    out = f"paths.output_root={tmp_path / 'out'}"
+    tiny, full = run_forms(
+        "cookbook",
+        [
+            ["nano3", "pretrain", "-c", "tiny", "train.steps=2", "tracker=none", out],
+            ["nano3", "pretrain", "-c", "default", "--run", "dgx", "-d", out, f"paths.cache_dir={tmp_path / 'cache'}"],
+        ],
+        {"NEMOTRON_ENV_FILE": str(tmp_path / "env.toml")},
+    )
+    assert tiny["code"] == 0 and "done | 2/2 steps" in tiny["stdout"], tiny["stderr"][-2000:]
+    assert printed_line(tiny["stderr"])[0] == "+recipe=nano3/pretrain/tiny"
+    job = full["stdout"]
+    assert full["code"] == 0, full["stderr"][-2000:]
+    assert printed_line(full["stderr"])[:3] == ["+recipe=nano3/pretrain/default", "cluster=dgx", "cluster.wait=true"]
+    assert "num_layers: 52" in job and "seq_length: 8192" in job and "global_batch_size: 3072" in job
+    for layout in ("tensor_model_parallel_size: 2", "expert_model_parallel_size: 8", "sequence_parallel: true"):
+        assert layout in job
+    assert "#SBATCH --nodes=8" in job and "#SBATCH --gpus-per-node=8" in job
+    assert re.search(r"^  total +[\d.]+ GiB  of 76.0 GiB usable: fits$", job, re.M), job[-3000:]
+    assert "TP2 PP1 CP1 EP8 DP32, micro batch 2" in job
+
+
+def test_shared_data_prep_prepares_for_the_model_of_the_config_named_by_c():
+    sft = build_tree().children["nano3"].children["data"].children["prep"].children["sft"].command
+    assert hydra_argv(sft, parse_options([]))[:2] == ["+recipe=data/prep_sft", "model=nano3_tiny"]
+    assert hydra_argv(sft, parse_options(["-c", "default"]))[:2] == ["+recipe=data/prep_sft/default", "model=nano3"]

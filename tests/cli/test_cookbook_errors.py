@@ -16,7 +16,7 @@ CASES = {
     "unknown family": (["gtp", "pretrain"], GOOD, "nemotron gtp: unknown family (did you mean gpt?); available: "),
     "unknown stage": (["nano3", "pretrian"], GOOD, "unknown command (did you mean pretrain?); available: data, "),
     "unknown prep kind": (["nano3", "data", "prep", "sfft"], GOOD, "(did you mean sft?); available: "),
-    "missing config": (["gpt", "pretrain", "-c", "tiny"], GOOD, "-c tiny: no config 'tiny' in "),
+    "missing config": (["gpt", "pretrain", "-c", "tiyn"], GOOD, "-c tiyn: no config 'tiyn' in "),
     "missing config file": (["gpt", "pretrain", "-c", "./nope.yaml"], GOOD, "-c ./nope.yaml: no such file"),
     "unknown profile": (
         ["gpt", "pretrain", "--run", "chidl"],
@@ -172,7 +172,7 @@ def test_hydra_form_of_a_missing_recipe_config_lists_the_configs(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "+recipe=gpt/pretrain/tiyn: recipe gpt/pretrain has no config 'tiyn' in " in result.stderr
-    assert result.stderr.strip().endswith("its configs: default")
+    assert result.stderr.strip().endswith("(did you mean tiny?); its configs: default, tiny")
 
 
 def _train_with_profile_a(tmp_path):

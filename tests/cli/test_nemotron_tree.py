@@ -165,7 +165,7 @@ def test_completion_scripts_and_their_answers(root):
 
     assert words("nemotron st") == ["steps "]
     assert words("nemotron nano3 pre") == ["pretrain "]
-    assert words("nemotron nano3 pretrain -c ") == ["default "]
+    assert words("nemotron nano3 pretrain -c ") == ["default ", "tiny "]
     assert words("nemotron steps show nano3/s") == ["nano3/sft "]
     assert words("nemotron pipe pipeline=na") == ["nano3 "]  # bash completes the part after '='
     assert words("nemotron checkpoint export-hf --ve") == ["--verify "]

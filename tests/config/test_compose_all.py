@@ -6,6 +6,7 @@ Parametrized over the files themselves: a new option or recipe is covered withou
 from __future__ import annotations
 
 import pytest
+from blend_support import prepared_blend
 
 from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.validate import problems
@@ -21,7 +22,10 @@ EXTRA: dict = {}
 NOT_ON_A_FRESH_CLONE = {
     # options that read what another run writes: they compose, and validation names the missing file
     "data=prepared": "data.blend_file: ",
+    "data=corpus": "data.blend_file: ",  # data/prep's full-scale option: where it writes, data=prepared reads
 }
+NAMES_A_TOKENIZER = {"data=corpus"}
+"""Full-scale prep options: the real model's tokenizer is the user's to name ($NEMOTRON_TOKENIZER or the key)."""
 
 
 def test_something_is_shipped():
@@ -38,8 +42,9 @@ def test_peft_options_compose_with_a_fine_tuning_recipe(compose, option, tmp_pat
 
 
 @pytest.mark.parametrize("option", OPTIONS)
-def test_option_composes_and_validates(compose, option):
-    cfg = compose(["+recipe=gpt/pretrain", option, *EXTRA.get(option, [])])
+def test_option_composes_and_validates(compose, option, word_tokenizer):
+    named = [f"data.tokenizer_path={word_tokenizer}"] if option in NAMES_A_TOKENIZER else []
+    cfg = compose(["+recipe=gpt/pretrain", option, *EXTRA.get(option, []), *named])
     fit_batch_to_ranks(cfg)
     group, name = option.split("=")
     assert cfg.hydra.runtime.choices[group] == name
@@ -72,3 +77,48 @@ def test_recipe_composes_and_validates(compose, recipe, tmp_path):
     expected = NEEDS_A_PRETRAINED_RUN.get(recipe) or NEEDS_A_TOKENIZER.get(recipe)
     found = problems(cfg)
     assert found == [] if expected is None else len(found) == 1 and found[0].startswith(expected)
+
+
+SHIPPED_CONFIGS = ("default", "tiny")
+"""The cookbook's config names: `tiny` (the embedded CPU run, each runspec's default) and `default`
+(the full-scale configuration of the real model)."""
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_ships_tiny_as_its_default_and_a_full_scale_default(recipe):
+    spec = discover([RECIPES_DIR])[recipe]
+    assert spec.config_default == "tiny"
+    assert {p.stem for p in spec.config_dir.glob("*.yaml")} >= set(SHIPPED_CONFIGS)
+
+
+def user_inputs(recipe, tmp_path, tokenizer) -> list:
+    """What the user names for a full-scale `default`: prep inputs and the model; for the training recipes
+    random weights (no earlier run here) and prepared data under a scratch paths.cache_dir."""
+    if recipe.startswith("data/"):
+        chats = tmp_path / "in.jsonl"
+        chats.write_text('{"messages": [], "prompt": "p", "chosen": "a", "rejected": "b", "text": "t"}\n')
+        return ["model=nano3", f"data.sources=[{chats}]", f"data.tokenizer_path={tokenizer}"]
+    prepared_blend(tmp_path / "cache", tokenizer)
+    rl = [f"rl.prompt_file={tmp_path / 'in.jsonl'}"] if recipe.endswith("/rl") else []
+    (tmp_path / "in.jsonl").write_text('{"prompt": "1 + 1 =", "answer": "2"}\n')
+    return ["checkpoint.pretrained=null", *rl]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_full_scale_default_composes_and_fits_the_dgx_cluster(compose, recipe, tmp_path, word_tokenizer):
+    inputs = user_inputs(recipe, tmp_path, word_tokenizer)
+    cfg = compose([f"+recipe={recipe}/default", "cluster=dgx", f"paths.output_root={tmp_path / 'out'}",
+                   f"paths.cache_dir={tmp_path / 'cache'}", *inputs])
+    fit_batch_to_ranks(cfg)
+    assert problems(cfg) == []  # the memory pre-flight (preflight.memory=check) included
+    if not recipe.startswith("data/"):
+        assert cfg.hydra.runtime.choices["model"] in ("nano3", "gpt_8b") and cfg.model.seq_length == 8192
+        assert int(cfg.resources.nodes) * int(cfg.resources.gpus_per_node) >= 8
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r.endswith("/rl")])
+def test_full_scale_rl_does_not_fall_back_to_the_toy_task(compose, recipe, monkeypatch):
+    monkeypatch.delenv("NEMOTRON_RL_PROMPTS", raising=False)
+    cfg = compose([f"+recipe={recipe}/default", "cluster=dgx"])
+    with pytest.raises(Exception, match="NEMOTRON_RL_PROMPTS"):
+        cfg.rl.prompt_file  # noqa: B018 - resolving it is the check

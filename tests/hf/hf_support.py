@@ -33,7 +33,8 @@ def llama_dir(path: Path, tied: bool, seed: int = 0) -> Path:
 
 
 def nemotron_h_config(**extra):
-    """NemotronH in the shape of model=nano3_tiny: M*ME, hidden 64, 4 experts top-2, shared expert."""
+    """NemotronH in the shape of model=nano3_tiny: M*ME, hidden 64, 4 experts top-2, a shared expert (64
+    wide here, 128 in nano3_tiny)."""
     from transformers import NemotronHConfig
 
     kw = dict(

@@ -53,13 +53,14 @@ def test_nano3_router_and_shared_expert_map_to_megatron_fields(run_config):
     assert (config.kv_channels, config.num_query_groups) == (128, 2)
 
 
-def test_nano3_router_features_train_on_cpu(run_config):
-    cfg = run_config("nano3/pretrain", "train.steps=6", "model.moe_router_score_function=sigmoid",
-                     "model.moe_router_enable_expert_bias=true",
-                     "model.moe_router_topk_scaling_factor=2.5",
-                     "model.moe_router_load_balancing_type=seq_aux_loss",
-                     "model.moe_aux_loss_coeff=0.0001", "model.moe_router_dtype=fp32",
-                     "model.moe_shared_expert_intermediate_size=128")
+def test_nano3_tiny_has_the_real_router_shared_expert_and_no_position_embedding(run_config):
+    cfg = run_config("nano3/pretrain", "train.steps=6")
+    config = model.transformer_config(cfg)
+    assert config.moe_router_score_function == "sigmoid" and config.moe_router_enable_expert_bias
+    assert config.moe_router_topk_scaling_factor == 2.5 and config.moe_router_dtype == "fp32"
+    assert config.moe_router_load_balancing_type == "seq_aux_loss"
+    assert config.moe_shared_expert_intermediate_size == 128
+    assert cfg.model.position_embedding_type == "none"
     losses = pretrain.run(cfg).losses
 
     assert losses[-1] < losses[0] - 0.5, losses
@@ -93,7 +94,8 @@ def test_mamba_mixer_is_the_pure_pytorch_one_without_mamba_ssm():
     (["model.add_bias_linear=true"], "add_bias_linear=true with MoE"),
     (["model.hybrid_layer_pattern=*E*"], "must have one symbol per layer"),
     (["model.num_moe_experts=null"], "has E \\(MoE\\) layers: set model.num_moe_experts"),
-    (["model.moe_router_enable_expert_bias=true"], "needs model.moe_router_score_function=sigmoid"),
+    (["model.moe_router_score_function=softmax", "model.moe_router_enable_expert_bias=true"],
+     "needs model.moe_router_score_function=sigmoid"),
 ])
 def test_hybrid_settings_that_cannot_train_are_refused_up_front(run_config, overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -82,7 +82,9 @@ def test_packed_samples_have_the_losses_and_gradients_they_have_alone(megatron_w
             if a is None or b is None:
                 assert a is None and b is None
                 continue
-            assert (a - b).abs().max() <= 1e-5, k
+            # fp32 round-off, relative to the gradient's size (nano3's routed weights are scaled by 2.5);
+            # a token leaking across samples moves gradients by far more
+            assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max().item()), k
         start += n
     assert row["position_ids"][len(samples[0][0]) - 1] == 0  # the second sample restarts at 0
 

@@ -368,9 +368,19 @@ def build_model(cfg: Any, tokenizer_vocab_size: int) -> Tuple[Any, Any]:
     """(model, TransformerConfig) for this pipeline stage, on this rank's device and dtype."""
     cpu_compat.install()
     config = transformer_config(cfg)
+    forget_moe_layer_losses()
     model = build_unwrapped_model(cfg, config, tokenizer_vocab_size)
     if not cpu_compat.on_cpu():
         from megatron.core.transformer.module import Float16Module
 
         model = Float16Module(config, model.cuda(torch.cuda.current_device()))
     return model, config
+
+
+def forget_moe_layer_losses() -> None:
+    """Empty Megatron's process-global MoE aux-loss tracker: it sizes its per-layer tensors by the first
+    MoE model that logs into it (seq_aux_loss, aux_loss), so a later model with more layers in the same
+    process (tests, tools) would index past them."""
+    from megatron.core.transformer.moe import moe_utils
+
+    moe_utils.get_moe_layer_wise_logging_tracker().clear()

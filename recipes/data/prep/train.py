@@ -5,7 +5,7 @@ writes it resolved and starts this script, which needs only the `data` section; 
 
     python recipes/data/prep/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (data=prepared: shards and blend.json under data.cache_dir). Train on
+Defaults: ./config/tiny.yaml (data=prepared: shards and blend.json under data.cache_dir). Train on
 the result with `python -m nemotron.train +recipe=gpt/pretrain data=prepared`. The work:
 nemotron.runtime.prep.text.prepare (formats and resume rules in its docstring).
 With `data.generate_tiny=true` and no `data.sources` the embedded corpus is written beside the output
@@ -26,7 +26,7 @@ and prepared (a pipeline's data stage, conf/pipeline/).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

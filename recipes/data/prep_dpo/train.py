@@ -6,7 +6,7 @@ this script, which reads the `data` section and `model.seq_length` (the row leng
 
     python recipes/data/prep_dpo/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (data=dpo_prepared: samples, report.json and dpo.json under
+Defaults: ./config/tiny.yaml (data=dpo_prepared: samples, report.json and dpo.json under
 data.cache_dir). Align on the result with `python -m nemotron.train +recipe=gpt/dpo
 data=dpo_prepared`. The work: nemotron.runtime.prep.preference.prepare_dpo (line formats in
 nemotron.runtime.prep.pairs; templates in nemotron.runtime.prep.chat).
@@ -26,7 +26,7 @@ nemotron.runtime.prep.pairs; templates in nemotron.runtime.prep.chat).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

@@ -6,7 +6,7 @@ this script, which reads the `data` section and `model.seq_length` (the bin size
 
     python recipes/data/prep_sft/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (data=sft_prepared: samples, report.json and sft.json under
+Defaults: ./config/tiny.yaml (data=sft_prepared: samples, report.json and sft.json under
 data.cache_dir). Fine-tune on the result with `python -m nemotron.train +recipe=gpt/sft
 data=sft_prepared`. The work: nemotron.runtime.prep.sft.prepare_sft (formats and resume rules in
 its docstring; templates in nemotron.runtime.prep.chat).
@@ -28,7 +28,7 @@ and prepared (a pipeline's data stage, conf/pipeline/).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

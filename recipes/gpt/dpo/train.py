@@ -5,7 +5,7 @@ and starts this script; by hand, with a resolved config file:
 
     python recipes/gpt/dpo/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=gpt_tiny, data=dpo_tiny, policy and frozen reference from the
+Defaults: ./config/tiny.yaml (model=gpt_tiny, data=dpo_tiny, policy and frozen reference from the
 newest local gpt/sft checkpoint, else gpt/pretrain; dpo.beta=0.5). The loop:
 nemotron.runtime.stages.dpo.run (the pretraining loop with preference pairs, the sigmoid DPO loss and a
 frozen reference model).
@@ -25,7 +25,7 @@ frozen reference model).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

@@ -5,7 +5,7 @@ and starts this script; by hand, with a resolved config file:
 
     python recipes/gpt/eval/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=gpt_tiny, weights from the newest local gpt/rl, gpt/sft or
+Defaults: ./config/tiny.yaml (model=gpt_tiny, weights from the newest local gpt/rl, gpt/sft or
 gpt/pretrain checkpoint, the local tasks). The stage: nemotron.runtime.eval.stage.run (our model as
 an lm-eval LM; results JSON in the run directory, a table, metrics `eval/<task>/<metric>`).
 """
@@ -24,7 +24,7 @@ an lm-eval LM; results JSON in the run directory, a table, metrics `eval/<task>/
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

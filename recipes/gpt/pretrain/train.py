@@ -6,7 +6,7 @@ resolved and starts this script; by hand, with a resolved config file:
     python recipes/gpt/pretrain/train.py --config resolved.yaml
     torchrun --nproc-per-node 2 recipes/gpt/pretrain/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=gpt_tiny). The loop: nemotron.runtime.pretrain.run.
+Defaults: ./config/tiny.yaml (model=gpt_tiny). The loop: nemotron.runtime.pretrain.run.
 """
 # /// script
 # requires-python = ">=3.11"
@@ -23,7 +23,7 @@ Defaults: ./config/default.yaml (model=gpt_tiny). The loop: nemotron.runtime.pre
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

@@ -5,7 +5,7 @@ and starts this script; by hand, with a resolved config file:
 
     python recipes/gpt/rl/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=gpt_tiny, the embedded synthetic arithmetic task, rewards
+Defaults: ./config/tiny.yaml (model=gpt_tiny, the embedded synthetic arithmetic task, rewards
 numeric_answer + a format regex, weights from the newest local gpt/sft checkpoint, random weights
 with a warning when there is none yet). The loop: nemotron.runtime.stages.rl.stage.run (the pretraining loop
 with a rollout-and-update step: sampling with a KV cache, group-normalized advantages, clipped
@@ -27,7 +27,7 @@ Ray; here it is torchrun like the other stages (docs/rl.md).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

@@ -5,7 +5,7 @@ and starts this script; by hand, with a resolved config file:
 
     python recipes/gpt/sft/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=gpt_tiny, data=sft_tiny, weights from the newest local
+Defaults: ./config/tiny.yaml (model=gpt_tiny, data=sft_tiny, weights from the newest local
 gpt/pretrain checkpoint). The loop: nemotron.runtime.stages.sft.run (the pretraining loop with packed
 chat data, the assistant-token loss and pretrained weights).
 """
@@ -24,7 +24,7 @@ chat data, the assistant-token loss and pretrained weights).
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1

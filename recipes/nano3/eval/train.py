@@ -5,7 +5,7 @@ and starts this script; by hand, with a resolved config file:
 
     python recipes/nano3/eval/train.py --config resolved.yaml
 
-Defaults: ./config/default.yaml (model=nano3_tiny, weights from the newest local nano3/rl, nano3/sft or
+Defaults: ./config/tiny.yaml (model=nano3_tiny, weights from the newest local nano3/rl, nano3/sft or
 nano3/pretrain checkpoint, the local tasks). The stage: nemotron.runtime.eval.stage.run (our model as
 an lm-eval LM; results JSON in the run directory, a table, metrics `eval/<task>/<metric>`).
 """
@@ -24,7 +24,7 @@ an lm-eval LM; results JSON in the run directory, a table, metrics `eval/<task>/
 #
 # [tool.runspec.config]
 # dir = "./config"
-# default = "default"
+# default = "tiny"
 #
 # [tool.runspec.resources]
 # nodes = 1
