@@ -6,10 +6,10 @@ stage's own `packed_forward`, against the same sample run alone (its own row, po
 
 The layout is the stage's (`sft.packed_layout(cfg)`): `thd` on the Transformer Engine spec (the rows
 laid end to end, `PackedSeqParams(qkv_format="thd")`, mamba_ssm's seq_idx), `sbhd` on the local spec
-(block-diagonal mask, the segment-aware Mamba-2 scan). Weights: the seed's random initialisation at `init_std`, eval mode, no
-gradients. Compared: the tokens inside the loss mask. A `control` figure runs the same rows as plain
-causal sequences (no boundaries): it must exceed the tolerance, else the comparison could not see a
-leak across samples and proves nothing.
+(block-diagonal mask, the segment-aware Mamba-2 scan). Weights: the seed's random initialisation at
+`init_std`, eval mode, no gradients. Compared: the tokens inside the loss mask. A `control` figure
+runs the same rows as plain causal sequences (no boundaries): it must exceed the tolerance, else the
+comparison could not see a leak across samples and proves nothing.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,6 +174,19 @@ def test_completion_scripts_and_their_answers(root):
     bash = f'{script}\nCOMP_LINE="nemotron jo"; COMP_POINT=${{#COMP_LINE}}; _nemotron_complete; echo "[$COMPREPLY]"'
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     assert subprocess.run(["bash", "-c", bash], capture_output=True, text=True, env=env).stdout == "[jobs ]\n"
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed on this machine")
+def test_zsh_completion_script_completes_in_zsh():
+    _, script, _ = nemotron("completion", "zsh")
+    calls = (  # compinit as in ~/.zshrc; compadd (zsh's builtin) prints what it is given
+        "autoload -U compinit && compinit -u -D\n" + script + '\ncompadd() { shift; print -l -- "$@"; }\n'
+        "words=(nemotron nano3 pre); CURRENT=3; _nemotron_complete\n"
+        'words=(nemotron nano3 pretrain -c ""); CURRENT=5; _nemotron_complete\n'
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["zsh", "-c", calls], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["pretrain", "default", "tiny"], done.stderr
 
 
 def test_recipe_without_plus_runs_as_with_it(tmp_path):
