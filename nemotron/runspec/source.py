@@ -195,7 +195,7 @@ class RunspecConfigSource(ConfigSource):
         for child in sorted(children):
             child_path = f"{prefix}/{child}" if prefix else child
             self._list_add_result(files, child_path, child, results_filter)
-        if prefix and results_filter in (None, ObjectType.CONFIG):
+        if prefix and results_filter == ObjectType.CONFIG:
             files.extend(self.nested_options(start))
         return sorted(set(files))
 
