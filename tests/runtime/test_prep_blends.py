@@ -161,23 +161,34 @@ def test_a_parquet_file_without_the_column_is_refused_at_compose_listing_its_col
 RSS_SCRIPT = """
 import resource, sys
 from pathlib import Path
-from nemotron.runtime.prep import sft
+from nemotron.runtime.prep import preference, sft
 spec = sft.SftPrepSpec(sources=[sys.argv[1]], tokenizer_path=sys.argv[2], packed_file=Path(sys.argv[3]),
                        seq_length=64, split="1,0,0", num_workers=1, docs_per_shard=2000)
-sft.prepare_sft(spec, log=lambda _: None)
+(preference.prepare_dpo if sys.argv[4] == "dpo" else sft.prepare_sft)(spec, log=lambda _: None)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def test_peak_memory_stays_flat_as_the_input_grows(tmp_path, tokenizer):
-    """A 10x larger input (3,000 vs 30,000 chats, 0.3 vs 3 MB) does not take 10x the memory, nor
-    half as much again (measured here: 184 -> 211 MB; what grows is per-sample bookkeeping, not tokens)."""
+def _pairs(n: int):
+    return [{"prompt": f"the cat {i} sat on the mat hello there", "chosen": f"fine thanks {i} the cat sat on the mat",
+             "rejected": "hello there how are you the cat"} for i in range(n)]
+
+
+@pytest.mark.parametrize("prep, large_n", [("sft", 30000), ("dpo", 60000)])
+def test_peak_memory_stays_flat_as_the_input_grows(tmp_path, tokenizer, prep, large_n):
+    """A 10x (SFT: 3,000 vs 30,000 chats, 0.3 vs 3 MB) or 20x (DPO: 3,000 vs 60,000 pairs, 0.4 vs 8 MB)
+    larger input does not take that much more memory, nor half as much again. Measured here: SFT 184
+    -> 211 MB; DPO 102 -> 145 MB, where it was 102 -> 209 MB when DPO prep held every encoded pair in
+    memory (now in spill files, nemotron/runtime/prep/pair_spill.py). What grows is per-sample
+    bookkeeping and the tokenizer's caches, not tokens."""
     peaks = {}
-    for n in (3000, 30000):
+    for n in (3000, large_n):
         src = tmp_path / f"in{n}.jsonl.zst"
-        src.write_bytes(zstandard.ZstdCompressor().compress(_jsonl(_chats(n))))
-        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(src), str(tokenizer), str(tmp_path / f"o{n}" / "sft.json")],
-                             capture_output=True, text=True, check=True)
-        peaks[n] = int(out.stdout.split()[-1]) * 1024
-    small, large = peaks[3000], peaks[30000]
+        src.write_bytes(zstandard.ZstdCompressor().compress(_jsonl(_chats(n) if prep == "sft" else _pairs(n))))
+        out = tmp_path / f"o{n}" / f"{prep}.json"
+        argv = [sys.executable, "-c", RSS_SCRIPT, str(src), str(tokenizer), str(out), prep]
+        peaks[n] = int(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()[-1]) * 1024
+    small, large = peaks[3000], peaks[large_n]
     assert large < small * 1.5, (small, large)
+    if prep == "dpo":
+        assert not list(out.parent.glob(".dpo-spill-*"))  # the scratch folder is gone

@@ -16,7 +16,9 @@ sequence log-probability DPO compares is that of the answer given the prompt. Re
 
 A side longer than seq_length + 1 tokens is truncated or its pair dropped (`data.overlong`); a pair
 with a side left without answer tokens is dropped; both counted. Prep runs in this process (no
-shards to resume): preference sets are small next to pretraining corpora.
+shards to resume): preference sets are small next to pretraining corpora. Encoded pairs wait in
+spill files between the two passes (nemotron/runtime/prep/pair_spill.py), so memory does not
+grow with the input's tokens.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from nemotron.common.data_sources import parse_sources
 from nemotron.runtime.prep import chat, mix
 from nemotron.runtime.prep import sft as sft_prep
 from nemotron.runtime.prep import tokens as prep_tokens
+from nemotron.runtime.prep.pair_spill import PairSpill
 from nemotron.runtime.prep.pairs import Pair, parse_pair
 from nemotron.runtime.prep.sources import expand_sources, plan_shards
 
@@ -118,15 +121,15 @@ class PairEncoder:
         return sides[0], sides[1]
 
 
-def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder) -> Dict[str, List[Sample]]:
-    """Every selected pair's two samples, by split, in input order (weighted sources: mix.py)."""
+def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder, spill: PairSpill) -> List[np.ndarray]:
+    """Encode every pair into `spill` (by source, with its split); the pair indices each source gives
+    the blend (weighted sources: mix.py), per source."""
     sources = parse_sources(spec.sources)
     files = expand_sources(spec.sources)
     text = [p for _, p in files if p.endswith(".txt")]
     if text:
         raise ValueError(f"data.sources: {text[0]}: DPO prep reads preference records (.jsonl, .parquet, ...)")
     bounds = np.cumsum(sft_prep.split_fractions(spec.split)).tolist()
-    kept: List[List[Tuple[int, int, str, Sample, Sample]]] = [[] for _ in sources]
     for shard in plan_shards(files, spec.docs_per_shard, spec.out_dir):
         encoder.source = shard.source_index
         for lineno, line in sft_prep.shard_lines(shard):
@@ -135,31 +138,18 @@ def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder) -> Dict[str, L
             sides = encoder.encode(pair, where) if pair is not None else None
             if sides is not None:
                 split = sft_prep.split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)
-                kept[shard.source_index].append((split, *sides))
-    targets = mix.target_counts([len(k) for k in kept], sources)
-    encoder.selected = [[0, 0] for _ in sources]
-    out: Dict[str, List[Sample]] = {name: [] for name in sft_prep.SPLITS}
-    for s, pairs in enumerate(kept):
-        for k in mix.select(len(pairs), targets[s], spec.seed, s).tolist():
-            split, chosen, rejected = pairs[k]
-            out[sft_prep.SPLITS[split]].extend((chosen, rejected))
-            encoder.selected[s][0] += 1
-            encoder.selected[s][1] += len(chosen[0]) + len(rejected[0])
-    return out
+                spill.add(shard.source_index, split, *sides)
+    kept = [spill.kept(s) for s in range(len(sources))]
+    targets = mix.target_counts(kept, sources)
+    selected = [mix.select(kept[s], targets[s], spec.seed, s) for s in range(len(sources))]
+    encoder.selected = [[len(p), spill.pair_tokens(s, p)] for s, p in enumerate(selected)]
+    return selected
 
 
-def _write_split(spec: sft_prep.SftPrepSpec, name: str, samples: List[Sample]) -> Dict[str, Any]:
+def _write_split(spec: sft_prep.SftPrepSpec, name: str, spill: PairSpill, selected: List[np.ndarray]) -> Dict[str, Any]:
     base = spec.out_dir / f"dpo-{name}"
-    empty_i, empty_u = np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    arrays = {
-        "tokens": np.concatenate([s[0] for s in samples]) if samples else empty_i,
-        "mask": np.concatenate([s[1] for s in samples]) if samples else empty_u,
-        "lengths": np.asarray([len(s[0]) for s in samples], np.int32),
-        "bins": np.arange(0, len(samples) + 1, 2, dtype=np.int64),
-    }
-    for part, array in arrays.items():
-        sft_prep.save_npy(Path(f"{base}.{part}.npy"), array)
-    return {"prefix": base.name, "num_pairs": len(samples) // 2, "num_tokens": int(sum(len(s[0]) for s in samples))}
+    written = spill.write_split(str(base), sft_prep.SPLITS.index(name), selected)
+    return {"prefix": base.name, "num_pairs": written["pairs"], "num_tokens": written["tokens"]}
 
 
 def report_lines(report: Dict[str, Any]) -> List[str]:
@@ -206,16 +196,19 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
     chat.check_template(renderer)  # before any write
     tok, tok_sha1 = _tokenizer(spec)
     encoder = PairEncoder(spec, tok, renderer)
-    by_split = _read_pairs(spec, encoder)
-    if encoder.counts.kept == 0:
-        raise ValueError(
-            f"data.sources {list(spec.sources)}: no preference pair kept "
-            f"({encoder.counts.read} read, dropped {encoder.counts.dropped})"
-        )
-    splits = {
-        name: _write_split(spec, name, samples) for name, samples in by_split.items() if samples or name == "train"
-    }
     sources = parse_sources(spec.sources)
+    with PairSpill(spec.out_dir, len(sources)) as spill:
+        selected = _read_pairs(spec, encoder, spill)
+        if encoder.counts.kept == 0:
+            raise ValueError(
+                f"data.sources {list(spec.sources)}: no preference pair kept "
+                f"({encoder.counts.read} read, dropped {encoder.counts.dropped})"
+            )
+        splits = {
+            name: _write_split(spec, name, spill, selected)
+            for i, name in enumerate(sft_prep.SPLITS)
+            if name == "train" or sum(len(p) for p in spill.picks(i, selected))
+        }
     per_source = [asdict(encoder.per_source.get(i, PairCounts())) for i in range(len(sources))]
     rows = mix.source_rows(sources, per_source, [n for n, _ in encoder.selected], [t for _, t in encoder.selected])
     report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits, "sources": rows}
