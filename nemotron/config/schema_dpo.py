@@ -25,6 +25,13 @@ class DpoConfig:
     of an answer; larger keeps the policy nearer the reference (TRL's default 0.1)."""
     label_smoothing: float = ranged(0.0, HALF_OPEN)
     """Probability that a preference label is flipped (conservative DPO); 0 is plain DPO."""
+    precompute_reference: bool = False
+    """Compute the frozen reference's answer log-probabilities of every train and validation pair
+    once, before the first step (one forward pass over the pairs, split among data-parallel ranks),
+    then free the reference: the steps run the policy alone and no reference weights stay in memory
+    (TRL's `precompute_ref_log_probs`). Worth it for a run of an epoch or more or where memory is
+    short; the in-step reference costs the same forward per pair seen, so for a run over a fraction
+    of its pairs it adds work. Recomputed on every start (deterministic), resumes stay bitwise."""
 
 
 def dpo_without_pipeline(cfg: Any) -> Optional[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import runtime_support
 from picture_support import shown
 
 from nemotron.runtime.stages import dpo, pretrain
+from nemotron.runtime.train import loop
 from nemotron.runtime.train import step as train_step_module
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
@@ -162,3 +164,35 @@ def test_dpo_tensor_parallel_2_reproduces_tensor_parallel_1(run_config, tiny_dat
     assert [r["loss"] for r in records] == pytest.approx(reference.losses, abs=1e-4)
     accuracies = [r["rewards/accuracies"] for r in records]
     assert accuracies == pytest.approx([m["rewards/accuracies"] for m in reference.stage_metrics], abs=1e-6)
+
+
+def test_a_precomputed_reference_gives_the_in_step_losses_and_is_freed(run_config, pretrained, tmp_path, capsys):
+    """`dpo.precompute_reference`: the reference's log-probs of every train and validation pair once,
+    before the first step; the same losses (training and validation) as the in-step reference, bitwise
+    on one process, and no reference model kept."""
+    common = ["train.steps=4", "train.eval_interval=2", "train.eval_iters=1", f"checkpoint.pretrained={pretrained}"]
+    cfg = run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'in_step'}")
+    in_step = dpo.DPOStage.from_config(cfg)
+    expected = loop.run(cfg, in_step)
+    assert in_step.reference is not None
+    cfg = run_config("gpt/dpo", *common, "dpo.precompute_reference=true", f"checkpoint.dir={tmp_path / 'pre'}")
+    precomputed = dpo.DPOStage.from_config(cfg)
+    got = loop.run(cfg, precomputed)
+    assert got.losses == expected.losses and got.val_losses == expected.val_losses and got.val_losses
+    assert got.stage_metrics == expected.stage_metrics
+    assert precomputed.reference is None  # freed after the pass
+    assert re.search(
+        r"reference log-probs of 1000 pairs precomputed in [\d.]+ s; reference model freed", capsys.readouterr().out
+    )
+
+
+@pytest.mark.slow
+def test_a_reference_precomputed_on_two_data_parallel_ranks_gives_the_same_losses(run_config, tiny_data_dir, tmp_path):
+    """Each data-parallel rank computes its share of the pairs and the shares are exchanged: two ranks
+    train with the losses of one process computing the reference in the step."""
+    common = ["train.steps=3", "train.global_batch_size=8", "train.micro_batch_size=2", "checkpoint.pretrained=null"]
+    expected = dpo.run(run_config("gpt/dpo", *COMMON, "train.num_threads=1", *common))
+    losses = runtime_support.train_two_ranks(
+        tmp_path, tiny_data_dir, "gpt/dpo", *common, "dpo.precompute_reference=true"
+    )
+    assert losses == pytest.approx(expected.losses, abs=1e-5)

@@ -150,6 +150,10 @@ class PreferenceDataset(torch.utils.data.Dataset):
         self.seq_length = int(json.loads(Path(manifest_path).read_text())["seq_length"])
         self.eod, self.with_attention_mask = eod, attention_mask
         self.order = np.random.default_rng(seed).permutation(len(lengths) // 2)
+        self.reference_logps: Optional[np.ndarray] = None
+        """[pairs, 2] float32 reference answer log-probabilities by dataset index (chosen,
+        rejected), when DPO precomputed them (`dpo.precompute_reference`): items then carry
+        `ref_logps`."""
 
     def __len__(self) -> int:
         return len(self.order)
@@ -165,7 +169,10 @@ class PreferenceDataset(torch.utils.data.Dataset):
             sft_data.pack_samples([self.sample(2 * p + side)], self.seq_length, self.eod, self.with_attention_mask)
             for side in (0, 1)
         ]
-        return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+        item = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+        if self.reference_logps is not None:
+            item["ref_logps"] = torch.from_numpy(np.array(self.reference_logps[index], np.float32))
+        return item
 
 
 def build_dpo_datasets(cfg: Any, attention_mask: bool) -> Tuple[data.TokenizerAdapter, Any, Optional[Any]]:

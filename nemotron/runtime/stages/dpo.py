@@ -9,7 +9,9 @@ What differs from SFT, as one `Stage` (`DPOStage`):
   Megatron's per-token mode the "tokens" are pairs: the global batch's mean pair loss;
 - reference: built like the policy and loaded from `checkpoint.pretrained` on every start, fresh or
   resumed (with `checkpoint.pretrained=null`, rebuilt from `train.seed`: the policy's own initial
-  weights); frozen, evaluated under `torch.no_grad` in the same micro-batch as the policy;
+  weights); frozen, evaluated under `torch.no_grad` in the same micro-batch as the policy, or with
+  `dpo.precompute_reference` once over every train and validation pair before the first step
+  (`reference_logps`), after which it is freed and the pairs carry their reference log-probs;
 - metrics per step, over the global batch (TRL's names): `rewards/chosen`, `rewards/rejected`
   (beta x (log pi - log ref) of each answer), `rewards/margins` (their difference) and
   `rewards/accuracies` (the share of pairs whose chosen reward is the larger).
@@ -20,9 +22,11 @@ Pipeline parallelism is refused (the reference would need its own pipeline sched
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +36,7 @@ from nemotron.runtime.stages.reference import build_frozen_reference
 from nemotron.runtime.stages.sft import configure_packed, packed_forward, packed_layout, with_inputs_resolved
 from nemotron.runtime.train import loop, step
 from nemotron.runtime.train.contract import Stage, StepRecord, TrainResult
+from nemotron.runtime.train.progress import say
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
 """The metrics each step logs, in the order `DPOStage.sums` holds them (then the pair count)."""
@@ -66,6 +71,33 @@ def flatten_pairs(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v.flatten(0, 1) for k, v in batch.items()}
 
 
+def reference_logps(reference: Any, dataset: Any, micro_batch_size: int, layout: str) -> np.ndarray:
+    """[pairs, 2] float32 answer log-probabilities of every pair of `dataset` (by index) under the
+    frozen `reference`, computed in micro-batches of `micro_batch_size` pairs; data-parallel ranks
+    each take a contiguous share and exchange the results (TP ranks of a group compute the same)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    n = len(dataset)
+    dp = parallel_state.get_data_parallel_world_size() if dist.is_initialized() else 1
+    rank = parallel_state.get_data_parallel_rank() if dp > 1 else 0
+    share = -(-n // dp)
+    mine = torch.zeros(share, 2, dtype=torch.float32)
+    first = rank * share
+    for start in range(first, min(n, first + share), micro_batch_size):
+        items = [dataset[i] for i in range(start, min(n, first + share, start + micro_batch_size))]
+        batch = flatten_pairs(torch.utils.data.default_collate(items))
+        with torch.no_grad():
+            batch, losses = packed_forward(batch, reference, layout)
+        mine[start - first : start - first + len(items)] = answer_logps(losses, batch["loss_mask"]).view(-1, 2).cpu()
+    if dp == 1:
+        return mine[:n].numpy()
+    mine = mine.cuda() if torch.cuda.is_available() else mine
+    parts = [torch.zeros_like(mine) for _ in range(dp)]
+    dist.all_gather(parts, mine, group=parallel_state.get_data_parallel_group())
+    return torch.cat(parts)[:n].cpu().numpy()
+
+
 class DPOStage(Stage):
     """The DPO stage of the shared loop: its frozen reference and the step's metric sums."""
 
@@ -80,6 +112,8 @@ class DPOStage(Stage):
         self.reference = reference
         """The frozen reference model (built in `configure`)."""
         self.vocab_size = 0
+        self.valid: Optional[Any] = None
+        """The validation pairs (`datasets`), whose reference log-probs `prepare` may precompute."""
         self.sums = torch.zeros(len(STATS) + 1, dtype=torch.float64)
         """Per-step sums of the STATS over the pairs trained on this rank, then the pair count."""
 
@@ -93,7 +127,25 @@ class DPOStage(Stage):
     def datasets(self, cfg: Any, attention_mask: bool) -> Tuple[Any, Any, Optional[Any]]:
         tokenizer, train, valid = dpo_data.build_dpo_datasets(cfg, attention_mask=packed_layout(cfg) == "sbhd")
         self.vocab_size = tokenizer.vocab_size
+        self.valid = valid
         return tokenizer, train, valid
+
+    def prepare(self, cfg: Any, train_dataset: Any) -> None:
+        """With `dpo.precompute_reference`: the reference's log-probs of every pair, then no reference."""
+        if not cfg.dpo.get("precompute_reference", False):
+            return
+        started = time.perf_counter()
+        for dataset in (train_dataset, self.valid):
+            if dataset is not None:
+                dataset.reference_logps = reference_logps(
+                    self.reference, dataset, int(cfg.train.micro_batch_size), self.layout
+                )
+        pairs = len(train_dataset) + (len(self.valid) if self.valid is not None else 0)
+        self.reference = None  # its weights are not needed again
+        say(
+            f"reference log-probs of {pairs} pairs precomputed in {time.perf_counter() - started:.1f} s; "
+            "reference model freed"
+        )
 
     def configure(self, cfg: Any, config: Any) -> None:
         if cfg.parallel.pipeline_model_parallel_size > 1:
@@ -109,11 +161,11 @@ class DPOStage(Stage):
         load_pretrained(cfg, model, pretrained_source(cfg), "DPO")
 
     def loss_func(
-        self, loss_mask: torch.Tensor, ref_losses: torch.Tensor, training: bool, output_tensor: torch.Tensor
+        self, loss_mask: torch.Tensor, ref_logps: torch.Tensor, training: bool, output_tensor: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, dict]:
         """Summed pair losses, pair count, and the pair for reporting (Megatron's 3-tuple form)."""
         policy = answer_logps(output_tensor, loss_mask).view(-1, 2)
-        ref = answer_logps(ref_losses, loss_mask).view(-1, 2)
+        ref = ref_logps.to(policy.device).view(-1, 2)
         losses, chosen, rejected = dpo_loss(
             policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], self.beta, self.label_smoothing
         )
@@ -126,12 +178,15 @@ class DPOStage(Stage):
     def forward_step(self, data_iterator: Iterator, model: Any) -> Tuple[torch.Tensor, Callable]:
         """One micro-batch of pairs: policy and (no grad) reference forwards of the same rows."""
         batch = flatten_pairs(next(data_iterator))
-        segments = batch["segment_ids"]
-        with torch.no_grad():  # padding is a segment of its own for Mamba-2 layers
-            _, ref_losses = packed_forward(dict(batch), self.reference, self.layout)
-        batch["segment_ids"] = segments
+        ref_logps = batch.pop("ref_logps", None)  # precomputed (dpo.precompute_reference)
+        if ref_logps is None:
+            segments = batch["segment_ids"]
+            with torch.no_grad():  # padding is a segment of its own for Mamba-2 layers
+                ref_batch, ref_losses = packed_forward(dict(batch), self.reference, self.layout)
+            ref_logps = answer_logps(ref_losses, ref_batch["loss_mask"])
+            batch["segment_ids"] = segments
         batch, output = packed_forward(batch, model, self.layout)
-        return output, partial(self.loss_func, batch["loss_mask"], ref_losses, model.training)
+        return output, partial(self.loss_func, batch["loss_mask"], ref_logps, model.training)
 
     def step_metrics(self) -> Dict[str, float]:
         """The STATS of the step just trained, over every rank's pairs; resets the sums."""
