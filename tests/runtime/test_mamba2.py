@@ -190,7 +190,7 @@ def _reference_mix(mixer, zxBCdt):
 def test_mixer_matches_unfused_reference(megatron_world):
     mixer = _mixer(megatron_world)
     zxBCdt = torch.randn(21, 3, 64 * 2 + 32 + 4)
-    torch.testing.assert_close(mixer._mix(zxBCdt), _reference_mix(mixer, zxBCdt),
+    torch.testing.assert_close(mixer.mix(zxBCdt), _reference_mix(mixer, zxBCdt),
                                rtol=1e-5, atol=1e-5)
 
 

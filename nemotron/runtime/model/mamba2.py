@@ -261,19 +261,20 @@ class TorchMamba2Mixer(MegatronModule):
         zxBCdt, _ = self.in_proj(hidden_states)
         if packed_seq_params is not None:
             return self.out_proj(self._mix_packed(zxBCdt, packed_seq_params))
-        return self.out_proj(self._mix(zxBCdt))
+        return self.out_proj(self.mix(zxBCdt))
 
     def _mix_packed(self, zxBCdt, params):
-        """`_mix` of packed rows in one pass, conv and SSM state reset at every sample start."""
+        """`mix` of packed rows in one pass, conv and SSM state reset at every sample start."""
         seq, b, _ = zxBCdt.shape
         if int(params.cu_seqlens_q[-1]) != b * seq:
             raise ValueError(f"packed_seq_params cover {int(params.cu_seqlens_q[-1])} tokens, not the "
                              f"[batch, seq] = {(b, seq)} of the hidden states")
-        return self._mix(zxBCdt, starts=sample_starts(params, b, seq, zxBCdt.device))
+        return self.mix(zxBCdt, starts=sample_starts(params, b, seq, zxBCdt.device))
 
-    def _mix(self, zxBCdt, chunk_size=None, starts=None):
+    def mix(self, zxBCdt, starts=None):
         """[l, b, in_proj width] -> y [l, b, d_inner_local_tp] (conv, scan, gate, norm); `starts`
-        [b, l] bool marks packed sample starts (state reset there)."""
+        [b, l] bool marks packed sample starts (state reset there). Between `in_proj` and
+        `out_proj`; the generation cache (mamba2_cache.py) calls it for a prompt's prefill."""
         g_n = self.ngroups_local_tp * self.d_state
         z, xBC, dt = torch.split(zxBCdt.transpose(0, 1),
                                  [self.d_inner_local_tp, self.d_inner_local_tp + 2 * g_n,
@@ -285,7 +286,7 @@ class TorchMamba2Mixer(MegatronModule):
             -torch.exp(self.A_log.float()),
             B.unflatten(-1, (-1, self.d_state)).float(),
             C.unflatten(-1, (-1, self.d_state)).float(),
-            chunk_size or self.chunk_size,
+            self.chunk_size,
             D=self.D.float().view(-1, self.headdim) if self.D_has_hdim else self.D.float(),
             starts=starts)
         y = y.flatten(-2).to(zxBCdt.dtype)

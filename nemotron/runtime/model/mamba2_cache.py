@@ -3,7 +3,7 @@
 Megatron's static inference context (`StaticInferenceContext`) holds, per layer number, what a
 layer needs to continue a sequence; attention layers keep their keys and values there, and upstream
 MambaMixer its (conv_state, ssm_state). We keep the same pair under the mixer's layer number:
-- prefill (`sequence_len_offset == 0`): the mixer's full forward (`_mix`, so outputs are exactly a
+- prefill (`sequence_len_offset == 0`): the mixer's full forward (`mix`, so outputs are exactly a
   full forward's), plus the state it ends in: the last d_conv - 1 conv inputs, and
   s = sum_t exp(A * (dt_{t+1} + ... + dt_l)) dt_t x_t B_t^T;
 - decode: one recurrence step per token, s <- exp(dt A) s + dt x B^T, y = s C + D x, through the
@@ -37,7 +37,7 @@ def _ssm_inputs(mixer: Any, xBC: torch.Tensor, dt: torch.Tensor):
 
 def _prefill(mixer: Any, zxBCdt: torch.Tensor):
     """Full-forward outputs [l, b, d_inner] and the (conv_state, ssm_state) they end in."""
-    y = mixer._mix(zxBCdt)
+    y = mixer.mix(zxBCdt)
     _, xBC, dt = _split(mixer, zxBCdt.transpose(0, 1))
     keep = mixer.d_conv - 1
     conv_state = F.pad(xBC.transpose(1, 2), (max(0, keep - xBC.shape[1]), 0))[..., -keep:]
