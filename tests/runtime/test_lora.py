@@ -210,3 +210,31 @@ def test_nano3_lora_trains_saves_and_merges_with_the_adapted_models_logits(run_c
     full = ours.build(run_cfg)
     ours.load(run_cfg, full, str(merged))
     assert (_logits(full, tokens) - adapted).abs().max() <= 1e-5
+
+
+def test_lora_dpo_trains_the_adapters_against_the_base_and_merges_with_the_adapted_logits(
+    run_config, pretrained, tmp_path, capsys
+):
+    """`peft=lora` on the DPO stage (reference precomputed): the policy starts as the reference (loss
+    ln 2), the adapters move, and `merge-lora` of its adapter-only checkpoint gives the adapted logits."""
+    from nemotron.hf import megatron_side as ours
+    from nemotron.hf.cli import main
+    from nemotron.runtime.peft.merge import adapted_model
+    from nemotron.runtime.stages import dpo
+
+    cfg = run_config(
+        "gpt/dpo", *LORA, "dpo.precompute_reference=true", "train.global_batch_size=8",
+        f"checkpoint.pretrained={pretrained}", f"checkpoint.dir={tmp_path / 'a'}",
+    )  # fmt: skip
+    result = dpo.run(cfg)
+    assert result.losses[0] == pytest.approx(0.6931471805599453, abs=1e-6) and result.losses[-1] != result.losses[0]
+    model, run_cfg, _ = adapted_model(str(tmp_path / "a"))
+    tokens = torch.randint(0, int(run_cfg.model.vocab_size), (2, 16), generator=torch.Generator().manual_seed(0))
+    base = ours.build(run_cfg)
+    ours.load(run_cfg, base, str(pretrained))
+    adapted = _logits(model, tokens)
+    assert (adapted - _logits(base, tokens)).abs().max() > 1e-5  # DPO moved the adapters
+    assert main(["merge-lora", str(tmp_path / "a"), str(tmp_path / "merged")]) == 0
+    merged = ours.build(run_cfg)
+    ours.load(run_cfg, merged, str(tmp_path / "merged"))
+    assert (_logits(merged, tokens) - adapted).abs().max() <= 1e-5
