@@ -27,20 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from sft_train import loop_config
 
-from nemotron.config.compose import compose_run
 from nemotron.runtime.stages import dpo, pretrain
 
 
 def _config(recipe: str, model: str, steps: int, work: Path, micro: int, global_: int, extra):
-    argv = [f"+recipe={recipe}", f"model={model}", "train.num_threads=1", "tracker=none",
-            "checkpoint.save_at_end=false", "train.eval_interval=0", f"train.steps={steps}",
-            f"train.log_interval={steps}", f"paths.output_root={work}", f"paths.cache_dir={work}",
-            f"train.micro_batch_size={micro}", f"train.global_batch_size={global_}",
-            *(["checkpoint.pretrained=null"] if recipe.endswith("/dpo") else []), *extra]
-    cfg = compose_run(argv, run_dir=work / recipe)
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    return loop_config(recipe, model, steps, work,
+                       [f"train.micro_batch_size={micro}", f"train.global_batch_size={global_}", *extra])
 
 
 def main() -> None:

@@ -21,15 +21,16 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nemotron.config.compose import compose_run
-from nemotron.runtime.stages import pretrain
-from nemotron.runtime.stages import sft
+from nemotron.runtime.stages import pretrain, sft
 
 
-def _config(recipe: str, model: str, steps: int, work: Path, extra):
+def loop_config(recipe: str, model: str, steps: int, work: Path, extra):
+    """The resolved config of a bench run of `recipe` (also bench/dpo_train.py's): 1 thread, no tracker,
+    no checkpoint, no evaluation, random weights (a post-training recipe's `checkpoint.pretrained=null`)."""
     argv = [f"+recipe={recipe}", f"model={model}", "train.num_threads=1", "tracker=none",
             "checkpoint.save_at_end=false", "train.eval_interval=0", f"train.steps={steps}",
             f"train.log_interval={steps}", f"paths.output_root={work}", f"paths.cache_dir={work}",
-            *(["checkpoint.pretrained=null"] if recipe.endswith("/sft") else []), *extra]
+            *([] if recipe.endswith("/pretrain") else ["checkpoint.pretrained=null"]), *extra]
     cfg = compose_run(argv, run_dir=work / recipe)
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
@@ -45,9 +46,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             work = Path(tmp) / f"r{r}"
-            base.append(pretrain.run(_config(f"{arch}/pretrain", args.model, args.steps, work,
+            base.append(pretrain.run(loop_config(f"{arch}/pretrain", args.model, args.steps, work,
                                              extra)).tokens_per_s)
-            ours.append(sft.run(_config(f"{arch}/sft", args.model, args.steps, work,
+            ours.append(sft.run(loop_config(f"{arch}/sft", args.model, args.steps, work,
                                         extra)).tokens_per_s)
             print(f"round {r + 1}: sft {ours[-1]:,.0f} tokens/s, pretrain {base[-1]:,.0f}")
     print(f"sft ({args.model}): best {max(ours):,.0f}, median {statistics.median(ours):,.0f} tokens/s")

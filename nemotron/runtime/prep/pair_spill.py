@@ -11,7 +11,6 @@ are byte-identical to concatenating every sample in memory.
 from __future__ import annotations
 
 import array
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from nemotron.common.atomic_files import tmp_path_for
+from nemotron.runtime.prep.sft import save_npy
+from nemotron.runtime.prep.sft_pack import NpyWriter
 
 WINDOW = 1 << 20
 """Elements read from a spill file at a time (4 MB of tokens)."""
@@ -67,14 +67,11 @@ class _Window:
         return self.data[start - self.start : end - self.start]
 
 
-class _NpyWriter:
-    """A 1-D .npy file of a known length written in pieces (temp file, then renamed)."""
+class _Appender:
+    """Sequential pieces of a 1-D .npy file of known length (sft_pack.NpyWriter), buffered."""
 
     def __init__(self, path: Path, dtype: type, length: int) -> None:
-        self.path, self.tmp, self.dtype = path, tmp_path_for(path), np.dtype(dtype)
-        self.file = open(self.tmp, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (length,)}
-        np.lib.format.write_array_header_1_0(self.file, header)
+        self.out, self.offset = NpyWriter(path, dtype, length), 0
         self.pending: List[np.ndarray] = []
         self.buffered = 0
 
@@ -86,13 +83,13 @@ class _NpyWriter:
 
     def flush(self) -> None:
         if self.pending:
-            self.file.write(np.concatenate(self.pending).astype(self.dtype, copy=False).tobytes())
+            self.out.write(self.offset, np.concatenate(self.pending))
+            self.offset += self.buffered
         self.pending, self.buffered = [], 0
 
     def close(self) -> None:
         self.flush()
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        self.out.close()
 
 
 class PairSpill:
@@ -129,41 +126,37 @@ class PairSpill:
         that source's kept pairs, ascending) that fall in `split`; (pairs, tokens) written."""
         picks = self.picks(split, selected)
         lengths = np.concatenate(
-            [np.frombuffer(src.lengths, np.int32).reshape(-1, 2)[p].reshape(-1) for src, p in zip(self.sources, picks)]
+            [
+                np.frombuffer(src.lengths, np.int32).reshape(-1, 2)[p].reshape(-1)
+                for src, p in zip(self.sources, picks, strict=True)
+            ]
         ).astype(np.int32)
         total = int(lengths.sum(dtype=np.int64))
-        tokens_out = _NpyWriter(Path(f"{base}.tokens.npy"), np.int32, total)
-        mask_out = _NpyWriter(Path(f"{base}.mask.npy"), np.uint8, total)
-        for source, pairs in zip(self.sources, picks):
+        tokens_out = _Appender(Path(f"{base}.tokens.npy"), np.int32, total)
+        mask_out = _Appender(Path(f"{base}.mask.npy"), np.uint8, total)
+        for source, pairs in zip(self.sources, picks, strict=True):
             self._copy(source, pairs, tokens_out, mask_out)
         tokens_out.close()
         mask_out.close()
-        _save(Path(f"{base}.lengths.npy"), lengths)
-        _save(Path(f"{base}.bins.npy"), np.arange(0, len(lengths) + 1, 2, dtype=np.int64))
+        save_npy(Path(f"{base}.lengths.npy"), lengths)
+        save_npy(Path(f"{base}.bins.npy"), np.arange(0, len(lengths) + 1, 2, dtype=np.int64))
         return {"pairs": len(lengths) // 2, "tokens": total}
 
     def picks(self, split: int, selected: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Per source, the indices of `selected[source]` that fall in `split`, in order."""
         out = []
-        for source, chosen in zip(self.sources, selected):
+        for source, chosen in zip(self.sources, selected, strict=True):
             source.close()
             chosen = np.asarray(chosen, np.int64)
             out.append(chosen[np.frombuffer(source.split, np.int8)[chosen] == split] if len(chosen) else chosen)
         return out
 
     @staticmethod
-    def _copy(source: _Source, pairs: np.ndarray, tokens_out: _NpyWriter, mask_out: _NpyWriter) -> None:
+    def _copy(source: _Source, pairs: np.ndarray, tokens_out: _Appender, mask_out: _Appender) -> None:
         ends = np.cumsum(np.frombuffer(source.lengths, np.int32).reshape(-1, 2).sum(1), dtype=np.int64)
         starts = ends - np.frombuffer(source.lengths, np.int32).reshape(-1, 2).sum(1)
         tokens, mask = _Window(source.tokens_path, np.int32), _Window(source.mask_path, np.uint8)
         for i in range(0, len(pairs), CHUNK):  # Python ints for a chunk of pairs at a time
-            for a, e in zip(starts[pairs[i : i + CHUNK]].tolist(), ends[pairs[i : i + CHUNK]].tolist()):
+            for a, e in zip(starts[pairs[i : i + CHUNK]].tolist(), ends[pairs[i : i + CHUNK]].tolist(), strict=True):
                 tokens_out.write(tokens.read(a, e))
                 mask_out.write(mask.read(a, e))
-
-
-def _save(path: Path, values: np.ndarray) -> None:
-    tmp = tmp_path_for(path)
-    with open(tmp, "wb") as f:
-        np.save(f, values)
-    os.replace(tmp, path)
