@@ -388,13 +388,21 @@ def restore_adam_steps(optimizer: Any) -> None:
 
 
 def destroy_model_parallel_groups() -> None:
-    """`parallel_state.destroy_model_parallel()` forgets its process groups without destroying them (each
-    kept its gloo/NCCL threads until exit: thousands in a test session); destroy them, then forget them."""
+    """`parallel_state.destroy_model_parallel()` forgets its process groups without destroying them, leaves
+    some globals set (the intra-partial DP groups) and RoPE's `lru_cache`d forward keeps old modules and
+    their CP group: each left gloo threads and a TCPStore alive until exit (thousands in a test session).
+    Destroy the groups, then drop every reference Megatron keeps."""
     import torch.distributed as dist
     from megatron.core import parallel_state
+    from megatron.core.models.common.embeddings import rotary_pos_embedding
 
     groups = [g for g in getattr(parallel_state, "_global_process_group_list", None) or [] if g is not None]
     parallel_state.destroy_model_parallel()
     for group in groups if dist.is_initialized() else []:
         with contextlib.suppress(ValueError, RuntimeError):  # gone with an earlier default group
             dist.destroy_process_group(group)
+    for name, value in list(vars(parallel_state).items()):
+        if isinstance(value, dist.ProcessGroup):
+            setattr(parallel_state, name, None)
+    with contextlib.suppress(AttributeError):  # a plain method in another Megatron-Core
+        rotary_pos_embedding.RotaryEmbedding.forward.cache_clear()
