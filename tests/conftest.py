@@ -19,11 +19,14 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 THREAD_LIMIT = 400
-"""Threads of this process above which a test's teardown runs a full garbage collection. A model trained
-in this process keeps its process groups (gloo: 3 threads each, ~50 a run) in reference cycles that only
-a collection frees, and Python runs full collections rarely with torch loaded: the suite once gathered
-4,400 threads, load averages of 200+ and most CPU in the kernel. A collection costs 1-4 s here."""
-_COLLECTED = {"runs": 0, "seconds": 0.0}
+"""Threads of this process above which a test's teardown runs a full garbage collection, when they also
+grew by THREAD_GROWTH since the last one (what a collection cannot free, live fixtures' models, does not
+trigger another). A model trained in this process keeps its process groups (gloo: 3 threads each, ~50 a
+run) in reference cycles that only a collection frees, and Python runs full collections rarely with torch
+loaded: the suite once gathered 5,400 threads, load averages of 200+ and most CPU in the kernel. A
+collection costs 0.5-4 s here."""
+THREAD_GROWTH = 150
+_COLLECTED = {"runs": 0, "seconds": 0.0, "floor": 0}
 
 
 def _threads() -> int:
@@ -33,11 +36,12 @@ def _threads() -> int:
 @pytest.fixture(autouse=True)
 def _collect_leftover_process_groups():
     yield
-    if _threads() > THREAD_LIMIT:
+    if _threads() > max(THREAD_LIMIT, _COLLECTED["floor"] + THREAD_GROWTH):
         started = time.perf_counter()
         gc.collect()
         _COLLECTED["runs"] += 1
         _COLLECTED["seconds"] += time.perf_counter() - started
+        _COLLECTED["floor"] = _threads()
 
 
 def pytest_terminal_summary(terminalreporter):

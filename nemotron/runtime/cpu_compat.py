@@ -103,9 +103,8 @@ def megatron_version() -> Optional[str]:
 
 def check_versions() -> None:
     """Refuse a Megatron-Core release these patches were not written for (one line)."""
-    found = megatron_version()
-    refused = versions.refusal(SUPPORTED, "nemotron/runtime/cpu_compat.py", {"megatron-core": found} if found else None)
-    if refused:
+    found = {"megatron-core": version} if (version := megatron_version()) else None
+    if refused := versions.refusal(SUPPORTED, "nemotron/runtime/cpu_compat.py", found):
         raise ImportError(refused)
 
 
@@ -292,10 +291,8 @@ class CpuRNGStatesTracker(mpu_random.CudaRNGStatesTracker):
     def add(self, name: str, seed: int) -> None:
         """Track a new named RNG state seeded with `seed` (the default state is left untouched)."""
         self._is_initialized = True
-        if seed in self.seeds_:
-            raise ValueError(f"seed {seed} already exists")
-        if name in self.states_:
-            raise ValueError(f"rng state {name} already exists")
+        if seed in self.seeds_ or name in self.states_:
+            raise ValueError(f"seed {seed} already exists" if seed in self.seeds_ else f"rng state {name} exists")
         self.seeds_.add(seed)
         outer = torch.get_rng_state()
         torch.manual_seed(seed)
@@ -338,9 +335,7 @@ class CudaToCpuMode(TorchFunctionMode):
             return args[0]
         if func is torch.Tensor.type and len(args) == 1 and not kwargs:
             name = func(*args)
-            if not name.startswith("torch.cuda."):
-                name = name.replace("torch.", "torch.cuda.", 1)
-            return name
+            return name if name.startswith("torch.cuda.") else name.replace("torch.", "torch.cuda.", 1)
         return func(*args, **kwargs)
 
 
@@ -388,21 +383,18 @@ def restore_adam_steps(optimizer: Any) -> None:
 
 
 def destroy_model_parallel_groups() -> None:
-    """`parallel_state.destroy_model_parallel()` forgets its process groups without destroying them, leaves
-    some globals set (the intra-partial DP groups) and RoPE's `lru_cache`d forward keeps old modules and
-    their CP group: each left gloo threads and a TCPStore alive until exit (thousands in a test session).
-    Destroy the groups, then drop every reference Megatron keeps."""
+    """Megatron's `destroy_model_parallel()` forgets its groups without destroying them and leaves the
+    intra-partial DP groups set; RoPE's `lru_cache`d forward keeps old modules and their CP group. Each kept
+    gloo threads and a TCPStore alive (thousands in a test session): destroy, then drop every reference."""
     import torch.distributed as dist
     from megatron.core import parallel_state
-    from megatron.core.models.common.embeddings import rotary_pos_embedding
+    from megatron.core.models.common.embeddings import rotary_pos_embedding as rope
 
     groups = [g for g in getattr(parallel_state, "_global_process_group_list", None) or [] if g is not None]
     parallel_state.destroy_model_parallel()
     for group in groups if dist.is_initialized() else []:
         with contextlib.suppress(ValueError, RuntimeError):  # gone with an earlier default group
             dist.destroy_process_group(group)
-    for name, value in list(vars(parallel_state).items()):
-        if isinstance(value, dist.ProcessGroup):
-            setattr(parallel_state, name, None)
-    with contextlib.suppress(AttributeError):  # a plain method in another Megatron-Core
-        rotary_pos_embedding.RotaryEmbedding.forward.cache_clear()
+    for name in [k for k, v in vars(parallel_state).items() if isinstance(v, dist.ProcessGroup)]:
+        setattr(parallel_state, name, None)
+    getattr(rope.RotaryEmbedding.forward, "cache_clear", lambda: None)()  # a plain method elsewhere
