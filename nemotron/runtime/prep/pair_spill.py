@@ -51,6 +51,10 @@ class _Source:
         self.tokens.close()
         self.mask.close()
 
+    def pair_lengths(self) -> np.ndarray:
+        """[pairs, 2] chosen and rejected lengths."""
+        return np.frombuffer(self.lengths, np.int32).reshape(-1, 2)
+
 
 class _Window:
     """Reads [start, end) element ranges of a flat binary file, ascending, a window at a time."""
@@ -112,24 +116,25 @@ class PairSpill:
         """Keep one encoded pair of `source`, assigned to split index `split`."""
         self.sources[source].add(split, chosen, rejected)
 
+    def finish_writing(self) -> None:
+        """End pass 1: the spill files are complete and may be read."""
+        for source in self.sources:
+            source.close()
+
     def kept(self, source: int) -> int:
         """Pairs kept from `source`."""
         return len(self.sources[source].split)
 
     def pair_tokens(self, source: int, pairs: np.ndarray) -> int:
         """Tokens (both sides) of the given pair indices of `source`."""
-        lengths = np.frombuffer(self.sources[source].lengths, np.int32).reshape(-1, 2)
-        return int(lengths[pairs].sum())
+        return int(self.sources[source].pair_lengths()[pairs].sum())
 
     def write_split(self, base: str, split: int, selected: Sequence[np.ndarray]) -> Dict[str, int]:
         """Write `<base>.{tokens,mask,lengths,bins}.npy` of the pairs `selected[source]` (indices into
         that source's kept pairs, ascending) that fall in `split`; (pairs, tokens) written."""
         picks = self.picks(split, selected)
         lengths = np.concatenate(
-            [
-                np.frombuffer(src.lengths, np.int32).reshape(-1, 2)[p].reshape(-1)
-                for src, p in zip(self.sources, picks, strict=True)
-            ]
+            [src.pair_lengths()[p].reshape(-1) for src, p in zip(self.sources, picks, strict=True)]
         ).astype(np.int32)
         total = int(lengths.sum(dtype=np.int64))
         tokens_out = _Appender(Path(f"{base}.tokens.npy"), np.int32, total)
@@ -146,15 +151,15 @@ class PairSpill:
         """Per source, the indices of `selected[source]` that fall in `split`, in order."""
         out = []
         for source, chosen in zip(self.sources, selected, strict=True):
-            source.close()
             chosen = np.asarray(chosen, np.int64)
             out.append(chosen[np.frombuffer(source.split, np.int8)[chosen] == split] if len(chosen) else chosen)
         return out
 
     @staticmethod
     def _copy(source: _Source, pairs: np.ndarray, tokens_out: _Appender, mask_out: _Appender) -> None:
-        ends = np.cumsum(np.frombuffer(source.lengths, np.int32).reshape(-1, 2).sum(1), dtype=np.int64)
-        starts = ends - np.frombuffer(source.lengths, np.int32).reshape(-1, 2).sum(1)
+        sizes = source.pair_lengths().sum(1, dtype=np.int64)
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
         tokens, mask = _Window(source.tokens_path, np.int32), _Window(source.mask_path, np.uint8)
         for i in range(0, len(pairs), CHUNK):  # Python ints for a chunk of pairs at a time
             for a, e in zip(starts[pairs[i : i + CHUNK]].tolist(), ends[pairs[i : i + CHUNK]].tolist(), strict=True):

@@ -139,6 +139,7 @@ def _read_pairs(spec: sft_prep.SftPrepSpec, encoder: PairEncoder, spill: PairSpi
             if sides is not None:
                 split = sft_prep.split_of(spec.seed, shard.source_index, shard.path, lineno, bounds)
                 spill.add(shard.source_index, split, *sides)
+    spill.finish_writing()
     kept = [spill.kept(s) for s in range(len(sources))]
     targets = mix.target_counts(kept, sources)
     selected = [mix.select(kept[s], targets[s], spec.seed, s) for s in range(len(sources))]

@@ -82,14 +82,14 @@ def reference_logps(reference: Any, dataset: Any, micro_batch_size: int, layout:
     dp = parallel_state.get_data_parallel_world_size() if dist.is_initialized() else 1
     rank = parallel_state.get_data_parallel_rank() if dp > 1 else 0
     share = -(-n // dp)
+    first, end = rank * share, min(n, (rank + 1) * share)
     mine = torch.zeros(share, 2, dtype=torch.float32)
-    first = rank * share
-    for start in range(first, min(n, first + share), micro_batch_size):
-        items = [dataset[i] for i in range(start, min(n, first + share, start + micro_batch_size))]
-        batch = flatten_pairs(torch.utils.data.default_collate(items))
+    for start in range(first, end, micro_batch_size):
+        stop = min(end, start + micro_batch_size)
+        batch = flatten_pairs(torch.utils.data.default_collate([dataset[i] for i in range(start, stop)]))
         with torch.no_grad():
             batch, losses = packed_forward(batch, reference, layout)
-        mine[start - first : start - first + len(items)] = answer_logps(losses, batch["loss_mask"]).view(-1, 2).cpu()
+        mine[start - first : stop - first] = answer_logps(losses, batch["loss_mask"]).view(-1, 2).cpu()
     if dp == 1:
         return mine[:n].numpy()
     mine = mine.cuda() if torch.cuda.is_available() else mine
