@@ -23,7 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import DictConfig
 
-from nemotron.cli.errors import TrainingFailed, explain, require_recipe
+from nemotron.cli.errors import explain, require_recipe
+from nemotron.cli.failures import TrainingFailed
 from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_multirun_yaml, scrubbed_log
 from nemotron.common.sweep_hooks import members_checked, sweep_refused

@@ -20,22 +20,18 @@ from typing import Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nemotron.cli.argv import flags_first, quiet_dry_run, recipe_as_append
-from nemotron.cli.errors import OWN_FULL_ERROR, TrainingFailed, explain, require_recipe
+from nemotron.cli.failures import TrainingFailed
 from nemotron.cli.refused import forget_dir
 from nemotron.cli.secret_files import scrub_hydra_outputs, scrubbed_stdout
-from nemotron.common.atomic_files import write_text_atomic
+from nemotron.common.environ import OWN_FULL_ERROR
 from nemotron.common.paths import CONF_DIR, plugins_on_path
 from nemotron.config import register_configs
-from nemotron.config.batch_fit import fit_batch_to_ranks
 from nemotron.config.hydra_compat import skip_mode_compose
-from nemotron.config.validate import ConfigError, validate
-from nemotron.launchers.local import plan_local, run_local
-from nemotron.memory import fit_notes, table
-from nemotron.tracking.secrets import redact, scrub_text
-from nemotron.tracking.settings import is_local_store, tracking_uri
+from nemotron.config.parse_cache import cached_parsing
+from nemotron.tracking.secrets import scrub_text
 
 register_configs()
 
@@ -51,7 +47,14 @@ def on_slurm(cfg: DictConfig) -> bool:
 
 
 def train(cfg: DictConfig) -> int:
-    """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it)."""
+    """Validate `cfg`, write its resolved form to the run directory and run or submit the recipe (or print it).
+    The validation, memory and launch layers load here, not at import: `--cfg`/`--help` never need them."""
+    from nemotron.cli.errors import require_recipe
+    from nemotron.config.batch_fit import fit_batch_to_ranks
+    from nemotron.config.validate import validate
+    from nemotron.launchers.local import plan_local, run_local
+    from nemotron.memory import fit_notes, table
+
     require_recipe(cfg)
     fitted = fit_batch_to_ranks(cfg)
     validate(cfg)
@@ -61,20 +64,23 @@ def train(cfg: DictConfig) -> int:
         print(note, file=sys.stderr)
     config_path = Path(cfg.run_dir) / "config.yaml"
     remote = on_slurm(cfg)
-    from nemotron.config.dump import config_yaml  # imports hydra_compat: only once Hydra's plugins are loaded
+    from nemotron.config.dump import data_yaml, dump_yaml, resolved  # after Hydra's plugins (hydra_compat)
 
-    resolved, secrets = config_yaml(cfg)  # secrets as ${oc.env:NAME}: the job gets them in its environment
+    data = resolved(cfg)
+    resolved_text, secrets = data_yaml(data)  # secrets as ${oc.env:NAME}: the job gets them in its environment
     if remote:
         launcher = launcher_keys()
         from nemotron.launchers import slurm  # submitit and the Slurm path only load for Slurm runs
 
         slurm.preflight(cfg, launcher)
-        plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved, secrets=secrets)
+        plan = slurm.plan_slurm(cfg, launcher=launcher, resolved_yaml=resolved_text, secrets=secrets)
     else:
         plan = plan_local(cfg, config_path)
         plan.env.update({k: v for k, v in secrets.items() if k not in plan.env})
     if cfg.dry_run:
-        shown = OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
+        from nemotron.tracking.secrets import redact
+
+        shown = dump_yaml(redact(data))
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
         print(table(cfg))
         if remote:  # the exact sbatch script; secrets live in a separate file it sources
@@ -82,8 +88,10 @@ def train(cfg: DictConfig) -> int:
         else:
             print(f"# would run (log: {plan.log_path})\n{plan.describe(redact_secrets=True)}")
         return 0
+    from nemotron.common.atomic_files import write_text_atomic
+
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config_path, resolved)
+    write_text_atomic(config_path, resolved_text)
     if remote:
         code, reason = submit_slurm(cfg, plan)
     else:
@@ -102,6 +110,8 @@ def outputs_line(cfg: DictConfig) -> str:
     line = f"outputs: {cfg.run_dir} ({', '.join(there)})"
     if cfg.tracker.kind != "mlflow":
         return line
+    from nemotron.tracking.settings import is_local_store, tracking_uri
+
     uri = tracking_uri(cfg)
     return f"{line}\nMLflow: " + (f"mlflow ui --backend-store-uri {uri}" if is_local_store(uri) else uri)
 
@@ -141,6 +151,9 @@ def hydra_main(cfg: DictConfig) -> int:
         print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
     except Exception as exc:  # bad input: one line, and not Hydra's "Error executing job" banner
+        from nemotron.cli.errors import explain
+        from nemotron.config.validate import ConfigError
+
         message = explain(exc)
         if message is None:
             raise  # a bug keeps its traceback
@@ -159,11 +172,12 @@ def main() -> None:
         sys.exit(2)
     skip_mode_compose(sys.argv[1:])
     plugins_on_path()
-    if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
-        with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
-            run_main()
-        return
-    run_main()
+    with cached_parsing():  # a compose reads ~80 interpolations, ~20 distinct strings: each parsed once
+        if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
+            with scrubbed_stdout():  # --cfg and --help print the composed config: hide its secrets
+                run_main()
+            return
+        run_main()
 
 
 def run_main() -> None:
@@ -178,6 +192,8 @@ def run_main() -> None:
         print(f"error: {scrub_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
     except Exception as exc:
+        from nemotron.cli.errors import explain
+
         message = explain(exc)
         if message is None:
             raise

@@ -16,30 +16,13 @@ import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from nemotron.common.exit_codes import REFUSED
 from nemotron.config.keys import closest, describe_unknown
-from nemotron.common.environ import OWN_FULL_ERROR, child_environ  # noqa: F401 - re-exported for train.py
 from nemotron.config.validate import ConfigError
 from nemotron.runspec.parser import RunspecError
 from nemotron.runspec.source import GROUP as RECIPE_GROUP
 from nemotron.runspec.source import RecipeConfigError, yaml_line
 from nemotron.tracking.secrets import is_secret_name
 
-
-
-class TrainingFailed(RuntimeError):
-    """The recipe process (or a sweep member on Slurm) exited non-zero: `main` exits with its code.
-
-    Defined here, not in train.py: `python -m nemotron.train` runs that module as `__main__`, so a class
-    defined there and imported elsewhere would be a different class."""
-
-    def __init__(self, recipe: str, code: int, log_path: Path, message: Optional[str] = None,
-                 reason: Optional[str] = None) -> None:
-        why = f" ({reason})" if reason else ""
-        if reason and code == REFUSED:  # the stage said why: its reason first, then where to look
-            message = message or f"{reason} (recipe {recipe} refused its input; full log: {log_path})"
-        super().__init__(message or f"recipe {recipe} failed with exit code {code}{why}; full log: {log_path}")
-        self.code = code
 
 
 def explain_unknown_key(err: OmegaConfBaseException) -> Optional[str]:

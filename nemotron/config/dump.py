@@ -62,7 +62,11 @@ def dump_yaml(data: Any) -> str:
 def config_yaml(cfg: Any, environ: Optional[Mapping[str, str]] = None) -> Tuple[str, Dict[str, str]]:
     """(the run's config.yaml text, its secrets): `cfg` resolved with every secret value replaced by
     `${oc.env:NAME}`, and NAME -> value for the job's environment (the child's env or 0600 secrets.env)."""
-    data = resolved(cfg)
+    return data_yaml(resolved(cfg), environ)
+
+
+def data_yaml(data: Dict[str, Any], environ: Optional[Mapping[str, str]] = None) -> Tuple[str, Dict[str, str]]:
+    """`config_yaml` of a config already `resolved` (a caller that also prints it resolves once)."""
     secrets = run_secrets(data, environ)
     return dump_yaml(reference_secrets(data, secrets) if secrets else data), secrets
 

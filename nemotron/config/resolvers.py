@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -33,9 +34,17 @@ def local_gpus() -> int:
 
 
 def local_gpu_memory_gb() -> Optional[float]:
-    """Memory of the smallest visible GPU in GiB as nvidia-smi reports it; None when unknown."""
+    """Memory of the smallest visible GPU in GiB as nvidia-smi reports it; None when unknown. Asked once per
+    process for each CUDA_VISIBLE_DEVICES (a compose resolves this key several times; nvidia-smi takes
+    0.1 s or more)."""
     if local_gpus() == 0:
         return None
+    return smallest_gpu_gb(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+@functools.lru_cache(maxsize=8)
+def smallest_gpu_gb(visible: Optional[str]) -> Optional[float]:
+    """nvidia-smi's smallest GPU memory in GiB with `visible` as CUDA_VISIBLE_DEVICES (the cache key)."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=10, check=True).stdout

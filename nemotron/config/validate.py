@@ -14,6 +14,7 @@ from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, S
 from omegaconf import OmegaConf
 
 from nemotron.config.hydra_compat import recording_reads
+from nemotron.config.config_error import ConfigError
 from nemotron.config.inputs import INPUT_RULES
 from nemotron.config.keys import describe_unknown, unknown_keys
 from nemotron.config.ranges import field_ranges
@@ -28,10 +29,6 @@ from nemotron.common.hybrid_pattern import HYBRID_SYMBOLS, hybrid_pattern
 from nemotron.common.topology import data_parallel_size, model_parallel_size, ranks_per_node, world_size
 from nemotron.memory.fit import fit_problem
 from nemotron.tracking.settings import uri_problem
-
-
-class ConfigError(ValueError):
-    """A composed config breaks a cross-field rule; str() has one line per broken rule."""
 
 
 def keys_known(cfg: Any) -> Optional[str]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from nemotron.config.config_error import ConfigError
 from nemotron.config.keys import closest
-from nemotron.config.validate import ConfigError
 
 ENV_FILE_VAR = "NEMOTRON_ENV_FILE"
 """Names the env.toml to use instead of searching for one."""
