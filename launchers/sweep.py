@@ -46,7 +46,7 @@ from nemotron.launchers.arrays import (
 from nemotron.launchers.members import Member, MemberComposer
 from nemotron.launchers.script import job_parts
 from nemotron.launchers.wait import Ended, wait
-from nemotron.tracking.secrets import scrub_text
+from nemotron.tracking.secrets import text_scrubber
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +234,13 @@ def run_here(
 def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[JobReturn]:
     """Group into arrays, then print them (dry run) or snapshot the code and sbatch them."""
     common = set.intersection(*(set(m.overrides) for m in members))  # the swept values name the runs
+    scrub = text_scrubber()  # records and dry runs show no secret
     member_jobs = [
         replace(
             m.rendered.job,
             num=m.num,
-            overrides=[scrub_text(o) for o in m.overrides],  # records and dry runs show no secret
-            label=json.dumps({"num": m.num, "overrides": [scrub_text(o) for o in m.overrides if o not in common]}),
+            overrides=[scrub(o) for o in m.overrides],
+            label=json.dumps({"num": m.num, "overrides": [scrub(o) for o in m.overrides if o not in common]}),
         )
         for m in members
     ]

@@ -14,6 +14,7 @@ import yaml
 from omegaconf import Container, OmegaConf
 
 from nemotron.config.hydra_compat import is_float, is_int, yaml_is_bool
+from nemotron.config.leaf_deps import LeafDeps
 from nemotron.tracking.secrets import reference_secrets, run_secrets
 
 _Base: Any = getattr(yaml, "CDumper", yaml.Dumper)
@@ -76,24 +77,25 @@ class SectionCache:
     the values a member can change and re-dumping only the top-level sections holding them.
 
     A member can differ from its base's first member in the keys it changes (`changed`, leaf values:
-    launchers/members.py composes any other change in full) and in every interpolation (it may follow
-    anything: the member's `hydra` node, a swept key elsewhere). So each member starts from the base's
-    resolved data, resolves those leaves again, and re-dumps the sections holding one; every other
+    launchers/members.py composes any other change in full) and in the interpolations that read one of
+    them or the member's `hydra` node or call a resolver (nemotron/config/leaf_deps.py). So each member
+    starts from the base's resolved data, resolves those leaves again, and re-dumps the sections holding
+    one; every other
     section's YAML is the base's. YAML of a block mapping is the concatenation of its entries, so the text
     is byte for byte `config_yaml`'s (tests/cli/test_sweep_members.py compares every member of a mixed
     sweep with Hydra's own composition). A config holding secrets takes the full path.
     """
 
     def __init__(self) -> None:
-        self.bases: List[Tuple[Any, Dict[str, Tuple[Any, str]], Dict[str, List[str]]]] = []
+        self.bases: List[Tuple[Any, Dict[str, Tuple[Any, str]], LeafDeps]] = []
 
     def config_yaml(self, cfg: Any, changed: FrozenSet[str], environ: Optional[Mapping[str, str]] = None):
         """(text, secrets) as `config_yaml(cfg, environ)`."""
         entry = next((e for e in self.bases if e[0] is cfg), None)
         if entry is None or not changed:
             return self._first(cfg, environ, entry)
-        _, sections, interpolated = entry
-        leaves = {key: list(paths) for key, paths in interpolated.items()}
+        _, sections, deps = entry
+        leaves = deps.to_resolve(changed)
         for dotted in changed:
             key, _, rest = dotted.partition(".")
             leaves.setdefault(key, []).append(rest)
@@ -116,7 +118,7 @@ class SectionCache:
         text, secrets = config_yaml(cfg, environ)
         if entry is None and not secrets:
             sections = {key: (value, dump_yaml({key: value})) for key, value in resolved(cfg).items()}
-            self.bases.append((cfg, sections, interpolated_leaves(cfg)))
+            self.bases.append((cfg, sections, LeafDeps(cfg)))
         return text, secrets
 
 
@@ -161,28 +163,3 @@ def _with_leaves(cfg: Any, key: str, base: Any, paths: List[str]) -> Any:
         else:
             parent[last] = value
     return data
-
-
-def interpolated_leaves(cfg: Any) -> Dict[str, List[str]]:
-    """Top-level key (besides `hydra`) -> paths (relative to it) of the leaves that hold an interpolation."""
-    found: Dict[str, List[str]] = {}
-    for key in cfg:
-        if key == "hydra":
-            continue
-        node = cfg._get_node(key)
-        raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value()
-        paths = list(_interpolation_paths(raw, ""))
-        if paths:
-            found[key] = paths
-    return found
-
-
-def _interpolation_paths(raw: Any, prefix: str):
-    if isinstance(raw, dict):
-        for k, v in raw.items():
-            yield from _interpolation_paths(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(raw, list):
-        for i, v in enumerate(raw):
-            yield from _interpolation_paths(v, f"{prefix}.{i}" if prefix else str(i))
-    elif isinstance(raw, str) and "${" in raw:
-        yield prefix

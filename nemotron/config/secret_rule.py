@@ -27,6 +27,8 @@ def secrets_are_strings(cfg: Any) -> Optional[str]:
 
     names = [str(n) for n in cfg.cluster.secret_names]
     candidates = [o for o in task_overrides(cfg) if "=" in o and is_secret_name(o.split("=", 1)[0], names)]
+    if not candidates:  # the usual case: no parser to build (a sweep checks this for every member)
+        return None
     for override in OverridesParser.create().parse_overrides(candidates):
         value = override.value()
         if not isinstance(value, str):

@@ -18,9 +18,10 @@ them from its environment); `scrub_text` hides them in free text (train.log, Hyd
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS")
 """An upper-case name whose last `_` part is one of these holds a secret."""
@@ -41,8 +42,12 @@ _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 def is_secret_name(name: Any, extra: Iterable[str] = ()) -> bool:
     """True when `name`'s last part is an upper-case name ending `_KEY`, `_TOKEN`, ... (or is in `extra`)."""
     last = str(name).rsplit(".", 1)[-1]
-    if last in extra:
-        return True
+    return last in extra or _secret_word_name(last)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_word_name(last: str) -> bool:
+    """The name rule alone, once per distinct name (a sweep asks it ~300 times a member)."""
     return bool(_ENV_NAME.fullmatch(last)) and last.rsplit("_", 1)[-1] in SECRET_WORDS
 
 
@@ -99,15 +104,21 @@ def _redact(node: Any, values: List[str], names: List[str]) -> Any:
 def scrub_text(text: str, extra_values: Iterable[str] = (),
                environ: Optional[Mapping[str, str]] = None, names: Iterable[str] = ()) -> str:
     """`text` with secret assignments (`HF_TOKEN=...`, `cluster.env.API_KEY: ...`) and known secret values hidden."""
+    return text_scrubber(extra_values, environ, names)(text)
+
+
+def text_scrubber(extra_values: Iterable[str] = (), environ: Optional[Mapping[str, str]] = None,
+                  names: Iterable[str] = ()) -> Callable[[str], str]:
+    """`scrub_text` for many texts: the secret values (of the environment as it is now) are found once."""
     names = list(names)
+    values = sorted({*secret_env_values(environ), *long_enough(extra_values)}, key=len, reverse=True)
 
     def hide(match: re.Match) -> str:
         if not is_secret_name(match.group("name"), names) or match.group("value").startswith("${"):
             return match.group(0)  # a reference such as ${oc.env:HF_TOKEN} is no secret
         return f"{match.group('name')}{match.group('sep')}{match.group('quote')}{REDACTED}"
 
-    values = sorted({*secret_env_values(environ), *long_enough(extra_values)}, key=len, reverse=True)
-    return _ASSIGNMENT.sub(hide, _scrub_values(text, values))
+    return lambda text: _ASSIGNMENT.sub(hide, _scrub_values(text, values))
 
 
 def secret_config_values(container: Any, names: Iterable[str] = ()) -> List[str]:
@@ -142,10 +153,12 @@ def run_secrets(container: Any, environ: Optional[Mapping[str, str]] = None) -> 
         for k, v in (entries or {}).items():
             if is_secret_name(k, names) and isinstance(v, str) and v:
                 found[str(k)] = v
-    strings = list(_strings(container))
-    for k, v in env.items():
-        if k not in found and is_secret_name(k, names) and len(v) >= MIN_SECRET_LEN and any(v in s for s in strings):
-            found[k] = v
+    candidates = {
+        k: v for k, v in env.items() if k not in found and is_secret_name(k, names) and len(v) >= MIN_SECRET_LEN
+    }
+    if candidates:  # the config's strings, walked only when some secret variable could be in them
+        strings = list(_strings(container))
+        found.update((k, v) for k, v in candidates.items() if any(v in s for s in strings))
     return found
 
 

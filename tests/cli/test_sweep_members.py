@@ -61,6 +61,7 @@ MEMBERS = [
     ["resources.nodes=2", "train.global_batch_size=16"],  # replaces an interpolation (${recipe.nodes})
     ["+cluster.env.FOO=bar", "optim.lr=0.003"],  # an add: composed from scratch
     ["data.prefixes=[/a,/b]", "data.generate_tiny=false"],  # a list value: composed from scratch
+    ["data.name=other", "paths.cache_dir=/elsewhere"],  # read by an interpolation (data.cache_dir)
     ["optim.lr=0.001", "train.seed=3"],  # again: the base must be back as it was
 ]
 
