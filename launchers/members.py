@@ -28,8 +28,8 @@ from nemotron.config.hydra_compat import apply_overrides, get_overrides_dirname
 
 Render = Callable[[DictConfig, FrozenSet[str]], Any]
 """What the launcher makes of one member's composed config (it may raise ConfigError), given the keys
-the member may differ in from the first member composed on the same base (every value override
-applied on that base so far; empty for a base's first member or a full composition). The config
+the member may differ in from the members composed on the same base before it (`_changed`; empty for
+a base's first member or a full composition). The config
 still holds Hydra's node under `hydra` (sweep dir interpolations need it); renderers skip it."""
 FIT_KEYS = ("train.global_batch_size",)
 """Keys the renderer itself may change on a member (config/batch_fit.py): put back like overrides."""
@@ -59,8 +59,10 @@ class MemberComposer:
         self.active: Optional[DictConfig] = None
         self.parsed: Dict[str, Override] = {}
         self.structural: Dict[str, bool] = {}
-        self.swept: Dict[Tuple[str, ...], Set[str]] = {}
-        """Per base: the keys of every value override applied on it so far."""
+        self.first: Dict[Tuple[str, ...], Dict[str, str]] = {}
+        """Per base: key -> override line of the value overrides of the first member composed on it."""
+        self.varied: Dict[Tuple[str, ...], Set[str]] = {}
+        """Per base: the keys whose override differed from that first member's in any member so far."""
 
     def parse(self, overrides: Sequence[str]) -> List[Override]:
         """Hydra's parse of each override line, once per distinct line (most repeat in every member)."""
@@ -79,15 +81,24 @@ class MemberComposer:
         if saved is None:  # a value override that is not a plain value: compose this one from scratch
             return self._compose_fully(num, list(overrides), parsed, render)
         saved += fitted_values(full)
-        first = structural not in self.swept
-        swept = self.swept.setdefault(structural, set())
-        swept.update(o.key_or_group for o in values)
+        changed = self._changed(structural, values)
         try:
             run_dir = self._enter(num, parsed)
             apply_overrides(full, values)
-            return Member(num, list(overrides), run_dir, render(full, frozenset() if first else frozenset(swept)))
+            return Member(num, list(overrides), run_dir, render(full, changed))
         finally:
             restore(full, saved)
+
+    def _changed(self, structural: Tuple[str, ...], values: List[Override]) -> FrozenSet[str]:
+        """The keys this member may differ in from any member composed on the same base before it (so
+        from the one the renderer took as that base's reference, whichever it was): keys whose override
+        differs from the first member's, in this member or an earlier one. An override repeated with the
+        same value in every member (the command's common ones) is no difference."""
+        lines = {o.key_or_group: o.input_line for o in values}  # the last override of a key wins, as in Hydra
+        first = self.first.setdefault(structural, lines)
+        varied = self.varied.setdefault(structural, set())
+        varied.update(k for k in {*lines, *first} if lines.get(k) != first.get(k))
+        return frozenset(varied)
 
     def _is_structural(self, override: Override) -> bool:
         line = override.input_line

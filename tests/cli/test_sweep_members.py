@@ -125,6 +125,7 @@ CHECKED = [
     ["optim.lr=0.002", "train.seed=4"],  # valid again
     ["model=nano3_tiny", "parallel.tensor_model_parallel_size=2"],  # its own base, its first member refused
     ["model=nano3_tiny", "optim.lr=0.1"],  # that base again: validated in full (no member of it passed yet)
+    ["model=nano3_tiny", "parallel.tensor_model_parallel_size=2"],  # the refused first's values, after a valid one
 ]
 
 
@@ -153,4 +154,4 @@ def test_members_checked_by_their_rules_reads_get_the_lines_a_full_validation_gi
         expected, got = composer.compose(num, [*COMMON, *extra], check).rendered
         assert got == expected, f"member {num} {extra}"
         assert (expected == []) == (num in (0, 6, 8, 10)), (num, expected)
-    assert reran == [False, *[True] * 8, False, False]
+    assert reran == [False, *[True] * 8, False, False, True]
