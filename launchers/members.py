@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from omegaconf import Container, DictConfig, open_dict, read_write
+from omegaconf import Container, DictConfig, OmegaConf
 
 from nemotron.config.hydra_compat import apply_overrides, get_overrides_dirname
 
@@ -61,6 +61,8 @@ class MemberComposer:
         self.structural: Dict[str, bool] = {}
         self.first: Dict[Tuple[str, ...], Dict[str, str]] = {}
         """Per base: key -> override line of the value overrides of the first member composed on it."""
+        self.settings: Optional[Tuple[DictConfig, Tuple[str, Dict[str, Any], Path]]] = None
+        """The config `_sweep_settings` last resolved, and its settings."""
         self.varied: Dict[Tuple[str, ...], Set[str]] = {}
         """Per base: the keys whose override differed from that first member's in any member so far."""
 
@@ -116,28 +118,36 @@ class MemberComposer:
         return full
 
     def _activate(self, full: DictConfig) -> None:
-        """`${hydra:...}` reads this config's hydra node (HydraConfig.get() returns `cfg.hydra`)."""
+        """`${hydra:...}` reads this config's hydra node (HydraConfig.get() returns `cfg.hydra`). The node
+        is opened for writing once per config, not per member: every flag change walks its whole subtree
+        (this config is the composer's own; nothing else sees it)."""
         HydraConfig.instance().cfg = full  # type: ignore[assignment]
+        if self.active is not full:
+            OmegaConf.set_readonly(full.hydra, False)
+            OmegaConf.set_struct(full.hydra, False)
         self.active = full
 
     def _enter(self, num: int, parsed: List[Override]) -> Path:
         """Point `${hydra:...}` at member `num`; its output directory (absolute, as Hydra's run_job makes it)."""
         hc = self.active.hydra  # type: ignore[union-attr]
         task = [o for o in parsed if not o.is_hydra_override()]
-        dirname_cfg = hc.job.config.override_dirname
-        with read_write(hc), open_dict(hc):
-            hc.job.num = num
-            hc.job.id = f"{hc.job.name}_{num}"
-            hc.job.override_dirname = get_overrides_dirname(
-                overrides=task,
-                kv_sep=dirname_cfg.kv_sep,
-                item_sep=dirname_cfg.item_sep,
-                exclude_keys=dirname_cfg.exclude_keys,
-            )
-            hc.overrides.task = [o.input_line for o in task]
-            out = Path(os.path.abspath(Path(str(self.active.hydra.sweep.dir)) / str(self.active.hydra.sweep.subdir)))
-            hc.runtime.output_dir = str(out)
+        name, dirname_cfg, sweep_dir = self._sweep_settings(hc)
+        hc.job.num = num  # writable: _activate
+        hc.job.id = f"{name}_{num}"
+        hc.job.override_dirname = get_overrides_dirname(overrides=task, **dirname_cfg)
+        hc.overrides.task = [o.input_line for o in task]
+        out = Path(os.path.abspath(sweep_dir / str(hc.sweep.subdir)))
+        hc.runtime.output_dir = str(out)
         return out
+
+    def _sweep_settings(self, hc: DictConfig) -> Tuple[str, Dict[str, Any], Path]:
+        """(job name, override_dirname settings, sweep dir) of the active config, resolved once per config
+        (Hydra's launcher also resolves hydra.sweep.dir once for the whole sweep)."""
+        if self.settings is None or self.settings[0] is not self.active:
+            dirname = hc.job.config.override_dirname
+            kwargs = {"kv_sep": dirname.kv_sep, "item_sep": dirname.item_sep, "exclude_keys": dirname.exclude_keys}
+            self.settings = (self.active, (str(hc.job.name), kwargs, Path(str(hc.sweep.dir))))
+        return self.settings[1]
 
     def _compose_fully(self, num: int, overrides: List[str], parsed: List[Override], render: Render) -> Member:
         full = self.loader.load_sweep_config(self.master, overrides)

@@ -44,7 +44,7 @@ from nemotron.launchers.arrays import (
     submitted_message,
 )
 from nemotron.launchers.members import Member, MemberComposer
-from nemotron.launchers.script import job_parts
+from nemotron.launchers.parts_cache import PartsCache
 from nemotron.launchers.wait import Ended, wait
 from nemotron.tracking.secrets import text_scrubber
 
@@ -79,6 +79,7 @@ class SlurmRenderer:
         self.notes: Set[str] = set()  # batch-size notes already printed
         self.bases: List[Tuple[DictConfig, CheckedBase]] = []  # checked bases (kept alive: compared by identity)
         self.sections = SectionCache()  # each base's resolved sections, re-dumped only where a member differs
+        self.parts = PartsCache(self.cwd, launcher)  # each base's job parts, made again only where they read a change
 
     def __call__(self, cfg: DictConfig, changed: FrozenSet[str] = frozenset()) -> Rendered:
         """Check and render one member; `changed`: the keys it may differ in from the first member
@@ -93,7 +94,7 @@ class SlurmRenderer:
         if executor != "slurm":
             return Rendered(executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(cfg.run_dir))
         text, secrets = self.sections.config_yaml(cfg, changed)
-        parts = job_parts(cfg, self.cwd, slurm.code_dir_for(cfg, self.sweep_dir), self.launcher, secrets)
+        parts = self.parts.parts(cfg, changed, slurm.code_dir_for(cfg, self.sweep_dir), secrets)
         if parts.key() not in self.checked:
             slurm.preflight(cfg, self.launcher)
             self.checked.add(parts.key())

@@ -9,8 +9,9 @@ or a container holding it (a rule that read `cluster.env` whole depends on `clus
 checks run only on the changed keys. The errors are the same lines a full validation gives: the
 rules themselves produce them.
 
-What a member may change against its base's first member: every value override applied on that base
-so far (the swept keys) and Hydra's per-member node (`MEMBER_HYDRA_KEYS`: job number, id, override
+What a member may change against its base's first member: the keys whose value override differed from
+that first member's in this or an earlier member on the base (launchers/members.py `_changed`) and
+Hydra's per-member node (`MEMBER_HYDRA_KEYS`: job number, id, override
 dirname, output dir), which run_dir and the sweep subdir interpolate.
 """
 

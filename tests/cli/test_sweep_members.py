@@ -155,3 +155,32 @@ def test_members_checked_by_their_rules_reads_get_the_lines_a_full_validation_gi
         assert got == expected, f"member {num} {extra}"
         assert (expected == []) == (num in (0, 6, 8, 10)), (num, expected)
     assert reran == [False, *[True] * 8, False, False, True]
+
+
+PARTS_MEMBERS = [
+    ["optim.lr=0.001"],  # the base's first member: parts made, reads recorded
+    ["optim.lr=0.002"],  # reads nothing the parts read: reused
+    ["optim.lr=0.003", "cluster.cpus_per_task=3"],  # an executor parameter
+    ["optim.lr=0.004", "resources.nodes=2"],  # nodes, and ranks in the check and rank commands
+    ["optim.lr=0.005", "cluster.env_check=false"],  # the environment check step
+    ["optim.lr=0.006", "tracker=mlflow"],  # a group (its own base): the check needs mlflow
+    ["optim.lr=0.007"],  # back to the first's values: made again (earlier members varied keys the parts read)
+]
+
+
+def test_members_job_parts_from_the_cache_equal_parts_made_from_scratch(loader_and_master, tmp_path):
+    from nemotron.launchers.parts_cache import PartsCache
+    from nemotron.launchers.script import job_parts
+
+    loader, master = loader_and_master
+    composer, made = MemberComposer(loader, master), []
+    cache = PartsCache(tmp_path, {}, make=lambda *args: made.append(args[0]) or job_parts(*args))
+    for num, extra in enumerate(PARTS_MEMBERS):
+        overrides = [*COMMON, *extra]
+        with cached_parsing():
+            got = composer.compose(num, overrides, lambda cfg, changed: cache.parts(cfg, changed, None, {})).rendered
+        expected = job_parts(full_config(loader, master, num, overrides)[1], tmp_path, None, {}, {})
+        assert (got.params, got.argv, got.python, got.max_requeues) == (
+            expected.params, expected.argv, expected.python, expected.max_requeues
+        ), f"member {num} {extra}"
+    assert len(made) == 6  # member 1 reused the first member's parts; every other one was made
