@@ -19,6 +19,7 @@ from typing import Any, Iterator, Optional
 
 import torch.nn.functional as F
 from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParallelLinear
+from megatron.core.transformer.enums import AttnMaskType
 
 from nemotron.runtime import cpu_compat
 from nemotron.runtime.model.packed import SegmentAwareDotProductAttention
@@ -76,7 +77,8 @@ class SdpaAttention(SegmentAwareDotProductAttention):
         if self.training or attention_bias is not None or packed_seq_params is not None:
             return False
         if attention_mask is None:  # causal by the layer's mask type: SDPA's is_causal aligns top-left
-            return query.shape[0] == 1 or query.shape[0] == key.shape[0]
+            causal = self.attn_mask_type == AttnMaskType.causal
+            return causal and (query.shape[0] == 1 or query.shape[0] == key.shape[0])
         return not bool(attention_mask.all(-1).any())  # a query with no key: Megatron's uniform row
 
 
