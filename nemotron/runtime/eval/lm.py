@@ -4,7 +4,8 @@ generate_until.
 Tokenization follows lm-eval's `hf` backend (`TemplateLM`: trailing spaces of a context move to the
 continuation, an empty context is the end-of-document token, inputs keep their last
 `model.seq_length` tokens), so scores compare with the `hf` backend on the exported model. Scoring
-right-pads a batch (a causal mask keeps padding out of the real positions); generation is the
+right-pads a batch (a causal mask keeps padding out of the real positions) and normalises only the
+positions that predict a continuation token; generation is the
 KV-cache sampler (`nemotron.runtime.model.generate`, greedy unless a task samples), each text cut at
 the first of the task's stop sequences.
 
@@ -102,25 +103,29 @@ class MegatronLM(compat.TemplateLM):
     # ---- scoring ---------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _log_probs(self, rows: List[List[int]]) -> torch.Tensor:
-        """[b, l, V] fp32 log-probabilities of the next token after each position of `rows`."""
+    def _logits(self, rows: List[List[int]]) -> torch.Tensor:
+        """[b, l, V] logits of the next token after each position of `rows` (right-padded)."""
         length = max(len(r) for r in rows)
         padded = [r + [self.eot_token_id] * (length - len(r)) for r in rows]
         tokens = torch.tensor(padded, device=self.device_)
         positions = torch.arange(length, device=tokens.device)[None].expand_as(tokens)
-        logits = self.model(tokens, positions, causal_mask(length, tokens.device), runtime_gather_output=True)
-        return torch.log_softmax(logits.float(), dim=-1)
+        return self.model(tokens, positions, causal_mask(length, tokens.device), runtime_gather_output=True)
 
     def _score_batch(self, pairs: List[Tuple[List[int], List[int]]]) -> List[Scored]:
+        """Each pair scored from the fp32 log-softmax of the positions predicting its continuation
+        (the only rows normalised: a row's log-softmax does not depend on the others)."""
         inputs = [(ctx + cont)[-(self.max_length + 1) :][:-1] for ctx, cont in pairs]
-        logp = self._log_probs(inputs)
-        out = []
-        for i, ((_, cont), inp) in enumerate(zip(pairs, inputs, strict=True)):
-            rows = logp[i, len(inp) - len(cont) : len(inp)]
-            target = torch.tensor(cont, device=rows.device)
-            total = rows.gather(-1, target[:, None]).sum().item()
-            out.append((float(total), bool((rows.argmax(-1) == target).all())))
-        return out
+        logits = self._logits(inputs)
+        lengths = [len(cont) for _, cont in pairs]
+        rows = [i for i, n in enumerate(lengths) for _ in range(n)]
+        cols = [p for inp, n in zip(inputs, lengths, strict=True) for p in range(len(inp) - n, len(inp))]
+        target = torch.tensor([t for _, cont in pairs for t in cont], device=logits.device)
+        logp = torch.log_softmax(logits[rows, cols].float(), dim=-1)
+        picked = logp.gather(-1, target[:, None])[:, 0].split(lengths)
+        greedy = (logp.argmax(-1) == target).split(lengths)
+        totals = torch.stack([p.sum() for p in picked]).tolist()
+        hits = torch.stack([g.all() for g in greedy]).tolist()
+        return [(float(t), bool(h)) for t, h in zip(totals, hits, strict=True)]
 
     def _loglikelihood_tokens(self, requests: List[Any], disable_tqdm: bool = False, **kwargs: Any) -> List[Scored]:
         """(sum of log p(continuation | context), whether it is the greedy continuation) of each

@@ -20,6 +20,7 @@ from nemotron.runtime import cpu_compat
 from nemotron.runtime.data import rl as rl_data
 from nemotron.runtime.eval import harness, tasks
 from nemotron.runtime.eval.lm import DataParallel, LMSettings, MegatronLM
+from nemotron.runtime.model import inference_compat
 from nemotron.runtime.model.build import build_model
 from nemotron.runtime.prep import chat
 from nemotron.runtime.stages.pretrained import load_pretrained, pretrained_source, with_pretrained_path
@@ -46,6 +47,7 @@ def build_lm(cfg: Any, tokenizer: Any) -> tuple:
     model, _ = build_model(cfg, tokenizer.vocab_size)
     load_pretrained(cfg, model, source, "eval")
     model.eval()
+    inference_compat.fast_inference(model)  # SDPA attention, plain linears: eval only
     settings = LMSettings(
         max_length=int(cfg.model.seq_length),
         batch_size=int(cfg.eval.batch_size),
