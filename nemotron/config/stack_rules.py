@@ -106,12 +106,13 @@ def packed_thd_pipeline_micro_batch(cfg: Any) -> Optional[str]:
     return None
 
 
-def lora_on_local_spec(cfg: Any) -> Optional[str]:
-    peft = cfg.get("peft") if hasattr(cfg, "get") else None
-    if peft is not None and peft.method == "lora" and stacks.layer_spec(cfg) == stacks.TE:
+def lora_sequence_parallel(cfg: Any) -> Optional[str]:
+    """LoRA wraps the local and the TE linear layers alike, but not sequence-parallel ones."""
+    peft, p = (cfg.get("peft") if hasattr(cfg, "get") else None), cfg.parallel
+    if peft is not None and peft.method == "lora" and p.sequence_parallel and p.tensor_model_parallel_size > 1:
         return (
-            "peft=lora wraps Megatron-Core's local linear layers, and this run would build Transformer Engine's "
-            f"fused ones ({stacks.target_stack(cfg).source}); set model.transformer_impl=local"
+            "peft=lora with parallel.sequence_parallel=true: adapters on sequence-parallel layers are not "
+            "wired yet; use parallel.sequence_parallel=false (and no MoE at TP>1)"
         )
     return None
 
@@ -125,6 +126,6 @@ STACK_RULES: List[Callable[[Any], Optional[str]]] = [
     mamba_context_parallel,
     packed_context_parallel,
     packed_thd_pipeline_micro_batch,
-    lora_on_local_spec,
+    lora_sequence_parallel,
 ]
 """Every rule of the target stack, in the order errors are reported."""

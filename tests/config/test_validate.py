@@ -170,9 +170,17 @@ BROKEN = {
         ],
         "train.micro_batch_size=2: packed samples on the Transformer Engine spec",
     ),
-    "lora_on_local_spec": (
-        ["+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "cluster=dgx", "resources.gpus_per_node=1"],
-        "peft=lora wraps Megatron-Core's local linear layers",
+    "lora_sequence_parallel": (
+        [
+            "+recipe=gpt/sft",
+            "checkpoint.pretrained=null",
+            "peft=lora",
+            "cluster=dgx",
+            "resources.gpus_per_node=2",
+            "parallel.tensor_model_parallel_size=2",
+            "parallel.sequence_parallel=true",
+        ],
+        "peft=lora with parallel.sequence_parallel=true: adapters on sequence-parallel layers",
     ),
     "values_in_range": (["train.steps=0"], "train.steps=0: out of range, must be >= 1"),
     "min_lr_below_lr": (["optim.lr=1e-4", "optim.min_lr=3e-4"], "optim.min_lr=0.0003 exceeds optim.lr=0.0001"),
@@ -264,6 +272,16 @@ def test_rule_rejects_its_broken_config(compose, rule):
         validate(compose(base + overrides))
     assert expected in str(err.value)
     assert all(len(line) < 400 for line in str(err.value).splitlines())
+
+
+def test_lora_on_the_transformer_engine_spec_composes(compose):
+    """LoRA wraps TE's layers too: a GPU cluster's TE stack takes peft=lora (issue 27)."""
+    from nemotron.common import stack as stacks
+
+    for overrides in (["+recipe=gpt/sft"], ["+recipe=nano3/sft", "model=nano3_tiny"]):
+        cfg = compose([*overrides, "checkpoint.pretrained=null", "peft=lora", "cluster=dgx", "resources.gpus_per_node=1"])
+        assert stacks.layer_spec(cfg) == stacks.TE
+        assert problems(cfg) == []
 
 
 def test_expert_parallel_must_divide_experts(compose):

@@ -11,8 +11,12 @@ adapted model equals the base at step 0. Tensor parallel, as the base layer shar
   products all-reduced (the base reduces its own the same way), B (out x r) replicated.
 A is drawn from a generator seeded by the run's seed and the layer's name, as a full matrix then
 sharded, so any TP size starts from the same adapters. `merge(model)` folds B A into the base
-weights and unwraps the layers. Local layer spec only (SFT and DPO run on it; TE's fused
-layernorm-linear would need its layernorm output): sequence parallelism is refused.
+weights and unwraps the layers.
+Both layer specs: the local one's ColumnParallelLinear/RowParallelLinear and Transformer Engine's
+TEColumnParallelLinear/TERowParallelLinear/TELayerNormColumnParallelLinear (recognised without
+importing TE; nemotron.runtime.peft.te_compat). The fused layernorm + linear is asked for its norm's
+output, which its adapter reads (as the linear does), and a merge folds B A into its linear weight
+only. Experts (grouped or not) are not adapted; sequence parallelism is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 
 from nemotron.common.peft_targets import TARGETS
+from nemotron.runtime.peft import te_compat
 
 
 class LoraError(ValueError):
@@ -40,6 +45,8 @@ def _kind(base: Any) -> Optional[str]:
     """`column` or `row`: how `base` is split over tensor-parallel ranks (None: not a TP linear)."""
     from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 
+    if te_compat.is_te(base):
+        return te_compat.kind(base)
     if isinstance(base, ColumnParallelLinear):
         return "column"
     if isinstance(base, RowParallelLinear):
@@ -98,16 +105,30 @@ class LoRAAdapter(torch.nn.Module):
 
 
 class LoRALinear(torch.nn.Module):
-    """A frozen tensor-parallel linear layer (`base`) plus its adapter (`adapter`)."""
+    """A frozen tensor-parallel linear layer (`base`) plus its adapter (`adapter`). Of TE's fused
+    layernorm + linear, the adapter reads the norm's output (`norm_flags`: the flags it had)."""
 
     def __init__(self, base: Any, adapter: LoRAAdapter) -> None:
         super().__init__()
         self.base, self.adapter = base, adapter
+        self.fused = te_compat.fused_norm(base)
+        self.norm_flags = te_compat.expose_norm_output(base) if self.fused else ()
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Tuple[torch.Tensor, Any]:
         """(base output + adapter output, the base's separate bias), as the base layer returns."""
+        if self.fused:
+            out, bias, normed = te_compat.split_fused_output(self.base(x, *args, **kwargs))
+            return out + self.adapter(normed), bias
         out, bias = self.base(x, *args, **kwargs)
         return out + self.adapter(x), bias
+
+    def unwrap(self) -> Any:
+        """The base layer, B A folded into its (linear) weight and its own flags given back."""
+        with torch.no_grad():
+            self.base.weight.add_(self.adapter.delta().to(self.base.weight.dtype))
+        if self.fused:
+            te_compat.restore_norm_output(self.base, self.norm_flags)
+        return self.base
 
     def sharded_state_dict(self, prefix: str = "", sharded_offsets: tuple = (), metadata: Any = None) -> Dict:
         """The base's sharded tensors under its own names (so the parent's split of a stacked weight,
@@ -121,8 +142,15 @@ def _targets(model: Any, names: List[str]) -> List[Tuple[str, Any]]:
     """(qualified name, layer) of every TP linear layer whose own name is in `names` (experts excepted)."""
     found = []
     for qualified, module in model.named_modules():
-        if qualified.rsplit(".", 1)[-1] in names and ".experts." not in qualified and _kind(module):
+        if qualified.rsplit(".", 1)[-1] not in names or ".experts." in qualified:
+            continue
+        if _kind(module):
             found.append((qualified, module))
+        elif te_compat.is_te(module):
+            raise LoraError(
+                f"{qualified} is Transformer Engine's {type(module).__name__}, which LoRA does not wrap; "
+                f"leave {qualified.rsplit('.', 1)[-1]} out of peft.target_modules or set model.transformer_impl=local"
+            )
     return found
 
 
@@ -200,8 +228,6 @@ def merge(model: Any) -> int:
     """Fold every adapter into its base weight and unwrap the layers (in place); how many merged."""
     wrapped = [(q, m) for q, m in model.named_modules() if isinstance(m, LoRALinear)]
     for qualified, layer in wrapped:
-        with torch.no_grad():
-            layer.base.weight.add_(layer.adapter.delta().to(layer.base.weight.dtype))
         parent_name, _, attr = qualified.rpartition(".")
-        setattr(model.get_submodule(parent_name), attr, layer.base)
+        setattr(model.get_submodule(parent_name), attr, layer.unwrap())
     return len(wrapped)
