@@ -89,6 +89,6 @@ def megatron_world():
     parallel_state.initialize_model_parallel(1, 1)
     cpu_compat.install()
     yield
-    parallel_state.destroy_model_parallel()
+    cpu_compat.destroy_model_parallel_groups()
     if created:
         dist.destroy_process_group()

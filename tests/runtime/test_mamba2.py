@@ -136,7 +136,7 @@ def megatron_world():
     cpu_compat.seed_model_parallel(1234)
     yield ProcessGroupCollection.use_mpu_process_groups()
     if created:
-        parallel_state.destroy_model_parallel()
+        cpu_compat.destroy_model_parallel_groups()
         dist.destroy_process_group()
 
 

@@ -64,7 +64,7 @@ def _expected_first_loss(cfg, ck: Path) -> float:
                 total, count = total + float(s), count + float(n)
         return total / count
     finally:
-        parallel_state.destroy_model_parallel()
+        cpu_compat.destroy_model_parallel_groups()
         dist.destroy_process_group()
 
 

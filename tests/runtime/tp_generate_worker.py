@@ -63,7 +63,7 @@ def build(overrides: list[str], tp: int, run_dir: Path):
         run_dir=run_dir,
     )
     if parallel_state.model_parallel_is_initialized():
-        parallel_state.destroy_model_parallel()
+        cpu_compat.destroy_model_parallel_groups()
     parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp)
     cpu_compat.seed_model_parallel(7)
     model, _ = build_model(cfg, VOCAB)
