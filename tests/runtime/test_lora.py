@@ -201,8 +201,12 @@ def test_nano3_lora_trains_saves_and_merges_with_the_adapted_models_logits(run_c
         run_config("nano3/sft", *LORA, "train.steps=2", f"checkpoint.pretrained={base}", f"checkpoint.dir={adapters}"),
         SFTStage(),
     )
+    line = r"^peft=lora: adapters on (\d+) layers \((.*)\); (\d+) routed-expert layers carry none"
+    said = re.search(line, capsys.readouterr().out, re.M)
+    assert said and "in_proj" in said.group(2) and int(said.group(3)) > 0  # the log says the experts stay frozen
     model, run_cfg, found = adapted_model(str(adapters))
     assert any(t.endswith("mixer.in_proj") for t in found.meta["lora"]["targets"])
+    assert int(said.group(1)) == len(found.meta["lora"]["targets"])
     tokens = torch.randint(0, int(run_cfg.model.vocab_size), (2, 16), generator=torch.Generator().manual_seed(0))
     adapted = _logits(model, tokens)
     merged = tmp_path / "merged"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from nemotron.common.checkpoint_index import MARKER, CheckpointError, Found
 from nemotron.runtime.checkpoint import store
 from nemotron.runtime.peft import lora
 from nemotron.runtime.peft.state import RECORD
 from nemotron.runtime.stages.pretrained import pretrained_source
+from nemotron.runtime.train.progress import say
 
 
 def enabled(cfg: Any) -> bool:
@@ -67,6 +68,14 @@ def attach(cfg: Any, model: Any, found: Optional[Found]) -> None:
             store.load_weights(source, cfg, model, say=False)
     targets = lora.apply(cfg, model)
     peft = cfg.peft
+    say(wrapped_line(targets, lora.untargeted_experts(model, list(peft.target_modules))))
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
     record.update(rank=int(peft.rank), alpha=float(peft.alpha), targets=targets, model=model_cfg)
     setattr(model, RECORD, record)
+
+
+def wrapped_line(targets: List[str], experts: int) -> str:
+    """What the log says LoRA wrapped: how many layers of which names, and the routed experts it left."""
+    names = sorted({t.rsplit(".", 1)[-1] for t in targets})
+    line = f"peft=lora: adapters on {len(targets)} layers ({', '.join(names)})"
+    return line + (f"; {experts} routed-expert layers carry none (frozen)" if experts else "")

@@ -224,6 +224,11 @@ def apply(cfg: Any, model: Any) -> List[str]:
     return [q for q, _ in targets]
 
 
+def untargeted_experts(model: Any, names: List[str]) -> int:
+    """How many routed-expert layers carry a targeted name (adapters skip experts)."""
+    return sum(1 for q, _ in model.named_modules() if q.rsplit(".", 1)[-1] in names and ".experts." in q)
+
+
 def merge(model: Any) -> int:
     """Fold every adapter into its base weight and unwrap the layers (in place); how many merged."""
     wrapped = [(q, m) for q, m in model.named_modules() if isinstance(m, LoRALinear)]
