@@ -53,8 +53,16 @@ ROWS = [
         "parallel.sequence_parallel=true needs the Transformer Engine layer spec",
     ),
     (
-        ("+recipe=gpt/sft", "checkpoint.pretrained=null", "peft=lora", "cluster=dgx", "resources.gpus_per_node=1"),
-        "peft=lora wraps Megatron-Core's local linear layers",
+        (
+            "+recipe=gpt/sft",
+            "checkpoint.pretrained=null",
+            "peft=lora",
+            "cluster=dgx",
+            "resources.gpus_per_node=2",
+            "parallel.tensor_model_parallel_size=2",
+            "parallel.sequence_parallel=true",
+        ),
+        "peft=lora with parallel.sequence_parallel=true: adapters on sequence-parallel layers",
     ),
 ]
 
