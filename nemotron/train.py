@@ -113,7 +113,7 @@ def outputs_line(cfg: DictConfig) -> str:
     from nemotron.tracking.settings import is_local_store, tracking_uri
 
     uri = tracking_uri(cfg)
-    return f"{line}\nMLflow: " + (f"mlflow ui --backend-store-uri {uri}" if is_local_store(uri) else uri)
+    return f"{line}\nMLflow: " + (f"mlflow ui --backend-store-uri {uri}" if is_local_store(uri) else scrub_text(uri))
 
 
 def launcher_keys() -> dict:

@@ -48,6 +48,19 @@ def _lineage_entries(cfg, refs: dict) -> dict:
     return found
 
 
+def with_uri_password(uri: Optional[str]) -> Optional[str]:
+    """The tracking URI state.json recorded, its hidden password put back from the variable the run got
+    it in (NEMOTRON_TRACKER_URI_PASSWORD), when this shell has it."""
+    import os
+
+    from nemotron.tracking.secrets import REDACTED, uri_password_name
+
+    password = os.environ.get(uri_password_name("tracker.uri"))
+    if uri and password and f":{REDACTED}@" in uri:
+        return uri.replace(f":{REDACTED}@", f":{password}@", 1)
+    return uri
+
+
 def sync(args: argparse.Namespace) -> int:
     from nemotron.tracking.buffer import RunFiles
     from nemotron.tracking.store import RunStore
@@ -56,7 +69,8 @@ def sync(args: argparse.Namespace) -> int:
     cfg, container = _load_run(run_dir)
     files = RunFiles(run_dir)
     state = files.state()
-    store = RunStore(cfg, container, files, uri=args.uri or state.get("uri"), experiment=args.experiment)
+    uri = args.uri or with_uri_password(state.get("uri"))
+    store = RunStore(cfg, container, files, uri=uri, experiment=args.experiment)
     pending = files.pending()
     status = args.status or state.get("final_status") or "KILLED"
     try:

@@ -37,6 +37,9 @@ _ASSIGNMENT = re.compile(
 
 
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][\w+.\-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?P<at>@)")
+"""The password of a URI's user info (`scheme://user:password@host`): a tracking server's basic auth,
+a database store's login. Hidden wherever text is shown; its own environment variable in config.yaml."""
 
 
 def is_secret_name(name: Any, extra: Iterable[str] = ()) -> bool:
@@ -69,7 +72,41 @@ def _scrub_values(text: str, values: Iterable[str]) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, REDACTED)
-    return text
+    return hide_uri_passwords(text) if "://" in text else text
+
+
+def hide_uri_passwords(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` replaced (a reference such as
+    `${oc.env:NAME}` is no secret and stays)."""
+
+    def hide(match: re.Match) -> str:
+        if match.group("password").startswith("${"):
+            return match.group(0)
+        return f"{match.group('head')}{REDACTED}{match.group('at')}"
+
+    return _URI_PASSWORD.sub(hide, text)
+
+
+def uri_password_name(path: str) -> str:
+    """The environment variable a URI's password at config key `path` travels in to the job
+    (`tracker.uri` -> NEMOTRON_TRACKER_URI_PASSWORD: a secret name, so the job hides it too)."""
+    return "NEMOTRON_" + re.sub(r"[^A-Z0-9]+", "_", path.upper()).strip("_") + "_PASSWORD"
+
+
+def uri_passwords(container: Any, path: str = "") -> Dict[str, str]:
+    """NAME -> password of every URI in a resolved config container that holds one in its user info."""
+    found: Dict[str, str] = {}
+    if isinstance(container, Mapping):
+        for k, v in container.items():
+            found.update(uri_passwords(v, f"{path}.{k}" if path else str(k)))
+    elif isinstance(container, (list, tuple)):
+        for i, v in enumerate(container):
+            found.update(uri_passwords(v, f"{path}.{i}"))
+    elif isinstance(container, str) and "://" in container:
+        for match in _URI_PASSWORD.finditer(container):
+            if not match.group("password").startswith("${"):
+                found[uri_password_name(path)] = match.group("password")
+    return found
 
 
 def redact(container: Any, environ: Optional[Mapping[str, str]] = None, names: Iterable[str] = ()) -> Any:
@@ -159,7 +196,7 @@ def run_secrets(container: Any, environ: Optional[Mapping[str, str]] = None) -> 
     if candidates:  # the config's strings, walked only when some secret variable could be in them
         strings = list(_strings(container))
         found.update((k, v) for k, v in candidates.items() if any(v in s for s in strings))
-    return found
+    return {**found, **uri_passwords(container)}
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -177,6 +214,7 @@ def reference_secrets(container: Any, secrets: Mapping[str, str]) -> Any:
     """A copy of `container` with each secret value replaced by `${oc.env:NAME}`: what the run's
     config.yaml holds; the job, which gets the secrets in its environment, resolves them at start."""
     by_length = sorted(secrets.items(), key=lambda kv: len(kv[1]), reverse=True)
+    by_password = {v: k for k, v in secrets.items() if k.startswith("NEMOTRON_") and k.endswith("_PASSWORD")}
 
     def walk(node: Any, key: Any = None) -> Any:
         if isinstance(node, Mapping):
@@ -187,9 +225,16 @@ def reference_secrets(container: Any, secrets: Mapping[str, str]) -> Any:
             return node
         if key in secrets and node == secrets[key]:
             return f"${{oc.env:{key}}}"
+        if "://" in node:  # a URI's password, whatever its length, by the name uri_passwords gave it
+            node = _URI_PASSWORD.sub(lambda m: _password_reference(m, by_password), node)
         for name, value in by_length:
             if len(value) >= MIN_SECRET_LEN or node == value:
                 node = node.replace(value, f"${{oc.env:{name}}}")
         return node
 
     return walk(container)
+
+
+def _password_reference(match: re.Match, by_password: Mapping[str, str]) -> str:
+    name = by_password.get(match.group("password"))
+    return match.group(0) if name is None else f"{match.group('head')}${{oc.env:{name}}}{match.group('at')}"

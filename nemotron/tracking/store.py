@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from nemotron.tracking import context, settings
 from nemotron.tracking.buffer import RunFiles
 from nemotron.tracking.params import FULL_CONFIG_ARTIFACT, safe_key, to_params, to_tags
-from nemotron.tracking.secrets import redact, scrub_text, secret_config_values
+from nemotron.tracking.secrets import hide_uri_passwords, redact, scrub_text, secret_config_values
 
 METRICS_PER_REQUEST = 900
 """Metrics per log_batch call (MLflow accepts 1000)."""
@@ -68,6 +68,8 @@ def connect(uri: str) -> Any:
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if hide_uri_passwords(uri) != uri:  # MLflow prints "View run at <uri>", password and all
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     from mlflow import MlflowClient
 
     try:
@@ -108,7 +110,8 @@ class RunStore:
         run_id = self._continue(client) or self._create(client)
         self.files.run_id = run_id
         parent = os.environ.get(settings.PARENT_RUN_ENV)
-        self.files.update_state(run_id=run_id, uri=self.uri, **({"parent_run_id": parent} if parent else {}))
+        state = {"run_id": run_id, "uri": hide_uri_passwords(self.uri)}  # sync puts a password back from env
+        self.files.update_state(**state, **({"parent_run_id": parent} if parent else {}))
         self._log_start(client, run_id)
         self.run_id = run_id
         return run_id

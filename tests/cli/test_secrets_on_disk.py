@@ -13,13 +13,16 @@ from __future__ import annotations
 import pytest
 from secrets_support import ARGS, ENV, SECRETS, assert_received, files_under, leaks, secrets_files
 
+URI_PASSWORD = "UriPassw0rd"
+"""A fourth way: the tracking URI's user info (the test server ignores it; a server with basic auth reads it)."""
+
 
 @pytest.mark.slow
 def test_local_run_writes_no_secret_and_the_job_gets_them(cli, tmp_path, mlflow_server):
     result = cli(
         *ARGS,
         "tracker=mlflow",
-        f"tracker.uri={mlflow_server.uri}",
+        f"tracker.uri={mlflow_server.uri.replace('://', f'://nemo:{URI_PASSWORD}@')}",
         "tracker.experiment=secrets",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={tmp_path / 'outputs' / 'run'}",
@@ -31,12 +34,16 @@ def test_local_run_writes_no_secret_and_the_job_gets_them(cli, tmp_path, mlflow_
     assert "done | 2/2 steps" in (run_dir / "train.log").read_text()
     assert {p.name for p in (run_dir / ".hydra").iterdir()} >= {"config.yaml", "hydra.yaml", "overrides.yaml"}
     assert "DB_PASSWORD: ${oc.env:DB_PASSWORD}" in (run_dir / "config.yaml").read_text()
+    assert ":${oc.env:NEMOTRON_TRACKER_URI_PASSWORD}@" in (run_dir / "config.yaml").read_text()
     assert files_under(mlflow_server.root / "artifacts") > 0
     assert leaks(tmp_path / "outputs", mlflow_server.root) == []
     assert len(secrets_files(tmp_path / "outputs")) <= 1
     assert_received(run_dir)
     for value in SECRETS.values():
         assert value not in result.stdout + result.stderr
+    files = [p for root in (tmp_path / "outputs", mlflow_server.root) for p in root.rglob("*") if p.is_file()]
+    assert [str(p) for p in files if p.name != "secrets.env" and URI_PASSWORD.encode() in p.read_bytes()] == []
+    assert URI_PASSWORD not in result.stdout + result.stderr
 
 
 @pytest.mark.slow

@@ -71,3 +71,41 @@ def test_scrub_text_hides_assignments_and_known_values():
     out = scrub_text(text, extra_values=["s3cr3tval"], environ={})
     assert out == (f"export HF_TOKEN={REDACTED}\n- +cluster.env.API_KEY='{REDACTED}'\ntokens_per_s=5\n"
                    f"value {REDACTED} here\ntext_key: t")
+
+
+def test_a_uri_password_is_hidden_when_shown_and_travels_in_its_own_variable(monkeypatch):
+    """`scheme://user:password@host` (a tracking server's basic auth, a database store's login): shown
+    nowhere, whatever its length; config.yaml references NEMOTRON_<KEY>_PASSWORD, which the job gets."""
+    from omegaconf import OmegaConf
+
+    from nemotron.tracking.secrets import hide_uri_passwords
+
+    cfg = {"tracker": {"uri": "http://alice:pw@127.0.0.1:5000"}, "db": ["postgresql://bob:s3cret-db@h/db"],
+           "plain": "http://127.0.0.1:5000", "ref": "http://u:${oc.env:PW_TOKEN}@h"}
+    shown = scrub_text("uri http://alice:pw@127.0.0.1:5000 ok", environ={})
+    assert shown == f"uri http://alice:{REDACTED}@127.0.0.1:5000 ok"
+    assert redact(cfg, environ={})["tracker"]["uri"] == f"http://alice:{REDACTED}@127.0.0.1:5000"
+    assert hide_uri_passwords(cfg["ref"]) == cfg["ref"] and hide_uri_passwords(cfg["plain"]) == cfg["plain"]
+    secrets = run_secrets(cfg, environ={})
+    assert secrets == {"NEMOTRON_TRACKER_URI_PASSWORD": "pw", "NEMOTRON_DB_0_PASSWORD": "s3cret-db"}
+    out = reference_secrets(cfg, secrets)
+    assert out["tracker"]["uri"] == "http://alice:${oc.env:NEMOTRON_TRACKER_URI_PASSWORD}@127.0.0.1:5000"
+    assert out["db"] == ["postgresql://bob:${oc.env:NEMOTRON_DB_0_PASSWORD}@h/db"] and out["plain"] == cfg["plain"]
+    assert all(is_secret_name(name) for name in secrets)  # the job hides them in what it logs too
+    for name, value in secrets.items():  # the job's environment
+        monkeypatch.setenv(name, value)
+    job = OmegaConf.create(out)
+    assert job.tracker.uri == cfg["tracker"]["uri"] and job.db[0] == cfg["db"][0]
+
+
+def test_sync_puts_a_hidden_uri_password_back_from_its_variable(monkeypatch):
+    """state.json records the tracking URI with its password hidden; `sync` restores it from the variable
+    the run got it in, when the shell has it (else the URI stays as recorded)."""
+    from nemotron.tracking.cli import with_uri_password
+
+    hidden = f"http://alice:{REDACTED}@h:5000"
+    monkeypatch.delenv("NEMOTRON_TRACKER_URI_PASSWORD", raising=False)
+    assert with_uri_password(hidden) == hidden
+    monkeypatch.setenv("NEMOTRON_TRACKER_URI_PASSWORD", "pw")
+    assert with_uri_password(hidden) == "http://alice:pw@h:5000"
+    assert with_uri_password("http://h:5000") == "http://h:5000" and with_uri_password(None) is None
