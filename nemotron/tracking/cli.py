@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -51,8 +52,6 @@ def _lineage_entries(cfg, refs: dict) -> dict:
 def with_uri_password(uri: Optional[str]) -> Optional[str]:
     """The tracking URI state.json recorded, its hidden password put back from the variable the run got
     it in (NEMOTRON_TRACKER_URI_PASSWORD), when this shell has it."""
-    import os
-
     from nemotron.tracking.secrets import REDACTED, uri_password_name
 
     password = os.environ.get(uri_password_name("tracker.uri"))

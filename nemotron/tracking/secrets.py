@@ -214,7 +214,7 @@ def reference_secrets(container: Any, secrets: Mapping[str, str]) -> Any:
     """A copy of `container` with each secret value replaced by `${oc.env:NAME}`: what the run's
     config.yaml holds; the job, which gets the secrets in its environment, resolves them at start."""
     by_length = sorted(secrets.items(), key=lambda kv: len(kv[1]), reverse=True)
-    by_password = {v: k for k, v in secrets.items() if k.startswith("NEMOTRON_") and k.endswith("_PASSWORD")}
+    by_password = {v: k for k, v in secrets.items()}
 
     def walk(node: Any, key: Any = None) -> Any:
         if isinstance(node, Mapping):
@@ -225,7 +225,7 @@ def reference_secrets(container: Any, secrets: Mapping[str, str]) -> Any:
             return node
         if key in secrets and node == secrets[key]:
             return f"${{oc.env:{key}}}"
-        if "://" in node:  # a URI's password, whatever its length, by the name uri_passwords gave it
+        if "://" in node:  # a URI's password, whatever its length, by the name of the secret holding it
             node = _URI_PASSWORD.sub(lambda m: _password_reference(m, by_password), node)
         for name, value in by_length:
             if len(value) >= MIN_SECRET_LEN or node == value:
