@@ -92,3 +92,21 @@ def megatron_world():
     cpu_compat.destroy_model_parallel_groups()
     if created:
         dist.destroy_process_group()
+
+
+def killed_at_step(run_stage, cfg, monkeypatch, step: int) -> None:
+    """Run `run_stage(cfg)` until training step `step` (1-based) begins, then stop it as a kill would:
+    a KeyboardInterrupt raised from the step function, after the checkpoints saved before it."""
+    from nemotron.runtime.train import step as train_step_module
+
+    real = train_step_module.train_step
+
+    def crash(run):
+        if run.position.step + 1 == step:
+            raise KeyboardInterrupt("simulated kill")
+        return real(run)
+
+    with monkeypatch.context() as m:
+        m.setattr(train_step_module, "train_step", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run_stage(cfg)

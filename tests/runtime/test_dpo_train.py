@@ -19,7 +19,6 @@ from picture_support import shown
 
 from nemotron.runtime.stages import dpo, pretrain
 from nemotron.runtime.train import loop
-from nemotron.runtime.train import step as train_step_module
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
 tiny_data_dir = runtime_support.tiny_data_dir
@@ -69,17 +68,7 @@ def test_resumed_dpo_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
     ]
     straight = dpo.run(run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'a'}"))
     interrupted = run_config("gpt/dpo", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=3")
-    real = train_step_module.train_step
-
-    def crash_at_step_5(run):
-        if run.position.step + 1 == 5:
-            raise KeyboardInterrupt("simulated kill")
-        return real(run)
-
-    with monkeypatch.context() as m:
-        m.setattr(train_step_module, "train_step", crash_at_step_5)
-        with pytest.raises(KeyboardInterrupt):
-            dpo.run(interrupted)
+    runtime_support.killed_at_step(dpo.run, interrupted, monkeypatch, step=5)
     resumed = dpo.run(interrupted)
     assert resumed.start_step == 3 and resumed.losses == straight.losses[3:]
     assert resumed.stage_metrics == straight.stage_metrics[3:]

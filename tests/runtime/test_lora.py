@@ -15,7 +15,6 @@ from nemotron.common.checkpoint_index import CheckpointError, latest
 from nemotron.runtime.stages import pretrain
 from nemotron.runtime.stages.sft import SFTStage
 from nemotron.runtime.train import loop
-from nemotron.runtime.train import step as train_step_module
 from nemotron.tracking.registry import Registry
 
 run_config = runtime_support.run_config  # fixtures shared by the runtime tests
@@ -111,17 +110,7 @@ def test_resumed_lora_run_repeats_the_uninterrupted_run_bitwise(run_config, pret
     common = [*LORA, "train.steps=4", "peft.dropout=0.1", f"checkpoint.pretrained={pretrained}"]
     straight = loop.run(run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'a'}"), SFTStage())
     interrupted = run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'b'}", "checkpoint.save_interval=2")
-    real = train_step_module.train_step
-
-    def crash_at_step_3(run):
-        if run.position.step + 1 == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return real(run)
-
-    with monkeypatch.context() as m:
-        m.setattr(train_step_module, "train_step", crash_at_step_3)
-        with pytest.raises(KeyboardInterrupt):
-            loop.run(interrupted, SFTStage())
+    runtime_support.killed_at_step(lambda cfg: loop.run(cfg, SFTStage()), interrupted, monkeypatch, step=3)
     saved = latest(str(tmp_path / "b"))
     assert all(".adapter." in k or k.startswith("optimizer.") for k in _model_keys(saved.path))
     resumed = loop.run(interrupted, SFTStage())

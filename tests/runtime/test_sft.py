@@ -16,11 +16,10 @@ import torch
 
 from nemotron.runtime.stages import pretrain
 
-from nemotron.runtime.train import step as train_step_module
 from nemotron.runtime.checkpoint import store as checkpoint
 from nemotron.runtime.stages import sft
 from nemotron.common.checkpoint_index import PretrainedNotFound, pretrained_checkpoint
-from runtime_support import run_config, tiny_data_dir  # noqa: F401 - fixtures
+from runtime_support import killed_at_step, run_config, tiny_data_dir  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = ["train.steps=4", "train.log_interval=1", "train.eval_interval=0"]
@@ -85,17 +84,7 @@ def test_resumed_sft_repeats_the_uninterrupted_run_bitwise(run_config, pretraine
     straight = sft.run(run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'a'}"))
     interrupted = run_config("gpt/sft", *common, f"checkpoint.dir={tmp_path / 'b'}",
                              "checkpoint.save_interval=3")
-    real = train_step_module.train_step
-
-    def crash_at_step_5(run):
-        if run.position.step + 1 == 5:
-            raise KeyboardInterrupt("simulated kill")
-        return real(run)
-
-    with monkeypatch.context() as m:
-        m.setattr(train_step_module, "train_step", crash_at_step_5)
-        with pytest.raises(KeyboardInterrupt):
-            sft.run(interrupted)
+    killed_at_step(sft.run, interrupted, monkeypatch, step=5)
     resumed = sft.run(interrupted)
     assert resumed.start_step == 3 and resumed.losses == straight.losses[3:]
     assert resumed.val_losses == {6: straight.val_losses[6]}
