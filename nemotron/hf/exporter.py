@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from nemotron.common.progress import Progress
 from nemotron.hf import configmap, mapping, streaming
 from nemotron.hf import megatron_side as ours
-from nemotron.hf.importer import IMPORT_RECORD, MODEL_YAML, TOKENIZER_FILES, refuse_existing
+from nemotron.hf.importer import IMPORT_RECORD, MODEL_YAML, copy_tokenizer, refuse_existing
 from nemotron.hf.run_tokenizer import copy_run_tokenizer, eos_id
 from nemotron.hf.st_files import HFInputError, ShardWriter
 
@@ -94,15 +94,6 @@ def write_weights(found_path: str, model: Any, out: Path, max_shard_bytes: int) 
         return writer.close()
 
 
-def _copy_tokenizer(root: Path, out: Path) -> List[str]:
-    copied = []
-    for name in TOKENIZER_FILES:
-        if (root / name).is_file():
-            shutil.copy2(root / name, out / name)
-            copied.append(name)
-    return copied
-
-
 def _register(out: Path, found_path: str, registry: Optional[str], record: Dict[str, Any]) -> Dict[str, Any]:
     from nemotron.tracking.registry import DEFAULT_REGISTRY, Registry, content_hash, ref_of
 
@@ -141,7 +132,7 @@ def export_hf(
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{secrets.token_hex(4)}")
     tmp.mkdir(parents=True)
     write_weights(found.path, model, tmp, max_shard_bytes)
-    tokenizer_files = _copy_tokenizer(root, tmp) or copy_run_tokenizer(root, tmp)
+    tokenizer_files = copy_tokenizer(root, tmp) or copy_run_tokenizer(root, tmp)
     config = _hf_config(model, model.vocab_size, root)
     if not (root / "hf_config.json").is_file() and eos_id(tmp) is not None:  # an imported model keeps its ids
         config["eos_token_id"] = eos_id(tmp)

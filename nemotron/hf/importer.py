@@ -118,7 +118,8 @@ def convert(cfg: Any, model: Any, reader: ShardReader, out_dir: Path, meta: Dict
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _copy_tokenizer(src: Path, dst: Path) -> List[str]:
+def copy_tokenizer(src: Path, dst: Path) -> List[str]:
+    """Copy the TOKENIZER_FILES present in `src` into `dst`; the names copied."""
     copied = []
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
@@ -173,7 +174,7 @@ def import_hf(
     if _rank() == 0:
         (out_dir / MODEL_YAML).write_text(OmegaConf.to_yaml(OmegaConf.to_container(model, enum_to_str=True)))
         (out_dir / "hf_config.json").write_text(json.dumps(hf, indent=1) + "\n")
-        _copy_tokenizer(src, out_dir)
+        copy_tokenizer(src, out_dir)
         _register(out_dir, src, registry, family)
     return path
 

@@ -106,33 +106,8 @@ def prepare_tiny_dpo(cfg: Any) -> Path:
 
 def resolve_dpo(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
     """The tokenizer, manifest path and manifest of the preference data `cfg.data` names."""
-    d = cfg.data
-    if d.generate_tiny:
-        path = prepare_tiny_dpo(cfg)
-    elif d.packed_file:
-        path = Path(d.packed_file)
-    else:
-        raise ValueError(
-            "no DPO data: set data.packed_file (from +recipe=data/prep_dpo) or data.generate_tiny=true (data=dpo_tiny)"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"data.packed_file={path} not found; write it with "
-            "python -m nemotron.train +recipe=data/prep_dpo data.sources=[...]"
-        )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != preference_prep.FORMAT:
-        raise ValueError(
-            f"{path} is not a DPO manifest ({preference_prep.FORMAT}, from "
-            f"+recipe=data/prep_dpo) but {manifest.get('format')!r}"
-        )
-    if manifest["seq_length"] != cfg.model.seq_length:
-        raise ValueError(
-            f"{path} was prepared for seq_length {manifest['seq_length']} but "
-            f"model.seq_length={cfg.model.seq_length}; prepare it again with that"
-        )
-    tokenizer = data.TokenizerAdapter(str(path.parent / manifest["tokenizer"]), d.eod_token)
-    return tokenizer, path, manifest
+    kind = sft_data.PackedKind("DPO", preference_prep.FORMAT, "data/prep_dpo", "dpo_tiny")
+    return sft_data.resolve_packed(cfg, prepare_tiny_dpo, kind)
 
 
 # ---- pairs as micro-batches ----------------------------------------------------------------------

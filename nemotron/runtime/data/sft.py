@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -129,22 +130,41 @@ def prepare_tiny_sft(cfg: Any) -> Path:
 
 def resolve_sft(cfg: Any) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
     """The tokenizer, manifest path and manifest of the SFT data `cfg.data` names."""
+    return resolve_packed(cfg, prepare_tiny_sft, PackedKind("SFT", sft_prep.FORMAT, "data/prep_sft", "sft_tiny"))
+
+
+@dataclass(frozen=True)
+class PackedKind:
+    """What a stage's prepared data is: its name in errors, manifest format, prep recipe and tiny data option."""
+
+    name: str
+    format: str
+    prep_recipe: str
+    tiny_option: str
+
+
+def resolve_packed(
+    cfg: Any, prepare_tiny: Callable[[Any], Path], kind: PackedKind
+) -> Tuple[data.TokenizerAdapter, Path, Dict[str, Any]]:
+    """The tokenizer, manifest path and manifest of the prepared data `cfg.data` names (the synthetic
+    tiny data, prepared on first use, or data.packed_file), checked against `kind` and the model."""
     d = cfg.data
     if d.generate_tiny:
-        path = prepare_tiny_sft(cfg)
+        path = prepare_tiny(cfg)
     elif d.packed_file:
         path = Path(d.packed_file)
     else:
-        raise ValueError("no SFT data: set data.packed_file (from +recipe=data/prep_sft) or "
-                         "data.generate_tiny=true (data=sft_tiny)")
+        raise ValueError(f"no {kind.name} data: set data.packed_file (from +recipe={kind.prep_recipe}) or "
+                         f"data.generate_tiny=true (data={kind.tiny_option})")
     if not path.is_file():
         raise FileNotFoundError(f"data.packed_file={path} not found; write it with "
-                                "python -m nemotron.train +recipe=data/prep_sft data.sources=[...]")
+                                f"python -m nemotron.train +recipe={kind.prep_recipe} data.sources=[...]")
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != sft_prep.FORMAT:
-        raise ValueError(f"{path} is not an SFT manifest ({sft_prep.FORMAT}); prepare it again")
+    if manifest.get("format") != kind.format:
+        raise ValueError(f"{path} is not a {kind.name} manifest ({kind.format}, from +recipe={kind.prep_recipe}) "
+                         f"but {manifest.get('format')!r}; prepare it again")
     if manifest["seq_length"] != cfg.model.seq_length:
-        raise ValueError(f"{path} was packed for seq_length {manifest['seq_length']} but "
+        raise ValueError(f"{path} was prepared for seq_length {manifest['seq_length']} but "
                          f"model.seq_length={cfg.model.seq_length}; prepare it again with that")
     tokenizer = data.TokenizerAdapter(str(path.parent / manifest["tokenizer"]), d.eod_token)
     return tokenizer, path, manifest
