@@ -29,7 +29,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 COMPAT_MODULES = [
     "nemotron.launchers.submitit_compat",
     "nemotron.config.hydra_compat",
-    "nemotron.hf.transformers_compat",
+    "nemotron.runtime.transformers_compat",
     "nemotron.hf.dcp_compat",
     "nemotron.runtime.cpu_compat",
     "nemotron.runtime.model.inference_compat",

@@ -341,6 +341,12 @@ def test_config_and_memory_import_no_launch_cli_or_runtime_code():
     assert not bad, "the config layer reaches up or into the runtime:\n" + "\n".join(bad)
 
 
+def test_the_runtime_imports_no_checkpoint_tool():
+    # nemotron.hf (import/export, merge-lora, average) builds on the runtime; the runtime never reaches up to it
+    bad = imports_from(import_graph(), ("nemotron.runtime",), ("nemotron.hf",))
+    assert not bad, "the runtime reaches up into the checkpoint tools:\n" + "\n".join(bad)
+
+
 MAX_MODULE_LINES = 400
 """A module past this is two concerns in one file: split it by what its parts do."""
 

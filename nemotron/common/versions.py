@@ -1,7 +1,7 @@
 """Version ranges of the compat modules, checked without third-party packages (stdlib only).
 
 Each compat module (launchers/submitit_compat.py, nemotron/config/hydra_compat.py,
-nemotron/hf/transformers_compat.py, nemotron/hf/dcp_compat.py, nemotron/runtime/cpu_compat.py,
+nemotron/runtime/transformers_compat.py, nemotron/hf/dcp_compat.py, nemotron/runtime/cpu_compat.py,
 nemotron/runtime/model/inference_compat.py) names the range it was checked against as
 `SUPPORTED = {"<distribution>": "<specifier>"}`, in pyproject's syntax; tests/test_dependencies.py fails
 when pyproject.toml's requirement admits other versions. A specifier is comma-separated clauses of

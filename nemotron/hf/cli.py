@@ -2,8 +2,8 @@
 `export-hf <checkpoint> <out dir> [model=<option>] [--verify] [--overwrite]`,
 `export-hf --adapter <adapters> <out dir> [--base-model NAME]` (LoRA adapters in PEFT format,
 nemotron/hf/peft_export.py),
-`merge-lora <adapters> <out dir>` (nemotron/runtime/peft/merge.py) and
-`average <ckpt> <ckpt>... <out dir> [--weights w ...]` (nemotron/runtime/checkpoint/average.py).
+`merge-lora <adapters> <out dir>` (nemotron/hf/merge_lora.py) and
+`average <ckpt> <ckpt>... <out dir> [--weights w ...]` (nemotron/hf/average.py).
 
 A known mistake (missing file, unmapped architecture, mismatching config, wrong shape, truncated
 shard, existing output) prints one line (or one line per mismatch) and exits 2 with nothing
@@ -122,12 +122,12 @@ def _export_adapters(args: argparse.Namespace, option: Optional[str], overrides:
 
 def _run_checkpoint_tool(args: argparse.Namespace) -> int:
     if args.command == "merge-lora":
-        from nemotron.runtime.peft.merge import merge_lora
+        from nemotron.hf.merge_lora import merge_lora
 
         path = merge_lora(args.adapters, args.out_dir, args.overwrite, args.registry)
         print(f"merged {args.adapters} into its base -> {path}")
         return 0
-    from nemotron.runtime.checkpoint.average import average
+    from nemotron.hf.average import average
 
     *sources, out = args.checkpoints
     path = average(sources, out, args.weights, args.overwrite)

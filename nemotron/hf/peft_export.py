@@ -109,7 +109,7 @@ def export_adapters(
     from safetensors.torch import save_file
 
     from nemotron.common.checkpoint_index import pretrained_checkpoint
-    from nemotron.runtime.peft.merge import lora_run_config
+    from nemotron.hf.merge_lora import lora_run_config
 
     found = pretrained_checkpoint(str(Path(ckpt).resolve()), ".")
     record = found.meta.get("lora")

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import torch
 
 from nemotron.hf import megatron_side as ours
-from nemotron.hf import transformers_compat
+from nemotron.runtime import transformers_compat
 
 TOLERANCE = 1e-4
 """Largest absolute logit difference accepted (fp32)."""

@@ -92,6 +92,6 @@ def _perturb_norms(model) -> None:
 
 
 def hf_logits(path: Path, tokens: torch.Tensor) -> torch.Tensor:
-    from nemotron.hf import transformers_compat
+    from nemotron.runtime import transformers_compat
 
     return transformers_compat.causal_lm_logits(transformers_compat.load_causal_lm(str(path)), tokens)

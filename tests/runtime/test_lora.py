@@ -77,8 +77,8 @@ def test_step_zero_equals_base_merge_equals_adapted_and_another_base_is_refused(
 ):
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.cli import main
+    from nemotron.hf.merge_lora import adapted_model
     from nemotron.runtime.peft import lora
-    from nemotron.runtime.peft.merge import adapted_model
 
     cfg = run_config("gpt/sft", *LORA, f"checkpoint.pretrained={pretrained}", f"checkpoint.dir={tmp_path / 'a'}")
     loop.run(cfg, SFTStage())
@@ -132,9 +132,10 @@ def test_peft_format_export_loads_in_peft_with_the_adapted_models_logits(run_con
     from peft import PeftModel
     from safetensors import safe_open
 
-    from nemotron.hf import transformers_compat, verify
+    from nemotron.hf import verify
     from nemotron.hf.cli import main
-    from nemotron.runtime.peft.merge import adapted_model
+    from nemotron.hf.merge_lora import adapted_model
+    from nemotron.runtime import transformers_compat
 
     adapters, registry = tmp_path / "a", tmp_path / "artifacts.json"
     cfg = run_config(
@@ -182,7 +183,7 @@ def test_nano3_lora_trains_saves_and_merges_with_the_adapted_models_logits(run_c
     """nano3 (Mamba in/out projections, attention, MoE shared expert): adapters save, merge and match."""
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.cli import main
-    from nemotron.runtime.peft.merge import adapted_model
+    from nemotron.hf.merge_lora import adapted_model
 
     base, adapters = tmp_path / "pretrain_ck", tmp_path / "a"
     pretrain.run(run_config("nano3/pretrain", "train.steps=2", f"checkpoint.dir={base}"))
@@ -212,7 +213,7 @@ def test_lora_dpo_trains_the_adapters_against_the_base_and_merges_with_the_adapt
     ln 2), the adapters move, and `merge-lora` of its adapter-only checkpoint gives the adapted logits."""
     from nemotron.hf import megatron_side as ours
     from nemotron.hf.cli import main
-    from nemotron.runtime.peft.merge import adapted_model
+    from nemotron.hf.merge_lora import adapted_model
     from nemotron.runtime.stages import dpo
 
     cfg = run_config(

@@ -73,7 +73,7 @@ def test_tp2_lora_sft_has_the_tp1_losses_and_merged_weights(run_config, tiny_dat
         "parallel.tensor_model_parallel_size=2", f"checkpoint.dir={tmp_path / 'tp2'}",
     )  # fmt: skip
     assert len(tp1) == 4 and tp2 == pytest.approx(tp1, abs=1e-4)
-    from nemotron.runtime.peft.merge import adapted_model
+    from nemotron.hf.merge_lora import adapted_model
     from nemotron.runtime.train import distributed
 
     try:

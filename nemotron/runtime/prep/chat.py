@@ -8,7 +8,7 @@ objects) instead of, or besides, its content. Messages reach the template as giv
 or a list of parts, any other keys kept), with None values dropped, as `apply_chat_template` does.
 
 Templates are Jinja, as in Hugging Face tokenizer configs, and are rendered by transformers' own
-chat-template code (nemotron/hf/transformers_compat.py), so the text is exactly
+chat-template code (nemotron/runtime/transformers_compat.py), so the text is exactly
 `tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)`: they see `messages`,
 `tools`, `add_generation_prompt` (false) and the tokenizer's special tokens (those of a
 tokenizer_config.json beside the tokenizer; `eos_token` is `data.eod_token` when it names none).
@@ -215,7 +215,7 @@ class ChatRenderer:
                  tokens: Optional[Mapping[str, str]] = None) -> None:
         from jinja2 import TemplateError
 
-        from nemotron.hf import transformers_compat
+        from nemotron.runtime import transformers_compat
 
         self._compat = transformers_compat
         try:

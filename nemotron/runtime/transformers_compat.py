@@ -39,7 +39,7 @@ def load_causal_lm(path: str) -> Any:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    refused = refusal(SUPPORTED, "nemotron/hf/transformers_compat.py", {"transformers": transformers.__version__})
+    refused = refusal(SUPPORTED, "nemotron/runtime/transformers_compat.py", {"transformers": transformers.__version__})
     if refused:
         raise ImportError(refused)
 
@@ -73,7 +73,7 @@ def _chat_template_utils() -> Any:
         raise ImportError(
             f"transformers {transformers.__version__} is installed; chat templates are rendered with the "
             f"chat-template code of transformers {' or '.join(f'{m}.x' for m in CHAT_TEMPLATE_MAJORS)} "
-            "(nemotron/hf/transformers_compat.py)"
+            "(nemotron/runtime/transformers_compat.py)"
         )
     from transformers.utils import chat_template_utils
 
