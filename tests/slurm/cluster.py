@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -31,79 +30,15 @@ import sys
 import time
 from pathlib import Path
 
+# siblings: this folder is on sys.path (run as a script, or imported as conftest.py does)
+from cluster_layout import ClusterInfo, Layout
+from daemon_pids import is_ours, record_pid, recorded, stop_pid
+
 PACKAGES = ("munge", "slurmctld", "slurmd", "slurm-client", "slurmdbd", "mariadb-server")
 MARKER = ".nemotron-slurm-test-cluster"  # in a root we created; we wipe nothing in a root without it
 HOSTS_BEGIN, HOSTS_END = "# BEGIN nemotron-slurm-test ", "# END nemotron-slurm-test "
 # stop order: compute nodes first, the database last
 DAEMON_ORDER = ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged")
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterInfo:
-    """Where a running test cluster is and what it offers (also saved as `<root>/cluster.json`)."""
-
-    root: str  # the --root directory holding everything
-    slurm_conf: str  # export as SLURM_CONF for sbatch/sacct/submitit
-    cluster_name: str  # ClusterName, registered in slurmdbd
-    partition: str  # the one (default) partition
-    nodes: list[str]  # node names, resolvable through /etc/hosts
-    node_addrs: list[str]  # their loopback addresses
-    cpus_per_node: int  # CPUs each node declares (may exceed the host's)
-    mem_mb_per_node: int  # RealMemory per node: --mem must not exceed it
-    gpus_per_node: int  # fake GPUs per node (GRES gpu, devices alias /dev/null)
-    pids: dict[str, int]  # daemon name -> PID this module started
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for a process that talks to this cluster."""
-        return {"SLURM_CONF": self.slurm_conf}
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """The paths and ports of one cluster root."""
-
-    root: Path
-    num_nodes: int = 2
-    gpus_per_node: int = 8
-    cpus_per_node: int = max(os.cpu_count() or 1, 4)
-    mem_mb_per_node: int = 4096
-    partition: str = "debug"
-    cluster_name: str = "nemotrontest"
-    ctld_port: int = 16817
-    dbd_port: int = 16819
-    db_port: int = 16306
-    slurmd_port_base: int = 16900  # node i listens on base + i
-
-    etc = property(lambda self: self.root / "etc")  # slurm.conf, slurmdbd.conf, gres.conf
-    run = property(lambda self: self.root / "run")  # <daemon>.pid: "PID STARTTIME" of each daemon we started
-    log = property(lambda self: self.root / "log")  # daemon logs and their stdout/stderr (<daemon>.out)
-    state = property(lambda self: self.root / "state")  # slurmctld's StateSaveLocation
-    spool = property(lambda self: self.root / "spool")  # one SlurmdSpoolDir per node
-    db = property(lambda self: self.root / "db")  # MariaDB data directory and socket
-    munge = property(lambda self: self.root / "munge")  # munged's key, socket, seed
-    fakegpu = property(lambda self: self.root / "fakegpu")  # per node: nvidia<i> char devices aliasing /dev/null
-    DIRS = ("etc", "run", "log", "state", "spool", "db", "munge", "fakegpu")
-
-    @property
-    def slurm_conf(self) -> Path:
-        return self.etc / "slurm.conf"
-
-    @property
-    def munge_socket(self) -> Path:
-        return self.munge / "munge.socket"
-
-    @property
-    def db_socket(self) -> Path:
-        return self.db / "mysqld.sock"
-
-    def node(self, i: int) -> tuple[str, str, int]:
-        """Name, loopback address and slurmd port of node i (1-based)."""
-        return f"n{i}", f"127.0.0.{10 + i}", self.slurmd_port_base + i
-
-    @property
-    def node_names(self) -> list[str]:
-        return [self.node(i)[0] for i in range(1, self.num_nodes + 1)]
 
 
 def log(msg: str) -> None:
@@ -151,61 +86,6 @@ def install() -> float:
     secs = time.monotonic() - t0
     log(f"packages installed in {secs:.1f} s")
     return secs
-
-
-# ---------------------------------------------------------------- PID records
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time) of a live process, None if gone or a zombie."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
-    return None if fields[0] in "ZX" else (fields[0], fields[19])
-
-
-def record_pid(lay: Layout, name: str, pid: int) -> None:
-    """Save name, PID and kernel start time: a recycled PID is never mistaken for our daemon."""
-    start = (_proc_stat(pid) or ("", "?"))[1]
-    (lay.run / f"{name}.pid").write_text(f"{pid} {start}\n")
-
-
-def recorded(lay: Layout) -> dict[str, tuple[int, str]]:
-    out = {}
-    for f in sorted(lay.run.glob("*.pid")) if lay.run.is_dir() else []:
-        pid, start = f.read_text().split()
-        out[f.stem] = (int(pid), start)
-    return out
-
-
-def is_ours(pid: int, start: str) -> bool:
-    now = _proc_stat(pid)
-    return now is not None and now[1] == start
-
-
-def _reap(pid: int) -> None:
-    try:  # our own child (daemons started by this process): collect the zombie
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def stop_pid(name: str, pid: int, start: str, grace_s: float = 10.0) -> str:
-    """SIGTERM one recorded daemon, wait up to grace_s, then SIGKILL. Returns what happened."""
-    if not is_ours(pid, start):
-        return f"{name} ({pid}) already gone"
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not is_ours(pid, start):
-            _reap(pid)  # it may have turned zombie just after the first try
-            return f"stopped {name} ({pid})"
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    _reap(pid)
-    return f"killed {name} ({pid}) after {grace_s:.0f} s"
 
 
 # ---------------------------------------------------------------- config files
