@@ -127,6 +127,10 @@ def checked_messages(value: Any, where: str) -> List[Message]:
         raise ChatDataError(f"{where}: `messages` is a {type(value).__name__}, expected a list")
     out = []
     for i, message in enumerate(value):
+        if type(message) is dict and len(message) == 2 and type(message.get("content")) is str:
+            if message["role"] in ROLES if "role" in message else False:
+                out.append(message)  # {"role", "content"}, both valid: nothing to drop or check
+                continue
         if not isinstance(message, dict) or "role" not in message:
             raise ChatDataError(f"{where}: messages[{i}] needs `role` and `content`")
         message = {k: v for k, v in message.items() if v is not None}  # as apply_chat_template does
@@ -294,3 +298,37 @@ def token_mask(offsets: Sequence[Tuple[int, int]], spans: Sequence[Tuple[int, in
             break
         out[t] = end > span[k, 0]
     return out
+
+
+def token_masks(offsets: Sequence[Sequence[Tuple[int, int]]], spans: Sequence[Sequence[Tuple[int, int]]]) -> List[Any]:
+    """`token_mask` of each conversation of a batch, the same arrays, in one vectorized pass.
+
+    Conversation c's characters are moved to [c * M, c * M + M) (M: one past the largest offset or
+    span end of the batch), so one sorted search over all spans finds each token's span: a token
+    whose conversation has no span left finds a later conversation's span, which starts past its
+    end (not in the loss, as in `token_mask`). A conversation with out-of-order token starts takes
+    `token_mask` itself, and the whole batch does when span ends are out of order."""
+    import itertools
+
+    import numpy as np
+
+    counts = np.fromiter(map(len, offsets), np.int64, len(offsets))
+    span_counts = np.fromiter(map(len, spans), np.int64, len(spans))
+    n, m = int(counts.sum()), int(span_counts.sum())
+    tok = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(offsets)), np.int64, 2 * n)
+    span = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(spans)), np.int64, 2 * m)
+    tok, span = tok.reshape(n, 2), span.reshape(m, 2)
+    if not n or not m:
+        return [np.zeros(int(k), np.uint8) for k in counts]
+    shift = max(int(tok.max()), int(span.max())) + 1
+    starts = tok[:, 0] + np.repeat(np.arange(len(offsets), dtype=np.int64) * shift, counts)
+    ends = tok[:, 1] + (starts - tok[:, 0])
+    span = span + np.repeat(np.arange(len(spans), dtype=np.int64) * shift, span_counts)[:, None]
+    if not np.all(np.diff(span[:, 1]) >= 0):
+        return [token_mask(o, s) for o, s in zip(offsets, spans)]
+    k = np.searchsorted(span[:, 1], starts, side="right")
+    out = ((k < m) & (ends > span[np.minimum(k, m - 1), 0])).astype(np.uint8)
+    masks = np.split(out, np.cumsum(counts)[:-1])
+    for c in np.unique(np.searchsorted(np.cumsum(counts), np.flatnonzero(np.diff(starts) < 0), side="right")):
+        masks[c] = token_mask(offsets[c], spans[c])  # out of order: transformers' walk, one token at a time
+    return masks

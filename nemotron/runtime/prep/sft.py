@@ -170,10 +170,9 @@ def encode_chat_shard(
 
     def flush() -> None:
         encodings = tok.encode_batch([r.text for _, r in pending], add_special_tokens=False)
-        for (lineno, rendered), enc in zip(pending, encodings):
-            kept = _sample(
-                enc.ids, chat.token_mask(enc.offsets, rendered.spans), sig["seq_length"], sig["overlong"], counts
-            )
+        masks = chat.token_masks([enc.offsets for enc in encodings], [r.spans for _, r in pending])
+        for (lineno, _), enc, mask in zip(pending, encodings, masks):
+            kept = _sample(enc.ids, mask, sig["seq_length"], sig["overlong"], counts)
             if kept is not None:
                 ids_out.append(np.asarray(kept[0], np.int32))
                 mask_out.append(kept[1])
