@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import typing as tp
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import submitit
@@ -35,10 +34,6 @@ _REFUSED = refusal(
 )
 if _REFUSED:
     raise ImportError(_REFUSED)
-
-
-PICKLERS = 8
-"""Threads writing an array's pickled tasks (one file per member)."""
 
 
 class Executor(submitit.SlurmExecutor):
@@ -85,11 +80,12 @@ class Executor(submitit.SlurmExecutor):
             return super()._internal_process_submissions(delayed)
         folder = utils.JobPaths.get_first_id_independent_folder(self.folder)
         folder.mkdir(parents=True, exist_ok=True)
-        pickles = [folder / f"{uuid.uuid4().hex}.pkl" for _ in delayed]
+        pickles = []
         for d in delayed:
+            pickle_path = folder / f"{uuid.uuid4().hex}.pkl"
             d.set_timeout(self.parameters.get("time", 5), self.max_num_timeout)
-        with ThreadPoolExecutor(PICKLERS) as pool:  # creating a file is most of a dump's time: overlap them
-            list(pool.map(lambda d, path: d.dump(path), delayed, pickles))
+            d.dump(pickle_path)
+            pickles.append(pickle_path)
         self.parameters["map_count"] = len(delayed)
         try:
             first = self._submit_command(self.command)
