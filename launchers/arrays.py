@@ -11,9 +11,10 @@ MaxArraySize. Each group is one submitit SlurmExecutor (`submitit_compat.Executo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from nemotron.common.atomic_files import write_json_atomic, write_text_atomic
 from nemotron.launchers import records, scheduler
@@ -146,19 +147,34 @@ def submit_array(array: SweepArray) -> None:
     write_text_atomic(array.script_path, submitted)  # `jobs resubmit` sbatches it again
 
 
+WRITERS = 8
+"""Threads writing a sweep's member files. Each file is still written whole and durably on its own
+(temp file, fsync, rename, fsync of its directory); the threads only overlap those waits, which are most of
+a submit's time after composing (2,500 members: ~11 s of ~12 s on the 2-core test VM, docs/scale.md)."""
+
+
+def write_each(write: Callable[[MemberJob], None], members: List[MemberJob]) -> None:
+    """`write(member)` for every member, on up to WRITERS threads; the first error is raised."""
+    if len(members) < 2:
+        for member in members:
+            write(member)
+        return
+    with ThreadPoolExecutor(min(WRITERS, len(members))) as pool:
+        list(pool.map(write, members))
+
+
 def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path] = None) -> None:
-    """Write every member's files, then submit each job and record the ids (members, and the sweep)."""
-    for array in arrays:
-        for member in array.members:
-            records.write_member(member.run_dir, member.resolved_yaml, member.parts.secrets)
-    for array in arrays:
-        submit_array(array)
-        for m, job_id in zip(array.members, array.task_ids or [], strict=True):
-            extra = {"sweep_dir": str(sweep_dir), "overrides": m.overrides} if sweep_dir else {}
-            record = records.job_record(
-                m.record, job_id, m.run_dir, array.script_path, submitit_folder=str(array.folder), **extra, **code
-            )
-            records.write_record(m.run_dir, record)
+    """Write every member's files, then submit each job, then record the ids (members, and the sweep).
+
+    Nothing is submitted unless every member's config (and secrets) is written. The records follow the
+    last sbatch, so no array waits for another's records; when sbatch refuses an array, the arrays it
+    accepted before are still recorded (`jobs` finds them) and the refusal is raised."""
+    write_each(lambda m: records.write_member(m.run_dir, m.resolved_yaml, m.parts.secrets), arrays_members(arrays))
+    try:
+        for array in arrays:
+            submit_array(array)
+    finally:
+        record_members([a for a in arrays if a.task_ids], code, sweep_dir)
     if sweep_dir is not None:
         sweep = {
             "sweep_dir": str(sweep_dir),
@@ -174,6 +190,24 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
             ],
         }
         write_json_atomic(sweep_dir / "sweep.json", sweep)
+
+
+def arrays_members(arrays: List[SweepArray]) -> List[MemberJob]:
+    return [m for a in arrays for m in a.members]
+
+
+def record_members(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path]) -> None:
+    """`slurm_job.json` of every member of the submitted `arrays` (its job id `<array>_<i>`)."""
+    ids = {id(m): job_id for a in arrays for m, job_id in zip(a.members, a.task_ids or [], strict=True)}
+    folders = {id(m): (a.script_path, str(a.folder)) for a in arrays for m in a.members}
+
+    def write(m: MemberJob) -> None:
+        extra = {"sweep_dir": str(sweep_dir), "overrides": m.overrides} if sweep_dir else {}
+        script, folder = folders[id(m)]
+        record = records.job_record(m.record, ids[id(m)], m.run_dir, script, submitit_folder=folder, **extra, **code)
+        records.write_record(m.run_dir, record)
+
+    write_each(write, arrays_members(arrays))
 
 
 def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: str) -> str:

@@ -99,18 +99,20 @@ class SectionCache:
         for dotted in changed:
             key, _, rest = dotted.partition(".")
             leaves.setdefault(key, []).append(rest)
-        data, texts = {}, []
+        data, texts, fresh = {}, [], {}
         for key in (k for k in cfg if k != "hydra"):
             if key not in sections:
-                data[key] = resolved_section(cfg, key)
+                data[key] = fresh[key] = resolved_section(cfg, key)
                 texts.append(dump_yaml({key: data[key]}))
             elif key in leaves:
-                data[key] = _with_leaves(cfg, key, sections[key][0], leaves[key])
+                data[key] = fresh[key] = _with_leaves(cfg, key, sections[key][0], leaves[key])
                 texts.append(dump_yaml({key: data[key]}))
             else:
                 data[key], text = sections[key]
                 texts.append(text)
-        if run_secrets(data, environ):
+        # The base holds no secret (else it is not cached), so only the sections resolved again can bring
+        # one, and recipe.env / cluster.env, whose secret names cluster.secret_names extends.
+        if run_secrets({**fresh, **{k: data[k] for k in ("recipe", "cluster") if k in data}}, environ):
             return config_yaml(cfg, environ)
         return "".join(texts), {}
 

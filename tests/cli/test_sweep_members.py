@@ -99,6 +99,39 @@ def test_members_config_yaml_from_cached_sections_equals_hydras_full_composition
         assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
 
 
+SECRET_MEMBERS = [
+    ["data.name=plain"],  # the base's first member: no secret, its sections cached
+    ["data.name='http://user:pw-in-a-uri@host/x'"],  # a changed value brings a URI password
+    ["data.name=plain2"],
+    ["data.name=tok-0123456789abcdef"],  # the value of a secret variable of this process
+    ["data.name=plain3", "+cluster.env.FOO=bar"],  # cluster.env changes (composed on its own base)
+]
+
+
+def test_a_member_whose_changed_value_holds_a_secret_gets_config_yamls_references(loader_and_master, monkeypatch):
+    """The cached sections hold no secret; a member bringing one (in a section it changes) is written
+    as config_yaml writes it: the value replaced by `${oc.env:NAME}`, NAME -> value for the job."""
+    from nemotron.config.dump import SectionCache, config_yaml
+
+    monkeypatch.setenv("NEMOTRON_TEST_TOKEN", "tok-0123456789abcdef")
+    loader, master = loader_and_master
+    composer, sections, seen, found = MemberComposer(loader, master), SectionCache(), set(), []
+    for num, extra in enumerate(SECRET_MEMBERS):
+        overrides = [*COMMON, *extra]
+        with cached_parsing():
+
+            def render(cfg, changed):
+                first = id(cfg) not in seen
+                seen.add(id(cfg))
+                return sections.config_yaml(cfg, frozenset() if first else changed)
+
+            member = composer.compose(num, overrides, render)
+        expected = config_yaml(full_config(loader, master, num, overrides)[1])
+        assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
+        found.append(sorted(set(member.rendered[1].values())))
+    assert found == [[], ["pw-in-a-uri"], [], ["tok-0123456789abcdef"], []]
+
+
 def test_hydra_job_num_interpolation_follows_each_member(loader_and_master):
     loader, master = loader_and_master
     composer = MemberComposer(loader, master)
