@@ -1,5 +1,9 @@
 """arrays.submit_arrays without Slurm: every member's config is written before the first sbatch, the
-records after the last one, and the arrays sbatch accepted before a refusal are still recorded."""
+records after the last one, and the arrays sbatch accepted before a refusal are still recorded.
+
+A stand-in replaces `submit_array` (sbatch) here: it records what is on disk at each submission and
+refuses the second array, which the test cluster cannot be made to do on cue. The real submissions
+are tested on the test cluster in tests/slurm_launch/test_sweeps.py."""
 
 from __future__ import annotations
 
