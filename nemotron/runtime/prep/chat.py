@@ -81,18 +81,24 @@ def parse_conversation(line: str, where: str) -> Optional[List[Message]]:
     return None if conversation is None else conversation.messages
 
 
+def json_record(line: Any, where: str) -> Any:
+    """The record of one JSONL line (parsed) or parquet row (a dict, as is); None for a blank line."""
+    if isinstance(line, dict):
+        return line
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except ValueError as err:
+        raise ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
+
+
 def parse_chat(line: Any, where: str, messages_key: str = "messages") -> Optional[Conversation]:
     """The conversation of one JSONL line (or a parquet row, a dict), tools included (`where` is
     file:line); None when blank. The messages are under `messages_key` (data.messages_key)."""
-    if isinstance(line, dict):
-        record = line
-    elif not line.strip():
+    record = json_record(line, where)
+    if record is None:
         return None
-    else:
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
     if isinstance(record, list):
         return Conversation(checked_messages(record, where))
     if not isinstance(record, dict):

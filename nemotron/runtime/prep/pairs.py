@@ -14,7 +14,6 @@ file:line and the key (nemotron.runtime.prep.chat.ChatDataError).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -71,15 +70,9 @@ def _check_answer(answer: Messages, key: str, where: str) -> None:
 
 def parse_pair(line: Any, where: str) -> Optional[Pair]:
     """The pair on one JSONL line or parquet row (a dict; `where` is file:line); None for a blank line."""
-    if isinstance(line, dict):
-        record = line
-    elif not line.strip():
+    record = chat.json_record(line, where)
+    if record is None:
         return None
-    else:
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise chat.ChatDataError(f"{where}: not a JSON object ({err.msg})") from None
     if not isinstance(record, dict) or "chosen" not in record or "rejected" not in record:
         keys = sorted(record)[:8] if isinstance(record, dict) else type(record).__name__
         raise chat.ChatDataError(

@@ -214,19 +214,8 @@ def prepare_dpo(spec: sft_prep.SftPrepSpec, log: sft_prep.Log = print) -> Dict[s
     rows = mix.source_rows(sources, per_source, [n for n, _ in encoder.selected], [t for _, t in encoder.selected])
     report = {"counts": asdict(encoder.counts), "seq_length": spec.seq_length, "splits": splits, "sources": rows}
     write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
-    manifest = {
-        "format": FORMAT,
-        "tokenizer": "tokenizer.json",
-        "tokenizer_sha1": tok_sha1,
-        "eod_token": spec.eod_token,
-        "template_sha1": hashlib.sha1(template.encode()).hexdigest(),
-        "template_origin": origin,
-        "seq_length": spec.seq_length,
-        "split": spec.split,
-        "seed": spec.seed,
-        "splits": splits,
-        "report": "report.json",
-    }
+    template_sha1 = hashlib.sha1(template.encode()).hexdigest()
+    manifest = sft_prep.manifest_of(FORMAT, spec, tok_sha1, template_sha1, origin, splits)
     write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
     log(f"dpo prep report ({spec.out_dir / 'report.json'}):")
     for line in report_lines(report):

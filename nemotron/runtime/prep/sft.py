@@ -364,8 +364,18 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
         "sources": mix.source_rows(sources, [asdict(c) for c in by_source], chosen, chosen_tokens),
     }
     write_atomic(spec.out_dir / "report.json", json.dumps(report, indent=1).encode())
-    manifest = {
-        "format": FORMAT,
+    manifest = manifest_of(FORMAT, spec, tok_sha1, template_sha1, origin, splits)
+    write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
+    log(f"sft prep report ({spec.out_dir / 'report.json'}):")
+    for line in report_lines({**report, "peak_rss_mb": mix.peak_rss_mb()}):  # said, not written: same bytes
+        log(line)
+    return report
+
+
+def manifest_of(fmt: str, spec: Any, tok_sha1: str, template_sha1: str, origin: str, splits: Any) -> Dict[str, Any]:
+    """The manifest SFT and DPO prep write beside their splits (`fmt` tells them apart)."""
+    return {
+        "format": fmt,
         "tokenizer": "tokenizer.json",
         "tokenizer_sha1": tok_sha1,
         "eod_token": spec.eod_token,
@@ -377,8 +387,3 @@ def prepare_sft(spec: SftPrepSpec, log: Log = print) -> Dict[str, Any]:
         "splits": splits,
         "report": "report.json",
     }
-    write_atomic(spec.packed_file, json.dumps(manifest, indent=1).encode())
-    log(f"sft prep report ({spec.out_dir / 'report.json'}):")
-    for line in report_lines({**report, "peak_rss_mb": mix.peak_rss_mb()}):  # said, not written: same bytes
-        log(line)
-    return report
