@@ -153,14 +153,14 @@ WRITERS = 8
 a submit's time after composing (2,500 members: ~11 s of ~12 s on the 2-core test VM, docs/scale.md)."""
 
 
-def write_each(write: Callable[[MemberJob], None], members: List[MemberJob]) -> None:
-    """`write(member)` for every member, on up to WRITERS threads; the first error is raised."""
-    if len(members) < 2:
-        for member in members:
-            write(member)
+def write_each(write: Callable[[Any], None], items: List[Any]) -> None:
+    """`write(item)` for every item, on up to WRITERS threads; the first error is raised."""
+    if len(items) < 2:
+        for item in items:
+            write(item)
         return
-    with ThreadPoolExecutor(min(WRITERS, len(members))) as pool:
-        list(pool.map(write, members))
+    with ThreadPoolExecutor(min(WRITERS, len(items))) as pool:
+        list(pool.map(write, items))
 
 
 def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path] = None) -> None:
@@ -169,7 +169,8 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
     Nothing is submitted unless every member's config (and secrets) is written. The records follow the
     last sbatch, so no array waits for another's records; when sbatch refuses an array, the arrays it
     accepted before are still recorded (`jobs` finds them) and the refusal is raised."""
-    write_each(lambda m: records.write_member(m.run_dir, m.resolved_yaml, m.parts.secrets), arrays_members(arrays))
+    members = [m for a in arrays for m in a.members]
+    write_each(lambda m: records.write_member(m.run_dir, m.resolved_yaml, m.parts.secrets), members)
     try:
         for array in arrays:
             submit_array(array)
@@ -192,22 +193,19 @@ def submit_arrays(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Opt
         write_json_atomic(sweep_dir / "sweep.json", sweep)
 
 
-def arrays_members(arrays: List[SweepArray]) -> List[MemberJob]:
-    return [m for a in arrays for m in a.members]
-
-
 def record_members(arrays: List[SweepArray], code: Dict[str, Any], sweep_dir: Optional[Path]) -> None:
     """`slurm_job.json` of every member of the submitted `arrays` (its job id `<array>_<i>`)."""
-    ids = {id(m): job_id for a in arrays for m, job_id in zip(a.members, a.task_ids or [], strict=True)}
-    folders = {id(m): (a.script_path, str(a.folder)) for a in arrays for m in a.members}
+    jobs = [(a, m, job_id) for a in arrays for m, job_id in zip(a.members, a.task_ids or [], strict=True)]
 
-    def write(m: MemberJob) -> None:
+    def write(job: tuple) -> None:
+        array, m, job_id = job
         extra = {"sweep_dir": str(sweep_dir), "overrides": m.overrides} if sweep_dir else {}
-        script, folder = folders[id(m)]
-        record = records.job_record(m.record, ids[id(m)], m.run_dir, script, submitit_folder=folder, **extra, **code)
+        record = records.job_record(
+            m.record, job_id, m.run_dir, array.script_path, submitit_folder=str(array.folder), **extra, **code
+        )
         records.write_record(m.run_dir, record)
 
-    write_each(write, arrays_members(arrays))
+    write_each(write, jobs)
 
 
 def submitted_message(arrays: List[SweepArray], sweep_dir: Path, output_root: str) -> str:

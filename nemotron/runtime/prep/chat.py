@@ -133,10 +133,10 @@ def checked_messages(value: Any, where: str) -> List[Message]:
         raise ChatDataError(f"{where}: `messages` is a {type(value).__name__}, expected a list")
     out = []
     for i, message in enumerate(value):
-        if type(message) is dict and len(message) == 2 and type(message.get("content")) is str:
-            if message["role"] in ROLES if "role" in message else False:
-                out.append(message)  # {"role", "content"}, both valid: nothing to drop or check
-                continue
+        if type(message) is dict and len(message) == 2 and type(message.get("content")) is str \
+                and message.get("role") in ROLES:
+            out.append(message)  # {"role", "content"}, both valid: nothing to drop or check
+            continue
         if not isinstance(message, dict) or "role" not in message:
             raise ChatDataError(f"{where}: messages[{i}] needs `role` and `content`")
         message = {k: v for k, v in message.items() if v is not None}  # as apply_chat_template does
