@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import Container, DictConfig, OmegaConf
 
 from nemotron.config.hydra_compat import apply_overrides, get_overrides_dirname
+from nemotron.launchers.override_lines import OverrideLines
 
 Render = Callable[[DictConfig, FrozenSet[str]], Any]
 """What the launcher makes of one member's composed config (it may raise ConfigError), given the keys
@@ -54,28 +54,22 @@ class MemberComposer:
 
     def __init__(self, loader: Any, master: DictConfig) -> None:
         self.loader, self.master = loader, master
-        self.parser = OverridesParser.create()
+        self.lines = OverrideLines()
         self.bases: Dict[Tuple[str, ...], DictConfig] = {}
         self.active: Optional[DictConfig] = None
-        self.parsed: Dict[str, Override] = {}
         self.structural: Dict[str, bool] = {}
         self.first: Dict[Tuple[str, ...], Dict[str, str]] = {}
         """Per base: key -> override line of the value overrides of the first member composed on it."""
-        self.settings: Optional[Tuple[DictConfig, Tuple[str, Dict[str, Any], Path]]] = None
+        self.settings: Optional[Tuple[DictConfig, Tuple[str, Dict[str, Any], Path, bool]]] = None
         """The config `_sweep_settings` last resolved, and its settings."""
+        self.task: Optional[Tuple[DictConfig, List[str]]] = None
+        """The config `_set_task` last wrote, and the lines it wrote."""
         self.varied: Dict[Tuple[str, ...], Set[str]] = {}
         """Per base: the keys whose override differed from that first member's in any member so far."""
 
-    def parse(self, overrides: Sequence[str]) -> List[Override]:
-        """Hydra's parse of each override line, once per distinct line (most repeat in every member)."""
-        for line in overrides:
-            if line not in self.parsed:
-                self.parsed[line] = self.parser.parse_overrides([line])[0]
-        return [self.parsed[line] for line in overrides]
-
     def compose(self, num: int, overrides: Sequence[str], render: Render) -> Member:
         """Compose member `num`, hand it to `render` with `${hydra:...}` set for it, return the result."""
-        parsed = self.parse(overrides)
+        parsed = self.lines.parse(overrides)
         structural = tuple(o.input_line for o in parsed if self._is_structural(o))
         values = [o for o in parsed if o.input_line not in structural]
         full = self._base(structural)
@@ -131,22 +125,38 @@ class MemberComposer:
         """Point `${hydra:...}` at member `num`; its output directory (absolute, as Hydra's run_job makes it)."""
         hc = self.active.hydra  # type: ignore[union-attr]
         task = [o for o in parsed if not o.is_hydra_override()]
-        name, dirname_cfg, sweep_dir = self._sweep_settings(hc)
+        name, dirname_cfg, sweep_dir, subdir_is_num = self._sweep_settings(hc)
         hc.job.num = num  # writable: _activate
         hc.job.id = f"{name}_{num}"
         hc.job.override_dirname = get_overrides_dirname(overrides=task, **dirname_cfg)
-        hc.overrides.task = [o.input_line for o in task]
-        out = Path(os.path.abspath(sweep_dir / str(hc.sweep.subdir)))
+        self._set_task([o.input_line for o in task])
+        out = Path(os.path.abspath(sweep_dir / (str(num) if subdir_is_num else str(hc.sweep.subdir))))
         hc.runtime.output_dir = str(out)
         return out
 
-    def _sweep_settings(self, hc: DictConfig) -> Tuple[str, Dict[str, Any], Path]:
-        """(job name, override_dirname settings, sweep dir) of the active config, resolved once per config
-        (Hydra's launcher also resolves hydra.sweep.dir once for the whole sweep)."""
+    def _set_task(self, lines: List[str]) -> None:
+        """`hydra.overrides.task` of the active config: only the entries that differ from the last
+        member's on it are written (a new ListConfig costs more than the rest of the node's changes)."""
+        hc = self.active.hydra  # type: ignore[union-attr]
+        last = self.task[1] if self.task is not None and self.task[0] is self.active else None
+        if last is None or len(last) != len(lines):
+            hc.overrides.task = lines
+        else:
+            node = hc.overrides.task
+            for i, (old, new) in enumerate(zip(last, lines, strict=True)):
+                if old != new:
+                    node[i] = new
+        self.task = (self.active, lines)
+
+    def _sweep_settings(self, hc: DictConfig) -> Tuple[str, Dict[str, Any], Path, bool]:
+        """(job name, override_dirname settings, sweep dir, whether the sweep subdir is Hydra's default
+        `${hydra.job.num}`) of the active config, resolved once per config (Hydra's launcher also
+        resolves hydra.sweep.dir once for the whole sweep)."""
         if self.settings is None or self.settings[0] is not self.active:
             dirname = hc.job.config.override_dirname
             kwargs = {"kv_sep": dirname.kv_sep, "item_sep": dirname.item_sep, "exclude_keys": dirname.exclude_keys}
-            self.settings = (self.active, (str(hc.job.name), kwargs, Path(str(hc.sweep.dir))))
+            by_num = OmegaConf.to_container(hc.sweep, resolve=False).get("subdir") == "${hydra.job.num}"
+            self.settings = (self.active, (str(hc.job.name), kwargs, Path(str(hc.sweep.dir)), by_num))
         return self.settings[1]
 
     def _compose_fully(self, num: int, overrides: List[str], parsed: List[Override], render: Render) -> Member:

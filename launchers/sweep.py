@@ -80,6 +80,7 @@ class SlurmRenderer:
         self.bases: List[Tuple[DictConfig, CheckedBase]] = []  # checked bases (kept alive: compared by identity)
         self.sections = SectionCache()  # each base's resolved sections, re-dumped only where a member differs
         self.parts = PartsCache(self.cwd, launcher)  # each base's job parts, made again only where they read a change
+        self.settings: Optional[Dict[str, Any]] = None  # the first Slurm member's sweep_settings
 
     def __call__(self, cfg: DictConfig, changed: FrozenSet[str] = frozenset()) -> Rendered:
         """Check and render one member; `changed`: the keys it may differ in from the first member
@@ -106,20 +107,10 @@ class SlurmRenderer:
             resolved_yaml=text,
             record=slurm.record_info(cfg, self.launcher),
         )
-        c = cfg.cluster
-        settings = {
-            "name": cfg.recipe.name,
-            "cluster": c.name,
-            "max_array_size": c.max_array_size,
-            "parallelism": self.launcher.get("array_parallelism") or c.array_parallelism,
-            "snapshot": c.snapshot,
-            "uncommitted": slurm.policy(cfg),
-            "output_root": cfg.paths.output_root,
-            "wait": bool(c.wait),
-            "grace_s": float(c.wait_grace_s),
-        }
+        if self.settings is None:  # sweep-wide: the first member's values are used (submit)
+            self.settings = sweep_settings(cfg, self.launcher)
         return Rendered(
-            executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=settings
+            executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=self.settings
         )
 
     def _check(self, cfg: DictConfig, changed: FrozenSet[str], fitted: bool) -> FrozenSet[str]:
@@ -133,6 +124,22 @@ class SlurmRenderer:
                 return changed
         self.bases.append((cfg, check_recording(cfg, fitted)))
         return frozenset()
+
+
+def sweep_settings(cfg: DictConfig, launcher: Dict[str, Any]) -> Dict[str, Any]:
+    """What the arrays of a sweep need from its config (read once, from the first member)."""
+    c = cfg.cluster
+    return {
+        "name": cfg.recipe.name,
+        "cluster": c.name,
+        "max_array_size": c.max_array_size,
+        "parallelism": launcher.get("array_parallelism") or c.array_parallelism,
+        "snapshot": c.snapshot,
+        "uncommitted": slurm.policy(cfg),
+        "output_root": cfg.paths.output_root,
+        "wait": bool(c.wait),
+        "grace_s": float(c.wait_grace_s),
+    }
 
 
 def compose_all(

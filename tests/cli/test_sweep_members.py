@@ -99,6 +99,20 @@ def test_members_config_yaml_from_cached_sections_equals_hydras_full_composition
         assert member.rendered == expected, f"member {num} {extra} differs from Hydra's composition"
 
 
+
+def test_members_hydra_node_equals_hydras_own(loader_and_master):
+    """The per-member keys of Hydra's node (`overrides.task` written entry by entry on a shared base)
+    are the ones Hydra's own composition of each member gives."""
+    loader, master = loader_and_master
+    composer = MemberComposer(loader, master)
+    for num, extra in enumerate([*MEMBERS, ["train.seed=3", "optim.lr=0.001"], ["optim.lr=0.001"]]):
+        overrides = [*COMMON, *extra]
+        member = composer.compose(num, overrides, lambda cfg, changed: (
+            list(cfg.hydra.overrides.task), cfg.hydra.job.override_dirname, cfg.hydra.job.num, cfg.hydra.job.id))
+        cfg = full_config(loader, master, num, overrides)[1]
+        expected = (list(cfg.hydra.overrides.task), cfg.hydra.job.override_dirname, num, f"{cfg.hydra.job.name}_{num}")
+        assert member.rendered == expected, f"member {num} {extra}"
+
 SECRET_MEMBERS = [
     ["data.name=plain"],  # the base's first member: no secret, its sections cached
     ["data.name='http://user:pw-in-a-uri@host/x'"],  # a changed value brings a URI password
