@@ -29,7 +29,7 @@ from nemotron.cli.secret_files import scrub_hydra_outputs, scrubbed_stdout
 from nemotron.common.environ import OWN_FULL_ERROR
 from nemotron.common.paths import CONF_DIR, plugins_on_path
 from nemotron.config import register_configs
-from nemotron.config.hydra_compat import skip_mode_compose
+from nemotron.config.hydra_compat import fast_yaml_loading, skip_mode_compose
 from nemotron.config.parse_cache import cached_parsing
 from nemotron.tracking.secrets import scrub_text
 
@@ -80,7 +80,8 @@ def train(cfg: DictConfig) -> int:
     if cfg.dry_run:
         from nemotron.tracking.secrets import redact
 
-        shown = dump_yaml(redact(data))
+        redacted = redact(data)
+        shown = resolved_text if not secrets and redacted == data else dump_yaml(redacted)  # dumped once if alike
         print(f"# resolved config ({config_path}; secrets redacted)\n{shown}")
         print(table(cfg))
         if remote:  # the exact sbatch script; secrets live in a separate file it sources
@@ -171,6 +172,7 @@ def main() -> None:
         print(f"error: override {keyless[0]!r} has no key: write key=value (e.g. train.steps=3)", file=sys.stderr)
         sys.exit(2)
     skip_mode_compose(sys.argv[1:])
+    fast_yaml_loading()  # OmegaConf's YAML rules on libyaml's parser: config files parse ~5x sooner
     plugins_on_path()
     with cached_parsing():  # a compose reads ~80 interpolations, ~20 distinct strings: each parsed once
         if SHOWS_CONFIG.intersection(arg.split("=", 1)[0] for arg in sys.argv[1:]):
