@@ -34,7 +34,9 @@ RANK_ENV = (
 )
 """What each srun task runs before submitit's job runner: torch.distributed's variables from Slurm's."""
 CODE_DIR = "code"
-"""Name of the code snapshot directory inside a run (or sweep) directory."""
+"""Name of the code snapshot directory inside a run (or sweep) directory (a link into CODE_STORE)."""
+CODE_STORE = ".code"
+"""Folder under paths.output_root holding each distinct snapshot once (launchers/snapshot.py)."""
 SUBMITIT_DIR = "submitit"
 """submitit's folder inside a run (or sweep) directory: the pickled tasks, results and rank logs."""
 STARTED = (

@@ -15,6 +15,7 @@ never into the script. Like the rest of the compose/launch layer, this imports n
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from nemotron.common.topology import ranks_per_node
 from nemotron.config.validate import ConfigError
 from nemotron.launchers import records, scheduler, snapshot
 from nemotron.launchers.arrays import MemberJob, SweepArray, plan_plain, submit_arrays
-from nemotron.launchers.script import CODE_DIR, job_parts
+from nemotron.launchers.script import CODE_DIR, CODE_STORE, job_parts
 from nemotron.launchers.terminal import TerminalFilter
 from nemotron.launchers.wait import wait as wait_for_jobs
 
@@ -42,6 +43,8 @@ class SlurmPlan:
     """Where the code snapshot goes (the job runs from it); None runs the live checkout."""
     uncommitted: str = "ship"
     """What the snapshot does with uncommitted changes (cluster.uncommitted)."""
+    code_store: Optional[Path] = None
+    """Where snapshots of identical code are shared (`code_dir` links to one): code_store_for."""
 
     script = property(lambda self: self.job.script)
     run_dir = property(lambda self: self.member.run_dir)
@@ -64,6 +67,15 @@ class SlurmPlan:
 def code_dir_for(cfg: Any, base: Path) -> Optional[Path]:
     """`<base>/code` when the cluster option snapshots the code, else None."""
     return base / CODE_DIR if cfg.cluster.snapshot else None
+
+
+def code_store_for(cfg: Any, code_dir: Optional[Path]) -> Optional[Path]:
+    """`<paths.output_root>/.code` (absolute), where the snapshots that `code` links point into live, when
+    `code_dir` lies under the output root; None otherwise (a run dir set elsewhere gets its own copy)."""
+    root = Path(os.path.abspath(str(cfg.paths.output_root)))
+    if code_dir is None or not Path(os.path.abspath(code_dir)).is_relative_to(root):
+        return None
+    return root / CODE_STORE
 
 
 def policy(cfg: Any) -> str:
@@ -102,6 +114,7 @@ def plan_slurm(
         job=plan_plain(member, cfg.recipe.name, cfg.cluster.name),
         code_dir=code_dir,
         uncommitted=policy(cfg),
+        code_store=code_store_for(cfg, code_dir),
     )
 
 
@@ -187,11 +200,12 @@ def write_files(plan: SlurmPlan) -> None:
     write_text_atomic(plan.script_path, plan.script)
 
 
-def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
-    """Copy the code for the job (nothing without a code dir); what the job record says about it."""
+def take_snapshot(code_dir: Optional[Path], uncommitted: str, store: Optional[Path] = None) -> Dict[str, Any]:
+    """Copy the code for the job (nothing without a code dir; identical code is shared in `store`); what
+    the job record says about it."""
     if code_dir is None:
         return {"code": None}
-    snap = snapshot.take(code_dir, uncommitted)
+    snap = snapshot.take(code_dir, uncommitted, store=store)
     return {
         "code": str(snap.path),
         "commit": snap.commit,
@@ -202,7 +216,7 @@ def take_snapshot(code_dir: Optional[Path], uncommitted: str) -> Dict[str, Any]:
 
 def submit(plan: SlurmPlan) -> str:
     """Snapshot the code, write the files, submit through submitit, record and return the job id."""
-    code = take_snapshot(plan.code_dir, plan.uncommitted)
+    code = take_snapshot(plan.code_dir, plan.uncommitted, plan.code_store)
     try:
         submit_arrays([plan.job], code)
     except scheduler.SchedulerError as err:

@@ -10,6 +10,12 @@ Uncommitted changes are shipped and recorded (`SNAPSHOT.json`, `uncommitted.diff
 The copy is built in a temp dir beside `dest` and renamed into place, so a `dest` holding
 `SNAPSHOT.json` is complete; taking it again (a requeued or resubmitted run) reuses it.
 
+With a `store` (launchers/slurm.py passes `<paths.output_root>/.code`), identical code is copied once:
+the copy goes to `<store>/<content key>` (the commit, the file list and the bytes of every uncommitted
+file: `content_key`) and `dest` becomes a relative symlink to it, so a submit of unchanged code
+creates one link instead of ~300 files (40-400 ms on the test VM, more on a parallel file system).
+Entries are shared by the runs that link to them: never edit one in place.
+
 Imports: a python started with `PYTHONPATH=<snap.path>` imports `nemotron` from the copy even with the
 editable install, whose finder is appended to `sys.meta_path` after the `sys.path` finder. Two things
 still reach the live checkout: `python -m ...` started in the checkout (the working directory goes
@@ -18,13 +24,15 @@ first on sys.path) and `python -I`/`-E` (PYTHONPATH ignored). Standard library o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, List, Optional
@@ -48,6 +56,8 @@ GIT_TIMEOUT_S = 20
 """Longest one git call may take (a huge or network-mounted checkout)."""
 SHOWN_FILES = 3
 """Uncommitted paths named in a refusal."""
+STORE_LAYOUT = "nemotron-code-1"
+"""Part of every content key: a change to what a snapshot holds (CODE_PATHS, PACKAGE_DIRS) bumps it."""
 
 
 @dataclass
@@ -227,10 +237,11 @@ def _place(tmp: Path, dest: Path) -> bool:
         ) from None
 
 
-def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> Snapshot:
+def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None, store: Optional[Path] = None) -> Snapshot:
     """Copy the code under `root` (default: code_root()) into `dest` and record where it came from.
 
-    Reuses `dest` when it already holds a complete snapshot. Raises ConfigError when the policy is
+    Reuses `dest` when it already holds a complete snapshot. With a `store`, the copy is made (or found)
+    in the store under its content key and `dest` links to it. Raises ConfigError when the policy is
     "refuse" and the code paths have uncommitted changes; nothing is written then.
     """
     dest, start = Path(dest).absolute(), time.perf_counter()
@@ -248,15 +259,59 @@ def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None) -> 
         uncommitted_files=changed or [],
         policy=_check_policy(uncommitted, root, changed or []),
     )
+    listing = files if in_git else plain_files(root)
+    if store is None:
+        return _build(snap, listing, dest, start)
+    entry = Path(store).absolute() / content_key(root, snap.commit, listing, changed)
+    built = (entry / RECORD).is_file() or _build(replace(snap, path=entry), listing, entry, start)
+    _link(entry, dest)
+    return load(dest) if built is True else replace(built, path=dest)
+
+
+def _build(snap: Snapshot, files: List[str], dest: Path, start: float) -> Snapshot:
+    """Copy into a temp dir beside `dest`, then rename it to `dest` (or find a complete one there)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()  # not tempfile.mkdtemp: its 0700 would hide the code from the rest of the team
     try:
-        _fill(snap, files if in_git else plain_files(root), tmp, start)
+        _fill(snap, files, tmp, start)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return snap if _place(tmp, dest) else load(dest)
+
+
+def content_key(root: Path, commit: Optional[str], files: List[str], changed: Optional[List[str]]) -> str:
+    """What identifies the code a snapshot of `files` holds: the commit and the file list, plus the bytes
+    and executable bit of each uncommitted file (of every file outside git, or when git status failed)."""
+    digest = hashlib.sha256(f"{STORE_LAYOUT}\0{commit or ''}\0".encode())
+    for rel in files:
+        digest.update(rel.encode() + b"\0")
+    for rel in sorted(changed if commit and changed is not None else files):
+        if bytecode(rel):
+            continue
+        digest.update(b"\1" + rel.encode() + b"\0")
+        try:
+            digest.update(b"x" if os.stat(root / rel).st_mode & stat.S_IXUSR else b"-")
+            digest.update((root / rel).read_bytes())
+        except OSError:  # deleted (or a directory): its absence is the content
+            digest.update(b"\2")
+    return digest.hexdigest()[:32]
+
+
+def _link(entry: Path, dest: Path) -> None:
+    """Make `dest` a relative symlink to the store `entry` (an empty directory there is replaced)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
+        dest.rmdir()
+    try:
+        os.symlink(os.path.relpath(entry, dest.parent), dest)
+    except FileExistsError:
+        if not (dest / RECORD).is_file():  # another taker linked it first: fine; anything else is not ours
+            raise _config_error(
+                f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
+            ) from None
+    fsync_dir(dest.parent)
 
 
 def job_path(snap: Snapshot, script: Any) -> str:

@@ -108,7 +108,7 @@ class SlurmRenderer:
             record=slurm.record_info(cfg, self.launcher),
         )
         if self.settings is None:  # sweep-wide: the first member's values are used (submit)
-            self.settings = sweep_settings(cfg, self.launcher)
+            self.settings = sweep_settings(cfg, self.launcher, self.sweep_dir)
         return Rendered(
             executor=executor, dry_run=bool(cfg.dry_run), run_dir=str(job.run_dir), job=job, settings=self.settings
         )
@@ -126,8 +126,8 @@ class SlurmRenderer:
         return frozenset()
 
 
-def sweep_settings(cfg: DictConfig, launcher: Dict[str, Any]) -> Dict[str, Any]:
-    """What the arrays of a sweep need from its config (read once, from the first member)."""
+def sweep_settings(cfg: DictConfig, launcher: Dict[str, Any], sweep_dir: Path) -> Dict[str, Any]:
+    """What the arrays of a sweep in `sweep_dir` need from its config (read once, from the first member)."""
     c = cfg.cluster
     return {
         "name": cfg.recipe.name,
@@ -136,6 +136,7 @@ def sweep_settings(cfg: DictConfig, launcher: Dict[str, Any]) -> Dict[str, Any]:
         "parallelism": launcher.get("array_parallelism") or c.array_parallelism,
         "snapshot": c.snapshot,
         "uncommitted": slurm.policy(cfg),
+        "code_store": slurm.code_store_for(cfg, sweep_dir),
         "output_root": cfg.paths.output_root,
         "wait": bool(c.wait),
         "grace_s": float(c.wait_grace_s),
@@ -259,7 +260,7 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
         print(describe(arrays), end="", flush=True)
         return [returned(m, config, None) for m in members]
     code_dir = sweep_dir / "code" if settings["snapshot"] else None
-    code = slurm.take_snapshot(code_dir, settings["uncommitted"])
+    code = slurm.take_snapshot(code_dir, settings["uncommitted"], settings["code_store"])
     try:
         submit_arrays(arrays, code, sweep_dir)
     except scheduler.SchedulerError as err:

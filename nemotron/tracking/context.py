@@ -60,9 +60,15 @@ def git_state(path: Any) -> Tuple[Optional[str], Optional[bool]]:
     return sha, (bool(status) if status is not None else None)
 
 
+def code_dir() -> Path:
+    """The folder this process imports nemotron from: the run's `code` (a link into the snapshot store,
+    left unresolved: the run's own path is what its records name) or the checkout."""
+    return Path(os.path.abspath(__file__)).parents[2]
+
+
 def snapshot_state() -> Optional[Dict[str, Any]]:
     """The code snapshot this process runs from (a Slurm job started from `<run_dir>/code`), if any."""
-    record = Path(__file__).resolve().parents[2] / SNAPSHOT_RECORD
+    record = code_dir() / SNAPSHOT_RECORD
     try:
         return json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -75,7 +81,7 @@ def code_line() -> Optional[str]:
     snap = snapshot_state()
     if snap is None:
         return None
-    root = Path(__file__).resolve().parents[2]
+    root = code_dir()
     commit = (snap.get("commit") or "no git commit")[:12]
     return f"code: {root} (snapshot of {commit}{', with uncommitted changes' if snap.get('dirty') else ''})"
 
@@ -103,7 +109,7 @@ def run_tags(cfg: Any) -> Dict[str, Any]:
         "nemotron.cluster": cfg.cluster.name,
         "nemotron.executor": str(getattr(cfg.cluster.executor, "value", cfg.cluster.executor)),
         "nemotron.run_dir": str(cfg.run_dir),
-        "nemotron.code": str(Path(__file__).resolve().parents[2]),
+        "nemotron.code": str(code_dir()),
         "nemotron.git.commit": sha,
         "nemotron.git.dirty": None if dirty is None else str(dirty).lower(),
         "host": socket.gethostname(),

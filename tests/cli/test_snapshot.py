@@ -185,3 +185,56 @@ def test_no_git_binary_copies_anyway(repo, tmp_path, monkeypatch):
 def test_empty_dest_directory_filled(repo, tmp_path):
     (tmp_path / "code").mkdir()
     assert (take(tmp_path / "code", root=repo).path / RECORD).is_file()
+
+
+def test_identical_code_is_stored_once_and_linked(repo, tmp_path):
+    store = tmp_path / "out" / ".code"
+    first = take(tmp_path / "out" / "run1" / "code", root=repo, store=store)
+    second = take(tmp_path / "out" / "run2" / "code", root=repo, store=store)
+    assert not first.reused and second.reused
+    assert [p.name for p in store.iterdir()] == [first.path.resolve().name]  # one entry, no temp dirs left
+    for snap, run in ((first, "run1"), (second, "run2")):
+        assert snap.path == tmp_path / "out" / run / "code" and snap.path.is_symlink()
+        assert not os.path.isabs(os.readlink(snap.path))  # relative: holds wherever output_root is mounted
+        assert (snap.path / "nemotron/a.py").read_text() == "A = 1\n"
+    assert (second.commit, second.dirty) == (first.commit, False)
+
+
+def test_an_uncommitted_change_gets_its_own_entry_frozen_at_take(repo, tmp_path):
+    store = tmp_path / ".code"
+    clean = take(tmp_path / "r1" / "code", root=repo, store=store)
+    (repo / "nemotron/a.py").write_text("A = 2\n")
+    dirty = take(tmp_path / "r2" / "code", root=repo, store=store)
+    (repo / "nemotron/a.py").write_text("A = 3\n")
+    dirtier = take(tmp_path / "r3" / "code", root=repo, store=store)
+    (repo / "nemotron/new.py").write_text("")
+    untracked = take(tmp_path / "r4" / "code", root=repo, store=store)
+    entries = {s.path.resolve() for s in (clean, dirty, dirtier, untracked)}
+    assert len(entries) == 4 and len(list(store.iterdir())) == 4
+    assert [(s.path / "nemotron/a.py").read_text() for s in (clean, dirty, dirtier)] == ["A = 1\n", "A = 2\n", "A = 3\n"]
+    assert dirty.uncommitted_files == ["nemotron/a.py"] and (dirty.path / DIFF).is_file()
+    (repo / "nemotron/new.py").unlink()
+    (repo / "nemotron/a.py").write_text("A = 2\n")
+    assert take(tmp_path / "r5" / "code", root=repo, store=store).path.resolve() == dirty.path.resolve()
+
+
+def test_a_linked_snapshot_is_reused_by_its_run_and_an_empty_dest_replaced(repo, tmp_path):
+    (tmp_path / "run" / "code").mkdir(parents=True)
+    snap = take(tmp_path / "run" / "code", root=repo, store=tmp_path / ".code")
+    assert snap.path.is_symlink() and not snap.reused
+    again = take(tmp_path / "run" / "code", uncommitted="refuse", root=repo, store=tmp_path / ".code")
+    assert again.reused and again.created == snap.created
+    write(tmp_path / "other" / "code", {"mine.txt": "keep\n"})
+    with pytest.raises(ConfigError, match="exists and is not a code snapshot"):
+        take(tmp_path / "other" / "code", root=repo, store=tmp_path / ".code")
+
+
+def test_the_store_is_under_the_output_root_only_for_code_dirs_inside_it(tmp_path):
+    from omegaconf import OmegaConf
+
+    from nemotron.launchers.slurm import code_store_for
+
+    cfg = OmegaConf.create({"paths": {"output_root": str(tmp_path / "outputs")}})
+    assert code_store_for(cfg, tmp_path / "outputs" / "gpt" / "run" / "code") == tmp_path / "outputs" / ".code"
+    assert code_store_for(cfg, tmp_path / "elsewhere" / "code") is None  # run_dir set outside: its own copy
+    assert code_store_for(cfg, None) is None
