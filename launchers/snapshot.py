@@ -263,9 +263,12 @@ def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None, sto
     if store is None:
         return _build(snap, listing, dest, start)
     entry = Path(store).absolute() / content_key(root, snap.commit, listing, changed)
-    built = (entry / RECORD).is_file() or _build(replace(snap, path=entry), listing, entry, start)
+    if (entry / RECORD).is_file():  # this code is stored already: link it
+        _link(entry, dest)
+        return load(dest)
+    built = _build(replace(snap, path=entry), listing, entry, start)
     _link(entry, dest)
-    return load(dest) if built is True else replace(built, path=dest)
+    return replace(built, path=dest)
 
 
 def _build(snap: Snapshot, files: List[str], dest: Path, start: float) -> Snapshot:

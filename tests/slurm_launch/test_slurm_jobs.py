@@ -26,16 +26,16 @@ def jobs(slurm_cluster, tmp_path_factory, word_tokenizer):
     """Submit the good job (after its dry run) and start the failing one with cluster.wait=true."""
     base = tmp_path_factory.mktemp("slurm_jobs")
     cache = f"paths.cache_dir={base / 'cache'}"
-    good_dir, bad_dir = base / "good", base / "bad"
+    good_dir, bad_dir = base / "outputs" / "good", base / "bad"  # good: under its output root (code linked)
     for ext in (".bin", ".idx"):  # shards that pass the compose-time check; only the job reads them
         (base / f"nope{ext}").write_text("not an indexed dataset\n")
-    dry = cli(*COMMON, cache, f"hydra.run.dir={good_dir}", "dry_run=true")
+    dry = cli(*COMMON, cache, f"paths.output_root={base / 'outputs'}", f"hydra.run.dir={good_dir}", "dry_run=true")
     bad = subprocess.Popen(
         [sys.executable, "-m", "nemotron.train", *COMMON, cache, f"hydra.run.dir={bad_dir}", "cluster.wait=true",
          "data.generate_tiny=false", f"data.prefixes=[{base / 'nope'}]", f"data.tokenizer_path={word_tokenizer}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    good = cli(*COMMON, cache, f"hydra.run.dir={good_dir}")
+    good = cli(*COMMON, cache, f"paths.output_root={base / 'outputs'}", f"hydra.run.dir={good_dir}")
     bad_out, bad_err = bad.communicate(timeout=120)
     return {"dry": dry, "good": good, "good_dir": good_dir, "bad_dir": bad_dir,
             "bad": (bad.returncode, bad_out, bad_err)}
@@ -58,8 +58,12 @@ def test_tiny_recipe_trains_to_completion_as_a_slurm_job(jobs, wait_for_job):
     job_id = SUBMITTED.search(good.stdout).group(1)
     assert f"tail -f {jobs['good_dir'] / 'train.log'}" in good.stdout
     assert wait_for_job(job_id, timeout_s=90) == ("COMPLETED", "0:0")
+    code = jobs["good_dir"] / "code"  # the job ran from the code stored once under its output root
+    assert code.is_symlink() and code.resolve().parent == (jobs["good_dir"].parent / ".code").resolve()
+    assert (jobs["bad_dir"] / "code").is_dir() and not (jobs["bad_dir"] / "code").is_symlink()  # outside: a copy
     log = (jobs["good_dir"] / "train.log").read_text()
     assert "done | 5/5 steps" in log and "world 1" in log
+    assert f"code: {code} (snapshot of" in log  # the run's own path, not the store's
     assert (jobs["good_dir"] / "config.yaml").exists() and (jobs["good_dir"] / "slurm_job.json").exists()
 
 
