@@ -189,6 +189,13 @@ def _config_error(message: str) -> Exception:
     return ConfigError(message)
 
 
+def _not_a_snapshot(dest: Path) -> Exception:
+    """The refusal for a `dest` that holds something else than a complete snapshot (nothing is touched)."""
+    return _config_error(
+        f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
+    )
+
+
 def _check_policy(policy: Any, root: Path, dirty_files: List[str]) -> str:
     """The policy's name; refuse a dirty tree under "refuse" (one line, naming the first files)."""
     name = str(getattr(policy, "value", policy))
@@ -232,9 +239,7 @@ def _place(tmp: Path, dest: Path) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
         if (dest / RECORD).is_file():
             return False
-        raise _config_error(
-            f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
-        ) from None
+        raise _not_a_snapshot(dest) from None
 
 
 def take(dest: Path, uncommitted: Any = "ship", root: Optional[Path] = None, store: Optional[Path] = None) -> Snapshot:
@@ -311,9 +316,7 @@ def _link(entry: Path, dest: Path) -> None:
         os.symlink(os.path.relpath(entry, dest.parent), dest)
     except FileExistsError:
         if not (dest / RECORD).is_file():  # another taker linked it first: fine; anything else is not ours
-            raise _config_error(
-                f"{dest} exists and is not a code snapshot (no {RECORD}); remove it or snapshot into another directory"
-            ) from None
+            raise _not_a_snapshot(dest) from None
     fsync_dir(dest.parent)
 
 

@@ -128,15 +128,15 @@ class SlurmRenderer:
 
 def sweep_settings(cfg: DictConfig, launcher: Dict[str, Any], sweep_dir: Path) -> Dict[str, Any]:
     """What the arrays of a sweep in `sweep_dir` need from its config (read once, from the first member)."""
-    c = cfg.cluster
+    c, code_dir = cfg.cluster, slurm.code_dir_for(cfg, sweep_dir)
     return {
         "name": cfg.recipe.name,
         "cluster": c.name,
         "max_array_size": c.max_array_size,
         "parallelism": launcher.get("array_parallelism") or c.array_parallelism,
-        "snapshot": c.snapshot,
+        "code_dir": code_dir,
         "uncommitted": slurm.policy(cfg),
-        "code_store": slurm.code_store_for(cfg, sweep_dir),
+        "code_store": slurm.code_store_for(cfg, code_dir),
         "output_root": cfg.paths.output_root,
         "wait": bool(c.wait),
         "grace_s": float(c.wait_grace_s),
@@ -259,8 +259,7 @@ def submit(members: List[Member], sweep_dir: Path, config: DictConfig) -> List[J
     if members[0].rendered.dry_run:
         print(describe(arrays), end="", flush=True)
         return [returned(m, config, None) for m in members]
-    code_dir = sweep_dir / "code" if settings["snapshot"] else None
-    code = slurm.take_snapshot(code_dir, settings["uncommitted"], settings["code_store"])
+    code = slurm.take_snapshot(settings["code_dir"], settings["uncommitted"], settings["code_store"])
     try:
         submit_arrays(arrays, code, sweep_dir)
     except scheduler.SchedulerError as err:
